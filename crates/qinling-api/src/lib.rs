@@ -1,0 +1,116 @@
+//! The HTTP edge: Qinling's REST API v1 on axum. Parses requests into engine calls, renders
+//! engine results in the Qinling wire format, and turns domain errors into status codes and
+//! fault bodies (see [`error`]). The only crate that knows HTTP.
+
+mod error;
+mod executions;
+mod functions;
+mod runtimes;
+mod wire;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use qinling_engine::Engine;
+use qinling_types::RequestContext;
+
+pub use error::{ApiError, ApiResult};
+
+/// Settings of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body for function create/update (the package plus form overhead).
+    pub max_package_body: usize,
+    /// Largest body of any other request.
+    pub max_body: usize,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub config: ApiConfig,
+}
+
+/// The request id of a request: the client's `X-Openstack-Request-Id` if it is sane, else
+/// a new `req-<uuid>`. Echoed on every response.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Builds the request context. Auth is off: every request is project `default`, admin.
+pub fn context(req_id: &RequestId) -> RequestContext {
+    RequestContext::unauthenticated(req_id.0.clone())
+}
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/runtimes", get(runtimes::list).post(runtimes::create))
+        .route("/runtimes/", get(runtimes::list).post(runtimes::create))
+        .route("/runtimes/{id}", get(runtimes::show).put(runtimes::update).delete(runtimes::delete))
+        .route("/runtimes/{id}/pool", get(runtimes::pool))
+        .route("/functions", get(functions::list).post(functions::create))
+        .route("/functions/", get(functions::list).post(functions::create))
+        .route("/functions/{id}", get(functions::show).put(functions::update).delete(functions::delete))
+        .route("/executions", get(executions::list).post(executions::create))
+        .route("/executions/", get(executions::list).post(executions::create))
+        .route("/executions/{id}", get(executions::show).delete(executions::delete))
+        .route("/executions/{id}/log", get(executions::log));
+    Router::new()
+        .route("/", get(root))
+        .route("/v1", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/v1/")]) }))
+        .route("/v1/", get(v1_root))
+        .nest("/v1", v1)
+        .fallback(|| async { error::webob(StatusCode::NOT_FOUND, Some("The resource could not be found.")) })
+        .method_not_allowed_fallback(|| async { error::webob(StatusCode::METHOD_NOT_ALLOWED, Some("The method is not allowed for this resource.")) })
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-openstack-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("req-{}", qinling_types::new_id()));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    tracing::debug!(request_id = %id, %method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-openstack-request-id", v);
+    }
+    resp
+}
+
+/// `http://<host>` of the request, for discovery links.
+fn base_url(headers: &axum::http::HeaderMap, uri: &Uri) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "127.0.0.1:7070".into());
+    format!("http://{host}")
+}
+
+async fn root(headers: axum::http::HeaderMap, uri: Uri) -> impl IntoResponse {
+    let href = format!("{}/v1", base_url(&headers, &uri));
+    Json(serde_json::json!({"versions": [{"id": "v1.0", "status": "CURRENT", "links": [{"href": href, "target": "v1", "rel": "self"}]}]}))
+}
+
+async fn v1_root(State(_): State<AppState>, headers: axum::http::HeaderMap, uri: Uri) -> impl IntoResponse {
+    Json(serde_json::json!({"uri": format!("{}/v1", base_url(&headers, &uri))}))
+}
+
+/// Reads a whole request body up to `limit` bytes; a larger one is a 413 that says the limit.
+pub(crate) async fn read_body(body: axum::body::Body, limit: usize, what: &str) -> ApiResult<bytes::Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("Request body is larger than the maximum of {limit} bytes for {what}."))
+    })
+}

@@ -1,0 +1,235 @@
+//! The Qinling wire format: request bodies and query strings in (WSME's strict JSON objects,
+//! pecan's forms) and resources out (always every field, `null` when unset, timestamps as
+//! `YYYY-MM-DDTHH:MM:SSZ`).
+
+use axum::http::{header, HeaderMap};
+use bytes::Bytes;
+use qinling_types::{format_ts, Execution, Function, Runtime};
+use serde_json::{json, Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+
+/// The declared attributes of a WSME resource body.
+pub struct Schema {
+    /// The resource name in error messages (`runtime`, `execution`, …).
+    pub name: &'static str,
+    pub writable: &'static [(&'static str, Kind)],
+    pub read_only: &'static [&'static str],
+}
+
+/// The JSON type an attribute accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int,
+}
+
+fn py_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "int",
+        Value::Number(_) => "float",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+fn py_repr(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses a WSME JSON body: an object whose keys are all declared, writable, of the right
+/// type. Null values are kept (they mean "unset").
+pub fn wsme_body(headers: &HeaderMap, body: &Bytes, schema: &Schema) -> ApiResult<Map<String, Value>> {
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ctype.starts_with("application/x-www-form-urlencoded") || ctype.starts_with("multipart/form-data") {
+        let first = if ctype.starts_with("application/x-www-form-urlencoded") {
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok().and_then(|v| v.into_iter().next()).map(|(k, _)| k)
+        } else {
+            None
+        };
+        return Err(ApiError::bad_request(match first {
+            Some(k) => format!("Unknown argument: \"{k}\""),
+            None => "This endpoint takes a JSON object body with Content-Type: application/json.".to_string(),
+        }));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}.")))?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::bad_request(format!("Request body must be a JSON object, got {}.", py_type(&value))));
+    };
+    for (k, v) in &map {
+        if schema.read_only.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute {k}. Value: '{}'. Cannot set read only field.",
+                py_repr(v)
+            )));
+        }
+        let Some((_, kind)) = schema.writable.iter().find(|(name, _)| name == k) else {
+            return Err(ApiError::bad_request(format!("Unknown attribute for argument {}: {k}", schema.name)));
+        };
+        let ok = match (kind, v) {
+            (_, Value::Null) => true,
+            (Kind::Str, Value::String(_)) => true,
+            (Kind::Bool, Value::Bool(_)) => true,
+            (Kind::Int, Value::Number(n)) => n.is_i64(),
+            _ => false,
+        };
+        if !ok {
+            let expected = match kind {
+                Kind::Str => "str",
+                Kind::Bool => "bool",
+                Kind::Int => "int",
+            };
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute {k}. Value: '{}'. Wrong type. Expected '{expected}', got '{}'",
+                py_repr(v),
+                py_type(v)
+            )));
+        }
+    }
+    Ok(map)
+}
+
+/// A string attribute of a parsed body (`None` when absent or null).
+pub fn opt_str(map: &Map<String, Value>, key: &str) -> Option<String> {
+    map.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+pub fn opt_bool(map: &Map<String, Value>, key: &str) -> Option<bool> {
+    map.get(key).and_then(Value::as_bool)
+}
+
+pub fn opt_int(map: &Map<String, Value>, key: &str) -> Option<i64> {
+    map.get(key).and_then(Value::as_i64)
+}
+
+/// Query parameters, refusing any the endpoint does not declare (reference §2.2).
+pub fn query_params(query: Option<&str>, allowed: &[&str]) -> ApiResult<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}.")))?;
+    for (k, _) in &pairs {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("Unknown argument: \"{k}\"")));
+        }
+    }
+    Ok(pairs)
+}
+
+/// oslo's `bool_from_string`: true for `1`, `t`, `true`, `on`, `y`, `yes` (any case).
+pub fn truthy(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes")
+}
+
+fn ts(t: Option<qinling_types::Timestamp>) -> Value {
+    t.map(|t| Value::String(format_ts(t))).unwrap_or(Value::Null)
+}
+
+pub fn runtime_json(r: &Runtime) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "image": r.image,
+        "description": r.description,
+        "is_public": r.is_public,
+        "trusted": r.trusted,
+        "status": r.status.as_str(),
+        "project_id": r.project_id,
+        "created_at": format_ts(r.created_at),
+        "updated_at": ts(r.updated_at),
+    })
+}
+
+/// A function; `code_as_string` is how WSME list endpoints render it (reference §2.4).
+pub fn function_json(f: &Function, code_as_string: bool) -> Value {
+    let code = f.code.to_json();
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "description": f.description,
+        "cpu": f.cpu,
+        "memory_size": f.memory_size,
+        "timeout": f.timeout,
+        "runtime_id": f.runtime_id,
+        "code": if code_as_string { Value::String(qinling_types::py_json(&code)) } else { code },
+        "entry": f.entry,
+        "count": f.count,
+        "latest_version": f.latest_version,
+        "project_id": f.project_id,
+        "created_at": format_ts(f.created_at),
+        "updated_at": ts(f.updated_at),
+    })
+}
+
+pub fn execution_json(e: &Execution) -> Value {
+    json!({
+        "id": e.id,
+        "function_id": e.function_id,
+        "function_version": e.function_version,
+        "function_alias": e.function_alias,
+        "description": e.description,
+        "status": e.status.as_str(),
+        "sync": e.sync,
+        "input": e.input,
+        "result": e.result,
+        "cpu_ms": e.cpu_ms,
+        "memory_peak_kb": e.memory_peak_kb,
+        "project_id": e.project_id,
+        "created_at": format_ts(e.created_at),
+        "updated_at": ts(e.updated_at),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: Schema = Schema {
+        name: "runtime",
+        writable: &[("image", Kind::Str), ("is_public", Kind::Bool), ("count", Kind::Int)],
+        read_only: &["status"],
+    };
+
+    fn parse(ctype: &str, body: &str) -> Result<Map<String, Value>, String> {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, ctype.parse().unwrap());
+        wsme_body(&h, &Bytes::from(body.to_string()), &SCHEMA).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn wsme_bodies() {
+        let json = "application/json";
+        let cases: &[(&str, &str, Result<&str, &str>)] = &[
+            (json, r#"{"image": "python3"}"#, Ok(r#"{"image":"python3"}"#)),
+            (json, "", Ok("{}")),
+            (json, r#"{"image": null}"#, Ok(r#"{"image":null}"#)),
+            (json, r#"{"bogus": 1}"#, Err("Unknown attribute for argument runtime: bogus")),
+            (json, r#"{"status": "available"}"#, Err("Invalid input for field/attribute status. Value: 'available'. Cannot set read only field.")),
+            (json, r#"{"image": {"a": 1}}"#, Err("Invalid input for field/attribute image. Value: '{\"a\":1}'. Wrong type. Expected 'str', got 'dict'")),
+            (json, r#"{"is_public": "yes"}"#, Err("Invalid input for field/attribute is_public. Value: 'yes'. Wrong type. Expected 'bool', got 'str'")),
+            (json, r#"{"count": 1.5}"#, Err("Invalid input for field/attribute count. Value: '1.5'. Wrong type. Expected 'int', got 'float'")),
+            (json, r#"[1]"#, Err("Request body must be a JSON object, got list.")),
+            (json, r#"{"image": "#, Err("Request body is not valid JSON: EOF while parsing a value at line 1 column 10.")),
+            ("application/x-www-form-urlencoded", "image=x", Err("Unknown argument: \"image\"")),
+        ];
+        for (ctype, body, expect) in cases {
+            let got = parse(ctype, body).map(|m| serde_json::to_string(&m).unwrap());
+            assert_eq!(got.as_deref().map_err(String::as_str), *expect, "{body}");
+        }
+    }
+
+    #[test]
+    fn unknown_query_arguments() {
+        assert_eq!(query_params(Some("all_projects=true"), &["all_projects"]).unwrap(), vec![("all_projects".into(), "true".into())]);
+        assert_eq!(query_params(Some("name=x"), &["all_projects"]).unwrap_err().message, "Unknown argument: \"name\"");
+        assert_eq!(query_params(Some("limit=1"), &[]).unwrap_err().message, "Unknown argument: \"limit\"");
+    }
+}

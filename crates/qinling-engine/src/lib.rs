@@ -1,0 +1,152 @@
+//! The engine: every operation of the v1 API below the HTTP edge. It resolves and validates
+//! (ranges, ownership, states), records through the store, keeps packages, and runs
+//! executions on workers leased from the pool — synchronously for the caller, or from the
+//! durable queue for async executions.
+//!
+//! Invariants: the engine speaks domain types and [`qinling_types::Error`], never HTTP; it
+//! depends on the pool's API, never on a sandbox backend.
+
+mod executions;
+mod functions;
+pub mod packages;
+mod runtimes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use qinling_pool::Pool;
+use qinling_store::Store;
+use qinling_types::LimitRanges;
+use tokio::sync::{mpsc, Mutex, Semaphore};
+
+pub use executions::CreateExecution;
+pub use functions::{CreateFunction, UpdateFunction};
+pub use packages::{PackageId, PackageStore};
+pub use runtimes::{CreateRuntime, UpdateRuntime};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub limits: LimitRanges,
+    /// Largest accepted package, in bytes.
+    pub max_package_bytes: u64,
+    /// Largest accepted execution input, in bytes.
+    pub max_input_bytes: usize,
+    /// Largest log kept per execution, in bytes.
+    pub log_limit: usize,
+    /// Async executions running at once.
+    pub async_concurrency: usize,
+    /// Per-execution rlimits.
+    pub rlimit_nofile: u64,
+    pub rlimit_nproc: u64,
+    pub rlimit_fsize: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            limits: LimitRanges::default(),
+            max_package_bytes: 50 * 1024 * 1024,
+            max_input_bytes: 1024 * 1024,
+            log_limit: 1024 * 1024,
+            async_concurrency: 32,
+            rlimit_nofile: 1024,
+            rlimit_nproc: 128,
+            rlimit_fsize: 524_288_000,
+        }
+    }
+}
+
+struct Inner {
+    store: Store,
+    pool: Pool,
+    packages: PackageStore,
+    config: EngineConfig,
+    /// Serializes package writes and deletions with the rows that reference them, so that a
+    /// package is never removed while a new function is about to use it.
+    package_lock: Mutex<()>,
+    queue: mpsc::UnboundedSender<String>,
+    async_slots: Arc<Semaphore>,
+    tasks: tokio_util_lite::TaskCounter,
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Builds the engine, recovers executions left by a previous run and starts the async
+    /// dispatcher.
+    pub async fn start(store: Store, pool: Pool, packages: PackageStore, config: EngineConfig) -> Result<Engine, qinling_types::Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                pool,
+                packages,
+                async_slots: Arc::new(Semaphore::new(config.async_concurrency.max(1))),
+                config,
+                package_lock: Mutex::new(()),
+                queue: tx,
+                tasks: tokio_util_lite::TaskCounter::default(),
+            }),
+        };
+        engine.restore_runtimes().await?;
+        engine.recover().await?;
+        tokio::spawn(engine.clone().dispatch(rx));
+        Ok(engine)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Graceful stop: no new async executions start; waits up to `grace` for running ones,
+    /// then kills every worker. What did not finish is failed by recovery at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.async_slots.close();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.inner.tasks.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.inner.pool.shutdown();
+    }
+}
+
+mod tokio_util_lite {
+    //! A counter of running background tasks, for graceful shutdown.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Debug, Default, Clone)]
+    pub struct TaskCounter(Arc<AtomicUsize>);
+
+    pub struct TaskGuard(Arc<AtomicUsize>);
+
+    impl TaskCounter {
+        pub fn enter(&self) -> TaskGuard {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            TaskGuard(self.0.clone())
+        }
+
+        pub fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for TaskGuard {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}

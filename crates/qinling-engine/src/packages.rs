@@ -1,0 +1,180 @@
+//! Function packages on local disk, content-addressed by SHA-256:
+//! `<dir>/<aa>/<sha256>.zip`. A package is checked before it is stored: a readable zip,
+//! no entry escaping the package root, no symlinks, within the size limit. Writes are atomic
+//! (temporary file, fsync, rename), so a crash never leaves a half-written package under its
+//! final name.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use md5::Digest as _;
+use qinling_types::Error;
+
+/// Digests of a stored package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageId {
+    pub md5: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackageStore {
+    dir: PathBuf,
+}
+
+impl PackageStore {
+    pub fn open(dir: &Path) -> std::io::Result<PackageStore> {
+        std::fs::create_dir_all(dir)?;
+        Ok(PackageStore { dir: dir.to_path_buf() })
+    }
+
+    fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(&sha256[..2]).join(format!("{sha256}.zip"))
+    }
+
+    /// Validates `bytes` as a function package and computes its digests, without storing it.
+    pub fn inspect(bytes: &[u8]) -> Result<PackageId, Error> {
+        validate_zip(bytes)?;
+        Ok(PackageId {
+            md5: hex::encode(md5::Md5::digest(bytes)),
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+        })
+    }
+
+    /// Stores a validated package under its hash (a no-op if it is already there).
+    pub fn put(&self, id: &PackageId, bytes: &[u8]) -> Result<(), Error> {
+        let path = self.path(&id.sha256);
+        if path.exists() {
+            return Ok(());
+        }
+        let parent = path.parent().expect("package paths have a parent");
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(parent)?;
+            let tmp = parent.join(format!(".{}.{}.tmp", id.sha256, std::process::id()));
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(())
+        };
+        write().map_err(|e| Error::internal("storing the package failed", e))
+    }
+
+    pub fn get(&self, sha256: &str) -> Result<Vec<u8>, Error> {
+        let mut buf = Vec::new();
+        std::fs::File::open(self.path(sha256))
+            .and_then(|mut f| f.read_to_end(&mut buf))
+            .map_err(|e| Error::internal(format!("reading package {sha256} failed"), e))?;
+        Ok(buf)
+    }
+
+    pub fn remove(&self, sha256: &str) {
+        if let Err(error) = std::fs::remove_file(self.path(sha256)) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%error, sha256, "could not remove an unused package");
+            }
+        }
+    }
+
+    /// Every stored package hash (for tests and clean-up).
+    pub fn list(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Ok(dirs) = std::fs::read_dir(&self.dir) else { return out };
+        for d in dirs.flatten() {
+            let Ok(files) = std::fs::read_dir(d.path()) else { continue };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().to_string();
+                if let Some(sha) = name.strip_suffix(".zip") {
+                    if !name.starts_with('.') {
+                        out.push(sha.to_string());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Checks that `bytes` is a zip whose entries all stay inside the package root and that
+/// contains no symlinks.
+fn validate_zip(bytes: &[u8]) -> Result<(), Error> {
+    let invalid = || Error::input("Package is not a valid ZIP package.");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|_| invalid())?;
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(|_| invalid())?;
+        let name = entry.name().map_err(|_| invalid())?.to_string();
+        if entry.enclosed_name().is_none() || name.contains('\\') {
+            return Err(Error::input(format!(
+                "Package entry '{name}' points outside the package root; use relative paths without '..'."
+            )));
+        }
+        if entry.is_symlink() {
+            return Err(Error::input(format!("Package entry '{name}' is a symbolic link; symlinks are not allowed in packages.")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds a zip from (name, content) pairs.
+    pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            for (name, content) in files {
+                w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+                w.write_all(content.as_bytes()).unwrap();
+            }
+            w.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    fn symlink_zip() -> Vec<u8> {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            w.add_symlink("link", "/etc/shadow", zip::write::SimpleFileOptions::default()).unwrap();
+            w.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    #[test]
+    fn validation() {
+        let cases: Vec<(&str, Vec<u8>, Result<(), &str>)> = vec![
+            ("plain", zip_of(&[("hello.py", "def main(): pass")]), Ok(())),
+            ("nested", zip_of(&[("pkg/mod.py", "x = 1")]), Ok(())),
+            ("not a zip", b"hello".to_vec(), Err("Package is not a valid ZIP package.")),
+            ("empty", Vec::new(), Err("Package is not a valid ZIP package.")),
+            ("zip slip", zip_of(&[("../../evil.py", "x")]), Err("Package entry '../../evil.py' points outside the package root; use relative paths without '..'.")),
+            ("absolute", zip_of(&[("/etc/evil.py", "x")]), Err("Package entry '/etc/evil.py' points outside the package root; use relative paths without '..'.")),
+            ("symlink", symlink_zip(), Err("Package entry 'link' is a symbolic link; symlinks are not allowed in packages.")),
+        ];
+        for (what, bytes, expect) in cases {
+            let got = PackageStore::inspect(&bytes).map(|_| ()).map_err(|e| e.to_string());
+            assert_eq!(got, expect.map_err(str::to_string), "{what}");
+        }
+    }
+
+    #[test]
+    fn put_get_remove() {
+        let dir = std::env::temp_dir().join(format!("qinling-pkg-test-{}", std::process::id()));
+        let store = PackageStore::open(&dir).unwrap();
+        let bytes = zip_of(&[("a.py", "x = 1")]);
+        let id = PackageStore::inspect(&bytes).unwrap();
+        store.put(&id, &bytes).unwrap();
+        store.put(&id, &bytes).unwrap();
+        assert_eq!(store.get(&id.sha256).unwrap(), bytes);
+        assert_eq!(store.list(), vec![id.sha256.clone()]);
+        store.remove(&id.sha256);
+        assert!(store.list().is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

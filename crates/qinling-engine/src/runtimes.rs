@@ -1,0 +1,156 @@
+//! Runtimes: create (which registers a worker pool), update, delete, and restoring pools at
+//! start-up.
+
+use qinling_store::{RuntimeUpdate, Scope};
+use qinling_types::{new_id, now, Error, RequestContext, Runtime, RuntimeKind, RuntimeStatus};
+
+use crate::Engine;
+
+/// A validated runtime-create request.
+#[derive(Debug, Clone)]
+pub struct CreateRuntime {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub image: String,
+    pub description: Option<String>,
+    pub is_public: bool,
+    pub trusted: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpdateRuntime {
+    pub name: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub image: Option<String>,
+}
+
+fn kind_of(image: &str) -> Result<RuntimeKind, Error> {
+    RuntimeKind::from_image(image).ok_or_else(|| {
+        Error::input(format!(
+            "Unknown runtime image '{image}'. Built-in runtimes: python3 (any image name starting with 'python', e.g. 'python3' or 'openstackqinling/python3-runtime')."
+        ))
+    })
+}
+
+impl Engine {
+    pub async fn create_runtime(&self, ctx: &RequestContext, req: CreateRuntime) -> Result<Runtime, Error> {
+        let kind = kind_of(&req.image)?;
+        let id = match req.id {
+            Some(id) if qinling_types::is_uuid(&id) => id,
+            Some(id) => return Err(Error::input(format!("Invalid input for field/attribute id. Value: '{id}'. Expected a UUID."))),
+            None => new_id(),
+        };
+        if self.inner.store.get_runtime(&id, &Scope::All).await?.is_some() {
+            return Err(Error::input(format!("Duplicate entry for runtimes: ['id'] ({id})")));
+        }
+        let runtime = Runtime {
+            id,
+            name: req.name,
+            image: req.image,
+            description: req.description,
+            is_public: req.is_public,
+            trusted: req.trusted,
+            status: RuntimeStatus::Creating,
+            project_id: ctx.project_id.clone(),
+            created_at: now(),
+            updated_at: None,
+        };
+        self.inner.store.insert_runtime(&runtime).await?;
+        self.activate_runtime(runtime.id.clone(), kind);
+        Ok(runtime)
+    }
+
+    /// Registers the runtime's pool and, in the background, marks it `available` once a
+    /// worker has started (or `error` if none can).
+    fn activate_runtime(&self, id: String, kind: RuntimeKind) {
+        self.inner.pool.add_runtime(&id, kind);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let status = match engine.inner.pool.probe(kind).await {
+                Ok(()) => RuntimeStatus::Available,
+                Err(error) => {
+                    tracing::error!(%error, runtime_id = %id, "runtime workers cannot start");
+                    RuntimeStatus::Error
+                }
+            };
+            let update = RuntimeUpdate { status: Some(status), ..Default::default() };
+            if let Err(error) = engine.inner.store.update_runtime(&id, &update).await {
+                tracing::error!(%error, runtime_id = %id, "could not record the runtime's status");
+            }
+        });
+    }
+
+    /// At start-up: registers the pools of existing runtimes; on a fresh database, registers
+    /// the built-in python3 runtime so that `qinling serve` works with no setup.
+    pub(crate) async fn restore_runtimes(&self) -> Result<(), Error> {
+        let runtimes = self.inner.store.list_runtimes(&Scope::All).await?;
+        if runtimes.is_empty() && self.inner.store.list_functions(&Scope::All).await?.is_empty() {
+            let ctx = RequestContext::unauthenticated("startup".into());
+            let req = CreateRuntime {
+                id: None,
+                name: Some("python3".into()),
+                image: "python3".into(),
+                description: Some("Python 3 (built in)".into()),
+                is_public: true,
+                trusted: true,
+            };
+            self.create_runtime(&ctx, req).await?;
+            return Ok(());
+        }
+        for r in runtimes {
+            if let Some(kind) = RuntimeKind::from_image(&r.image) {
+                self.activate_runtime(r.id.clone(), kind);
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn get_runtime(&self, ctx: &RequestContext, id: &str) -> Result<Runtime, Error> {
+        // Private runtimes of other projects are invisible, even to admins (reference §3.2).
+        self.inner
+            .store
+            .get_runtime(id, &Scope::Project(ctx.project_id.clone()))
+            .await?
+            .ok_or_else(|| Error::not_found("Runtime", id))
+    }
+
+    pub async fn list_runtimes(&self, ctx: &RequestContext) -> Result<Vec<Runtime>, Error> {
+        Ok(self.inner.store.list_runtimes(&Scope::Project(ctx.project_id.clone())).await?)
+    }
+
+    pub async fn update_runtime(&self, ctx: &RequestContext, id: &str, req: UpdateRuntime) -> Result<Runtime, Error> {
+        let current = self.get_runtime(ctx, id).await?;
+        let mut update = RuntimeUpdate { name: req.name, description: req.description, ..Default::default() };
+        if let Some(image) = req.image.filter(|i| *i != current.image) {
+            if current.status != RuntimeStatus::Available {
+                return Err(Error::Conflict(format!("Runtime {id} is not available.")));
+            }
+            let new_kind = kind_of(&image)?;
+            if RuntimeKind::from_image(&current.image) != Some(new_kind) {
+                let in_use = self.inner.store.list_functions(&qinling_store::Scope::All).await?.iter().any(|f| f.runtime_id.as_deref() == Some(id));
+                if in_use {
+                    return Err(Error::NotAllowed(format!("Runtime {id} is still in use by functions.")));
+                }
+                self.inner.pool.remove_runtime(id);
+                self.inner.pool.add_runtime(id, new_kind);
+            }
+            update.image = Some(image);
+        }
+        self.inner.store.update_runtime(id, &update).await?.ok_or_else(|| Error::not_found("Runtime", id))
+    }
+
+    pub async fn delete_runtime(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+        self.get_runtime(ctx, id).await?;
+        if !self.inner.store.delete_runtime(id).await? {
+            return Err(Error::NotAllowed(format!("Runtime {id} is still in use.")));
+        }
+        self.inner.pool.remove_runtime(id);
+        Ok(())
+    }
+
+    /// Pool capacity of a runtime (`GET /v1/runtimes/{id}/pool`).
+    pub async fn runtime_pool(&self, ctx: &RequestContext, id: &str) -> Result<qinling_pool::Capacity, Error> {
+        self.get_runtime(ctx, id).await?;
+        self.inner.pool.capacity(id).ok_or_else(|| Error::not_found("Runtime", id))
+    }
+}

@@ -1,0 +1,129 @@
+//! The sandbox seam: how a worker process is started and confined.
+//!
+//! The pool and engine see only [`Sandbox`] and [`SandboxedProcess`]; which backend runs a
+//! worker (a plain process for `--insecure-no-sandbox`, the Linux jail, later a microVM or a
+//! Kubernetes pod) is chosen once, by the server binary. A sandboxed process talks to its
+//! owner over two pipes (its stdin and stdout) carrying the framed worker protocol; this crate
+//! knows nothing of that protocol, nor of the store.
+
+mod process;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub use process::ProcessSandbox;
+
+/// Resource limits for one worker. Memory, cpu and pids are enforced per worker (cgroups where
+/// the backend has them); files and file size are per process (rlimits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory limit of the whole worker, in bytes.
+    pub memory_bytes: u64,
+    /// CPU quota in millicpu (1000 = one core).
+    pub cpu_millis: u32,
+    /// Maximum number of processes (and threads) in the worker.
+    pub pids: u32,
+    /// Maximum open files per process.
+    pub nofile: u64,
+    /// Maximum size of a file a process may write, in bytes.
+    pub fsize_bytes: u64,
+    /// Size cap of the worker's private writable `/tmp`, in bytes.
+    pub tmp_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 32 * 1024 * 1024,
+            cpu_millis: 100,
+            pids: 128,
+            nofile: 1024,
+            fsize_bytes: 500 * 1024 * 1024,
+            tmp_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What to start inside a sandbox.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// A name for logs and cgroup paths, unique among live workers (e.g. the worker id).
+    pub name: String,
+    /// The program to run (an absolute host path, e.g. `/usr/bin/python3`).
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// The complete environment of the process (nothing is inherited from the server).
+    pub env: Vec<(OsString, OsString)>,
+    /// Host paths the runtime needs to see, read-only (interpreter prefix, its libraries, the
+    /// runtime shim). The backend adds the system basics (`/usr`, `/lib*`, `/bin`, …).
+    pub read_only_paths: Vec<PathBuf>,
+    /// Limits in force from the start; [`SandboxedProcess::set_limits`] changes them later,
+    /// when a pre-started worker is bound to a function.
+    pub limits: Limits,
+    /// Whether the worker may open network connections beyond its own loopback.
+    pub network: bool,
+}
+
+/// Resource use of a worker as the backend measures it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Peak memory of the worker since it started, in bytes, where known.
+    pub memory_peak_bytes: Option<u64>,
+    /// Number of times the memory limit was hit and a process was killed for it.
+    pub oom_kills: u64,
+}
+
+/// A started worker process.
+pub struct SandboxedProcess {
+    pub child: tokio::process::Child,
+    pub stdin: tokio::process::ChildStdin,
+    pub stdout: tokio::process::ChildStdout,
+    /// Backend-specific handle: limits, usage and clean-up.
+    pub control: Box<dyn Control>,
+}
+
+impl std::fmt::Debug for SandboxedProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxedProcess").field("pid", &self.child.id()).finish()
+    }
+}
+
+/// Backend-specific control over a started worker. Dropping it releases what the backend
+/// holds for the worker (cgroups, mounts); the process itself is killed by its owner.
+pub trait Control: Send + Sync {
+    /// Changes the worker's limits (bind of a pre-started worker to a function).
+    fn set_limits(&self, limits: &Limits) -> Result<(), SandboxError>;
+    /// Current resource use.
+    fn usage(&self) -> Usage;
+    /// Kills every process of the worker, including any that left its process group.
+    fn kill_all(&self);
+}
+
+/// A way to start workers.
+pub trait Sandbox: Send + Sync + 'static {
+    /// A short name for logs and the API (`process`, `jail`, …).
+    fn name(&self) -> &'static str;
+    /// Starts a worker. The process must be running when this returns; it is not yet known
+    /// whether the runtime inside has started successfully.
+    fn launch(&self, spec: &LaunchSpec) -> Result<SandboxedProcess, SandboxError>;
+    /// Limits this backend cannot enforce on this machine, stated once at start-up.
+    fn unenforced(&self) -> Vec<String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start worker {name}")]
+    Spawn {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot apply {what} to worker")]
+    Limit {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sandbox is not available: {0}")]
+    Unavailable(String),
+}

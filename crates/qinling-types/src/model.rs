@@ -1,0 +1,363 @@
+//! The resources of the v1 API as the domain sees them. Wire rendering (which fields are
+//! strings, which objects) is the api crate's business; the store maps rows to these.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// Lifecycle of a runtime (reference §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeStatus {
+    Creating,
+    Available,
+    Upgrading,
+    Deleting,
+    Error,
+}
+
+impl RuntimeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeStatus::Creating => "creating",
+            RuntimeStatus::Available => "available",
+            RuntimeStatus::Upgrading => "upgrading",
+            RuntimeStatus::Deleting => "deleting",
+            RuntimeStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "creating" => RuntimeStatus::Creating,
+            "available" => RuntimeStatus::Available,
+            "upgrading" => RuntimeStatus::Upgrading,
+            "deleting" => RuntimeStatus::Deleting,
+            "error" => RuntimeStatus::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Which runtime shim serves a runtime's workers, derived from its `image` string so that
+/// upstream images (`openstackqinling/python3-runtime:0.0.2`) keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuntimeKind {
+    Python3,
+}
+
+impl RuntimeKind {
+    /// The kind an image name denotes, or `None` when no built-in runtime matches.
+    pub fn from_image(image: &str) -> Option<Self> {
+        let lower = image.to_ascii_lowercase();
+        let name = lower.rsplit('/').next().unwrap_or(&lower);
+        if name.starts_with("python") {
+            Some(RuntimeKind::Python3)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Python3 => "python3",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runtime {
+    pub id: String,
+    pub name: Option<String>,
+    pub image: String,
+    pub description: Option<String>,
+    pub is_public: bool,
+    pub trusted: bool,
+    pub status: RuntimeStatus,
+    pub project_id: String,
+    pub created_at: Timestamp,
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Where a function's code comes from. Only packages are executable here; `image` and `swift`
+/// are recognised so that the right error can be given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    Package { md5sum: String },
+}
+
+impl Code {
+    /// The `code` object as the wire shows it.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Code::Package { md5sum } => serde_json::json!({"source": "package", "md5sum": md5sum}),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    pub id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub runtime_id: Option<String>,
+    pub code: Code,
+    /// SHA-256 of the package: its key in the content-addressed package store.
+    pub package_sha256: String,
+    pub package_size: u64,
+    pub entry: Option<String>,
+    pub cpu: u32,
+    pub memory_size: u64,
+    pub timeout: u32,
+    pub count: i64,
+    pub latest_version: i64,
+    pub project_id: String,
+    pub created_at: Timestamp,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Function {
+    /// The entry point, with upstream's default.
+    pub fn entry_or_default(&self) -> &str {
+        self.entry.as_deref().filter(|e| !e.is_empty()).unwrap_or("main.main")
+    }
+}
+
+/// Status of an execution (reference §3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    Running,
+    Success,
+    Failed,
+    Error,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Success => "success",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => ExecutionStatus::Running,
+            "success" => ExecutionStatus::Success,
+            "failed" => ExecutionStatus::Failed,
+            "error" => ExecutionStatus::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// How the function receives an execution's input (reference §3.6).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// No input: the function is called with no arguments besides `context`.
+    None,
+    /// A JSON object: its keys become keyword arguments.
+    Kwargs(serde_json::Map<String, serde_json::Value>),
+    /// Anything else: the raw string is one positional argument.
+    Positional(String),
+}
+
+impl Input {
+    /// Parses the `input` string of an execution request.
+    pub fn parse(raw: Option<&str>) -> Input {
+        let Some(raw) = raw else { return Input::None };
+        match serde_json::from_str::<serde_json::Value>(raw) {
+            Ok(serde_json::Value::Null) => Input::None,
+            Ok(serde_json::Value::Object(map)) => Input::Kwargs(map),
+            _ => Input::Positional(raw.to_string()),
+        }
+    }
+
+    /// The `input` field as the wire shows it: the raw string for positional input,
+    /// a Python-style `json.dumps` of the object otherwise.
+    pub fn to_wire(&self) -> Option<String> {
+        match self {
+            Input::None => None,
+            Input::Kwargs(map) => Some(crate::model::py_json(&serde_json::Value::Object(map.clone()))),
+            Input::Positional(raw) => Some(raw.clone()),
+        }
+    }
+}
+
+/// Renders JSON the way Python's `json.dumps` does by default (`", "` and `": "` separators,
+/// non-ASCII escaped), which is how upstream shows `input` and `result`.
+pub fn py_json(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_py_json(value, &mut out);
+    out
+}
+
+fn write_py_json(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => write_py_str(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_py_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_py_str(k, out);
+                out.push_str(": ");
+                write_py_json(v, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_py_str(s: &str, out: &mut String) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// What the runtime reported for one execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: ExecutionStatus,
+    /// The function's return value, or the error message.
+    pub output: serde_json::Value,
+    /// Seconds, 3 decimals.
+    pub duration: f64,
+    pub logs: String,
+    pub cpu_ms: Option<u64>,
+    pub memory_peak_kb: Option<u64>,
+}
+
+impl Outcome {
+    /// The `result` field: `{"output": …, "duration": …}` as upstream renders it.
+    pub fn result_json(&self) -> String {
+        let mut map = serde_json::Map::new();
+        map.insert("output".into(), self.output.clone());
+        let d = serde_json::Number::from_f64((self.duration * 1000.0).round() / 1000.0)
+            .unwrap_or_else(|| serde_json::Number::from(0));
+        map.insert("duration".into(), serde_json::Value::Number(d));
+        py_json(&serde_json::Value::Object(map))
+    }
+
+    /// A platform-side failure with a message and no log.
+    pub fn error(status: ExecutionStatus, message: &str) -> Self {
+        Outcome {
+            status,
+            output: serde_json::Value::String(message.to_string()),
+            duration: 0.0,
+            logs: String::new(),
+            cpu_ms: None,
+            memory_peak_kb: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub id: String,
+    pub function_id: String,
+    pub function_version: i64,
+    pub function_alias: Option<String>,
+    pub description: Option<String>,
+    pub status: ExecutionStatus,
+    pub sync: bool,
+    /// The `input` field as shown on the wire.
+    pub input: Option<String>,
+    /// The `result` field (a JSON string), once finished.
+    pub result: Option<String>,
+    pub logs: Option<String>,
+    pub cpu_ms: Option<i64>,
+    pub memory_peak_kb: Option<i64>,
+    pub project_id: String,
+    pub created_at: Timestamp,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Execution {
+    /// How the function receives the input stored on this execution.
+    pub fn parsed_input(&self) -> Input {
+        Input::parse(self.input.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_rules() {
+        let cases: &[(Option<&str>, &str)] = &[
+            (None, "none"),
+            (Some("null"), "none"),
+            (Some("{}"), "kwargs {}"),
+            (Some("{\"a\": 1,\"b\":[1,2]}"), "kwargs {\"a\": 1, \"b\": [1, 2]}"),
+            (Some("Qinling"), "positional Qinling"),
+            (Some("42"), "positional 42"),
+            (Some("1.5"), "positional 1.5"),
+            (Some("[1, 2]"), "positional [1, 2]"),
+        ];
+        for (raw, expect) in cases {
+            let got = match Input::parse(*raw) {
+                Input::None => "none".to_string(),
+                i @ Input::Kwargs(_) => format!("kwargs {}", i.to_wire().unwrap()),
+                Input::Positional(s) => format!("positional {s}"),
+            };
+            assert_eq!(&got, expect, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn py_json_matches_python() {
+        let v: serde_json::Value = serde_json::from_str(r#"{"output":"Hello, Bob ü\n","n":[1,2.5,null,true]}"#).unwrap();
+        assert_eq!(py_json(&v), r#"{"output": "Hello, Bob \u00fc\n", "n": [1, 2.5, null, true]}"#);
+    }
+
+    #[test]
+    fn result_rounds_duration() {
+        let o = Outcome { duration: 0.0123456, ..Outcome::error(ExecutionStatus::Success, "x") };
+        assert_eq!(o.result_json(), r#"{"output": "x", "duration": 0.012}"#);
+    }
+
+    #[test]
+    fn runtime_kind_from_image() {
+        assert_eq!(RuntimeKind::from_image("openstackqinling/python3-runtime:0.0.2"), Some(RuntimeKind::Python3));
+        assert_eq!(RuntimeKind::from_image("python3"), Some(RuntimeKind::Python3));
+        assert_eq!(RuntimeKind::from_image("busybox"), None);
+    }
+}

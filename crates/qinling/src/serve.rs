@@ -1,0 +1,275 @@
+//! `qinling serve`: configuration (defaults ← TOML file ← `QINLING_*` env ← flags), wiring
+//! of the store, package store, sandbox backend, pool and engine, and the HTTP server with
+//! graceful shutdown. This is the only place that chooses backends.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use qinling_pool::{Launcher, Pool, PoolConfig};
+use qinling_sandbox::Sandbox;
+use qinling_types::RuntimeKind;
+use serde::Deserialize;
+
+/// `qinling serve` flags. Every flag also reads `QINLING_<NAME>` from the environment and
+/// the key of the same name from the config file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config file (TOML). Default: `<data-dir>/qinling.toml` if it exists.
+    #[arg(long, env = "QINLING_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where state lives: the SQLite database, packages, runtime shims.
+    #[arg(long, env = "QINLING_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "QINLING_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Pre-started workers per runtime (0 turns the pool off).
+    #[arg(long, env = "QINLING_POOL_SIZE")]
+    pub pool_size: Option<usize>,
+    /// Running executions per worker above which a function gets another worker.
+    #[arg(long, env = "QINLING_FUNCTION_CONCURRENCY")]
+    pub function_concurrency: Option<usize>,
+    /// Largest accepted package, in bytes.
+    #[arg(long, env = "QINLING_MAX_PACKAGE_BYTES")]
+    pub max_package_bytes: Option<u64>,
+    /// Largest accepted execution input, in bytes.
+    #[arg(long, env = "QINLING_MAX_INPUT_BYTES")]
+    pub max_input_bytes: Option<usize>,
+    /// The python3 interpreter for the python3 runtime.
+    #[arg(long, env = "QINLING_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "QINLING_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Run functions as plain processes with no isolation. Only for trusted code on a
+    /// development machine.
+    #[arg(long, env = "QINLING_INSECURE_NO_SANDBOX")]
+    pub insecure_no_sandbox: bool,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub pool_size: usize,
+    pub function_concurrency: usize,
+    pub max_package_bytes: u64,
+    pub max_input_bytes: usize,
+    pub python: PathBuf,
+    pub log_format: String,
+    pub insecure_no_sandbox: bool,
+    pub limits: qinling_types::LimitRanges,
+    /// Seconds running executions get to finish on SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            listen: "127.0.0.1:7070".parse().expect("valid address"),
+            pool_size: 3,
+            function_concurrency: 3,
+            max_package_bytes: 50 * 1024 * 1024,
+            max_input_bytes: 1024 * 1024,
+            python: PathBuf::from("python3"),
+            log_format: "text".into(),
+            insecure_no_sandbox: false,
+            limits: Default::default(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/qinling` (`~/.local/share/qinling`), or `/var/lib/qinling` for root.
+fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/qinling");
+    }
+    dirs::data_dir().map(|d| d.join("qinling")).unwrap_or_else(|| PathBuf::from(".qinling"))
+}
+
+impl Config {
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+        let data_dir_hint = args.data_dir.clone().unwrap_or_else(default_data_dir);
+        let file = args.config.clone().or_else(|| {
+            let p = data_dir_hint.join("qinling.toml");
+            p.exists().then_some(p)
+        });
+        let mut cfg = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = &args.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = args.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = args.pool_size {
+            cfg.pool_size = v;
+        }
+        if let Some(v) = args.function_concurrency {
+            cfg.function_concurrency = v;
+        }
+        if let Some(v) = args.max_package_bytes {
+            cfg.max_package_bytes = v;
+        }
+        if let Some(v) = args.max_input_bytes {
+            cfg.max_input_bytes = v;
+        }
+        if let Some(v) = &args.python {
+            cfg.python = v.clone();
+        }
+        if let Some(v) = &args.log_format {
+            cfg.log_format = v.clone();
+        }
+        cfg.insecure_no_sandbox |= args.insecure_no_sandbox;
+        if cfg.function_concurrency == 0 {
+            bail!("function_concurrency must be at least 1");
+        }
+        if !matches!(cfg.log_format.as_str(), "text" | "json") {
+            bail!("log_format must be 'text' or 'json', not '{}'", cfg.log_format);
+        }
+        Ok(cfg)
+    }
+}
+
+pub fn main(args: ServeArgs) -> std::process::ExitCode {
+    let cfg = match Config::load(&args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("qinling serve: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&cfg.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run(cfg)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "qinling serve failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QINLING_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The real interpreter behind `python` (which may be a wrapper such as a pyenv shim) and
+/// its installation prefix, which the sandbox must show read-only.
+fn resolve_python(python: &Path) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+    #[expect(clippy::disallowed_methods, reason = "a one-off host probe at start-up, not a function worker")]
+    let out = std::process::Command::new(python)
+        .args(["-I", "-c", "import sys; print(sys.executable); print(sys.base_prefix)"])
+        .output()
+        .with_context(|| format!("running {} (set --python or QINLING_PYTHON)", python.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", python.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let exe = PathBuf::from(lines.next().unwrap_or_default());
+    let prefix = PathBuf::from(lines.next().unwrap_or_default());
+    Ok((exe, vec![prefix]))
+}
+
+fn python_launcher(cfg: &Config, shim_dir: &Path) -> anyhow::Result<Launcher> {
+    let (exe, prefixes) = resolve_python(&cfg.python)?;
+    let shim = shim_dir.join("python3.py");
+    std::fs::write(&shim, qinling_pool::shims::PYTHON3).with_context(|| format!("writing {}", shim.display()))?;
+    let mut read_only_paths = prefixes;
+    read_only_paths.push(shim_dir.to_path_buf());
+    Ok(Launcher {
+        program: exe,
+        args: vec!["-I".into(), "-B".into(), shim.into_os_string()],
+        env: vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("HOME".into(), "/tmp".into()),
+            ("TMPDIR".into(), "/tmp".into()),
+        ],
+        read_only_paths,
+    })
+}
+
+fn choose_sandbox(cfg: &Config) -> anyhow::Result<Arc<dyn Sandbox>> {
+    if cfg.insecure_no_sandbox {
+        tracing::warn!("!!! --insecure-no-sandbox: functions run as plain processes of this server's user, with NO isolation. Never use this with untrusted code. !!!");
+        return Ok(Arc::new(qinling_sandbox::ProcessSandbox));
+    }
+    sandbox_backend()
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let shim_dir = cfg.data_dir.join("runtimes");
+    std::fs::create_dir_all(&shim_dir)?;
+    let sandbox = choose_sandbox(&cfg)?;
+    for limit in sandbox.unenforced() {
+        tracing::warn!(sandbox = sandbox.name(), "not enforced: {limit}");
+    }
+    let mut launchers = HashMap::new();
+    launchers.insert(RuntimeKind::Python3, python_launcher(&cfg, &shim_dir)?);
+    let pool = Pool::new(
+        sandbox,
+        PoolConfig { pool_size: cfg.pool_size, function_concurrency: cfg.function_concurrency, ..PoolConfig::default() },
+        launchers,
+    );
+    let store = qinling_store::Store::open(&cfg.data_dir.join("qinling.sqlite")).await.context("opening the database")?;
+    let packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages")).context("opening the package directory")?;
+    let engine_cfg = qinling_engine::EngineConfig {
+        limits: cfg.limits,
+        max_package_bytes: cfg.max_package_bytes,
+        max_input_bytes: cfg.max_input_bytes,
+        ..Default::default()
+    };
+    let engine = qinling_engine::Engine::start(store.clone(), pool.clone(), packages, engine_cfg).await?;
+    let state = qinling_api::AppState {
+        engine: engine.clone(),
+        config: qinling_api::ApiConfig {
+            max_package_body: cfg.max_package_bytes as usize + 1024 * 1024,
+            max_body: cfg.max_input_bytes + 64 * 1024,
+        },
+    };
+    let app = qinling_api::router(state);
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), pool_size = cfg.pool_size, "qinling is serving");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down: finishing running executions");
+    engine.shutdown(Duration::from_secs(cfg.shutdown_grace_secs)).await;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The default sandbox backend.
+fn sandbox_backend() -> anyhow::Result<Arc<dyn Sandbox>> {
+    bail!("the jail sandbox is not built yet; run with --insecure-no-sandbox on a development machine")
+}
