@@ -106,7 +106,7 @@ fn validate_zip(bytes: &[u8]) -> Result<(), Error> {
     for i in 0..archive.len() {
         let entry = archive.by_index_raw(i).map_err(|_| invalid())?;
         let name = entry.name().map_err(|_| invalid())?.to_string();
-        if entry.enclosed_name().is_none() || name.contains('\\') {
+        if entry.enclosed_name().is_none() || name.starts_with('/') || name.contains('\\') || name.split('/').any(|c| c == "..") {
             return Err(Error::input(format!(
                 "Package entry '{name}' points outside the package root; use relative paths without '..'."
             )));

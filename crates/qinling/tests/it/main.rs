@@ -1,0 +1,11 @@
+//! End-to-end tests of the `qinling` binary: each test starts a real server on a temporary
+//! data directory and a free port and talks to it over HTTP, as users and clients do.
+//! One integration binary, one module per resource (STYLE rule 8).
+
+mod harness;
+
+mod bad_input;
+mod executions;
+mod functions;
+mod recovery;
+mod runtimes;
