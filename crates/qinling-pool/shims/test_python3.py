@@ -1,0 +1,672 @@
+"""Tests of the python3 worker shim (python3.py) against docs/worker-protocol.md.
+
+Each test starts the shim as the engine does (`python3 -I python3.py`), speaks the framed
+protocol over its stdin/stdout, and checks the replies. Standard library only:
+
+    cd crates/qinling-pool && python3 -m unittest shims/test_python3.py -v
+
+`QINLING_TEST_PYTHON` picks the interpreter that runs the shim (default: python3), e.g. an
+old one to check compatibility. The `Fallback` variant of the suite hides os.pidfd_open and
+os.memfd_create from the shim, to exercise the SIGCHLD self-pipe and temp-file paths.
+
+A latency micro-benchmark: `python3 shims/test_python3.py --bench`.
+"""
+
+import io
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHIM = os.path.join(HERE, "python3.py")
+PYTHON = os.environ.get("QINLING_TEST_PYTHON", "python3")
+TIMEOUT_MSG = "Function execution timeout."
+RESOURCE_MSG = "Function execution failed because of too much resource consumption"
+
+# Runs the shim with the pidfd and memfd APIs removed, as on Python 3.8 or an old kernel.
+FALLBACK_BOOT = (
+    "import os, sys\n"
+    "os.__dict__.pop('pidfd_open', None)\n"
+    "os.__dict__.pop('memfd_create', None)\n"
+    "path = sys.argv[1]\n"
+    "sys.argv = sys.argv[1:]\n"
+    "code = compile(open(path).read(), path, 'exec')\n"
+    "exec(code, {'__name__': '__main__', '__file__': path})\n"
+)
+
+HELLO = """
+def main(name='World', **kwargs):
+    print('Hello, %s' % name)
+    return 'Hello, %s' % name
+"""
+
+FUNCS = r'''
+import json, logging, math, os, resource, signal, subprocess, sys, time
+
+# Handlers made at import time hold the sys.stderr of that moment.
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+LOG = logging.getLogger("funcs")
+
+def no_context(a, b=2):
+    return {"sum": a + b}
+
+def with_context(context, **kwargs):
+    return {"context": context, "kwargs": sorted(kwargs)}
+
+def keyword_only(*, context=None):
+    return context is not None
+
+def boom(**kwargs):
+    print("about to fail")
+    raise ValueError("boom happened")
+
+def to_stderr(**kwargs):
+    sys.stderr.write("to stderr\n")
+    return None
+
+def sleepy(seconds=3, **kwargs):
+    child = subprocess.Popen(["sleep", "30"])
+    print("sleeping", os.getpid(), child.pid, flush=True)
+    time.sleep(float(seconds))
+    return "woke"
+
+def pid_file_sleeper(path, **kwargs):
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+
+def named(name, **kwargs):
+    start = time.time()
+    for i in range(5):
+        print(name, i)
+        time.sleep(0.1)
+    return {"start": start, "end": time.time(), "ppid": os.getppid()}
+
+def many_files(n=1100, **kwargs):
+    files = [open(os.devnull) for _ in range(n)]
+    return len(files)
+
+def forker(n=50, **kwargs):
+    pids = []
+    try:
+        for _ in range(n):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(2)
+                os._exit(0)
+            pids.append(pid)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    return len(pids)
+
+def daemon(**kwargs):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()  # escape the execution's process group
+        if os.fork() == 0:
+            os.write(w, str(os.getpid()).encode())
+            time.sleep(60)
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    return int(os.read(r, 100))
+
+def unserializable(**kwargs):
+    return object()
+
+def nan(**kwargs):
+    return math.nan
+
+def big_log(size=2 << 20, **kwargs):
+    sys.stdout.write("x" * size)
+
+def big_result(size=5 << 20, **kwargs):
+    return "y" * size
+
+def memory_error(**kwargs):
+    raise MemoryError()
+
+def killed(**kwargs):
+    print("dying", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def exit_3(**kwargs):
+    os._exit(3)
+
+def fds(sleep=0, **kwargs):
+    time.sleep(sleep)
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            pass
+    return out
+
+def logs_something(**kwargs):
+    LOG.info("via logging")
+
+def limits(**kwargs):
+    return {name: resource.getrlimit(getattr(resource, "RLIMIT_" + name.upper()))
+            for name in ("nofile", "nproc", "fsize")}
+
+def big_file(size=2 << 20, **kwargs):
+    with open("big.bin", "wb") as f:
+        f.write(b"z" * size)
+
+def data_file(**kwargs):
+    with open("data.txt") as f:
+        return f.read()
+
+def fork_and_return(**kwargs):
+    if os.fork() == 0:
+        return "grandchild"
+    os.wait()
+    return "parent"
+'''
+
+
+def make_zip(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+def frame(data):
+    return len(data).to_bytes(4, "big") + data
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(pid, within=3.0):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Shim:
+    """One shim process and the engine's end of its channel."""
+
+    def __init__(self, fallback=False, env=None):
+        if fallback:
+            cmd = [PYTHON, "-I", "-c", FALLBACK_BOOT, SHIM]
+        else:
+            cmd = [PYTHON, "-I", SHIM]
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     env=env, bufsize=0)
+        self.buf = b""
+
+    def send(self, msg):
+        self.send_raw(json.dumps(msg).encode())
+
+    def send_raw(self, data):
+        self.proc.stdin.write(frame(data))
+
+    def recv(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while True:
+            if len(self.buf) >= 4:
+                n = int.from_bytes(self.buf[:4], "big")
+                if len(self.buf) >= 4 + n:
+                    data, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+                    return json.loads(data)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no message from the shim within %ss" % timeout)
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    self.stderr.seek(0)
+                    raise AssertionError("the shim closed its output; stderr: %r" % self.stderr.read()[-2000:])
+                self.buf += chunk
+
+    def bind(self, files, entry):
+        package = make_zip(files)
+        self.send({"op": "bind", "entry": entry, "package_size": len(package), "function_id": "f",
+                   "function_version": 0})
+        self.send_raw(package)
+        return self.recv()
+
+    def exec(self, exec_id, kwargs=None, args=(), timeout_ms=5000, rlimits=None, log_limit=1 << 20, context=None):
+        self.send({
+            "op": "exec", "id": exec_id, "kwargs": kwargs, "args": list(args), "timeout_ms": timeout_ms,
+            "context": context if context is not None else {"execution_id": exec_id, "function_id": "f",
+                                                             "function_version": 0, "project_id": "p"},
+            "rlimits": rlimits or {"nofile": 1024, "nproc": 128, "fsize": 524288000}, "log_limit": log_limit,
+        })
+
+    def run(self, exec_id, **kw):
+        self.exec(exec_id, **kw)
+        reply = self.recv()
+        assert reply["op"] == "result" and reply["id"] == exec_id, reply
+        return reply
+
+    def close(self):
+        # EOF first, as the engine does: the shim then kills what its executions left.
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.stderr):
+            f.close()
+
+
+class ShimTest(unittest.TestCase):
+    FALLBACK = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="qinling-shim-test-")
+        cls.env = dict(os.environ, QINLING_PACKAGE_DIR=os.path.join(cls.tmp, "packages"), TMPDIR=cls.tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def start(self):
+        shim = Shim(fallback=self.FALLBACK, env=self.env)
+        self.addCleanup(shim.close)
+        ready = shim.recv()
+        self.assertEqual(ready["op"], "ready", ready)
+        return shim, ready
+
+    def bound(self, files=None, entry="funcs.no_context"):
+        shim, _ = self.start()
+        reply = shim.bind(files or {"funcs.py": FUNCS}, entry)
+        self.assertEqual(reply, {"op": "bound", "ok": True})
+        return shim
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def test_ready(self):
+        shim, ready = self.start()
+        self.assertEqual(ready["pid"], shim.proc.pid)
+        self.assertEqual(ready["runtime"], "python3")
+        self.assertRegex(ready["version"], r"^3\.\d+\.\d+$")
+
+    def test_bind_ok_and_hello_world_with_kwargs(self):
+        shim = self.bound({"hello.py": HELLO}, "hello.main")
+        r = shim.run("e1", kwargs={"name": "Qinling"})
+        self.assertEqual((r["success"], r["output"], r["reason"]), (True, "Hello, Qinling", "ok"))
+        self.assertEqual(r["logs"], "Start execution: e1\nHello, Qinling\nFinished execution: e1\n")
+        self.assertLess(r["duration"], 5)
+        self.assertEqual(r["duration"], round(r["duration"], 3))
+        self.assertIsInstance(r["cpu_ms"], int)
+        self.assertGreaterEqual(r["cpu_ms"], 0)
+        self.assertGreater(r["max_rss_kb"], 1000)
+
+    def test_positional_argument_and_no_input(self):
+        shim = self.bound({"hello.py": HELLO}, "hello.main")
+        r = shim.run("e1", args=["Bob"])
+        self.assertEqual(r["output"], "Hello, Bob")
+        self.assertEqual(r["logs"], "Start execution: e1\nHello, Bob\nFinished execution: e1\n")
+        self.assertEqual(shim.run("e2")["output"], "Hello, World")
+
+    def test_entry_forms(self):
+        files = {"pkg/__init__.py": "", "pkg/mod.py": "def handler(**kw):\n    return 'dotted'\n",
+                 "main.py": "def main(**kw):\n    return 'bare'\n"}
+        for entry, expected in (("pkg.mod.handler", "dotted"), ("main", "bare"), ("main.main", "bare")):
+            shim = self.bound(files, entry)
+            self.assertEqual(shim.run("e")["output"], expected, entry)
+
+    def test_bind_missing_module(self):
+        shim, _ = self.start()
+        r = shim.bind({"funcs.py": FUNCS}, "nope.main")
+        self.assertEqual((r["op"], r["ok"]), ("bound", False))
+        self.assertEqual(r["error"], "ModuleNotFoundError: No module named 'nope'")
+        # No frame of the user's is involved, so the "traceback" is just the error line.
+        self.assertEqual(r["logs"], "ModuleNotFoundError: No module named 'nope'\n")
+
+    def test_bind_missing_function(self):
+        shim, _ = self.start()
+        r = shim.bind({"funcs.py": FUNCS}, "funcs.missing")
+        self.assertFalse(r["ok"])
+        self.assertEqual(r["error"], "AttributeError: module 'funcs' has no attribute 'missing'")
+
+    def test_bind_logs_keep_import_time_output(self):
+        shim, _ = self.start()
+        src = "import sys\nprint('loading')\nsys.stderr.write('warned\\n')\nraise RuntimeError('broken at import')\n"
+        r = shim.bind({"bad.py": src}, "bad.main")
+        self.assertEqual(r["error"], "RuntimeError: broken at import")
+        self.assertTrue(r["logs"].startswith("loading\nwarned\nTraceback (most recent call last):\n"), r["logs"])
+        self.assertIn('bad.py", line 4', r["logs"])
+        self.assertNotIn(SHIM, r["logs"], "the shim's own frames are not shown")
+
+    def test_bind_logs_keep_the_traceback_after_much_output(self):
+        shim, _ = self.start()
+        r = shim.bind({"noisy.py": "print('n' * (2 << 20))\nraise ValueError('late')\n"}, "noisy.main")
+        self.assertIn("[log truncated: ", r["logs"])
+        self.assertTrue(r["logs"].endswith("ValueError: late\n"), r["logs"][-300:])
+
+    def test_bind_refuses_escaping_members(self):
+        for name in ("../evil.py", "/abs.py", "a/../../evil.py"):
+            shim, _ = self.start()
+            r = shim.bind({"funcs.py": FUNCS, name: "x = 1\n"}, "funcs.no_context")
+            self.assertFalse(r["ok"], name)
+            self.assertIn("PackageError", r["error"])
+            self.assertIn("outside the package directory", r["error"])
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "evil.py")))
+
+    def test_bind_bad_zip(self):
+        shim, _ = self.start()
+        shim.send({"op": "bind", "entry": "main.main", "package_size": 3, "function_id": "f", "function_version": 0})
+        shim.send_raw(b"abc")
+        r = shim.recv()
+        self.assertFalse(r["ok"])
+        self.assertIn("BadZipFile", r["error"])
+
+    def test_working_directory_is_the_package(self):
+        shim = self.bound({"funcs.py": FUNCS, "data.txt": "from the package"}, "funcs.data_file")
+        self.assertEqual(shim.run("e")["output"], "from the package")
+
+    # -- calling convention --------------------------------------------------------------
+
+    def test_function_without_context_parameter(self):
+        shim = self.bound(entry="funcs.no_context")
+        r = shim.run("e", kwargs={"a": 40})
+        self.assertEqual((r["output"], r["reason"]), ({"sum": 42}, "ok"))
+
+    def test_context_is_passed_when_accepted(self):
+        shim = self.bound(entry="funcs.with_context")
+        ctx = {"execution_id": "e", "function_id": "f", "function_version": 0, "project_id": "p", "request_id": "r"}
+        r = shim.run("e", kwargs={"x": 1}, context=ctx)
+        self.assertEqual(r["output"], {"context": dict(ctx, os_session=None), "kwargs": ["x"]})
+        shim = self.bound(entry="funcs.keyword_only")
+        self.assertIs(shim.run("e")["output"], True)
+
+    # -- failures ------------------------------------------------------------------------
+
+    def test_exception(self):
+        shim = self.bound(entry="funcs.boom")
+        r = shim.run("e")
+        self.assertEqual((r["success"], r["output"], r["reason"]), (False, "boom happened", "exception"))
+        start = "Start execution: e\nabout to fail\nTraceback (most recent call last):\n"
+        self.assertTrue(r["logs"].startswith(start), r["logs"])
+        self.assertTrue(r["logs"].endswith("ValueError: boom happened\nFinished execution: e\n"), r["logs"])
+        self.assertNotIn(SHIM, r["logs"])
+
+    def test_logging_configured_at_import_reaches_the_log(self):
+        shim = self.bound(entry="funcs.logs_something")
+        self.assertEqual(shim.run("e")["logs"], "Start execution: e\nINFO via logging\nFinished execution: e\n")
+
+    def test_rlimits_only_lower_soft_and_hard_limits(self):
+        import resource
+        nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]  # the shim inherits ours
+        shim = self.bound(entry="funcs.limits")
+        r = shim.run("e", rlimits={"nofile": 1000, "nproc": 100, "fsize": 12345678})
+        self.assertEqual(r["output"], {"nofile": [1000, 1000], "nproc": [100, 100], "fsize": [12345678, 12345678]})
+        # Asking for more than the current soft limit never raises it.
+        nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        ask = nofile_soft + 1
+        r = shim.run("e2", rlimits={"nofile": ask})
+        hard = ask if nofile_hard == resource.RLIM_INFINITY else min(nofile_hard, ask)
+        self.assertEqual(r["output"]["nofile"], [nofile_soft, hard])
+
+    def test_file_size_limit(self):
+        shim = self.bound(entry="funcs.big_file")
+        r = shim.run("e", kwargs={"size": 2 << 20}, rlimits={"nofile": 1024, "nproc": 128, "fsize": 1 << 20})
+        self.assertEqual(r["reason"], "exception", r)
+        self.assertIn("File too large", r["output"])
+
+    def test_stderr_is_captured(self):
+        shim = self.bound(entry="funcs.to_stderr")
+        r = shim.run("e")
+        self.assertEqual((r["output"], r["logs"]), (None, "Start execution: e\nto stderr\nFinished execution: e\n"))
+
+    def test_timeout(self):
+        shim = self.bound(entry="funcs.sleepy")
+        r = shim.run("slow", kwargs={"seconds": 3}, timeout_ms=500)
+        self.assertEqual((r["success"], r["output"], r["reason"]), (False, TIMEOUT_MSG, "timeout"))
+        self.assertGreaterEqual(r["duration"], 0.5)
+        self.assertLess(r["duration"], 1.5)
+        first = r["logs"].splitlines()
+        self.assertEqual(first[0], "Start execution: slow")
+        self.assertEqual(first[1].split()[0], "sleeping", "output before the kill is kept")
+        pid, grandchild = map(int, first[1].split()[1:])
+        self.assertTrue(wait_gone(pid), "the execution's process is gone")
+        self.assertTrue(wait_gone(grandchild), "its process group is gone too")
+        r = shim.run("fast", kwargs={"seconds": 0.01})
+        self.assertEqual(r["output"], "woke", "the worker survives a timeout")
+
+    def test_concurrent_executions_have_separate_logs(self):
+        shim = self.bound(entry="funcs.named")
+        names = ("alpha", "beta", "gamma")
+        for name in names:
+            shim.exec(name, kwargs={"name": name})
+        results = {}
+        for _ in names:
+            r = shim.recv()
+            results[r["id"]] = r
+        self.assertEqual(set(results), set(names))
+        for name in names:
+            r = results[name]
+            expected = "".join("%s %d\n" % (name, i) for i in range(5))
+            self.assertEqual(r["logs"], "Start execution: %s\n%sFinished execution: %s\n" % (name, expected, name))
+            self.assertEqual(r["output"]["ppid"], shim.proc.pid)
+        outs = [results[n]["output"] for n in names]
+        self.assertLess(max(o["start"] for o in outs), min(o["end"] for o in outs), "the three ran at the same time")
+
+    def test_too_many_open_files(self):
+        shim = self.bound(entry="funcs.many_files")
+        r = shim.run("e", kwargs={"n": 1100}, rlimits={"nofile": 1024, "nproc": 128, "fsize": 524288000})
+        self.assertEqual(r["reason"], "exception")
+        self.assertIn("Too many open files", r["output"])
+        self.assertIn("[Errno 24] Too many open files", r["logs"])
+
+    def test_process_limit(self):
+        if os.geteuid() == 0:
+            self.skipTest("RLIMIT_NPROC is not enforced for root; run the suite as another user to cover it")
+        shim = self.bound(entry="funcs.forker")
+        r = shim.run("e", kwargs={"n": 50}, rlimits={"nofile": 1024, "nproc": 10, "fsize": 524288000})
+        self.assertIn(r["reason"], ("resource", "exception"), r)
+        self.assertFalse(r["success"])
+        if r["reason"] == "resource":
+            self.assertEqual(r["output"], RESOURCE_MSG)
+
+    def test_daemon_left_behind_is_killed(self):
+        shim = self.bound(entry="funcs.daemon")
+        r = shim.run("e")
+        self.assertEqual(r["reason"], "ok", r)
+        pid = r["output"]
+        self.assertTrue(wait_gone(pid), "the daemon %d is still running" % pid)
+        r = shim.run("again")
+        self.assertEqual(r["reason"], "ok", "the worker carries on")
+        self.assertTrue(wait_gone(r["output"]))
+
+    def test_unserializable_result(self):
+        shim = self.bound(entry="funcs.unserializable")
+        r = shim.run("e")
+        self.assertEqual((r["success"], r["reason"]), (False, "unserializable"))
+        self.assertIn("not JSON serializable", r["output"])
+        self.assertTrue(r["logs"].endswith("Finished execution: e\n"))
+        shim = self.bound(entry="funcs.nan")
+        self.assertEqual(shim.run("e")["reason"], "unserializable")
+
+    def test_resource_failures(self):
+        for entry in ("funcs.memory_error", "funcs.killed", "funcs.exit_3"):
+            shim = self.bound(entry=entry)
+            r = shim.run("e")
+            self.assertEqual((r["success"], r["output"], r["reason"]), (False, RESOURCE_MSG, "resource"), entry)
+
+    def test_killed_output_is_kept(self):
+        shim = self.bound(entry="funcs.killed")
+        r = shim.run("e")
+        self.assertEqual(r["logs"], "Start execution: e\ndying\n")
+
+    def test_forked_process_returning_from_the_function_is_silent(self):
+        shim = self.bound(entry="funcs.fork_and_return")
+        r = shim.run("e")
+        self.assertEqual(r["output"], "parent")
+        self.assertEqual(r["logs"].count("Finished execution"), 1)
+
+    def test_execution_cannot_see_the_protocol_channel(self):
+        shim = self.bound(entry="funcs.fds")
+        r = shim.run("e")
+        links = r["output"]
+        self.assertFalse([l for l in links.values() if l.startswith("pipe:")], links)
+        self.assertEqual(links["1"], links["2"])
+        self.assertNotEqual(links["0"], links["1"])
+
+    def test_execution_does_not_hold_other_executions_files(self):
+        shim = self.bound(entry="funcs.fds")
+        shim.exec("slow", kwargs={"sleep": 1})
+        r = shim.run("fast")
+        # 0, 1, 2 and the shim's private log and result descriptors: nothing of "slow".
+        self.assertEqual(len(r["output"]), 5, r["output"])
+        self.assertEqual(len(set(r["output"].values())), 3, r["output"])
+        self.assertEqual(shim.recv()["id"], "slow")
+
+    def test_many_concurrent_executions(self):
+        shim = self.bound({"hello.py": HELLO}, "hello.main")
+        for i in range(20):
+            shim.exec("e%d" % i, kwargs={"name": str(i)})
+        results = [shim.recv() for _ in range(20)]
+        self.assertEqual(sorted(r["output"] for r in results), sorted("Hello, %d" % i for i in range(20)))
+        shim.send({"op": "ping"})
+        self.assertEqual(shim.recv(), {"op": "pong", "running": 0})
+
+    # -- logs and results ----------------------------------------------------------------
+
+    def test_log_is_truncated(self):
+        shim = self.bound(entry="funcs.big_log")
+        limit = 1 << 20
+        r = shim.run("e", kwargs={"size": 2 << 20}, log_limit=limit)
+        full = "Start execution: e\n" + "x" * (2 << 20) + "Finished execution: e\n"
+        self.assertEqual(r["logs"], full[:limit] + "\n[log truncated: %d bytes more]\n" % (len(full) - limit))
+
+    def test_big_result(self):
+        shim = self.bound(entry="funcs.big_result")
+        r = shim.run("e", kwargs={"size": 5 << 20})
+        self.assertEqual((r["reason"], len(r["output"])), ("ok", 5 << 20))
+
+    # -- protocol ------------------------------------------------------------------------
+
+    def test_ping(self):
+        shim = self.bound(entry="funcs.sleepy")
+        shim.send({"op": "ping"})
+        self.assertEqual(shim.recv(), {"op": "pong", "running": 0})
+        shim.exec("e", kwargs={"seconds": 0.3})
+        shim.send({"op": "ping"})
+        self.assertEqual(shim.recv(), {"op": "pong", "running": 1})
+        self.assertEqual(shim.recv()["output"], "woke")
+
+    def test_exec_before_bind(self):
+        shim, _ = self.start()
+        r = shim.run("e")
+        self.assertEqual((r["success"], r["reason"]), (False, "exception"))
+        self.assertEqual(r["output"], "The worker has no function bound.")
+
+    def test_eof_exits_0_and_kills_executions(self):
+        shim = self.bound(entry="funcs.pid_file_sleeper")
+        path = os.path.join(self.tmp, "pid-%d" % os.getpid())
+        shim.exec("e", kwargs={"path": path}, timeout_ms=60000)
+        deadline = time.monotonic() + 5
+        while not (os.path.exists(path) and os.path.getsize(path)):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.01)
+        with open(path) as f:
+            pid = int(f.read())
+        shim.proc.stdin.close()
+        self.assertEqual(shim.proc.wait(timeout=5), 0)
+        self.assertTrue(wait_gone(pid))
+
+    def test_malformed_message(self):
+        for raw in (b"not json", b"[1, 2]", json.dumps({"op": "dance"}).encode()):
+            shim, _ = self.start()
+            shim.send_raw(raw)
+            r = shim.recv()
+            self.assertEqual(r["op"], "error", raw)
+            self.assertEqual(shim.proc.wait(timeout=5), 1)
+
+    def test_oversized_frame(self):
+        shim, _ = self.start()
+        shim.proc.stdin.write((65 << 20).to_bytes(4, "big"))
+        self.assertEqual(shim.recv()["op"], "error")
+        self.assertEqual(shim.proc.wait(timeout=5), 1)
+
+
+class FallbackShimTest(ShimTest):
+    """The same suite without pidfds and memfds (SIGCHLD self-pipe, unlinked temp files)."""
+
+    FALLBACK = True
+
+
+# The cost the shim cannot avoid: the same interpreter, forking a child that exits at once
+# and waiting for it, with what the shim imports loaded.
+FORK_FLOOR = """
+import gc, json, os, selectors, sys, time, traceback, inspect, zipfile, tempfile, ctypes
+gc.collect(); gc.freeze()
+times = []
+for i in range(int(sys.argv[1])):
+    t = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.wait4(pid, 0)
+    times.append(time.perf_counter() - t)
+times.sort()
+print(times[len(times) // 2])
+"""
+
+
+def percentiles(times):
+    times = sorted(times)
+    n = len(times)
+    return "p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms" % (
+        times[n // 2] * 1e3, times[n * 9 // 10] * 1e3, times[n * 99 // 100] * 1e3, times[-1] * 1e3)
+
+
+def bench(n=2000):
+    """Round-trip latency of sequential hello-world executions on one warm worker."""
+    tmp = tempfile.mkdtemp(prefix="qinling-shim-bench-")
+    try:
+        shim = Shim(env=dict(os.environ, QINLING_PACKAGE_DIR=tmp))
+        assert shim.recv()["op"] == "ready"
+        assert shim.bind({"hello.py": HELLO}, "hello.main")["ok"]
+        for i in range(100):
+            shim.run("warm-%d" % i, kwargs={"name": "bench"})
+        times = []
+        for i in range(n):
+            t = time.perf_counter()
+            shim.run("bench-%d" % i, kwargs={"name": "bench"})
+            times.append(time.perf_counter() - t)
+        shim.close()
+        floor = float(subprocess.check_output([PYTHON, "-I", "-c", FORK_FLOOR, str(n)]))
+        p50 = sorted(times)[n // 2]
+        print("%d sequential hello-world executions, exec sent -> result received:" % n)
+        print("  %s" % percentiles(times))
+        print("bare fork + _exit + wait4 of the same interpreter: p50 %.3f ms" % (floor * 1e3))
+        print("above that floor (both ends of the protocol, the function, the shim): ~%.3f ms" % ((p50 - floor) * 1e3))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__" and "--bench" in sys.argv:
+    bench()
+elif __name__ == "__main__":
+    unittest.main()
