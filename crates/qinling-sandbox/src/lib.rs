@@ -6,11 +6,13 @@
 //! owner over two pipes (its stdin and stdout) carrying the framed worker protocol; this crate
 //! knows nothing of that protocol, nor of the store.
 
+pub mod jail;
 mod process;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+pub use jail::{JailConfig, JailSandbox};
 pub use process::ProcessSandbox;
 
 /// Resource limits for one worker. Memory, cpu and pids are enforced per worker (cgroups where
@@ -84,7 +86,9 @@ pub struct SandboxedProcess {
 
 impl std::fmt::Debug for SandboxedProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxedProcess").field("pid", &self.child.id()).finish()
+        f.debug_struct("SandboxedProcess")
+            .field("pid", &self.child.id())
+            .finish()
     }
 }
 
@@ -126,4 +130,8 @@ pub enum SandboxError {
     },
     #[error("sandbox is not available: {0}")]
     Unavailable(String),
+    /// The jail could not be built; `reason` names the failed step and the kernel's answer
+    /// (it comes from the jail's init, another process, as text).
+    #[error("cannot set up the jail of worker {name}: {reason}")]
+    Jail { name: String, reason: String },
 }

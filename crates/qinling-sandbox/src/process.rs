@@ -54,17 +54,28 @@ impl Sandbox for ProcessSandbox {
         // async-signal-safe functions (setrlimit, prctl).
         unsafe {
             cmd.pre_exec(move || {
-                let lim = libc::rlimit { rlim_cur: nofile, rlim_max: nofile };
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
                 libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn { name: spec.name.clone(), source })?;
+        let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
+            name: spec.name.clone(),
+            source,
+        })?;
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
-        Ok(SandboxedProcess { child, stdin, stdout, control: Box::new(ProcessControl { pgid }) })
+        Ok(SandboxedProcess {
+            child,
+            stdin,
+            stdout,
+            control: Box::new(ProcessControl { pgid }),
+        })
     }
 
     fn unenforced(&self) -> Vec<String> {
