@@ -1,12 +1,231 @@
 //! The command-line client: `qinling runtime|function|execution …` over the v1 HTTP API.
 //! It knows only the wire format, never the server's crates, so it can talk to any
-//! Qinling-compatible endpoint.
+//! Qinling-compatible endpoint. This file holds the argument tree's top and the dispatch; each
+//! resource's commands live in the module of the same name, HTTP and its errors in `client`,
+//! rendering in `output`, what all collections share in `resource`.
+//!
+//! Adding a resource (jobs, webhooks, …): a module with a `Resource` constant, a clap
+//! `Command` enum and `async fn run(Command, &Ctx)`, and one variant below.
 
-use clap::Subcommand;
+mod client;
+pub mod execution;
+pub mod function;
+mod output;
+mod resource;
+pub mod runtime;
+#[cfg(test)]
+mod stub;
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use client::Client;
+use output::Format;
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {}
+pub enum CliCommand {
+    /// Runtimes: the environments functions run in.
+    Runtime(Box<Scoped<runtime::Command>>),
+    /// Functions: code packages with an entry point and limits.
+    Function(Box<Scoped<function::Command>>),
+    /// Executions: runs of a function, with their input, result and log.
+    Execution(Box<Scoped<execution::Command>>),
+}
 
-pub fn main(cmd: CliCommand) -> std::process::ExitCode {
-    match cmd {}
+/// A resource's subcommands, with the options every command takes. (Boxed in `CliCommand`
+/// so that the binary's command enum stays small.)
+#[derive(Debug, Args)]
+pub struct Scoped<C: Subcommand> {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: C,
+}
+
+#[derive(Debug, Args)]
+struct GlobalOpts {
+    /// The Qinling server's root URL (without /v1).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "QINLING_URL",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    url: String,
+    /// A token, sent as X-Auth-Token.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "QINLING_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Output format.
+    #[arg(
+        short = 'f',
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_enum,
+        default_value = "table"
+    )]
+    format: Format,
+}
+
+/// What a command needs to run: the server and how to print.
+pub(crate) struct Ctx {
+    pub client: Client,
+    pub format: Format,
+}
+
+pub fn main(cmd: CliCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: CliCommand) -> anyhow::Result<()> {
+    match cmd {
+        CliCommand::Runtime(s) => runtime::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Function(s) => function::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Execution(s) => execution::run(s.command, &ctx(s.global)?).await,
+    }
+}
+
+fn ctx(global: GlobalOpts) -> anyhow::Result<Ctx> {
+    Ok(Ctx {
+        client: Client::new(&global.url, global.token)?,
+        format: global.format,
+    })
+}
+
+/// `--filter key=value`, forwarded as a query parameter.
+fn parse_filter(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("'{s}' is not key=value (e.g. status=neq:success)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    use super::*;
+
+    /// The binary's shape: `CliCommand` flattened next to other subcommands.
+    #[derive(Debug, Parser)]
+    #[command(name = "qinling")]
+    struct Top {
+        #[command(subcommand)]
+        command: TopCommand,
+    }
+
+    #[derive(Debug, Subcommand)]
+    enum TopCommand {
+        Serve,
+        #[command(flatten)]
+        Cli(CliCommand),
+    }
+
+    fn parse(args: &[&str]) -> Result<CliCommand, clap::Error> {
+        let matches = Top::command()
+            .try_get_matches_from(std::iter::once("qinling").chain(args.iter().copied()))?;
+        match Top::from_arg_matches(&matches)?.command {
+            TopCommand::Cli(cli) => Ok(cli),
+            TopCommand::Serve => panic!("not a CLI command"),
+        }
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Top::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_action() {
+        for args in [
+            &["runtime", "--url", "http://h:1", "-f", "json", "list"][..],
+            &["runtime", "list", "--url", "http://h:1", "--format", "json"][..],
+        ] {
+            let CliCommand::Runtime(s) = parse(args).unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                (s.global.url.as_str(), s.global.format),
+                ("http://h:1", Format::Json)
+            );
+        }
+    }
+
+    #[test]
+    fn usage_errors() {
+        let kind = |args: &[&str]| parse(args).unwrap_err().kind();
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            kind(&["function", "create", "--runtime", "r"]),
+            MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&[
+                "function",
+                "create",
+                "--runtime",
+                "r",
+                "--file",
+                "a",
+                "--package",
+                "b"
+            ]),
+            ArgumentConflict
+        );
+        assert_eq!(kind(&["function", "update", "f"]), MissingRequiredArgument);
+        assert_eq!(kind(&["runtime", "update", "r"]), MissingRequiredArgument);
+        assert_eq!(kind(&["runtime", "delete"]), MissingRequiredArgument);
+        assert_eq!(
+            kind(&["function", "scale-up", "f", "--count", "0"]),
+            ValueValidation
+        );
+        assert_eq!(kind(&["execution", "create"]), MissingRequiredArgument);
+        assert_eq!(
+            kind(&["execution", "create", "--function", "f", "--alias", "a"]),
+            ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["execution", "list", "--filter", "nokey"]),
+            ValueValidation
+        );
+        assert_eq!(kind(&["runtime", "list", "-f", "xml"]), InvalidValue);
+    }
+
+    #[test]
+    fn filters() {
+        assert_eq!(
+            parse_filter("status=neq:success"),
+            Ok(("status".into(), "neq:success".into()))
+        );
+        assert_eq!(
+            parse_filter("description=has:a=b"),
+            Ok(("description".into(), "has:a=b".into()))
+        );
+        assert!(parse_filter("=x").is_err());
+        assert!(parse_filter("x").is_err());
+    }
 }

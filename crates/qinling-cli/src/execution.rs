@@ -1,0 +1,311 @@
+//! `qinling execution …` (`/v1/executions`, JSON bodies): create (run a function by id, name or
+//! alias), list with filters, show, delete, and print the captured log. Also what `function
+//! invoke` shares: building the create request, reading `result`, fetching the log.
+
+use anyhow::bail;
+use clap::{ArgGroup, Subcommand};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::client::Client;
+use crate::function::FUNCTIONS;
+use crate::output::{self, Column};
+use crate::resource::{insert_some, Resource};
+use crate::{parse_filter, Ctx};
+
+pub(crate) const EXECUTIONS: Resource = Resource {
+    kind: "execution",
+    collection: "executions",
+    named: false,
+    columns: &[
+        Column::Field("id"),
+        Column::Field("function_id"),
+        Column::Field("function_version"),
+        Column::Field("status"),
+        Column::Field("sync"),
+        Column::Derived("duration", duration),
+        Column::Field("created_at"),
+    ],
+};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a function (by id or name) or an alias; prints the execution.
+    #[command(group(ArgGroup::new("target").required(true).args(["function", "alias"])))]
+    Create {
+        /// Function id or name.
+        #[arg(long)]
+        function: Option<String>,
+        /// Function version (default 0, the latest code).
+        #[arg(long, requires = "function")]
+        version: Option<u64>,
+        /// Function alias name (instead of --function).
+        #[arg(long)]
+        alias: Option<String>,
+        /// The input, sent as given: a JSON object becomes keyword arguments, anything else one argument.
+        #[arg(long)]
+        input: Option<String>,
+        /// Return at once; the execution runs in the background.
+        #[arg(long = "async")]
+        asynchronous: bool,
+        /// A free-text description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List executions.
+    List {
+        /// Only executions of this function (id or name).
+        #[arg(long)]
+        function: Option<String>,
+        /// Only executions with this status (running, success, failed, error).
+        #[arg(long)]
+        status: Option<String>,
+        /// Filter as key=value, with an optional operator (e.g. status=neq:success,
+        /// description=has:Job); repeatable.
+        #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = parse_filter)]
+        filters: Vec<(String, String)>,
+    },
+    /// Show an execution.
+    Show { execution: String },
+    /// Delete executions (their records; running ones are not stopped).
+    Delete {
+        #[arg(required = true)]
+        executions: Vec<String>,
+    },
+    /// Print an execution's log.
+    Log { execution: String },
+}
+
+/// What an execution runs.
+pub(crate) enum Target {
+    Function { id: String, version: Option<u64> },
+    Alias(String),
+}
+
+pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
+    let client = &ctx.client;
+    match cmd {
+        Command::Create {
+            function,
+            version,
+            alias,
+            input,
+            asynchronous,
+            description,
+        } => {
+            let target = match (function, alias) {
+                (Some(function), _) => Target::Function {
+                    id: FUNCTIONS.resolve(client, &function).await?,
+                    version,
+                },
+                (None, Some(alias)) => Target::Alias(alias),
+                (None, None) => unreachable!("clap requires --function or --alias"),
+            };
+            let execution = create(client, target, input, !asynchronous, description).await?;
+            output::emit(&output::show(ctx.format, &execution));
+        }
+        Command::List {
+            function,
+            status,
+            filters,
+        } => {
+            let mut query = Vec::new();
+            if let Some(function) = function {
+                query.push((
+                    "function_id".to_string(),
+                    FUNCTIONS.resolve(client, &function).await?,
+                ));
+            }
+            if let Some(status) = status {
+                query.push(("status".to_string(), status));
+            }
+            query.extend(filters);
+            let executions = EXECUTIONS.list(client, &query).await?;
+            output::emit(&output::list(ctx.format, &executions, EXECUTIONS.columns));
+        }
+        Command::Show { execution } => output::emit(&output::show(
+            ctx.format,
+            &EXECUTIONS.get(client, &execution).await?,
+        )),
+        Command::Delete { executions } => EXECUTIONS.delete(client, &executions).await?,
+        Command::Log { execution } => output::emit(&log(client, &execution).await?),
+    }
+    Ok(())
+}
+
+/// `POST /v1/executions`. The input string is sent verbatim; absent options are not sent.
+pub(crate) async fn create(
+    client: &Client,
+    target: Target,
+    input: Option<String>,
+    sync: bool,
+    description: Option<String>,
+) -> anyhow::Result<Value> {
+    let body = create_body(target, input, sync, description);
+    client
+        .json(
+            client
+                .request(Method::POST, &["v1", "executions"])
+                .json(&body),
+        )
+        .await
+}
+
+fn create_body(
+    target: Target,
+    input: Option<String>,
+    sync: bool,
+    description: Option<String>,
+) -> Value {
+    let mut body = json!({});
+    match target {
+        Target::Function { id, version } => {
+            insert_some(&mut body, "function_id", Some(id));
+            insert_some(&mut body, "function_version", version);
+        }
+        Target::Alias(alias) => insert_some(&mut body, "function_alias", Some(alias)),
+    }
+    insert_some(&mut body, "sync", Some(sync));
+    insert_some(&mut body, "input", input);
+    insert_some(&mut body, "description", description);
+    body
+}
+
+/// The captured log; empty when the server has none (204).
+pub(crate) async fn log(client: &Client, id: &str) -> anyhow::Result<String> {
+    let response = client
+        .send(client.request(Method::GET, &["v1", "executions", id, "log"]))
+        .await?;
+    if response.status() == StatusCode::NO_CONTENT {
+        return Ok(String::new());
+    }
+    Ok(response.text().await?)
+}
+
+/// `result` as an object: the server sends it as a JSON-encoded string; null or unparsable → null.
+pub(crate) fn result_of(execution: &Value) -> Value {
+    match execution.get("result") {
+        Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::Null),
+        Some(object @ Value::Object(_)) => object.clone(),
+        _ => Value::Null,
+    }
+}
+
+fn duration(execution: &Value) -> Value {
+    result_of(execution)
+        .get("duration")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// An error unless the execution succeeded, with the function's error output in it.
+pub(crate) fn check_succeeded(execution: &Value) -> anyhow::Result<()> {
+    let status = execution["status"].as_str().unwrap_or("unknown");
+    if status == "success" {
+        return Ok(());
+    }
+    let id = execution["id"].as_str().unwrap_or_default();
+    match result_of(execution).get("output") {
+        Some(output) if !output.is_null() => {
+            bail!("Execution {id} {status}: {}", output::cell(output))
+        }
+        _ => bail!("Execution {id} {status}."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Format;
+    use crate::stub::{block_on, Stub};
+
+    fn execution(status: &str, result: Value) -> Value {
+        json!({"id": "e1", "function_id": "f1", "function_version": 0, "status": status, "sync": true,
+               "result": result, "created_at": "2026-11-28T06:45:56Z"})
+    }
+
+    #[test]
+    fn create_bodies() {
+        let target = Target::Function {
+            id: "f1".into(),
+            version: None,
+        };
+        assert_eq!(
+            create_body(target, Some("{\"name\": \"Q\"}".into()), true, None),
+            json!({"function_id": "f1", "sync": true, "input": "{\"name\": \"Q\"}"})
+        );
+        let target = Target::Function {
+            id: "f1".into(),
+            version: Some(2),
+        };
+        assert_eq!(
+            create_body(target, None, false, Some("d".into())),
+            json!({"function_id": "f1", "function_version": 2, "sync": false, "description": "d"})
+        );
+        assert_eq!(
+            create_body(Target::Alias("prod".into()), Some("Bob".into()), true, None),
+            json!({"function_alias": "prod", "sync": true, "input": "Bob"})
+        );
+    }
+
+    #[test]
+    fn results_and_durations() {
+        let e = execution(
+            "success",
+            json!("{\"output\": \"Hello, bar\", \"duration\": 0.044}"),
+        );
+        assert_eq!(
+            result_of(&e),
+            json!({"output": "Hello, bar", "duration": 0.044})
+        );
+        assert_eq!(duration(&e), json!(0.044));
+        assert_eq!(duration(&execution("running", Value::Null)), Value::Null);
+        assert_eq!(
+            duration(&execution("error", json!("not json"))),
+            Value::Null
+        );
+        assert_eq!(
+            output::list(Format::Value, &[e], EXECUTIONS.columns),
+            "e1 f1 0 success true 0.044 2026-11-28T06:45:56Z\n"
+        );
+    }
+
+    #[test]
+    fn failures_carry_the_output() {
+        assert!(check_succeeded(&execution("success", json!("{\"output\": null}"))).is_ok());
+        let failed = execution(
+            "failed",
+            json!("{\"output\": \"boom happened\", \"duration\": 0.013}"),
+        );
+        assert_eq!(
+            check_succeeded(&failed).unwrap_err().to_string(),
+            "Execution e1 failed: boom happened"
+        );
+        assert_eq!(
+            check_succeeded(&execution("error", Value::Null))
+                .unwrap_err()
+                .to_string(),
+            "Execution e1 error."
+        );
+    }
+
+    #[test]
+    fn logs_and_empty_logs() {
+        let text = "Start execution: e1\nHello, Qinling\nFinished execution: e1\n";
+        let stub = Stub::serve(vec![
+            (200, "text/plain; charset=UTF-8", text.into()),
+            (204, "text/plain", String::new()),
+        ]);
+        let client = Client::new(&stub.url, None).unwrap();
+        assert_eq!(block_on(log(&client, "e1")).unwrap(), text);
+        assert_eq!(block_on(log(&client, "e2")).unwrap(), "");
+        let requests = stub.requests();
+        assert!(
+            requests[1]
+                .head
+                .starts_with("GET /v1/executions/e2/log HTTP/1.1\r\n"),
+            "{}",
+            requests[1].head
+        );
+    }
+}
