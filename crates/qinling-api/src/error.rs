@@ -2,7 +2,7 @@
 //! §2.2): WSME handlers answer `{"faultcode", "faultstring", "debuginfo"}`, plain-pecan
 //! handlers `{"faultstring"}`; routing errors use WebOb's `{"code", "title", "description"}`.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use qinling_types::Error;
 
@@ -25,7 +25,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), style: Style::Wsme }
+        ApiError {
+            status,
+            message: message.into(),
+            style: Style::Wsme,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -58,7 +62,11 @@ impl From<Error> for ApiError {
             }
             other => other.to_string(),
         };
-        ApiError { status, message, style: Style::Wsme }
+        ApiError {
+            status,
+            message,
+            style: Style::Wsme,
+        }
     }
 }
 
@@ -73,10 +81,10 @@ impl IntoResponse for ApiError {
             Style::Pecan => serde_json::json!({"faultstring": self.message}),
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
-            if let Ok(v) = HeaderValue::from_str(&self.message) {
-                resp.headers_mut().insert("Server-Error-Message", v);
-            }
+        if self.status == StatusCode::METHOD_NOT_ALLOWED
+            && let Ok(v) = HeaderValue::from_str(&self.message)
+        {
+            resp.headers_mut().insert("Server-Error-Message", v);
         }
         resp
     }
@@ -91,6 +99,7 @@ pub fn webob(status: StatusCode, description: Option<&str>) -> Response {
         "faultstring": description.unwrap_or(status.canonical_reason().unwrap_or("")),
     });
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
 }

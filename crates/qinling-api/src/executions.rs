@@ -1,7 +1,7 @@
 //! `/v1/executions` (WSME), and the plain-pecan log endpoint.
 
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use qinling_engine::CreateExecution;
@@ -9,7 +9,7 @@ use qinling_store::{ExecutionFilter, Filter};
 
 use crate::functions::list_scope;
 use crate::wire::{self, Kind, Schema};
-use crate::{context, read_body, ApiError, ApiResult, AppState, RequestId};
+use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
 
 const EXECUTION: Schema = Schema {
     name: "execution",
@@ -21,10 +21,22 @@ const EXECUTION: Schema = Schema {
         ("sync", Kind::Bool),
         ("input", Kind::Str),
     ],
-    read_only: &["id", "status", "result", "project_id", "created_at", "updated_at"],
+    read_only: &[
+        "id",
+        "status",
+        "result",
+        "project_id",
+        "created_at",
+        "updated_at",
+    ],
 };
 
-pub async fn create(State(s): State<AppState>, Extension(rid): Extension<RequestId>, RawQuery(q): RawQuery, req: Request) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
     let (parts, body) = req.into_parts();
     let body = read_body(body, s.config.max_body, "an execution").await?;
@@ -33,13 +45,18 @@ pub async fn create(State(s): State<AppState>, Extension(rid): Extension<Request
     let alias = wire::opt_str(&map, "function_alias");
     let Some(function_id) = function_id else {
         return Err(match alias {
-            Some(name) => ApiError::new(StatusCode::NOT_FOUND, format!("FunctionAlias not found [name={name}]")),
+            Some(name) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("FunctionAlias not found [name={name}]"),
+            ),
             None => ApiError::bad_request("Either function_alias or function_id must be provided."),
         });
     };
     let version = wire::opt_int(&map, "function_version").unwrap_or(0);
     if version < 0 {
-        return Err(ApiError::bad_request(format!("Invalid input for field/attribute function_version. Value: '{version}'. Value should be greater or equal to 0")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute function_version. Value: '{version}'. Value should be greater or equal to 0"
+        )));
     }
     let req = CreateExecution {
         function_id,
@@ -53,43 +70,87 @@ pub async fn create(State(s): State<AppState>, Extension(rid): Extension<Request
     Ok((StatusCode::CREATED, Json(wire::execution_json(&execution))))
 }
 
-pub async fn list(State(s): State<AppState>, Extension(rid): Extension<RequestId>, RawQuery(q): RawQuery) -> ApiResult<impl IntoResponse> {
-    let params = wire::query_params(q.as_deref(), &["function_id", "status", "description", "all_projects", "project_id"])?;
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    let params = wire::query_params(
+        q.as_deref(),
+        &[
+            "function_id",
+            "status",
+            "description",
+            "all_projects",
+            "project_id",
+        ],
+    )?;
     let scope = list_scope(&context(&rid), &params)?;
-    let get = |k: &str| params.iter().rev().find(|(key, _)| key == k).map(|(_, v)| Filter::parse(v));
-    let filter = ExecutionFilter { function_id: get("function_id"), status: get("status"), description: get("description") };
+    let get = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| Filter::parse(v))
+    };
+    let filter = ExecutionFilter {
+        function_id: get("function_id"),
+        status: get("status"),
+        description: get("description"),
+    };
     let executions = s.engine.list_executions(&scope, &filter).await?;
     let items: Vec<_> = executions.iter().map(wire::execution_json).collect();
     Ok(Json(serde_json::json!({ "executions": items })))
 }
 
-pub async fn show(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn show(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let execution = s.engine.get_execution(&context(&rid), &id).await?;
     Ok(Json(wire::execution_json(&execution)))
 }
 
-pub async fn delete(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     s.engine.delete_execution(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Whether an `Accept` header admits `text/plain`.
 fn accepts_text(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
     accept.split(',').any(|part| {
         let media = part.split(';').next().unwrap_or("").trim();
         matches!(media, "text/plain" | "text/*" | "*/*" | "")
     })
 }
 
-pub async fn log(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn log(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if !accepts_text(&headers) {
         return Ok(crate::error::webob(StatusCode::NOT_ACCEPTABLE, None));
     }
-    let execution = s.engine.get_execution(&context(&rid), &id).await.map_err(|e| ApiError::from(e).pecan())?;
+    let execution = s
+        .engine
+        .get_execution(&context(&rid), &id)
+        .await
+        .map_err(|e| ApiError::from(e).pecan())?;
     match execution.logs.filter(|l| !l.is_empty()) {
         None => Ok(StatusCode::NO_CONTENT.into_response()),
-        Some(logs) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], logs).into_response()),
+        Some(logs) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], logs).into_response())
+        }
     }
 }
 
@@ -99,7 +160,13 @@ mod tests {
 
     #[test]
     fn accept_header() {
-        let cases = [(None, true), (Some("text/plain"), true), (Some("*/*"), true), (Some("application/json"), false), (Some("application/json, text/plain;q=0.5"), true)];
+        let cases = [
+            (None, true),
+            (Some("text/plain"), true),
+            (Some("*/*"), true),
+            (Some("application/json"), false),
+            (Some("application/json, text/plain;q=0.5"), true),
+        ];
         for (accept, expect) in cases {
             let mut h = HeaderMap::new();
             if let Some(a) = accept {

@@ -3,14 +3,14 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use qinling_engine::{CreateFunction, UpdateFunction};
 use qinling_store::Scope;
 
 use crate::wire;
-use crate::{context, read_body, ApiError, ApiResult, AppState, RequestId};
+use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
 
 /// A pecan form: text fields and the `package` file.
 #[derive(Debug, Default)]
@@ -21,28 +21,46 @@ struct Form {
 
 impl Form {
     fn get(&self, key: &str) -> Option<String> {
-        self.fields.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 }
 
 /// Reads a multipart or urlencoded form, or a JSON object (pecan merges one into the
 /// keyword arguments).
 async fn read_form(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Form> {
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let bytes = read_body(body, limit, "a function (package plus form fields)").await?;
     if ctype.starts_with("multipart/form-data") {
-        let boundary = multer::parse_boundary(&ctype).map_err(|e| ApiError::bad_request(format!("Malformed multipart body: {e}.")))?;
+        let boundary = multer::parse_boundary(&ctype)
+            .map_err(|e| ApiError::bad_request(format!("Malformed multipart body: {e}.")))?;
         let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
         let mut mp = multer::Multipart::new(stream, boundary);
         let mut form = Form::default();
-        while let Some(field) = mp.next_field().await.map_err(|e| ApiError::bad_request(format!("Malformed multipart body: {e}.")))? {
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("Malformed multipart body: {e}.")))?
+        {
             let name = field.name().unwrap_or("").to_string();
             let is_file = field.file_name().is_some() || name == "package";
-            let data = field.bytes().await.map_err(|e| ApiError::bad_request(format!("Malformed multipart body: {e}.")))?;
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("Malformed multipart body: {e}.")))?;
             if is_file && name == "package" {
                 form.package = Some(data.to_vec());
             } else {
-                let text = String::from_utf8(data.to_vec()).map_err(|_| ApiError::bad_request(format!("Form field '{name}' is not UTF-8 text.")))?;
+                let text = String::from_utf8(data.to_vec()).map_err(|_| {
+                    ApiError::bad_request(format!("Form field '{name}' is not UTF-8 text."))
+                })?;
                 form.fields.push((name, text));
             }
         }
@@ -51,7 +69,9 @@ async fn read_form(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<F
         let value: serde_json::Value = if bytes.is_empty() {
             serde_json::json!({})
         } else {
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}.")))?
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::bad_request(format!("Request body is not valid JSON: {e}."))
+            })?
         };
         let serde_json::Value::Object(map) = value else {
             return Err(ApiError::bad_request("Request body must be a JSON object."));
@@ -67,24 +87,38 @@ async fn read_form(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<F
                 (k, text)
             })
             .collect();
-        Ok(Form { fields, package: None })
+        Ok(Form {
+            fields,
+            package: None,
+        })
     } else if ctype.starts_with("application/x-www-form-urlencoded") || bytes.is_empty() {
-        let fields = serde_urlencoded::from_bytes(&bytes).map_err(|e| ApiError::bad_request(format!("Malformed form body: {e}.")))?;
-        Ok(Form { fields, package: None })
+        let fields = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("Malformed form body: {e}.")))?;
+        Ok(Form {
+            fields,
+            package: None,
+        })
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Unsupported Content-Type '{ctype}': send multipart/form-data (with a package), application/x-www-form-urlencoded or application/json."),
+            format!(
+                "Unsupported Content-Type '{ctype}': send multipart/form-data (with a package), application/x-www-form-urlencoded or application/json."
+            ),
         ))
     }
 }
 
 /// The `code` field: a JSON object naming the source. Only packages run here.
 fn parse_code(raw: &str) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
-    let value: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|_| ApiError::bad_request(format!("Invalid code '{raw}': it must be a JSON object such as {{\"source\": \"package\"}}.")))?;
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
+        ApiError::bad_request(format!(
+            "Invalid code '{raw}': it must be a JSON object such as {{\"source\": \"package\"}}."
+        ))
+    })?;
     let serde_json::Value::Object(code) = value else {
-        return Err(ApiError::bad_request(format!("Invalid code '{raw}': it must be a JSON object such as {{\"source\": \"package\"}}.")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid code '{raw}': it must be a JSON object such as {{\"source\": \"package\"}}."
+        )));
     };
     check_source(code.get("source").and_then(|s| s.as_str()))?;
     Ok(code)
@@ -97,7 +131,9 @@ fn check_source(source: Option<&str>) -> ApiResult<()> {
         Some("image") => Err(ApiError::bad_request(
             "Image functions are not supported by this server (no container engine): package the code and use a runtime.",
         )),
-        _ => Err(ApiError::bad_request("Invalid code source specified, available sources: package, swift, image")),
+        _ => Err(ApiError::bad_request(
+            "Invalid code source specified, available sources: package, swift, image",
+        )),
     }
 }
 
@@ -105,10 +141,18 @@ fn nonempty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
 
-pub async fn create(State(s): State<AppState>, Extension(rid): Extension<RequestId>, req: Request) -> Result<Response, ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body, s.config.max_package_body).await.map_err(ApiError::pecan)?;
-    let code_raw = form.get("code").ok_or_else(|| ApiError::bad_request("Required param is missing. Required: {'code'}").pecan())?;
+    let form = read_form(&parts.headers, body, s.config.max_package_body)
+        .await
+        .map_err(ApiError::pecan)?;
+    let code_raw = form.get("code").ok_or_else(|| {
+        ApiError::bad_request("Required param is missing. Required: {'code'}").pecan()
+    })?;
     let code = parse_code(&code_raw).map_err(ApiError::pecan)?;
     let req = CreateFunction {
         name: form.get("name"),
@@ -118,28 +162,57 @@ pub async fn create(State(s): State<AppState>, Extension(rid): Extension<Request
         cpu: nonempty(form.get("cpu")),
         memory_size: nonempty(form.get("memory_size")),
         timeout: nonempty(form.get("timeout")),
-        md5sum: code.get("md5sum").and_then(|m| m.as_str()).map(str::to_string),
+        md5sum: code
+            .get("md5sum")
+            .and_then(|m| m.as_str())
+            .map(str::to_string),
         package: form.package,
     };
-    let function = s.engine.create_function(&context(&rid), req).await.map_err(|e| ApiError::from(e).pecan())?;
-    Ok((StatusCode::CREATED, Json(wire::function_json(&function, false))).into_response())
+    let function = s
+        .engine
+        .create_function(&context(&rid), req)
+        .await
+        .map_err(|e| ApiError::from(e).pecan())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::function_json(&function, false)),
+    )
+        .into_response())
 }
 
-pub async fn list(State(s): State<AppState>, Extension(rid): Extension<RequestId>, RawQuery(q): RawQuery) -> ApiResult<impl IntoResponse> {
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
     let params = wire::query_params(q.as_deref(), &["all_projects", "project_id"])?;
     let scope = list_scope(&context(&rid), &params)?;
     let functions = s.engine.list_functions(&scope).await?;
-    let items: Vec<_> = functions.iter().map(|f| wire::function_json(f, true)).collect();
+    let items: Vec<_> = functions
+        .iter()
+        .map(|f| wire::function_json(f, true))
+        .collect();
     Ok(Json(serde_json::json!({ "functions": items })))
 }
 
 /// The projects a list may show: the caller's, or for admins all (`all_projects`) or one
 /// (`project_id`).
-pub(crate) fn list_scope(ctx: &qinling_types::RequestContext, params: &[(String, String)]) -> ApiResult<Scope> {
-    let all = params.iter().any(|(k, v)| k == "all_projects" && wire::truthy(v));
-    let project = params.iter().find(|(k, _)| k == "project_id").map(|(_, v)| v.clone());
+pub(crate) fn list_scope(
+    ctx: &qinling_types::RequestContext,
+    params: &[(String, String)],
+) -> ApiResult<Scope> {
+    let all = params
+        .iter()
+        .any(|(k, v)| k == "all_projects" && wire::truthy(v));
+    let project = params
+        .iter()
+        .find(|(k, _)| k == "project_id")
+        .map(|(_, v)| v.clone());
     if (all || project.is_some()) && !ctx.is_admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "Operation not allowed"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Operation not allowed",
+        ));
     }
     Ok(match (project, all) {
         (Some(p), _) => Scope::Project(p),
@@ -148,37 +221,69 @@ pub(crate) fn list_scope(ctx: &qinling_types::RequestContext, params: &[(String,
     })
 }
 
-pub async fn show(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let params: Vec<(String, String)> = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
-    let download = params.iter().any(|(k, v)| k == "download" && wire::truthy(v));
+pub async fn show(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let download = params
+        .iter()
+        .any(|(k, v)| k == "download" && wire::truthy(v));
     let ctx = context(&rid);
-    let function = s.engine.get_function(&ctx, &id).await.map_err(|e| ApiError::from(e).pecan())?;
+    let function = s
+        .engine
+        .get_function(&ctx, &id)
+        .await
+        .map_err(|e| ApiError::from(e).pecan())?;
     if !download {
         return Ok(Json(wire::function_json(&function, false)).into_response());
     }
-    let zip = s.engine.function_package(&function).await.map_err(|e| ApiError::from(e).pecan())?;
+    let zip = s
+        .engine
+        .function_package(&function)
+        .await
+        .map_err(|e| ApiError::from(e).pecan())?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", function.id)),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", function.id),
+            ),
         ],
         zip,
     )
         .into_response())
 }
 
-pub async fn update(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body, s.config.max_package_body).await.map_err(ApiError::pecan)?;
+    let form = read_form(&parts.headers, body, s.config.max_package_body)
+        .await
+        .map_err(ApiError::pecan)?;
     // The CLI flattens `code` into the form (`source=package` + the file); others send it.
     let mut md5sum = None;
     if let Some(code_raw) = form.get("code") {
         let code = parse_code(&code_raw).map_err(ApiError::pecan)?;
-        md5sum = code.get("md5sum").and_then(|m| m.as_str()).map(str::to_string);
+        md5sum = code
+            .get("md5sum")
+            .and_then(|m| m.as_str())
+            .map(str::to_string);
     } else if let Some(source) = form.get("source") {
         check_source(Some(&source)).map_err(ApiError::pecan)?;
     }
-    let text = |k: &str| form.get(k).map(|v| if v.is_empty() { None } else { Some(v) });
+    let text = |k: &str| {
+        form.get(k)
+            .map(|v| if v.is_empty() { None } else { Some(v) })
+    };
     let req = UpdateFunction {
         name: text("name"),
         description: text("description"),
@@ -189,11 +294,19 @@ pub async fn update(State(s): State<AppState>, Extension(rid): Extension<Request
         md5sum,
         package: form.package,
     };
-    let function = s.engine.update_function(&context(&rid), &id, req).await.map_err(|e| ApiError::from(e).pecan())?;
+    let function = s
+        .engine
+        .update_function(&context(&rid), &id, req)
+        .await
+        .map_err(|e| ApiError::from(e).pecan())?;
     Ok(Json(wire::function_json(&function, false)).into_response())
 }
 
-pub async fn delete(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     s.engine.delete_function(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

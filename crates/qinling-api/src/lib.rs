@@ -9,7 +9,7 @@ mod runtimes;
 mod wire;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -48,22 +48,54 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/runtimes", get(runtimes::list).post(runtimes::create))
         .route("/runtimes/", get(runtimes::list).post(runtimes::create))
-        .route("/runtimes/{id}", get(runtimes::show).put(runtimes::update).delete(runtimes::delete))
+        .route(
+            "/runtimes/{id}",
+            get(runtimes::show)
+                .put(runtimes::update)
+                .delete(runtimes::delete),
+        )
         .route("/runtimes/{id}/pool", get(runtimes::pool))
         .route("/functions", get(functions::list).post(functions::create))
         .route("/functions/", get(functions::list).post(functions::create))
-        .route("/functions/{id}", get(functions::show).put(functions::update).delete(functions::delete))
-        .route("/executions", get(executions::list).post(executions::create))
-        .route("/executions/", get(executions::list).post(executions::create))
-        .route("/executions/{id}", get(executions::show).delete(executions::delete))
+        .route(
+            "/functions/{id}",
+            get(functions::show)
+                .put(functions::update)
+                .delete(functions::delete),
+        )
+        .route(
+            "/executions",
+            get(executions::list).post(executions::create),
+        )
+        .route(
+            "/executions/",
+            get(executions::list).post(executions::create),
+        )
+        .route(
+            "/executions/{id}",
+            get(executions::show).delete(executions::delete),
+        )
         .route("/executions/{id}/log", get(executions::log));
     Router::new()
         .route("/", get(root))
-        .route("/v1", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/v1/")]) }))
+        .route(
+            "/v1",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/v1/")]) }),
+        )
         .route("/v1/", get(v1_root))
         .nest("/v1", v1)
-        .fallback(|| async { error::webob(StatusCode::NOT_FOUND, Some("The resource could not be found.")) })
-        .method_not_allowed_fallback(|| async { error::webob(StatusCode::METHOD_NOT_ALLOWED, Some("The method is not allowed for this resource.")) })
+        .fallback(|| async {
+            error::webob(
+                StatusCode::NOT_FOUND,
+                Some("The resource could not be found."),
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            error::webob(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Some("The method is not allowed for this resource."),
+            )
+        })
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -101,16 +133,54 @@ fn base_url(headers: &axum::http::HeaderMap, uri: &Uri) -> String {
 
 async fn root(headers: axum::http::HeaderMap, uri: Uri) -> impl IntoResponse {
     let href = format!("{}/v1", base_url(&headers, &uri));
-    Json(serde_json::json!({"versions": [{"id": "v1.0", "status": "CURRENT", "links": [{"href": href, "target": "v1", "rel": "self"}]}]}))
+    Json(
+        serde_json::json!({"versions": [{"id": "v1.0", "status": "CURRENT", "links": [{"href": href, "target": "v1", "rel": "self"}]}]}),
+    )
 }
 
-async fn v1_root(State(_): State<AppState>, headers: axum::http::HeaderMap, uri: Uri) -> impl IntoResponse {
+async fn v1_root(
+    State(_): State<AppState>,
+    headers: axum::http::HeaderMap,
+    uri: Uri,
+) -> impl IntoResponse {
     Json(serde_json::json!({"uri": format!("{}/v1", base_url(&headers, &uri))}))
 }
 
 /// Reads a whole request body up to `limit` bytes; a larger one is a 413 that says the limit.
-pub(crate) async fn read_body(body: axum::body::Body, limit: usize, what: &str) -> ApiResult<bytes::Bytes> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("Request body is larger than the maximum of {limit} bytes for {what}."))
-    })
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    what: &str,
+) -> ApiResult<bytes::Bytes> {
+    use futures_util::StreamExt;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body is larger than the maximum of {limit} bytes for {what}."),
+        )
+    };
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("Could not read the request body: {e}.")))?;
+        if buf.len() + chunk.len() > limit {
+            // Read (and drop) the rest of a moderately oversized body so the client, still
+            // sending, sees the 413 instead of a reset connection; give up past a bound.
+            let mut drained = buf.len() + chunk.len();
+            let bound = limit.saturating_mul(4).max(OVERSIZE_DRAIN_MIN);
+            while drained <= bound {
+                match stream.next().await {
+                    Some(Ok(c)) => drained += c.len(),
+                    _ => break,
+                }
+            }
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
+
+/// How much of an oversized request body is read and discarded before answering 413.
+const OVERSIZE_DRAIN_MIN: usize = 16 * 1024 * 1024;

@@ -7,22 +7,35 @@ use axum::{Extension, Json};
 use qinling_engine::{CreateRuntime, UpdateRuntime};
 
 use crate::wire::{self, Kind, Schema};
-use crate::{context, read_body, ApiResult, AppState, RequestId};
+use crate::{ApiResult, AppState, RequestId, context, read_body};
 
 /// Runtime bodies: create takes every writable field; update refuses the fixed ones itself.
 const RUNTIME: Schema = Schema {
     name: "runtime",
-    writable: &[("id", Kind::Str), ("name", Kind::Str), ("image", Kind::Str), ("description", Kind::Str), ("is_public", Kind::Bool), ("trusted", Kind::Bool)],
+    writable: &[
+        ("id", Kind::Str),
+        ("name", Kind::Str),
+        ("image", Kind::Str),
+        ("description", Kind::Str),
+        ("is_public", Kind::Bool),
+        ("trusted", Kind::Bool),
+    ],
     read_only: &["status", "project_id", "created_at", "updated_at"],
 };
 
-
-pub async fn create(State(s): State<AppState>, Extension(rid): Extension<RequestId>, RawQuery(q): RawQuery, req: Request) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
     let (parts, body) = req.into_parts();
     let body = read_body(body, s.config.max_body, "a runtime").await?;
     let map = wire::wsme_body(&parts.headers, &body, &RUNTIME)?;
-    let image = wire::opt_str(&map, "image").ok_or_else(|| crate::ApiError::bad_request("Required param is missing. Required: {'image'}"))?;
+    let image = wire::opt_str(&map, "image").ok_or_else(|| {
+        crate::ApiError::bad_request("Required param is missing. Required: {'image'}")
+    })?;
     let req = CreateRuntime {
         id: wire::opt_str(&map, "id"),
         name: wire::opt_str(&map, "name"),
@@ -35,42 +48,69 @@ pub async fn create(State(s): State<AppState>, Extension(rid): Extension<Request
     Ok((StatusCode::CREATED, Json(wire::runtime_json(&runtime))))
 }
 
-pub async fn list(State(s): State<AppState>, Extension(rid): Extension<RequestId>, RawQuery(q): RawQuery) -> ApiResult<impl IntoResponse> {
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
     let runtimes = s.engine.list_runtimes(&context(&rid)).await?;
     let items: Vec<_> = runtimes.iter().map(wire::runtime_json).collect();
     Ok(Json(serde_json::json!({ "runtimes": items })))
 }
 
-pub async fn show(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn show(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let runtime = s.engine.get_runtime(&context(&rid), &id).await?;
     Ok(Json(wire::runtime_json(&runtime)))
 }
 
-pub async fn update(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>, req: Request) -> ApiResult<impl IntoResponse> {
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
     let (parts, body) = req.into_parts();
     let body = read_body(body, s.config.max_body, "a runtime").await?;
     let map = wire::wsme_body(&parts.headers, &body, &RUNTIME)?;
     for fixed in ["is_public", "trusted", "id"] {
         if map.get(fixed).is_some_and(|v| !v.is_null()) {
-            return Err(crate::ApiError::bad_request(format!("Runtime attribute '{fixed}' cannot be changed; updatable: name, description, image.")));
+            return Err(crate::ApiError::bad_request(format!(
+                "Runtime attribute '{fixed}' cannot be changed; updatable: name, description, image."
+            )));
         }
     }
     let upd = UpdateRuntime {
         name: map.get("name").map(|v| v.as_str().map(str::to_string)),
-        description: map.get("description").map(|v| v.as_str().map(str::to_string)),
+        description: map
+            .get("description")
+            .map(|v| v.as_str().map(str::to_string)),
         image: wire::opt_str(&map, "image"),
     };
     let runtime = s.engine.update_runtime(&context(&rid), &id, upd).await?;
     Ok(Json(wire::runtime_json(&runtime)))
 }
 
-pub async fn delete(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     s.engine.delete_runtime(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn pool(State(s): State<AppState>, Extension(rid): Extension<RequestId>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn pool(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let cap = s.engine.runtime_pool(&context(&rid), &id).await?;
-    Ok(Json(serde_json::json!({"name": id, "capacity": {"total": cap.total, "available": cap.available}})))
+    Ok(Json(
+        serde_json::json!({"name": id, "capacity": {"total": cap.total, "available": cap.available}}),
+    ))
 }

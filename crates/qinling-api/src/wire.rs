@@ -2,10 +2,10 @@
 //! pecan's forms) and resources out (always every field, `null` when unset, timestamps as
 //! `YYYY-MM-DDTHH:MM:SSZ`).
 
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, header};
 use bytes::Bytes;
-use qinling_types::{format_ts, Execution, Function, Runtime};
-use serde_json::{json, Map, Value};
+use qinling_types::{Execution, Function, Runtime, format_ts};
+use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -46,25 +46,42 @@ fn py_repr(v: &Value) -> String {
 
 /// Parses a WSME JSON body: an object whose keys are all declared, writable, of the right
 /// type. Null values are kept (they mean "unset").
-pub fn wsme_body(headers: &HeaderMap, body: &Bytes, schema: &Schema) -> ApiResult<Map<String, Value>> {
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if ctype.starts_with("application/x-www-form-urlencoded") || ctype.starts_with("multipart/form-data") {
+pub fn wsme_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    schema: &Schema,
+) -> ApiResult<Map<String, Value>> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype.starts_with("application/x-www-form-urlencoded")
+        || ctype.starts_with("multipart/form-data")
+    {
         let first = if ctype.starts_with("application/x-www-form-urlencoded") {
-            serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok().and_then(|v| v.into_iter().next()).map(|(k, _)| k)
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map(|(k, _)| k)
         } else {
             None
         };
         return Err(ApiError::bad_request(match first {
             Some(k) => format!("Unknown argument: \"{k}\""),
-            None => "This endpoint takes a JSON object body with Content-Type: application/json.".to_string(),
+            None => "This endpoint takes a JSON object body with Content-Type: application/json."
+                .to_string(),
         }));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}.")))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}.")))?;
     let Value::Object(map) = value else {
-        return Err(ApiError::bad_request(format!("Request body must be a JSON object, got {}.", py_type(&value))));
+        return Err(ApiError::bad_request(format!(
+            "Request body must be a JSON object, got {}.",
+            py_type(&value)
+        )));
     };
     for (k, v) in &map {
         if schema.read_only.contains(&k.as_str()) {
@@ -74,7 +91,10 @@ pub fn wsme_body(headers: &HeaderMap, body: &Bytes, schema: &Schema) -> ApiResul
             )));
         }
         let Some((_, kind)) = schema.writable.iter().find(|(name, _)| name == k) else {
-            return Err(ApiError::bad_request(format!("Unknown attribute for argument {}: {k}", schema.name)));
+            return Err(ApiError::bad_request(format!(
+                "Unknown attribute for argument {}: {k}",
+                schema.name
+            )));
         };
         let ok = match (kind, v) {
             (_, Value::Null) => true,
@@ -126,11 +146,15 @@ pub fn query_params(query: Option<&str>, allowed: &[&str]) -> ApiResult<Vec<(Str
 
 /// oslo's `bool_from_string`: true for `1`, `t`, `true`, `on`, `y`, `yes` (any case).
 pub fn truthy(v: &str) -> bool {
-    matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes")
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "t" | "true" | "on" | "y" | "yes"
+    )
 }
 
 fn ts(t: Option<qinling_types::Timestamp>) -> Value {
-    t.map(|t| Value::String(format_ts(t))).unwrap_or(Value::Null)
+    t.map(|t| Value::String(format_ts(t)))
+        .unwrap_or(Value::Null)
 }
 
 pub fn runtime_json(r: &Runtime) -> Value {
@@ -194,7 +218,11 @@ mod tests {
 
     const SCHEMA: Schema = Schema {
         name: "runtime",
-        writable: &[("image", Kind::Str), ("is_public", Kind::Bool), ("count", Kind::Int)],
+        writable: &[
+            ("image", Kind::Str),
+            ("is_public", Kind::Bool),
+            ("count", Kind::Int),
+        ],
         read_only: &["status"],
     };
 
@@ -208,17 +236,63 @@ mod tests {
     fn wsme_bodies() {
         let json = "application/json";
         let cases: &[(&str, &str, Result<&str, &str>)] = &[
-            (json, r#"{"image": "python3"}"#, Ok(r#"{"image":"python3"}"#)),
+            (
+                json,
+                r#"{"image": "python3"}"#,
+                Ok(r#"{"image":"python3"}"#),
+            ),
             (json, "", Ok("{}")),
             (json, r#"{"image": null}"#, Ok(r#"{"image":null}"#)),
-            (json, r#"{"bogus": 1}"#, Err("Unknown attribute for argument runtime: bogus")),
-            (json, r#"{"status": "available"}"#, Err("Invalid input for field/attribute status. Value: 'available'. Cannot set read only field.")),
-            (json, r#"{"image": {"a": 1}}"#, Err("Invalid input for field/attribute image. Value: '{\"a\":1}'. Wrong type. Expected 'str', got 'dict'")),
-            (json, r#"{"is_public": "yes"}"#, Err("Invalid input for field/attribute is_public. Value: 'yes'. Wrong type. Expected 'bool', got 'str'")),
-            (json, r#"{"count": 1.5}"#, Err("Invalid input for field/attribute count. Value: '1.5'. Wrong type. Expected 'int', got 'float'")),
-            (json, r#"[1]"#, Err("Request body must be a JSON object, got list.")),
-            (json, r#"{"image": "#, Err("Request body is not valid JSON: EOF while parsing a value at line 1 column 10.")),
-            ("application/x-www-form-urlencoded", "image=x", Err("Unknown argument: \"image\"")),
+            (
+                json,
+                r#"{"bogus": 1}"#,
+                Err("Unknown attribute for argument runtime: bogus"),
+            ),
+            (
+                json,
+                r#"{"status": "available"}"#,
+                Err(
+                    "Invalid input for field/attribute status. Value: 'available'. Cannot set read only field.",
+                ),
+            ),
+            (
+                json,
+                r#"{"image": {"a": 1}}"#,
+                Err(
+                    "Invalid input for field/attribute image. Value: '{\"a\":1}'. Wrong type. Expected 'str', got 'dict'",
+                ),
+            ),
+            (
+                json,
+                r#"{"is_public": "yes"}"#,
+                Err(
+                    "Invalid input for field/attribute is_public. Value: 'yes'. Wrong type. Expected 'bool', got 'str'",
+                ),
+            ),
+            (
+                json,
+                r#"{"count": 1.5}"#,
+                Err(
+                    "Invalid input for field/attribute count. Value: '1.5'. Wrong type. Expected 'int', got 'float'",
+                ),
+            ),
+            (
+                json,
+                r#"[1]"#,
+                Err("Request body must be a JSON object, got list."),
+            ),
+            (
+                json,
+                r#"{"image": "#,
+                Err(
+                    "Request body is not valid JSON: EOF while parsing a value at line 1 column 10.",
+                ),
+            ),
+            (
+                "application/x-www-form-urlencoded",
+                "image=x",
+                Err("Unknown argument: \"image\""),
+            ),
         ];
         for (ctype, body, expect) in cases {
             let got = parse(ctype, body).map(|m| serde_json::to_string(&m).unwrap());
@@ -228,8 +302,19 @@ mod tests {
 
     #[test]
     fn unknown_query_arguments() {
-        assert_eq!(query_params(Some("all_projects=true"), &["all_projects"]).unwrap(), vec![("all_projects".into(), "true".into())]);
-        assert_eq!(query_params(Some("name=x"), &["all_projects"]).unwrap_err().message, "Unknown argument: \"name\"");
-        assert_eq!(query_params(Some("limit=1"), &[]).unwrap_err().message, "Unknown argument: \"limit\"");
+        assert_eq!(
+            query_params(Some("all_projects=true"), &["all_projects"]).unwrap(),
+            vec![("all_projects".into(), "true".into())]
+        );
+        assert_eq!(
+            query_params(Some("name=x"), &["all_projects"])
+                .unwrap_err()
+                .message,
+            "Unknown argument: \"name\""
+        );
+        assert_eq!(
+            query_params(Some("limit=1"), &[]).unwrap_err().message,
+            "Unknown argument: \"limit\""
+        );
     }
 }

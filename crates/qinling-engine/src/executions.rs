@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use qinling_pool::{BindSpec, ExecReply, ExecRequest, FunctionKey, PoolError, Rlimits};
 use qinling_pool::Limits;
+use qinling_pool::{BindSpec, ExecReply, ExecRequest, FunctionKey, PoolError, Rlimits};
 use qinling_store::{ExecutionFilter, NewExecution, Scope};
-use qinling_types::{new_id, Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext, RuntimeKind, RuntimeStatus};
+use qinling_types::{
+    Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext, RuntimeKind,
+    RuntimeStatus, new_id,
+};
 use tokio::sync::mpsc;
 
 use crate::Engine;
@@ -28,25 +31,43 @@ const RESOURCE_MSG: &str = "Function execution failed because of too much resour
 const FAILED_MSG: &str = "Function execution failed.";
 
 impl Engine {
-    pub async fn create_execution(&self, ctx: &RequestContext, req: CreateExecution) -> Result<Execution, Error> {
+    pub async fn create_execution(
+        &self,
+        ctx: &RequestContext,
+        req: CreateExecution,
+    ) -> Result<Execution, Error> {
         if let Some(input) = &req.input {
             let max = self.inner.config.max_input_bytes;
             if input.len() > max {
-                return Err(Error::TooLarge(format!("Execution input is {} bytes, larger than the maximum of {max} bytes.", input.len())));
+                return Err(Error::TooLarge(format!(
+                    "Execution input is {} bytes, larger than the maximum of {max} bytes.",
+                    input.len()
+                )));
             }
         }
         let function = self.get_function(ctx, &req.function_id).await?;
         if req.function_version != 0 {
             return Err(Error::NotFound {
                 kind: "FunctionVersion",
-                key: format!("function_id={}, version_number={}", function.id, req.function_version),
+                key: format!(
+                    "function_id={}, version_number={}",
+                    function.id, req.function_version
+                ),
             });
         }
         let runtime_id = function.runtime_id.clone().unwrap_or_default();
-        let runtime = self.inner.store.get_runtime(&runtime_id, &Scope::All).await?;
+        let runtime = self
+            .inner
+            .store
+            .get_runtime(&runtime_id, &Scope::All)
+            .await?;
         match runtime {
             Some(r) if r.status == RuntimeStatus::Available => {}
-            _ => return Err(Error::Conflict(format!("Runtime {runtime_id} is not available."))),
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "Runtime {runtime_id} is not available."
+                )));
+            }
         }
         let input = Input::parse(req.input.as_deref());
         let new = NewExecution {
@@ -59,26 +80,50 @@ impl Engine {
             input: input.to_wire(),
             project_id: function.project_id.clone(),
         };
-        let execution = self.inner.store.insert_execution(&new).await?.ok_or_else(|| Error::not_found("Function", &function.id))?;
+        let execution = self
+            .inner
+            .store
+            .insert_execution(&new)
+            .await?
+            .ok_or_else(|| Error::not_found("Function", &function.id))?;
         if !req.sync {
             // The row is durable before we answer; the dispatcher (or recovery after a
             // crash) runs it.
             let _ = self.inner.queue.send(execution.id.clone());
             return Ok(execution);
         }
-        let outcome = self.run(&execution, &function, ctx.request_id.as_str()).await;
-        let finished = self.inner.store.finish_execution(&execution.id, &outcome).await?;
+        let outcome = self
+            .run(&execution, &function, ctx.request_id.as_str())
+            .await;
+        let finished = self
+            .inner
+            .store
+            .finish_execution(&execution.id, &outcome)
+            .await?;
         Ok(finished.unwrap_or_else(|| apply(execution, &outcome)))
     }
 
     /// Runs one recorded execution on a worker and reports what happened. Never fails: every
     /// platform problem becomes an outcome the user can read.
     async fn run(&self, execution: &Execution, function: &Function, request_id: &str) -> Outcome {
-        let key = FunctionKey { function_id: function.id.clone(), version: execution.function_version };
-        let revision = format!("{}:{}:{}:{}", function.package_sha256, function.entry_or_default(), function.cpu, function.memory_size);
+        let key = FunctionKey {
+            function_id: function.id.clone(),
+            version: execution.function_version,
+        };
+        let revision = format!(
+            "{}:{}:{}:{}",
+            function.package_sha256,
+            function.entry_or_default(),
+            function.cpu,
+            function.memory_size
+        );
         let kind = RuntimeKind::Python3;
         let load = || async {
-            let package = self.inner.packages.get(&function.package_sha256).map_err(|e| PoolError::Package(e.to_string()))?;
+            let package = self
+                .inner
+                .packages
+                .get(&function.package_sha256)
+                .map_err(|e| PoolError::Package(e.to_string()))?;
             Ok(BindSpec {
                 runtime_id: function.runtime_id.clone().unwrap_or_default(),
                 kind,
@@ -100,7 +145,16 @@ impl Engine {
                     log.push('\n');
                 }
                 log.push_str(&format!("Finished execution: {}\n", execution.id));
-                return Outcome { logs: log, ..Outcome::error(ExecutionStatus::Failed, &format!("Failed to load function {}: {error}", function.entry_or_default())) };
+                return Outcome {
+                    logs: log,
+                    ..Outcome::error(
+                        ExecutionStatus::Failed,
+                        &format!(
+                            "Failed to load function {}: {error}",
+                            function.entry_or_default()
+                        ),
+                    )
+                };
             }
             Err(error) => {
                 tracing::error!(%error, execution_id = %execution.id, function_id = %function.id, "no worker for execution");
@@ -125,7 +179,11 @@ impl Engine {
                 "project_id": function.project_id,
                 "request_id": request_id,
             }),
-            rlimits: Rlimits { nofile: cfg.rlimit_nofile, nproc: cfg.rlimit_nproc, fsize: cfg.rlimit_fsize },
+            rlimits: Rlimits {
+                nofile: cfg.rlimit_nofile,
+                nproc: cfg.rlimit_nproc,
+                fsize: cfg.rlimit_fsize,
+            },
             log_limit: cfg.log_limit,
         };
         let oom_before = lease.worker.usage().oom_kills;
@@ -134,11 +192,17 @@ impl Engine {
                 let oom = lease.worker.usage().oom_kills > oom_before;
                 outcome_of(reply, oom)
             }
-            Err(PoolError::Timeout) => Outcome { duration: function.timeout as f64, ..Outcome::error(ExecutionStatus::Failed, TIMEOUT_MSG) },
+            Err(PoolError::Timeout) => Outcome {
+                duration: function.timeout as f64,
+                ..Outcome::error(ExecutionStatus::Failed, TIMEOUT_MSG)
+            },
             Err(error) => {
                 let oom = lease.worker.usage().oom_kills > oom_before;
                 tracing::warn!(%error, execution_id = %execution.id, oom, "worker failed during execution");
-                Outcome::error(ExecutionStatus::Failed, if oom { RESOURCE_MSG } else { FAILED_MSG })
+                Outcome::error(
+                    ExecutionStatus::Failed,
+                    if oom { RESOURCE_MSG } else { FAILED_MSG },
+                )
             }
         }
     }
@@ -146,7 +210,9 @@ impl Engine {
     /// The async dispatcher: runs queued executions, at most `async_concurrency` at once.
     pub(crate) async fn dispatch(self, mut rx: mpsc::UnboundedReceiver<String>) {
         while let Some(id) = rx.recv().await {
-            let Ok(permit) = self.inner.async_slots.clone().acquire_owned().await else { return };
+            let Ok(permit) = self.inner.async_slots.clone().acquire_owned().await else {
+                return;
+            };
             let engine = self.clone();
             let guard = self.inner.tasks.enter();
             tokio::spawn(async move {
@@ -163,10 +229,20 @@ impl Engine {
         if !self.inner.store.claim_execution(id).await? {
             return Ok(());
         }
-        let Some(execution) = self.inner.store.get_execution(id, &Scope::All).await? else { return Ok(()) };
-        let outcome = match self.inner.store.get_function(&execution.function_id, &Scope::All).await? {
+        let Some(execution) = self.inner.store.get_execution(id, &Scope::All).await? else {
+            return Ok(());
+        };
+        let outcome = match self
+            .inner
+            .store
+            .get_function(&execution.function_id, &Scope::All)
+            .await?
+        {
             Some(function) => self.run(&execution, &function, "async").await,
-            None => Outcome::error(ExecutionStatus::Error, "The function was deleted before the execution could run."),
+            None => Outcome::error(
+                ExecutionStatus::Error,
+                "The function was deleted before the execution could run.",
+            ),
         };
         self.inner.store.finish_execution(id, &outcome).await?;
         Ok(())
@@ -177,10 +253,16 @@ impl Engine {
         let (failed, queued) = self
             .inner
             .store
-            .recover_executions("The server stopped while the execution was running; it was not completed.")
+            .recover_executions(
+                "The server stopped while the execution was running; it was not completed.",
+            )
             .await?;
         if failed > 0 || !queued.is_empty() {
-            tracing::info!(failed, requeued = queued.len(), "recovered executions from the previous run");
+            tracing::info!(
+                failed,
+                requeued = queued.len(),
+                "recovered executions from the previous run"
+            );
         }
         for id in queued {
             let _ = self.inner.queue.send(id);
@@ -189,11 +271,23 @@ impl Engine {
     }
 
     pub async fn get_execution(&self, ctx: &RequestContext, id: &str) -> Result<Execution, Error> {
-        let scope = if ctx.is_admin { Scope::All } else { Scope::Project(ctx.project_id.clone()) };
-        self.inner.store.get_execution(id, &scope).await?.ok_or_else(|| Error::not_found("Execution", id))
+        let scope = if ctx.is_admin {
+            Scope::All
+        } else {
+            Scope::Project(ctx.project_id.clone())
+        };
+        self.inner
+            .store
+            .get_execution(id, &scope)
+            .await?
+            .ok_or_else(|| Error::not_found("Execution", id))
     }
 
-    pub async fn list_executions(&self, scope: &Scope, filter: &ExecutionFilter) -> Result<Vec<Execution>, Error> {
+    pub async fn list_executions(
+        &self,
+        scope: &Scope,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>, Error> {
         Ok(self.inner.store.list_executions(scope, filter).await?)
     }
 
@@ -206,7 +300,11 @@ impl Engine {
 
 /// Maps the shim's report to an outcome.
 fn outcome_of(reply: ExecReply, oom: bool) -> Outcome {
-    let status = if reply.success { ExecutionStatus::Success } else { ExecutionStatus::Failed };
+    let status = if reply.success {
+        ExecutionStatus::Success
+    } else {
+        ExecutionStatus::Failed
+    };
     let output = if !reply.success && oom && reply.reason != "timeout" {
         serde_json::Value::String(RESOURCE_MSG.into())
     } else {

@@ -2,10 +2,10 @@
 //! the old definition), delete, download.
 
 use qinling_store::{FunctionUpdate, Scope};
-use qinling_types::{new_id, now, Code, Error, Function, RequestContext, RuntimeStatus};
+use qinling_types::{Code, Error, Function, RequestContext, RuntimeStatus, new_id, now};
 
-use crate::packages::PackageStore;
 use crate::Engine;
+use crate::packages::PackageStore;
 
 /// A function-create request, fields as received (limits still text, checked here in
 /// upstream's order: timeout, cpu, memory).
@@ -45,7 +45,11 @@ fn scope_for(ctx: &RequestContext) -> Scope {
 }
 
 impl Engine {
-    pub async fn create_function(&self, ctx: &RequestContext, req: CreateFunction) -> Result<Function, Error> {
+    pub async fn create_function(
+        &self,
+        ctx: &RequestContext,
+        req: CreateFunction,
+    ) -> Result<Function, Error> {
         let ranges = &self.inner.config.limits;
         let mut limits = ranges.defaults();
         if let Some(t) = &req.timeout {
@@ -57,7 +61,10 @@ impl Engine {
         if let Some(m) = &req.memory_size {
             limits.memory_size = ranges.parse("memory", m)?;
         }
-        let runtime_id = req.runtime_id.filter(|r| !r.is_empty()).ok_or_else(|| Error::input("\"runtime_id\" must be specified."))?;
+        let runtime_id = req
+            .runtime_id
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| Error::input("\"runtime_id\" must be specified."))?;
         let runtime = self
             .inner
             .store
@@ -65,7 +72,9 @@ impl Engine {
             .await?
             .ok_or_else(|| Error::not_found("Runtime", &runtime_id))?;
         if runtime.status != RuntimeStatus::Available {
-            return Err(Error::input(format!("Runtime {runtime_id} is not available.")));
+            return Err(Error::input(format!(
+                "Runtime {runtime_id} is not available."
+            )));
         }
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
         let id = self.check_package(&package, req.md5sum.as_deref())?;
@@ -74,10 +83,16 @@ impl Engine {
             name: req.name,
             description: req.description,
             runtime_id: Some(runtime_id),
-            code: Code::Package { md5sum: id.md5.clone() },
+            code: Code::Package {
+                md5sum: id.md5.clone(),
+            },
             package_sha256: id.sha256.clone(),
             package_size: id.size,
-            entry: Some(req.entry.filter(|e| !e.is_empty()).unwrap_or_else(|| "main.main".into())),
+            entry: Some(
+                req.entry
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or_else(|| "main.main".into()),
+            ),
             cpu: limits.cpu,
             memory_size: limits.memory_size,
             timeout: limits.timeout,
@@ -100,7 +115,11 @@ impl Engine {
     }
 
     /// Validates a package and its md5 against the size limit.
-    fn check_package(&self, package: &[u8], md5sum: Option<&str>) -> Result<crate::PackageId, Error> {
+    fn check_package(
+        &self,
+        package: &[u8],
+        md5sum: Option<&str>,
+    ) -> Result<crate::PackageId, Error> {
         let max = self.inner.config.max_package_bytes;
         if package.len() as u64 > max {
             return Err(Error::TooLarge(format!(
@@ -109,17 +128,21 @@ impl Engine {
             )));
         }
         let id = PackageStore::inspect(package)?;
-        if let Some(md5) = md5sum.filter(|m| !m.is_empty()) {
-            if !md5.eq_ignore_ascii_case(&id.md5) {
-                return Err(Error::input("Package md5 mismatch."));
-            }
+        if let Some(md5) = md5sum.filter(|m| !m.is_empty())
+            && !md5.eq_ignore_ascii_case(&id.md5)
+        {
+            return Err(Error::input("Package md5 mismatch."));
         }
         Ok(id)
     }
 
     /// A function the caller may read: its own, or any for admins.
     pub async fn get_function(&self, ctx: &RequestContext, id: &str) -> Result<Function, Error> {
-        self.inner.store.get_function(id, &scope_for(ctx)).await?.ok_or_else(|| Error::not_found("Function", id))
+        self.inner
+            .store
+            .get_function(id, &scope_for(ctx))
+            .await?
+            .ok_or_else(|| Error::not_found("Function", id))
     }
 
     pub async fn list_functions(&self, scope: &Scope) -> Result<Vec<Function>, Error> {
@@ -130,10 +153,20 @@ impl Engine {
         self.inner.packages.get(&function.package_sha256)
     }
 
-    pub async fn update_function(&self, ctx: &RequestContext, id: &str, req: UpdateFunction) -> Result<Function, Error> {
+    pub async fn update_function(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        req: UpdateFunction,
+    ) -> Result<Function, Error> {
         let current = self.get_function(ctx, id).await?;
         let ranges = &self.inner.config.limits;
-        let mut update = FunctionUpdate { name: req.name, description: req.description, entry: req.entry, ..Default::default() };
+        let mut update = FunctionUpdate {
+            name: req.name,
+            description: req.description,
+            entry: req.entry,
+            ..Default::default()
+        };
         if let Some(t) = &req.timeout {
             update.timeout = Some(ranges.parse("timeout", t)? as u32);
         }
@@ -143,14 +176,18 @@ impl Engine {
         if let Some(m) = &req.memory_size {
             update.memory_size = Some(ranges.parse("memory", m)?);
         }
-        let Code::Package { md5sum: current_md5 } = &current.code;
-        if req.package.is_none() {
-            if let Some(md5) = req.md5sum.as_deref().filter(|m| !m.is_empty()) {
-                if md5.eq_ignore_ascii_case(current_md5) {
-                    return Err(Error::input("The function code checksum is not changed."));
-                }
-                return Err(Error::input("A new md5sum was given without a package: send the package in the 'package' form field."));
+        let Code::Package {
+            md5sum: current_md5,
+        } = &current.code;
+        if req.package.is_none()
+            && let Some(md5) = req.md5sum.as_deref().filter(|m| !m.is_empty())
+        {
+            if md5.eq_ignore_ascii_case(current_md5) {
+                return Err(Error::input("The function code checksum is not changed."));
             }
+            return Err(Error::input(
+                "A new md5sum was given without a package: send the package in the 'package' form field.",
+            ));
         }
         let _guard = self.inner.package_lock.lock().await;
         let mut new_package = None;
@@ -171,11 +208,16 @@ impl Engine {
             }
         };
         let (function, old_sha) = updated;
-        if old_sha != function.package_sha256 && self.inner.store.package_references(&old_sha).await? == 0 {
+        if old_sha != function.package_sha256
+            && self.inner.store.package_references(&old_sha).await? == 0
+        {
             self.inner.packages.remove(&old_sha);
         }
         // Workers bound to the old definition must not serve it any more.
-        let definition_changed = update.package.is_some() || update.entry.is_some() || update.cpu.is_some() || update.memory_size.is_some();
+        let definition_changed = update.package.is_some()
+            || update.entry.is_some()
+            || update.cpu.is_some()
+            || update.memory_size.is_some();
         if definition_changed {
             self.inner.pool.release(id, Some(0));
         }
@@ -185,13 +227,21 @@ impl Engine {
     pub async fn delete_function(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         if function.project_id != ctx.project_id {
-            return Err(Error::NotAllowed("Function can only be deleted by its owner.".into()));
+            return Err(Error::NotAllowed(
+                "Function can only be deleted by its owner.".into(),
+            ));
         }
         let _guard = self.inner.package_lock.lock().await;
         if !self.inner.store.delete_function(id).await? {
             return Err(Error::not_found("Function", id));
         }
-        if self.inner.store.package_references(&function.package_sha256).await? == 0 {
+        if self
+            .inner
+            .store
+            .package_references(&function.package_sha256)
+            .await?
+            == 0
+        {
             self.inner.packages.remove(&function.package_sha256);
         }
         self.inner.pool.release(id, None);

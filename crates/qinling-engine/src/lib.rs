@@ -17,7 +17,7 @@ use std::time::Duration;
 use qinling_pool::Pool;
 use qinling_store::Store;
 use qinling_types::LimitRanges;
-use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::sync::{Mutex, Semaphore, mpsc};
 
 pub use executions::CreateExecution;
 pub use functions::{CreateFunction, UpdateFunction};
@@ -79,7 +79,12 @@ pub struct Engine {
 impl Engine {
     /// Builds the engine, recovers executions left by a previous run and starts the async
     /// dispatcher.
-    pub async fn start(store: Store, pool: Pool, packages: PackageStore, config: EngineConfig) -> Result<Engine, qinling_types::Error> {
+    pub async fn start(
+        store: Store,
+        pool: Pool,
+        packages: PackageStore,
+        config: EngineConfig,
+    ) -> Result<Engine, qinling_types::Error> {
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -125,8 +130,8 @@ impl Engine {
 
 mod tokio_util_lite {
     //! A counter of running background tasks, for graceful shutdown.
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[derive(Debug, Default, Clone)]
     pub struct TaskCounter(Arc<AtomicUsize>);

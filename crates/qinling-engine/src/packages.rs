@@ -26,7 +26,9 @@ pub struct PackageStore {
 impl PackageStore {
     pub fn open(dir: &Path) -> std::io::Result<PackageStore> {
         std::fs::create_dir_all(dir)?;
-        Ok(PackageStore { dir: dir.to_path_buf() })
+        Ok(PackageStore {
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
@@ -71,25 +73,29 @@ impl PackageStore {
     }
 
     pub fn remove(&self, sha256: &str) {
-        if let Err(error) = std::fs::remove_file(self.path(sha256)) {
-            if error.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(%error, sha256, "could not remove an unused package");
-            }
+        if let Err(error) = std::fs::remove_file(self.path(sha256))
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, sha256, "could not remove an unused package");
         }
     }
 
     /// Every stored package hash (for tests and clean-up).
     pub fn list(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let Ok(dirs) = std::fs::read_dir(&self.dir) else { return out };
+        let Ok(dirs) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
         for d in dirs.flatten() {
-            let Ok(files) = std::fs::read_dir(d.path()) else { continue };
+            let Ok(files) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
             for f in files.flatten() {
                 let name = f.file_name().to_string_lossy().to_string();
-                if let Some(sha) = name.strip_suffix(".zip") {
-                    if !name.starts_with('.') {
-                        out.push(sha.to_string());
-                    }
+                if let Some(sha) = name.strip_suffix(".zip")
+                    && !name.starts_with('.')
+                {
+                    out.push(sha.to_string());
                 }
             }
         }
@@ -106,13 +112,19 @@ fn validate_zip(bytes: &[u8]) -> Result<(), Error> {
     for i in 0..archive.len() {
         let entry = archive.by_index_raw(i).map_err(|_| invalid())?;
         let name = entry.name().map_err(|_| invalid())?.to_string();
-        if entry.enclosed_name().is_none() || name.starts_with('/') || name.contains('\\') || name.split('/').any(|c| c == "..") {
+        if entry.enclosed_name().is_none()
+            || name.starts_with('/')
+            || name.contains('\\')
+            || name.split('/').any(|c| c == "..")
+        {
             return Err(Error::input(format!(
                 "Package entry '{name}' points outside the package root; use relative paths without '..'."
             )));
         }
         if entry.is_symlink() {
-            return Err(Error::input(format!("Package entry '{name}' is a symbolic link; symlinks are not allowed in packages.")));
+            return Err(Error::input(format!(
+                "Package entry '{name}' is a symbolic link; symlinks are not allowed in packages."
+            )));
         }
     }
     Ok(())
@@ -128,7 +140,8 @@ pub(crate) mod tests {
         {
             let mut w = zip::ZipWriter::new(&mut buf);
             for (name, content) in files {
-                w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+                w.start_file(*name, zip::write::SimpleFileOptions::default())
+                    .unwrap();
                 w.write_all(content.as_bytes()).unwrap();
             }
             w.finish().unwrap();
@@ -140,7 +153,12 @@ pub(crate) mod tests {
         let mut buf = std::io::Cursor::new(Vec::new());
         {
             let mut w = zip::ZipWriter::new(&mut buf);
-            w.add_symlink("link", "/etc/shadow", zip::write::SimpleFileOptions::default()).unwrap();
+            w.add_symlink(
+                "link",
+                "/etc/shadow",
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
             w.finish().unwrap();
         }
         buf.into_inner()
@@ -151,14 +169,42 @@ pub(crate) mod tests {
         let cases: Vec<(&str, Vec<u8>, Result<(), &str>)> = vec![
             ("plain", zip_of(&[("hello.py", "def main(): pass")]), Ok(())),
             ("nested", zip_of(&[("pkg/mod.py", "x = 1")]), Ok(())),
-            ("not a zip", b"hello".to_vec(), Err("Package is not a valid ZIP package.")),
-            ("empty", Vec::new(), Err("Package is not a valid ZIP package.")),
-            ("zip slip", zip_of(&[("../../evil.py", "x")]), Err("Package entry '../../evil.py' points outside the package root; use relative paths without '..'.")),
-            ("absolute", zip_of(&[("/etc/evil.py", "x")]), Err("Package entry '/etc/evil.py' points outside the package root; use relative paths without '..'.")),
-            ("symlink", symlink_zip(), Err("Package entry 'link' is a symbolic link; symlinks are not allowed in packages.")),
+            (
+                "not a zip",
+                b"hello".to_vec(),
+                Err("Package is not a valid ZIP package."),
+            ),
+            (
+                "empty",
+                Vec::new(),
+                Err("Package is not a valid ZIP package."),
+            ),
+            (
+                "zip slip",
+                zip_of(&[("../../evil.py", "x")]),
+                Err(
+                    "Package entry '../../evil.py' points outside the package root; use relative paths without '..'.",
+                ),
+            ),
+            (
+                "absolute",
+                zip_of(&[("/etc/evil.py", "x")]),
+                Err(
+                    "Package entry '/etc/evil.py' points outside the package root; use relative paths without '..'.",
+                ),
+            ),
+            (
+                "symlink",
+                symlink_zip(),
+                Err(
+                    "Package entry 'link' is a symbolic link; symlinks are not allowed in packages.",
+                ),
+            ),
         ];
         for (what, bytes, expect) in cases {
-            let got = PackageStore::inspect(&bytes).map(|_| ()).map_err(|e| e.to_string());
+            let got = PackageStore::inspect(&bytes)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
             assert_eq!(got, expect.map_err(str::to_string), "{what}");
         }
     }

@@ -2,7 +2,7 @@
 //! start-up.
 
 use qinling_store::{RuntimeUpdate, Scope};
-use qinling_types::{new_id, now, Error, RequestContext, Runtime, RuntimeKind, RuntimeStatus};
+use qinling_types::{Error, RequestContext, Runtime, RuntimeKind, RuntimeStatus, new_id, now};
 
 use crate::Engine;
 
@@ -33,15 +33,31 @@ fn kind_of(image: &str) -> Result<RuntimeKind, Error> {
 }
 
 impl Engine {
-    pub async fn create_runtime(&self, ctx: &RequestContext, req: CreateRuntime) -> Result<Runtime, Error> {
+    pub async fn create_runtime(
+        &self,
+        ctx: &RequestContext,
+        req: CreateRuntime,
+    ) -> Result<Runtime, Error> {
         let kind = kind_of(&req.image)?;
         let id = match req.id {
             Some(id) if qinling_types::is_uuid(&id) => id,
-            Some(id) => return Err(Error::input(format!("Invalid input for field/attribute id. Value: '{id}'. Expected a UUID."))),
+            Some(id) => {
+                return Err(Error::input(format!(
+                    "Invalid input for field/attribute id. Value: '{id}'. Expected a UUID."
+                )));
+            }
             None => new_id(),
         };
-        if self.inner.store.get_runtime(&id, &Scope::All).await?.is_some() {
-            return Err(Error::input(format!("Duplicate entry for runtimes: ['id'] ({id})")));
+        if self
+            .inner
+            .store
+            .get_runtime(&id, &Scope::All)
+            .await?
+            .is_some()
+        {
+            return Err(Error::input(format!(
+                "Duplicate entry for runtimes: ['id'] ({id})"
+            )));
         }
         let runtime = Runtime {
             id,
@@ -73,7 +89,10 @@ impl Engine {
                     RuntimeStatus::Error
                 }
             };
-            let update = RuntimeUpdate { status: Some(status), ..Default::default() };
+            let update = RuntimeUpdate {
+                status: Some(status),
+                ..Default::default()
+            };
             if let Err(error) = engine.inner.store.update_runtime(&id, &update).await {
                 tracing::error!(%error, runtime_id = %id, "could not record the runtime's status");
             }
@@ -84,7 +103,14 @@ impl Engine {
     /// the built-in python3 runtime so that `qinling serve` works with no setup.
     pub(crate) async fn restore_runtimes(&self) -> Result<(), Error> {
         let runtimes = self.inner.store.list_runtimes(&Scope::All).await?;
-        if runtimes.is_empty() && self.inner.store.list_functions(&Scope::All).await?.is_empty() {
+        if runtimes.is_empty()
+            && self
+                .inner
+                .store
+                .list_functions(&Scope::All)
+                .await?
+                .is_empty()
+        {
             let ctx = RequestContext::unauthenticated("startup".into());
             let req = CreateRuntime {
                 id: None,
@@ -115,28 +141,53 @@ impl Engine {
     }
 
     pub async fn list_runtimes(&self, ctx: &RequestContext) -> Result<Vec<Runtime>, Error> {
-        Ok(self.inner.store.list_runtimes(&Scope::Project(ctx.project_id.clone())).await?)
+        Ok(self
+            .inner
+            .store
+            .list_runtimes(&Scope::Project(ctx.project_id.clone()))
+            .await?)
     }
 
-    pub async fn update_runtime(&self, ctx: &RequestContext, id: &str, req: UpdateRuntime) -> Result<Runtime, Error> {
+    pub async fn update_runtime(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        req: UpdateRuntime,
+    ) -> Result<Runtime, Error> {
         let current = self.get_runtime(ctx, id).await?;
-        let mut update = RuntimeUpdate { name: req.name, description: req.description, ..Default::default() };
+        let mut update = RuntimeUpdate {
+            name: req.name,
+            description: req.description,
+            ..Default::default()
+        };
         if let Some(image) = req.image.filter(|i| *i != current.image) {
             if current.status != RuntimeStatus::Available {
                 return Err(Error::Conflict(format!("Runtime {id} is not available.")));
             }
             let new_kind = kind_of(&image)?;
             if RuntimeKind::from_image(&current.image) != Some(new_kind) {
-                let in_use = self.inner.store.list_functions(&qinling_store::Scope::All).await?.iter().any(|f| f.runtime_id.as_deref() == Some(id));
+                let in_use = self
+                    .inner
+                    .store
+                    .list_functions(&qinling_store::Scope::All)
+                    .await?
+                    .iter()
+                    .any(|f| f.runtime_id.as_deref() == Some(id));
                 if in_use {
-                    return Err(Error::NotAllowed(format!("Runtime {id} is still in use by functions.")));
+                    return Err(Error::NotAllowed(format!(
+                        "Runtime {id} is still in use by functions."
+                    )));
                 }
                 self.inner.pool.remove_runtime(id);
                 self.inner.pool.add_runtime(id, new_kind);
             }
             update.image = Some(image);
         }
-        self.inner.store.update_runtime(id, &update).await?.ok_or_else(|| Error::not_found("Runtime", id))
+        self.inner
+            .store
+            .update_runtime(id, &update)
+            .await?
+            .ok_or_else(|| Error::not_found("Runtime", id))
     }
 
     pub async fn delete_runtime(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
@@ -149,8 +200,15 @@ impl Engine {
     }
 
     /// Pool capacity of a runtime (`GET /v1/runtimes/{id}/pool`).
-    pub async fn runtime_pool(&self, ctx: &RequestContext, id: &str) -> Result<qinling_pool::Capacity, Error> {
+    pub async fn runtime_pool(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<qinling_pool::Capacity, Error> {
         self.get_runtime(ctx, id).await?;
-        self.inner.pool.capacity(id).ok_or_else(|| Error::not_found("Runtime", id))
+        self.inner
+            .pool
+            .capacity(id)
+            .ok_or_else(|| Error::not_found("Runtime", id))
     }
 }

@@ -77,7 +77,11 @@ impl Default for PoolConfig {
             function_concurrency: 3,
             ready_timeout: Duration::from_secs(20),
             bind_timeout: Duration::from_secs(60),
-            pool_limits: Limits { memory_bytes: 256 * 1024 * 1024, cpu_millis: 1000, ..Limits::default() },
+            pool_limits: Limits {
+                memory_bytes: 256 * 1024 * 1024,
+                cpu_millis: 1000,
+                ..Limits::default()
+            },
             network: false,
         }
     }
@@ -112,6 +116,12 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let mut s = self.fw.state.lock().expect("function workers lock");
         s.running = s.running.saturating_sub(1);
+        self.worker
+            .leases
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        drop(s);
+        // A slot is free: an execution waiting for one may take it.
+        self.fw.changed.notify_waiters();
     }
 }
 
@@ -174,7 +184,11 @@ enum Decision {
 }
 
 impl Pool {
-    pub fn new(sandbox: Arc<dyn Sandbox>, config: PoolConfig, launchers: HashMap<RuntimeKind, Launcher>) -> Pool {
+    pub fn new(
+        sandbox: Arc<dyn Sandbox>,
+        config: PoolConfig,
+        launchers: HashMap<RuntimeKind, Launcher>,
+    ) -> Pool {
         let inner = Arc::new(Inner {
             sandbox,
             config,
@@ -213,13 +227,22 @@ impl Pool {
             .lock()
             .expect("runtimes lock")
             .entry(runtime_id.to_string())
-            .or_insert_with(|| RuntimePool { kind, idle: VecDeque::new(), starting: 0 });
+            .or_insert_with(|| RuntimePool {
+                kind,
+                idle: VecDeque::new(),
+                starting: 0,
+            });
         self.inner.refill.notify_one();
     }
 
     /// Stops a runtime's pool workers.
     pub fn remove_runtime(&self, runtime_id: &str) {
-        let removed = self.inner.runtimes.lock().expect("runtimes lock").remove(runtime_id);
+        let removed = self
+            .inner
+            .runtimes
+            .lock()
+            .expect("runtimes lock")
+            .remove(runtime_id);
         if let Some(rp) = removed {
             for w in rp.idle {
                 w.kill();
@@ -232,7 +255,10 @@ impl Pool {
         let runtimes = self.inner.runtimes.lock().expect("runtimes lock");
         let rp = runtimes.get(runtime_id)?;
         let available = rp.idle.iter().filter(|w| !w.is_dead()).count();
-        Some(Capacity { total: self.inner.config.pool_size.max(available), available })
+        Some(Capacity {
+            total: self.inner.config.pool_size.max(available),
+            available,
+        })
     }
 
     /// Waits until every registered runtime's pool is full (or `timeout` passes).
@@ -241,7 +267,9 @@ impl Pool {
         loop {
             let full = {
                 let runtimes = self.inner.runtimes.lock().expect("runtimes lock");
-                runtimes.values().all(|rp| rp.idle.len() >= self.inner.config.pool_size)
+                runtimes
+                    .values()
+                    .all(|rp| rp.idle.len() >= self.inner.config.pool_size)
             };
             if full {
                 return true;
@@ -286,9 +314,13 @@ impl Pool {
     }
 
     async fn launch(&self, kind: RuntimeKind, limits: &Limits) -> Result<Arc<Worker>, PoolError> {
-        let launcher = self.inner.launchers.get(&kind).ok_or(PoolError::NoLauncher(kind.as_str()))?;
+        let launcher = self
+            .inner
+            .launchers
+            .get(&kind)
+            .ok_or(PoolError::NoLauncher(kind.as_str()))?;
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{}-{n}", kind.as_str(), std::process::id());
+        let name = format!("{}-{n}", kind.as_str());
         let spec = LaunchSpec {
             name: name.clone(),
             program: launcher.program.clone(),
@@ -298,22 +330,41 @@ impl Pool {
             limits: *limits,
             network: self.inner.config.network,
         };
-        let proc = self.inner.sandbox.launch(&spec).map_err(PoolError::Sandbox)?;
+        let proc = self
+            .inner
+            .sandbox
+            .launch(&spec)
+            .map_err(PoolError::Sandbox)?;
         Worker::start(name, proc, self.inner.config.ready_timeout).await
     }
 
     /// A worker for one execution of `key`, adding one if the scaling rule says so.
     /// `revision` names what the workers must be bound to; `load` is called only when a
     /// worker has to be bound.
-    pub async fn lease<F, Fut>(&self, key: &FunctionKey, revision: &str, load: F) -> Result<Lease, PoolError>
+    pub async fn lease<F, Fut>(
+        &self,
+        key: &FunctionKey,
+        revision: &str,
+        load: F,
+    ) -> Result<Lease, PoolError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<BindSpec, PoolError>>,
     {
-        let fw = self.inner.functions.lock().expect("functions lock").entry(key.clone()).or_default().clone();
+        let fw = self
+            .inner
+            .functions
+            .lock()
+            .expect("functions lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
         fw.state.lock().expect("function workers lock").running += 1;
         // From here on the running count is ours; the guard gives it back on every early return.
-        let mut claim = Claim { fw: fw.clone(), armed: true };
+        let mut claim = Claim {
+            fw: fw.clone(),
+            armed: true,
+        };
         let mut load = Some(load);
         loop {
             let notified = fw.changed.notified();
@@ -330,7 +381,16 @@ impl Pool {
                 if n == 0 || s.running > n * self.inner.config.function_concurrency {
                     s.starting += 1;
                     Decision::Scale
-                } else if let Some(w) = s.workers.iter().min_by_key(|w| w.in_flight()).cloned() {
+                } else if let Some(w) = s
+                    .workers
+                    .iter()
+                    .filter(|w| w.leases() < self.inner.config.function_concurrency)
+                    .min_by_key(|w| w.leases())
+                    .cloned()
+                {
+                    // Counted under the lock, so a burst of waiters woken together spreads
+                    // over the workers instead of piling onto the first one ready.
+                    w.leases.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     Decision::Use(w)
                 } else {
                     Decision::Wait
@@ -339,7 +399,11 @@ impl Pool {
             match decision {
                 Decision::Use(worker) => {
                     claim.armed = false;
-                    return Ok(Lease { worker, fw: fw.clone(), cold: false });
+                    return Ok(Lease {
+                        worker,
+                        fw: fw.clone(),
+                        cold: false,
+                    });
                 }
                 Decision::Wait => notified.await,
                 Decision::Scale => {
@@ -348,25 +412,38 @@ impl Pool {
                             Ok(spec) => self.start_bound(key, &spec).await,
                             Err(e) => Err(e),
                         },
-                        None => Err(PoolError::Protocol("scale-up requested twice for one execution".into())),
+                        None => Err(PoolError::Protocol(
+                            "scale-up requested twice for one execution".into(),
+                        )),
                     };
                     let mut s = fw.state.lock().expect("function workers lock");
                     s.starting -= 1;
                     fw.changed.notify_waiters();
                     let worker = started?;
+                    worker
+                        .leases
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if s.revision == revision {
                         s.workers.push(worker.clone());
                     }
                     drop(s);
                     claim.armed = false;
-                    return Ok(Lease { worker, fw: fw.clone(), cold: true });
+                    return Ok(Lease {
+                        worker,
+                        fw: fw.clone(),
+                        cold: true,
+                    });
                 }
             }
         }
     }
 
     /// Takes a pre-started worker of the runtime (or starts one) and binds it.
-    async fn start_bound(&self, key: &FunctionKey, spec: &BindSpec) -> Result<Arc<Worker>, PoolError> {
+    async fn start_bound(
+        &self,
+        key: &FunctionKey,
+        spec: &BindSpec,
+    ) -> Result<Arc<Worker>, PoolError> {
         let pooled = {
             let mut runtimes = self.inner.runtimes.lock().expect("runtimes lock");
             let mut found = None;
@@ -386,7 +463,16 @@ impl Pool {
             None => self.launch(spec.kind, &spec.limits).await?,
         };
         worker.set_limits(&spec.limits)?;
-        if let Err(e) = worker.bind(&spec.entry, &spec.package, &key.function_id, key.version, self.inner.config.bind_timeout).await {
+        if let Err(e) = worker
+            .bind(
+                &spec.entry,
+                &spec.package,
+                &key.function_id,
+                key.version,
+                self.inner.config.bind_timeout,
+            )
+            .await
+        {
             worker.kill();
             return Err(e);
         }
@@ -404,10 +490,16 @@ impl Pool {
             }
             let s = fw.state.lock().expect("function workers lock");
             for w in s.workers.iter().filter(|w| !w.is_dead()) {
-                out.push(WorkerInfo { function_id: key.function_id.clone(), function_version: key.version, worker_name: w.name.clone() });
+                out.push(WorkerInfo {
+                    function_id: key.function_id.clone(),
+                    function_version: key.version,
+                    worker_name: w.name.clone(),
+                });
             }
         }
-        out.sort_by(|a, b| (a.function_version, &a.worker_name).cmp(&(b.function_version, &b.worker_name)));
+        out.sort_by(|a, b| {
+            (a.function_version, &a.worker_name).cmp(&(b.function_version, &b.worker_name))
+        });
         out
     }
 
@@ -432,13 +524,31 @@ impl Pool {
 
     /// Kills every worker (shutdown).
     pub fn shutdown(&self) {
-        let functions: Vec<_> = self.inner.functions.lock().expect("functions lock").drain().collect();
+        let functions: Vec<_> = self
+            .inner
+            .functions
+            .lock()
+            .expect("functions lock")
+            .drain()
+            .collect();
         for (_, fw) in functions {
-            for w in fw.state.lock().expect("function workers lock").workers.drain(..) {
+            for w in fw
+                .state
+                .lock()
+                .expect("function workers lock")
+                .workers
+                .drain(..)
+            {
                 w.kill();
             }
         }
-        let runtimes: Vec<_> = self.inner.runtimes.lock().expect("runtimes lock").drain().collect();
+        let runtimes: Vec<_> = self
+            .inner
+            .runtimes
+            .lock()
+            .expect("runtimes lock")
+            .drain()
+            .collect();
         for (_, rp) in runtimes {
             for w in rp.idle {
                 w.kill();

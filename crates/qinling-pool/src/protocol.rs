@@ -100,7 +100,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Opti
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is too large"),
+        ));
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
@@ -118,7 +121,10 @@ mod tests {
         write_frame(&mut a, b"{\"op\":\"ping\"}").await.unwrap();
         write_frame(&mut a, &big).await.unwrap();
         drop(a);
-        assert_eq!(read_frame(&mut b).await.unwrap().unwrap(), b"{\"op\":\"ping\"}");
+        assert_eq!(
+            read_frame(&mut b).await.unwrap().unwrap(),
+            b"{\"op\":\"ping\"}"
+        );
         assert_eq!(read_frame(&mut b).await.unwrap().unwrap(), big);
         assert!(read_frame(&mut b).await.unwrap().is_none());
     }
@@ -140,7 +146,11 @@ mod tests {
             args: vec!["raw"],
             timeout_ms: 5000,
             context: &ctx,
-            rlimits: Rlimits { nofile: 1024, nproc: 128, fsize: 1 },
+            rlimits: Rlimits {
+                nofile: 1024,
+                nproc: 128,
+                fsize: 1,
+            },
             log_limit: 10,
         };
         assert_eq!(

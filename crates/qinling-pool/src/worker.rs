@@ -11,8 +11,8 @@ use qinling_sandbox::{Control, Limits, SandboxedProcess, Usage};
 use tokio::process::ChildStdin;
 use tokio::sync::oneshot;
 
-use crate::protocol::{read_frame, write_frame, ExecReply, Reply, Request, Rlimits};
 use crate::PoolError;
+use crate::protocol::{ExecReply, Reply, Request, Rlimits, read_frame, write_frame};
 
 /// Everything one execution needs from the worker.
 #[derive(Debug, Clone)]
@@ -37,7 +37,13 @@ struct Shared {
 impl Shared {
     fn fail_all(&self, why: &str) {
         self.dead.store(true, Ordering::SeqCst);
-        let waiters: Vec<Waiter> = self.waiters.lock().expect("waiters lock").drain().map(|(_, w)| w).collect();
+        let waiters: Vec<Waiter> = self
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
         for w in waiters {
             let _ = w.send(Err(PoolError::WorkerDied(why.to_string())));
         }
@@ -57,22 +63,44 @@ pub struct Worker {
     control: Box<dyn Control>,
     child: Mutex<Option<tokio::process::Child>>,
     in_flight: AtomicUsize,
+    /// Executions leased to this worker (waiting to send or running); the pool's scaling
+    /// rule counts these, under the function's lock.
+    pub(crate) leases: AtomicUsize,
     last_used: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("name", &self.name).field("pid", &self.pid).finish()
+        f.debug_struct("Worker")
+            .field("name", &self.name)
+            .field("pid", &self.pid)
+            .finish()
     }
 }
 
 impl Worker {
     /// Takes over a launched process and waits (up to `ready_timeout`) for the shim's `ready`.
-    pub async fn start(name: String, proc: SandboxedProcess, ready_timeout: Duration) -> Result<Arc<Worker>, PoolError> {
-        let SandboxedProcess { child, stdin, mut stdout, control } = proc;
-        let shared = Arc::new(Shared { waiters: Mutex::new(HashMap::new()), dead: AtomicBool::new(false) });
+    pub async fn start(
+        name: String,
+        proc: SandboxedProcess,
+        ready_timeout: Duration,
+    ) -> Result<Arc<Worker>, PoolError> {
+        let SandboxedProcess {
+            child,
+            stdin,
+            mut stdout,
+            control,
+        } = proc;
+        let shared = Arc::new(Shared {
+            waiters: Mutex::new(HashMap::new()),
+            dead: AtomicBool::new(false),
+        });
         let (ready_tx, ready_rx) = oneshot::channel();
-        shared.waiters.lock().expect("waiters lock").insert(READY_KEY.into(), ready_tx);
+        shared
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .insert(READY_KEY.into(), ready_tx);
         let pid = child.id();
         let worker = Arc::new(Worker {
             name: name.clone(),
@@ -82,6 +110,7 @@ impl Worker {
             control,
             child: Mutex::new(Some(child)),
             in_flight: AtomicUsize::new(0),
+            leases: AtomicUsize::new(0),
             last_used: Mutex::new(Instant::now()),
         });
         tokio::spawn(async move {
@@ -102,7 +131,9 @@ impl Worker {
             Ok(Ok(Ok(Reply::Ready {}))) => Ok(worker),
             Ok(Ok(Ok(other))) => {
                 worker.kill();
-                Err(PoolError::Protocol(format!("expected ready, got {other:?}")))
+                Err(PoolError::Protocol(format!(
+                    "expected ready, got {other:?}"
+                )))
             }
             Ok(Ok(Err(e))) => {
                 worker.kill();
@@ -110,11 +141,15 @@ impl Worker {
             }
             Ok(Err(_)) => {
                 worker.kill();
-                Err(PoolError::WorkerDied("worker exited before it was ready".into()))
+                Err(PoolError::WorkerDied(
+                    "worker exited before it was ready".into(),
+                ))
             }
             Err(_) => {
                 worker.kill();
-                Err(PoolError::WorkerDied(format!("worker not ready within {ready_timeout:?}")))
+                Err(PoolError::WorkerDied(format!(
+                    "worker not ready within {ready_timeout:?}"
+                )))
             }
         }
     }
@@ -125,6 +160,11 @@ impl Worker {
 
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Executions leased to this worker now.
+    pub fn leases(&self) -> usize {
+        self.leases.load(Ordering::SeqCst)
     }
 
     pub fn in_flight(&self) -> usize {
@@ -159,12 +199,21 @@ impl Worker {
         self.shared.fail_all("worker was killed");
     }
 
-    async fn send(&self, key: &str, msg: &Request<'_>, raw: Option<&[u8]>) -> Result<oneshot::Receiver<Result<Reply, PoolError>>, PoolError> {
+    async fn send(
+        &self,
+        key: &str,
+        msg: &Request<'_>,
+        raw: Option<&[u8]>,
+    ) -> Result<oneshot::Receiver<Result<Reply, PoolError>>, PoolError> {
         if self.is_dead() {
             return Err(PoolError::WorkerDied("worker is gone".into()));
         }
         let (tx, rx) = oneshot::channel();
-        self.shared.waiters.lock().expect("waiters lock").insert(key.to_string(), tx);
+        self.shared
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .insert(key.to_string(), tx);
         let payload = serde_json::to_vec(msg).map_err(|e| PoolError::Protocol(e.to_string()))?;
         let mut stdin = self.stdin.lock().await;
         let written = async {
@@ -177,7 +226,11 @@ impl Worker {
         .await;
         drop(stdin);
         if let Err(e) = written {
-            self.shared.waiters.lock().expect("waiters lock").remove(key);
+            self.shared
+                .waiters
+                .lock()
+                .expect("waiters lock")
+                .remove(key);
             self.kill();
             return Err(PoolError::WorkerDied(format!("writing to worker: {e}")));
         }
@@ -185,21 +238,47 @@ impl Worker {
     }
 
     /// Hands the function's package to the worker and imports its entry.
-    pub async fn bind(&self, entry: &str, package: &[u8], function_id: &str, function_version: i64, timeout: Duration) -> Result<(), PoolError> {
-        let msg = Request::Bind { entry, package_size: package.len(), function_id, function_version };
+    pub async fn bind(
+        &self,
+        entry: &str,
+        package: &[u8],
+        function_id: &str,
+        function_version: i64,
+        timeout: Duration,
+    ) -> Result<(), PoolError> {
+        let msg = Request::Bind {
+            entry,
+            package_size: package.len(),
+            function_id,
+            function_version,
+        };
         let rx = self.send(BIND_KEY, &msg, Some(package)).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(Reply::Bound { ok: true, .. }))) => Ok(()),
-            Ok(Ok(Ok(Reply::Bound { ok: false, error, logs }))) => Err(PoolError::Bind {
+            Ok(Ok(Ok(Reply::Bound {
+                ok: false,
+                error,
+                logs,
+            }))) => Err(PoolError::Bind {
                 error: error.unwrap_or_else(|| "the function could not be loaded".into()),
                 logs: logs.unwrap_or_default(),
             }),
-            Ok(Ok(Ok(other))) => Err(PoolError::Protocol(format!("expected bound, got {other:?}"))),
+            Ok(Ok(Ok(other))) => Err(PoolError::Protocol(format!(
+                "expected bound, got {other:?}"
+            ))),
             Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(PoolError::WorkerDied("worker exited while loading the function".into())),
+            Ok(Err(_)) => Err(PoolError::WorkerDied(
+                "worker exited while loading the function".into(),
+            )),
             Err(_) => {
                 self.kill();
-                Err(PoolError::Bind { error: format!("loading the function took longer than {}s", timeout.as_secs()), logs: String::new() })
+                Err(PoolError::Bind {
+                    error: format!(
+                        "loading the function took longer than {}s",
+                        timeout.as_secs()
+                    ),
+                    logs: String::new(),
+                })
             }
         }
     }
@@ -228,7 +307,9 @@ impl Worker {
         let grace = Duration::from_secs(5);
         match tokio::time::timeout(req.timeout + grace, rx).await {
             Ok(Ok(Ok(Reply::Result(reply)))) => Ok(reply),
-            Ok(Ok(Ok(other))) => Err(PoolError::Protocol(format!("expected result, got {other:?}"))),
+            Ok(Ok(Ok(other))) => Err(PoolError::Protocol(format!(
+                "expected result, got {other:?}"
+            ))),
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(PoolError::WorkerDied("worker dropped the execution".into())),
             Err(_) => {
@@ -241,8 +322,13 @@ impl Worker {
 
     /// Asks the worker whether it is alive.
     pub async fn ping(&self, timeout: Duration) -> bool {
-        let Ok(rx) = self.send(PONG_KEY, &Request::Ping, None).await else { return false };
-        matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(Ok(Reply::Pong {}))))
+        let Ok(rx) = self.send(PONG_KEY, &Request::Ping, None).await else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(timeout, rx).await,
+            Ok(Ok(Ok(Reply::Pong {})))
+        )
     }
 }
 

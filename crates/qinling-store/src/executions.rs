@@ -6,10 +6,10 @@
 //! After a crash, [`Store::recover_executions`] fails what was started and returns what was
 //! queued, so nothing stays `running` forever and nothing accepted is lost.
 
-use qinling_types::{now, Execution, ExecutionStatus, Outcome};
+use qinling_types::{Execution, ExecutionStatus, Outcome, now};
 use sqlx::Row;
 
-use crate::{ts, Filter, Result, Scope, Store, StoreError};
+use crate::{Filter, Result, Scope, Store, StoreError, ts};
 
 /// A new execution to record.
 #[derive(Debug, Clone)]
@@ -41,7 +41,10 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Execution> {
         function_version: row.try_get("function_version")?,
         function_alias: row.try_get("function_alias")?,
         description: row.try_get("description")?,
-        status: ExecutionStatus::parse(&status).ok_or(StoreError::Corrupt { table: "executions", what: status.clone() })?,
+        status: ExecutionStatus::parse(&status).ok_or(StoreError::Corrupt {
+            table: "executions",
+            what: status.clone(),
+        })?,
         sync: row.try_get("sync")?,
         input: row.try_get("input")?,
         result: row.try_get("result")?,
@@ -49,7 +52,10 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Execution> {
         cpu_ms: row.try_get("cpu_ms")?,
         memory_peak_kb: row.try_get("memory_peak_kb")?,
         project_id: row.try_get("project_id")?,
-        created_at: ts::from_db(&created).ok_or(StoreError::Corrupt { table: "executions", what: created.clone() })?,
+        created_at: ts::from_db(&created).ok_or(StoreError::Corrupt {
+            table: "executions",
+            what: created.clone(),
+        })?,
         updated_at: ts::opt_from_db(row.try_get("updated_at")?),
     })
 }
@@ -107,10 +113,12 @@ impl Store {
     /// Claims a queued execution for running. `false` if it was already claimed, finished
     /// or deleted.
     pub async fn claim_execution(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE executions SET queue_state = 'started' WHERE id = ? AND queue_state = 'queued'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE executions SET queue_state = 'started' WHERE id = ? AND queue_state = 'queued'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -136,24 +144,39 @@ impl Store {
 
     pub async fn get_execution(&self, id: &str, scope: &Scope) -> Result<Option<Execution>> {
         let row = match scope.project() {
-            Some(p) => sqlx::query("SELECT * FROM executions WHERE id = ? AND project_id = ?")
-                .bind(id)
-                .bind(p)
-                .fetch_optional(&self.pool)
-                .await?,
-            None => sqlx::query("SELECT * FROM executions WHERE id = ?").bind(id).fetch_optional(&self.pool).await?,
+            Some(p) => {
+                sqlx::query("SELECT * FROM executions WHERE id = ? AND project_id = ?")
+                    .bind(id)
+                    .bind(p)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM executions WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
         };
         row.as_ref().map(from_row).transpose()
     }
 
-    pub async fn list_executions(&self, scope: &Scope, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
+    pub async fn list_executions(
+        &self,
+        scope: &Scope,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>> {
         let mut sql = String::from("SELECT * FROM executions WHERE 1 = 1");
         let mut binds = Vec::new();
         if let Some(p) = scope.project() {
             sql.push_str(" AND project_id = ?");
             binds.push(p.to_string());
         }
-        for (column, f) in [("function_id", &filter.function_id), ("status", &filter.status), ("description", &filter.description)] {
+        for (column, f) in [
+            ("function_id", &filter.function_id),
+            ("status", &filter.status),
+            ("description", &filter.description),
+        ] {
             if let Some(f) = f {
                 f.push_sql(column, &mut sql, &mut binds);
             }
@@ -170,7 +193,10 @@ impl Store {
 
     /// Deletes an execution row; returns whether it existed.
     pub async fn delete_execution(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM executions WHERE id = ?").bind(id).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM executions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -186,10 +212,11 @@ impl Store {
         .bind(ts::to_db(now()))
         .execute(&self.pool)
         .await?;
-        let queued: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM executions WHERE queue_state = 'queued' ORDER BY created_at, id")
-                .fetch_all(&self.pool)
-                .await?;
+        let queued: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM executions WHERE queue_state = 'queued' ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok((failed.rows_affected(), queued))
     }
 }

@@ -46,7 +46,10 @@ impl Filter {
                 return Filter { op, values };
             }
         }
-        Filter { op: FilterOp::Eq, values: vec![raw.to_string()] }
+        Filter {
+            op: FilterOp::Eq,
+            values: vec![raw.to_string()],
+        }
     }
 
     /// Appends `AND <column> <op> ?…` to `sql` and the values to `binds`.
@@ -56,7 +59,10 @@ impl Filter {
             FilterOp::Eq => format!("{column} = ?"),
             FilterOp::Neq => format!("({column} IS NULL OR {column} != ?)"),
             FilterOp::In => format!("{column} IN ({})", placeholders(self.values.len())),
-            FilterOp::Nin => format!("({column} IS NULL OR {column} NOT IN ({}))", placeholders(self.values.len())),
+            FilterOp::Nin => format!(
+                "({column} IS NULL OR {column} NOT IN ({}))",
+                placeholders(self.values.len())
+            ),
             FilterOp::Gt => format!("{column} > ?"),
             FilterOp::Gte => format!("{column} >= ?"),
             FilterOp::Lt => format!("{column} < ?"),
@@ -67,7 +73,10 @@ impl Filter {
         sql.push_str(&cond);
         for v in &self.values {
             if self.op == FilterOp::Has {
-                let escaped = v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                let escaped = v
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
                 binds.push(format!("%{escaped}%"));
             } else {
                 binds.push(v.clone());
@@ -94,7 +103,14 @@ mod tests {
             ("unknown:x", FilterOp::Eq, vec!["unknown:x"]),
         ];
         for (raw, op, values) in cases {
-            assert_eq!(Filter::parse(raw), Filter { op, values: values.into_iter().map(String::from).collect() }, "{raw}");
+            assert_eq!(
+                Filter::parse(raw),
+                Filter {
+                    op,
+                    values: values.into_iter().map(String::from).collect()
+                },
+                "{raw}"
+            );
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Function rows.
 
-use qinling_types::{now, Code, Function};
+use qinling_types::{Code, Function, now};
 use sqlx::Row;
 
-use crate::{ts, Result, Scope, Store, StoreError};
+use crate::{Result, Scope, Store, StoreError, ts};
 
 /// Fields of a function that `PUT` may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -21,8 +21,15 @@ pub struct FunctionUpdate {
 fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Function> {
     let source: String = row.try_get("code_source")?;
     let code = match source.as_str() {
-        "package" => Code::Package { md5sum: row.try_get("md5sum")? },
-        other => return Err(StoreError::Corrupt { table: "functions", what: format!("code source {other}") }),
+        "package" => Code::Package {
+            md5sum: row.try_get("md5sum")?,
+        },
+        other => {
+            return Err(StoreError::Corrupt {
+                table: "functions",
+                what: format!("code source {other}"),
+            });
+        }
     };
     let created: String = row.try_get("created_at")?;
     Ok(Function {
@@ -40,7 +47,10 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Function> {
         count: row.try_get("count")?,
         latest_version: row.try_get("latest_version")?,
         project_id: row.try_get("project_id")?,
-        created_at: ts::from_db(&created).ok_or(StoreError::Corrupt { table: "functions", what: created.clone() })?,
+        created_at: ts::from_db(&created).ok_or(StoreError::Corrupt {
+            table: "functions",
+            what: created.clone(),
+        })?,
         updated_at: ts::opt_from_db(row.try_get("updated_at")?),
     })
 }
@@ -76,32 +86,53 @@ impl Store {
 
     pub async fn get_function(&self, id: &str, scope: &Scope) -> Result<Option<Function>> {
         let row = match scope.project() {
-            Some(p) => sqlx::query("SELECT * FROM functions WHERE id = ? AND project_id = ?")
-                .bind(id)
-                .bind(p)
-                .fetch_optional(&self.pool)
-                .await?,
-            None => sqlx::query("SELECT * FROM functions WHERE id = ?").bind(id).fetch_optional(&self.pool).await?,
+            Some(p) => {
+                sqlx::query("SELECT * FROM functions WHERE id = ? AND project_id = ?")
+                    .bind(id)
+                    .bind(p)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM functions WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
         };
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn list_functions(&self, scope: &Scope) -> Result<Vec<Function>> {
         let rows = match scope.project() {
-            Some(p) => sqlx::query("SELECT * FROM functions WHERE project_id = ? ORDER BY created_at, id")
-                .bind(p)
-                .fetch_all(&self.pool)
-                .await?,
-            None => sqlx::query("SELECT * FROM functions ORDER BY created_at, id").fetch_all(&self.pool).await?,
+            Some(p) => {
+                sqlx::query("SELECT * FROM functions WHERE project_id = ? ORDER BY created_at, id")
+                    .bind(p)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM functions ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         rows.iter().map(from_row).collect()
     }
 
     /// Applies `update`; returns the new row and the previous package hash, or `None` if the
     /// function is gone.
-    pub async fn update_function(&self, id: &str, update: &FunctionUpdate) -> Result<Option<(Function, String)>> {
+    pub async fn update_function(
+        &self,
+        id: &str,
+        update: &FunctionUpdate,
+    ) -> Result<Option<(Function, String)>> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query("SELECT * FROM functions WHERE id = ?").bind(id).fetch_optional(&mut *tx).await? else {
+        let Some(row) = sqlx::query("SELECT * FROM functions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
             return Ok(None);
         };
         let mut f = from_row(&row)?;
@@ -125,7 +156,9 @@ impl Store {
             f.timeout = v;
         }
         if let Some((md5, sha, size)) = &update.package {
-            f.code = Code::Package { md5sum: md5.clone() };
+            f.code = Code::Package {
+                md5sum: md5.clone(),
+            };
             f.package_sha256 = sha.clone();
             f.package_size = *size;
         }
@@ -154,20 +187,29 @@ impl Store {
 
     /// Deletes a function row; returns whether it existed.
     pub async fn delete_function(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM functions WHERE id = ?").bind(id).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM functions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// How many functions use the package with this hash.
     pub async fn package_references(&self, sha256: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM functions WHERE package_sha256 = ?")
-            .bind(sha256)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM functions WHERE package_sha256 = ?")
+                .bind(sha256)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Every package hash in use, for cleaning the package directory.
     pub async fn package_hashes(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT DISTINCT package_sha256 FROM functions").fetch_all(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT package_sha256 FROM functions")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

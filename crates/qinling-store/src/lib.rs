@@ -12,8 +12,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use executions::{ExecutionFilter, NewExecution};
 pub use filter::{Filter, FilterOp};
@@ -75,7 +75,10 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Store { pool })
     }
@@ -84,7 +87,13 @@ impl Store {
     pub async fn in_memory() -> Result<Store> {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         // One connection: every connection to ":memory:" is a different database.
-        let pool = SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Store { pool })
     }
@@ -104,11 +113,15 @@ pub(crate) mod ts {
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
     pub fn to_db(t: Timestamp) -> String {
-        t.to_offset(time::UtcOffset::UTC).format(STORED).expect("UTC timestamps format")
+        t.to_offset(time::UtcOffset::UTC)
+            .format(STORED)
+            .expect("UTC timestamps format")
     }
 
     pub fn from_db(s: &str) -> Option<Timestamp> {
-        time::PrimitiveDateTime::parse(s, STORED).ok().map(|p| p.assume_utc())
+        time::PrimitiveDateTime::parse(s, STORED)
+            .ok()
+            .map(|p| p.assume_utc())
     }
 
     pub fn opt_from_db(s: Option<String>) -> Option<Timestamp> {

@@ -1,9 +1,9 @@
 //! Runtime rows.
 
-use qinling_types::{now, Runtime, RuntimeStatus};
+use qinling_types::{Runtime, RuntimeStatus, now};
 use sqlx::Row;
 
-use crate::{ts, Result, Scope, Store, StoreError};
+use crate::{Result, Scope, Store, StoreError, ts};
 
 /// Fields of a runtime that `PUT` may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -24,9 +24,15 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Runtime> {
         description: row.try_get("description")?,
         is_public: row.try_get("is_public")?,
         trusted: row.try_get("trusted")?,
-        status: RuntimeStatus::parse(&status).ok_or(StoreError::Corrupt { table: "runtimes", what: status.clone() })?,
+        status: RuntimeStatus::parse(&status).ok_or(StoreError::Corrupt {
+            table: "runtimes",
+            what: status.clone(),
+        })?,
         project_id: row.try_get("project_id")?,
-        created_at: ts::from_db(&created).ok_or(StoreError::Corrupt { table: "runtimes", what: created.clone() })?,
+        created_at: ts::from_db(&created).ok_or(StoreError::Corrupt {
+            table: "runtimes",
+            what: created.clone(),
+        })?,
         updated_at: ts::opt_from_db(row.try_get("updated_at")?),
     })
 }
@@ -55,12 +61,21 @@ impl Store {
     /// A runtime visible to `scope`: its own, or public ones.
     pub async fn get_runtime(&self, id: &str, scope: &Scope) -> Result<Option<Runtime>> {
         let row = match scope.project() {
-            Some(p) => sqlx::query("SELECT * FROM runtimes WHERE id = ? AND (project_id = ? OR is_public = 1)")
+            Some(p) => {
+                sqlx::query(
+                    "SELECT * FROM runtimes WHERE id = ? AND (project_id = ? OR is_public = 1)",
+                )
                 .bind(id)
                 .bind(p)
                 .fetch_optional(&self.pool)
-                .await?,
-            None => sqlx::query("SELECT * FROM runtimes WHERE id = ?").bind(id).fetch_optional(&self.pool).await?,
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM runtimes WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
         };
         row.as_ref().map(from_row).transpose()
     }
@@ -77,9 +92,17 @@ impl Store {
     }
 
     /// Applies `update`; returns the new row, or `None` if the runtime is gone.
-    pub async fn update_runtime(&self, id: &str, update: &RuntimeUpdate) -> Result<Option<Runtime>> {
+    pub async fn update_runtime(
+        &self,
+        id: &str,
+        update: &RuntimeUpdate,
+    ) -> Result<Option<Runtime>> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query("SELECT * FROM runtimes WHERE id = ?").bind(id).fetch_optional(&mut *tx).await? else {
+        let Some(row) = sqlx::query("SELECT * FROM runtimes WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
             return Ok(None);
         };
         let mut r = from_row(&row)?;
@@ -120,7 +143,10 @@ impl Store {
         if used > 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM runtimes WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM runtimes WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

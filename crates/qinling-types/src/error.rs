@@ -36,15 +36,24 @@ pub enum Error {
 
 impl Error {
     pub fn not_found(kind: &'static str, id: impl std::fmt::Display) -> Self {
-        Error::NotFound { kind, key: format!("id={id}") }
+        Error::NotFound {
+            kind,
+            key: format!("id={id}"),
+        }
     }
 
     pub fn input(msg: impl Into<String>) -> Self {
         Error::Input(msg.into())
     }
 
-    pub fn internal(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Error::Internal { context: context.into(), source: source.into() }
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 }
 

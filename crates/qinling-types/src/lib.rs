@@ -10,7 +10,7 @@ mod time_fmt;
 pub use error::{Error, Result};
 pub use limits::{LimitRanges, Range, ResourceLimits};
 pub use model::*;
-pub use time_fmt::{format_ts, now, Timestamp};
+pub use time_fmt::{Timestamp, format_ts, now};
 
 /// A fresh random resource id (UUID4, 36 characters), as upstream uses.
 pub fn new_id() -> String {
@@ -35,6 +35,11 @@ pub struct RequestContext {
 impl RequestContext {
     /// The context of a request when authentication is disabled.
     pub fn unauthenticated(request_id: String) -> Self {
-        Self { project_id: "default".into(), user_id: None, is_admin: true, request_id }
+        Self {
+            project_id: "default".into(),
+            user_id: None,
+            is_admin: true,
+            request_id,
+        }
     }
 }

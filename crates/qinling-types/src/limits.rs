@@ -26,9 +26,21 @@ pub struct LimitRanges {
 impl Default for LimitRanges {
     fn default() -> Self {
         Self {
-            cpu: Range { min: 100, max: 300, default: 100 },
-            memory: Range { min: 33_554_432, max: 134_217_728, default: 33_554_432 },
-            timeout: Range { min: 1, max: 300, default: 5 },
+            cpu: Range {
+                min: 100,
+                max: 300,
+                default: 100,
+            },
+            memory: Range {
+                min: 33_554_432,
+                max: 134_217_728,
+                default: 33_554_432,
+            },
+            timeout: Range {
+                min: 1,
+                max: 300,
+                default: 5,
+            },
         }
     }
 }
@@ -58,10 +70,11 @@ impl LimitRanges {
             "memory" => (self.memory, "bytes"),
             _ => (self.timeout, "seconds"),
         };
-        let value: i64 = raw
-            .trim()
-            .parse()
-            .map_err(|_| Error::input(format!("Invalid {what} resource specified. An integer is required.")))?;
+        let value: i64 = raw.trim().parse().map_err(|_| {
+            Error::input(format!(
+                "Invalid {what} resource specified. An integer is required."
+            ))
+        })?;
         if value < range.min as i64 || value > range.max as i64 {
             return Err(Error::input(format!(
                 "{what} resource limitation not within the allowable range: {} ~ {}({unit}).",
@@ -82,10 +95,30 @@ mod tests {
         let cases: &[(&str, &str, Result<u64, &str>)] = &[
             ("cpu", "100", Ok(100)),
             ("cpu", "300", Ok(300)),
-            ("cpu", "99", Err("cpu resource limitation not within the allowable range: 100 ~ 300(millicpu).")),
-            ("memory", "134217729", Err("memory resource limitation not within the allowable range: 33554432 ~ 134217728(bytes).")),
-            ("timeout", "0", Err("timeout resource limitation not within the allowable range: 1 ~ 300(seconds).")),
-            ("timeout", "abc", Err("Invalid timeout resource specified. An integer is required.")),
+            (
+                "cpu",
+                "99",
+                Err("cpu resource limitation not within the allowable range: 100 ~ 300(millicpu)."),
+            ),
+            (
+                "memory",
+                "134217729",
+                Err(
+                    "memory resource limitation not within the allowable range: 33554432 ~ 134217728(bytes).",
+                ),
+            ),
+            (
+                "timeout",
+                "0",
+                Err(
+                    "timeout resource limitation not within the allowable range: 1 ~ 300(seconds).",
+                ),
+            ),
+            (
+                "timeout",
+                "abc",
+                Err("Invalid timeout resource specified. An integer is required."),
+            ),
             ("timeout", " 7 ", Ok(7)),
         ];
         for (what, raw, expect) in cases {

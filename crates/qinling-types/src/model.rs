@@ -119,7 +119,10 @@ pub struct Function {
 impl Function {
     /// The entry point, with upstream's default.
     pub fn entry_or_default(&self) -> &str {
-        self.entry.as_deref().filter(|e| !e.is_empty()).unwrap_or("main.main")
+        self.entry
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .unwrap_or("main.main")
     }
 }
 
@@ -181,7 +184,9 @@ impl Input {
     pub fn to_wire(&self) -> Option<String> {
         match self {
             Input::None => None,
-            Input::Kwargs(map) => Some(crate::model::py_json(&serde_json::Value::Object(map.clone()))),
+            Input::Kwargs(map) => Some(crate::model::py_json(&serde_json::Value::Object(
+                map.clone(),
+            ))),
             Input::Positional(raw) => Some(raw.clone()),
         }
     }
@@ -326,7 +331,10 @@ mod tests {
             (None, "none"),
             (Some("null"), "none"),
             (Some("{}"), "kwargs {}"),
-            (Some("{\"a\": 1,\"b\":[1,2]}"), "kwargs {\"a\": 1, \"b\": [1, 2]}"),
+            (
+                Some("{\"a\": 1,\"b\":[1,2]}"),
+                "kwargs {\"a\": 1, \"b\": [1, 2]}",
+            ),
             (Some("Qinling"), "positional Qinling"),
             (Some("42"), "positional 42"),
             (Some("1.5"), "positional 1.5"),
@@ -344,20 +352,33 @@ mod tests {
 
     #[test]
     fn py_json_matches_python() {
-        let v: serde_json::Value = serde_json::from_str(r#"{"output":"Hello, Bob ü\n","n":[1,2.5,null,true]}"#).unwrap();
-        assert_eq!(py_json(&v), r#"{"output": "Hello, Bob \u00fc\n", "n": [1, 2.5, null, true]}"#);
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"output":"Hello, Bob ü\n","n":[1,2.5,null,true]}"#).unwrap();
+        assert_eq!(
+            py_json(&v),
+            r#"{"output": "Hello, Bob \u00fc\n", "n": [1, 2.5, null, true]}"#
+        );
     }
 
     #[test]
     fn result_rounds_duration() {
-        let o = Outcome { duration: 0.0123456, ..Outcome::error(ExecutionStatus::Success, "x") };
+        let o = Outcome {
+            duration: 0.0123456,
+            ..Outcome::error(ExecutionStatus::Success, "x")
+        };
         assert_eq!(o.result_json(), r#"{"output": "x", "duration": 0.012}"#);
     }
 
     #[test]
     fn runtime_kind_from_image() {
-        assert_eq!(RuntimeKind::from_image("openstackqinling/python3-runtime:0.0.2"), Some(RuntimeKind::Python3));
-        assert_eq!(RuntimeKind::from_image("python3"), Some(RuntimeKind::Python3));
+        assert_eq!(
+            RuntimeKind::from_image("openstackqinling/python3-runtime:0.0.2"),
+            Some(RuntimeKind::Python3)
+        );
+        assert_eq!(
+            RuntimeKind::from_image("python3"),
+            Some(RuntimeKind::Python3)
+        );
         assert_eq!(RuntimeKind::from_image("busybox"), None);
     }
 }

@@ -1,13 +1,14 @@
 //! Timestamps: stored with microseconds (so lists keep creation order), shown on the wire as
 //! `YYYY-MM-DDTHH:MM:SSZ` (reference §2.4).
 
+use time::OffsetDateTime;
 use time::format_description::FormatItem;
 use time::macros::format_description;
-use time::OffsetDateTime;
 
 pub type Timestamp = OffsetDateTime;
 
-const WIRE: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+const WIRE: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
 
 /// The current UTC time.
 pub fn now() -> Timestamp {
@@ -16,7 +17,9 @@ pub fn now() -> Timestamp {
 
 /// The wire form of a timestamp: UTC, seconds, `Z`.
 pub fn format_ts(ts: Timestamp) -> String {
-    ts.to_offset(time::UtcOffset::UTC).format(WIRE).expect("a UTC timestamp always formats")
+    ts.to_offset(time::UtcOffset::UTC)
+        .format(WIRE)
+        .expect("a UTC timestamp always formats")
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "qinling", version, about = "Qinling: self-hosted Function-as-a-Service")]
+#[command(
+    name = "qinling",
+    version,
+    about = "Qinling: self-hosted Function-as-a-Service"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +26,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // When the jail re-executes this binary as a sandbox's init, it never returns from here.
+    qinling_sandbox::jail::run_init_if_requested();
     let args = Args::parse();
     match args.command {
         Command::Serve(serve_args) => serve::main(serve_args),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::Args;
 use qinling_pool::{Launcher, Pool, PoolConfig};
 use qinling_sandbox::Sandbox;
@@ -94,7 +94,9 @@ fn default_data_dir() -> PathBuf {
     if unsafe { libc::geteuid() } == 0 {
         return PathBuf::from("/var/lib/qinling");
     }
-    dirs::data_dir().map(|d| d.join("qinling")).unwrap_or_else(|| PathBuf::from(".qinling"))
+    dirs::data_dir()
+        .map(|d| d.join("qinling"))
+        .unwrap_or_else(|| PathBuf::from(".qinling"))
 }
 
 impl Config {
@@ -106,8 +108,10 @@ impl Config {
         });
         let mut cfg = match &file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
             }
             None => Config::default(),
         };
@@ -140,7 +144,10 @@ impl Config {
             bail!("function_concurrency must be at least 1");
         }
         if !matches!(cfg.log_format.as_str(), "text" | "json") {
-            bail!("log_format must be 'text' or 'json', not '{}'", cfg.log_format);
+            bail!(
+                "log_format must be 'text' or 'json', not '{}'",
+                cfg.log_format
+            );
         }
         Ok(cfg)
     }
@@ -155,7 +162,10 @@ pub fn main(args: ServeArgs) -> std::process::ExitCode {
         }
     };
     init_logging(&cfg.log_format);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(run(cfg)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -166,8 +176,14 @@ pub fn main(args: ServeArgs) -> std::process::ExitCode {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("QINLING_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QINLING_LOG")
+        .unwrap_or_else(|_| "info".into());
+    // Colour only for a terminal: logs read by tools (tests, journald, files) stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {
@@ -178,13 +194,29 @@ fn init_logging(format: &str) {
 /// The real interpreter behind `python` (which may be a wrapper such as a pyenv shim) and
 /// its installation prefix, which the sandbox must show read-only.
 fn resolve_python(python: &Path) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
-    #[expect(clippy::disallowed_methods, reason = "a one-off host probe at start-up, not a function worker")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a one-off host probe at start-up, not a function worker"
+    )]
     let out = std::process::Command::new(python)
-        .args(["-I", "-c", "import sys; print(sys.executable); print(sys.base_prefix)"])
+        .args([
+            "-I",
+            "-c",
+            "import sys; print(sys.executable); print(sys.base_prefix)",
+        ])
         .output()
-        .with_context(|| format!("running {} (set --python or QINLING_PYTHON)", python.display()))?;
+        .with_context(|| {
+            format!(
+                "running {} (set --python or QINLING_PYTHON)",
+                python.display()
+            )
+        })?;
     if !out.status.success() {
-        bail!("{} failed: {}", python.display(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} failed: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -196,7 +228,8 @@ fn resolve_python(python: &Path) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
 fn python_launcher(cfg: &Config, shim_dir: &Path) -> anyhow::Result<Launcher> {
     let (exe, prefixes) = resolve_python(&cfg.python)?;
     let shim = shim_dir.join("python3.py");
-    std::fs::write(&shim, qinling_pool::shims::PYTHON3).with_context(|| format!("writing {}", shim.display()))?;
+    std::fs::write(&shim, qinling_pool::shims::PYTHON3)
+        .with_context(|| format!("writing {}", shim.display()))?;
     let mut read_only_paths = prefixes;
     read_only_paths.push(shim_dir.to_path_buf());
     Ok(Launcher {
@@ -214,14 +247,17 @@ fn python_launcher(cfg: &Config, shim_dir: &Path) -> anyhow::Result<Launcher> {
 
 fn choose_sandbox(cfg: &Config) -> anyhow::Result<Arc<dyn Sandbox>> {
     if cfg.insecure_no_sandbox {
-        tracing::warn!("!!! --insecure-no-sandbox: functions run as plain processes of this server's user, with NO isolation. Never use this with untrusted code. !!!");
+        tracing::warn!(
+            "!!! --insecure-no-sandbox: functions run as plain processes of this server's user, with NO isolation. Never use this with untrusted code. !!!"
+        );
         return Ok(Arc::new(qinling_sandbox::ProcessSandbox));
     }
     sandbox_backend()
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let shim_dir = cfg.data_dir.join("runtimes");
     std::fs::create_dir_all(&shim_dir)?;
     let sandbox = choose_sandbox(&cfg)?;
@@ -232,18 +268,26 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     launchers.insert(RuntimeKind::Python3, python_launcher(&cfg, &shim_dir)?);
     let pool = Pool::new(
         sandbox,
-        PoolConfig { pool_size: cfg.pool_size, function_concurrency: cfg.function_concurrency, ..PoolConfig::default() },
+        PoolConfig {
+            pool_size: cfg.pool_size,
+            function_concurrency: cfg.function_concurrency,
+            ..PoolConfig::default()
+        },
         launchers,
     );
-    let store = qinling_store::Store::open(&cfg.data_dir.join("qinling.sqlite")).await.context("opening the database")?;
-    let packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages")).context("opening the package directory")?;
+    let store = qinling_store::Store::open(&cfg.data_dir.join("qinling.sqlite"))
+        .await
+        .context("opening the database")?;
+    let packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
+        .context("opening the package directory")?;
     let engine_cfg = qinling_engine::EngineConfig {
         limits: cfg.limits,
         max_package_bytes: cfg.max_package_bytes,
         max_input_bytes: cfg.max_input_bytes,
         ..Default::default()
     };
-    let engine = qinling_engine::Engine::start(store.clone(), pool.clone(), packages, engine_cfg).await?;
+    let engine =
+        qinling_engine::Engine::start(store.clone(), pool.clone(), packages, engine_cfg).await?;
     let state = qinling_api::AppState {
         engine: engine.clone(),
         config: qinling_api::ApiConfig {
@@ -252,17 +296,24 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         },
     };
     let app = qinling_api::router(state);
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), pool_size = cfg.pool_size, "qinling is serving");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shutting down: finishing running executions");
-    engine.shutdown(Duration::from_secs(cfg.shutdown_grace_secs)).await;
+    engine
+        .shutdown(Duration::from_secs(cfg.shutdown_grace_secs))
+        .await;
     store.close().await;
     Ok(())
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
@@ -271,5 +322,7 @@ async fn shutdown_signal() {
 
 /// The default sandbox backend.
 fn sandbox_backend() -> anyhow::Result<Arc<dyn Sandbox>> {
-    bail!("the jail sandbox is not built yet; run with --insecure-no-sandbox on a development machine")
+    let jail = qinling_sandbox::JailSandbox::new(qinling_sandbox::JailConfig::default())
+        .context("setting up the jail sandbox")?;
+    Ok(Arc::new(jail))
 }

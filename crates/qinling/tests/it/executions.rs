@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::harness::{result, Server, HELLO};
+use crate::harness::{HELLO, Server, result};
 
 #[test]
 fn sync_execution_result_and_log() {
@@ -14,24 +14,70 @@ fn sync_execution_result_and_log() {
     let fid = f["id"].as_str().unwrap();
     let e = s.execute(fid, Some(r#"{"name": "Qinling"}"#));
     let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["id", "function_id", "function_version", "function_alias", "description", "status", "sync", "input", "result", "cpu_ms", "memory_peak_kb", "project_id", "created_at", "updated_at"]);
-    assert_eq!((e["status"].clone(), e["sync"].clone(), e["input"].clone()), (json!("success"), json!(true), json!(r#"{"name": "Qinling"}"#)));
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "function_id",
+            "function_version",
+            "function_alias",
+            "description",
+            "status",
+            "sync",
+            "input",
+            "result",
+            "cpu_ms",
+            "memory_peak_kb",
+            "project_id",
+            "created_at",
+            "updated_at"
+        ]
+    );
+    assert_eq!(
+        (e["status"].clone(), e["sync"].clone(), e["input"].clone()),
+        (
+            json!("success"),
+            json!(true),
+            json!(r#"{"name": "Qinling"}"#)
+        )
+    );
     let r = result(&e);
     assert_eq!(r["output"], "Hello, Qinling");
     assert!(r["duration"].as_f64().unwrap() < 5.0);
-    assert!(e["result"].as_str().unwrap().starts_with(r#"{"output": "Hello, Qinling", "duration": "#), "python-style JSON: {}", e["result"]);
+    assert!(
+        e["result"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"{"output": "Hello, Qinling", "duration": "#),
+        "python-style JSON: {}",
+        e["result"]
+    );
     let id = e["id"].as_str().unwrap();
-    assert_eq!(s.log(id), format!("Start execution: {id}\nHello, Qinling\nFinished execution: {id}\n"));
+    assert_eq!(
+        s.log(id),
+        format!("Start execution: {id}\nHello, Qinling\nFinished execution: {id}\n")
+    );
     let r = s.get_raw(&format!("/v1/executions/{id}/log"));
     assert_eq!(r.headers()["content-type"], "text/plain; charset=UTF-8");
-    let r = s.http.get(format!("{}/v1/executions/{id}/log", s.url)).header("accept", "application/json").send().unwrap();
+    let r = s
+        .http
+        .get(format!("{}/v1/executions/{id}/log", s.url))
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 406);
 
     // Positional input, and no input at all.
     let e = s.execute(fid, Some("Bob"));
-    assert_eq!((e["input"].clone(), result(&e)["output"].clone()), (json!("Bob"), json!("Hello, Bob")));
+    assert_eq!(
+        (e["input"].clone(), result(&e)["output"].clone()),
+        (json!("Bob"), json!("Hello, Bob"))
+    );
     let e = s.execute(fid, None);
-    assert_eq!((e["input"].clone(), result(&e)["output"].clone()), (json!(null), json!("Hello, World")));
+    assert_eq!(
+        (e["input"].clone(), result(&e)["output"].clone()),
+        (json!(null), json!("Hello, World"))
+    );
     let (_, shown) = s.get(&format!("/v1/functions/{fid}"));
     assert_eq!(shown["count"], json!(3));
 }
@@ -71,30 +117,57 @@ def zygote(**kwargs):
         assert_eq!(status, 200, "{body}");
     };
     let e = s.execute(fid, Some(r#"{"a": 40}"#));
-    assert_eq!(result(&e)["output"], json!({"sum": 42}), "a function without **kwargs gets no context");
+    assert_eq!(
+        result(&e)["output"],
+        json!({"sum": 42}),
+        "a function without **kwargs gets no context"
+    );
 
     set_entry("mod.with_context");
     let e = s.execute(fid, Some(r#"{"x": 1}"#));
-    assert_eq!(result(&e)["output"], json!({"execution_id": e["id"], "kwargs": ["x"]}));
+    assert_eq!(
+        result(&e)["output"],
+        json!({"execution_id": e["id"], "kwargs": ["x"]})
+    );
 
     set_entry("mod.boom");
     let e = s.execute(fid, None);
-    assert_eq!((e["status"].clone(), result(&e)["output"].clone()), (json!("failed"), json!("boom happened")));
+    assert_eq!(
+        (e["status"].clone(), result(&e)["output"].clone()),
+        (json!("failed"), json!("boom happened"))
+    );
     let log = s.log(e["id"].as_str().unwrap());
-    assert!(log.contains("about to fail\nTraceback (most recent call last):") && log.contains("ValueError: boom happened"), "{log}");
+    assert!(
+        log.contains("about to fail\nTraceback (most recent call last):")
+            && log.contains("ValueError: boom happened"),
+        "{log}"
+    );
 
     set_entry("mod.stderr");
     let e = s.execute(fid, None);
-    assert!(s.log(e["id"].as_str().unwrap()).contains("to stderr\n"), "stderr is captured too");
+    assert!(
+        s.log(e["id"].as_str().unwrap()).contains("to stderr\n"),
+        "stderr is captured too"
+    );
 
     set_entry("mod.sleepy");
     let e = s.execute(fid, Some(r#"{"seconds": 5}"#));
     let r = result(&e);
-    assert_eq!((e["status"].clone(), r["output"].clone()), (json!("failed"), json!("Function execution timeout.")));
+    assert_eq!(
+        (e["status"].clone(), r["output"].clone()),
+        (json!("failed"), json!("Function execution timeout."))
+    );
     assert!(r["duration"].as_f64().unwrap() >= 1.0, "{r}");
-    assert!(s.log(e["id"].as_str().unwrap()).contains("sleeping"), "output before the kill is kept");
+    assert!(
+        s.log(e["id"].as_str().unwrap()).contains("sleeping"),
+        "output before the kill is kept"
+    );
     let e = s.execute(fid, Some(r#"{"seconds": 0.1}"#));
-    assert_eq!(result(&e)["output"], "woke", "the worker survives a timeout");
+    assert_eq!(
+        result(&e)["output"],
+        "woke",
+        "the worker survives a timeout"
+    );
 
     set_entry("mod.zygote");
     let first = result(&s.execute(fid, None))["output"].clone();
@@ -104,11 +177,17 @@ def zygote(**kwargs):
     set_entry("nope.main");
     let e = s.execute(fid, None);
     assert_eq!(e["status"], "failed");
-    assert_eq!(result(&e)["output"], json!("Failed to load function nope.main: ModuleNotFoundError: No module named 'nope'"));
+    assert_eq!(
+        result(&e)["output"],
+        json!("Failed to load function nope.main: ModuleNotFoundError: No module named 'nope'")
+    );
     set_entry("mod.missing");
     let e = s.execute(fid, None);
     let out = result(&e)["output"].as_str().unwrap().to_string();
-    assert!(out.starts_with("Failed to load function mod.missing: ") && out.contains("missing"), "{out}");
+    assert!(
+        out.starts_with("Failed to load function mod.missing: ") && out.contains("missing"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -124,7 +203,11 @@ fn concurrent_executions_share_one_worker_with_separate_logs() {
             let (url, fid) = (s.url.clone(), fid.clone());
             std::thread::spawn(move || {
                 let c = reqwest::blocking::Client::new();
-                let r = c.post(format!("{url}/v1/executions")).json(&json!({"function_id": fid, "input": format!(r#"{{"name": "{name}"}}"#)})).send().unwrap();
+                let r = c
+                    .post(format!("{url}/v1/executions"))
+                    .json(&json!({"function_id": fid, "input": format!(r#"{{"name": "{name}"}}"#)}))
+                    .send()
+                    .unwrap();
                 (name, crate::harness::parse(r).1)
             })
         })
@@ -136,9 +219,16 @@ fn concurrent_executions_share_one_worker_with_separate_logs() {
         zygotes.insert(result(&e)["output"].clone());
         let id = e["id"].as_str().unwrap();
         let expected: String = (0..5).map(|i| format!("{name} {i}\n")).collect();
-        assert_eq!(s.log(id), format!("Start execution: {id}\n{expected}Finished execution: {id}\n"));
+        assert_eq!(
+            s.log(id),
+            format!("Start execution: {id}\n{expected}Finished execution: {id}\n")
+        );
     }
-    assert_eq!(zygotes.len(), 1, "three concurrent executions ran in one worker");
+    assert_eq!(
+        zygotes.len(),
+        1,
+        "three concurrent executions ran in one worker"
+    );
 }
 
 #[test]
@@ -146,17 +236,39 @@ fn async_executions_and_filters() {
     let s = Server::start();
     let f = s.create_function("hello.py", HELLO, "hello.main", &[]);
     let fid = f["id"].as_str().unwrap();
-    let (status, e) = s.post("/v1/executions", json!({"function_id": fid, "sync": false, "input": "async", "description": "async one"}));
-    assert_eq!((status, e["status"].clone(), e["result"].clone(), e["updated_at"].clone()), (201, json!("running"), Value::Null, Value::Null));
+    let (status, e) = s.post(
+        "/v1/executions",
+        json!({"function_id": fid, "sync": false, "input": "async", "description": "async one"}),
+    );
+    assert_eq!(
+        (
+            status,
+            e["status"].clone(),
+            e["result"].clone(),
+            e["updated_at"].clone()
+        ),
+        (201, json!("running"), Value::Null, Value::Null)
+    );
     let done = s.wait_execution(e["id"].as_str().unwrap(), Duration::from_secs(30));
-    assert_eq!((done["status"].clone(), result(&done)["output"].clone()), (json!("success"), json!("Hello, async")));
-    let (_, failing) = s.post("/v1/executions", json!({"function_id": fid, "input": "{\"bogus\": 1, \"name\": 2}", "description": "x"}));
+    assert_eq!(
+        (done["status"].clone(), result(&done)["output"].clone()),
+        (json!("success"), json!("Hello, async"))
+    );
+    let (_, failing) = s.post(
+        "/v1/executions",
+        json!({"function_id": fid, "input": "{\"bogus\": 1, \"name\": 2}", "description": "x"}),
+    );
     assert_eq!(failing["status"], "success");
 
     let ids = |q: &str| -> Vec<String> {
         let (status, body) = s.get(&format!("/v1/executions{q}"));
         assert_eq!(status, 200, "{body}");
-        body["executions"].as_array().unwrap().iter().map(|e| e["description"].as_str().unwrap_or("").to_string()).collect()
+        body["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["description"].as_str().unwrap_or("").to_string())
+            .collect()
     };
     assert_eq!(ids(""), ["async one", "x"]);
     assert_eq!(ids("?description=has:sync"), ["async one"]);
@@ -169,8 +281,17 @@ fn async_executions_and_filters() {
 
     let id = done["id"].as_str().unwrap();
     assert_eq!(s.delete(&format!("/v1/executions/{id}")).0, 204);
-    assert_eq!(s.get(&format!("/v1/executions/{id}")), (404, json!({"faultcode": "Client", "faultstring": format!("Execution not found [id={id}]"), "debuginfo": null})));
-    assert_eq!(s.get(&format!("/v1/executions/{id}/log")).1, json!({"faultstring": format!("Execution not found [id={id}]")}));
+    assert_eq!(
+        s.get(&format!("/v1/executions/{id}")),
+        (
+            404,
+            json!({"faultcode": "Client", "faultstring": format!("Execution not found [id={id}]"), "debuginfo": null})
+        )
+    );
+    assert_eq!(
+        s.get(&format!("/v1/executions/{id}/log")).1,
+        json!({"faultstring": format!("Execution not found [id={id}]")})
+    );
 }
 
 #[test]
@@ -178,8 +299,16 @@ fn empty_log_is_204() {
     let s = Server::start();
     // A function that loads but whose log is lost is impossible here (logs are unbuffered),
     // so an execution still queued behind a long one stands in for "no log yet".
-    let f = s.create_function("slow.py", "import time\ndef main(**kw):\n    time.sleep(2)\n", "slow.main", &[]);
-    let (_, e) = s.post("/v1/executions", json!({"function_id": f["id"], "sync": false}));
+    let f = s.create_function(
+        "slow.py",
+        "import time\ndef main(**kw):\n    time.sleep(2)\n",
+        "slow.main",
+        &[],
+    );
+    let (_, e) = s.post(
+        "/v1/executions",
+        json!({"function_id": f["id"], "sync": false}),
+    );
     let r = s.get_raw(&format!("/v1/executions/{}/log", e["id"].as_str().unwrap()));
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(r.text().unwrap(), "");

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::{zip_of, Server, HELLO};
+use crate::harness::{HELLO, Server, zip_of};
 
 #[test]
 fn create_show_list_download_delete() {
@@ -12,39 +12,114 @@ fn create_show_list_download_delete() {
     let runtime = s.python_runtime();
     let form = reqwest::blocking::multipart::Form::new()
         .text("runtime_id", runtime.clone())
-        .text("code", format!(r#"{{"source": "package", "md5sum": "{md5}"}}"#))
+        .text(
+            "code",
+            format!(r#"{{"source": "package", "md5sum": "{md5}"}}"#),
+        )
         .text("name", "hello")
         .text("entry", "hello.main")
         .text("timeout", "7")
-        .part("package", reqwest::blocking::multipart::Part::bytes(zip.clone()).file_name("hello.zip"));
-    let (status, f) = crate::harness::parse(s.http.post(format!("{}/v1/functions", s.url)).multipart(form).send().unwrap());
+        .part(
+            "package",
+            reqwest::blocking::multipart::Part::bytes(zip.clone()).file_name("hello.zip"),
+        );
+    let (status, f) = crate::harness::parse(
+        s.http
+            .post(format!("{}/v1/functions", s.url))
+            .multipart(form)
+            .send()
+            .unwrap(),
+    );
     assert_eq!(status, 201, "{f}");
     let keys: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["id", "name", "description", "cpu", "memory_size", "timeout", "runtime_id", "code", "entry", "count", "latest_version", "project_id", "created_at", "updated_at"]);
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "name",
+            "description",
+            "cpu",
+            "memory_size",
+            "timeout",
+            "runtime_id",
+            "code",
+            "entry",
+            "count",
+            "latest_version",
+            "project_id",
+            "created_at",
+            "updated_at"
+        ]
+    );
     assert_eq!(f["code"], json!({"source": "package", "md5sum": md5}));
-    assert_eq!((f["cpu"].clone(), f["memory_size"].clone(), f["timeout"].clone()), (json!(100), json!(33554432), json!(7)));
-    assert_eq!((f["count"].clone(), f["latest_version"].clone(), f["runtime_id"].clone()), (json!(0), json!(0), json!(runtime)));
+    assert_eq!(
+        (
+            f["cpu"].clone(),
+            f["memory_size"].clone(),
+            f["timeout"].clone()
+        ),
+        (json!(100), json!(33554432), json!(7))
+    );
+    assert_eq!(
+        (
+            f["count"].clone(),
+            f["latest_version"].clone(),
+            f["runtime_id"].clone()
+        ),
+        (json!(0), json!(0), json!(runtime))
+    );
     let id = f["id"].as_str().unwrap().to_string();
 
     let (status, shown) = s.get(&format!("/v1/functions/{id}"));
-    assert_eq!((status, shown["code"].clone()), (200, json!({"source": "package", "md5sum": md5})));
+    assert_eq!(
+        (status, shown["code"].clone()),
+        (200, json!({"source": "package", "md5sum": md5}))
+    );
     let (_, list) = s.get("/v1/functions");
     let listed = &list["functions"][0];
-    assert_eq!(listed["code"], json!(format!(r#"{{"source": "package", "md5sum": "{md5}"}}"#)), "code is a string in lists");
-    assert_eq!(s.get("/v1/functions?all_projects=true").1["functions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        listed["code"],
+        json!(format!(r#"{{"source": "package", "md5sum": "{md5}"}}"#)),
+        "code is a string in lists"
+    );
+    assert_eq!(
+        s.get("/v1/functions?all_projects=true").1["functions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(s.get("/v1/functions?name=x").0, 400);
 
     let r = s.get_raw(&format!("/v1/functions/{id}?download=true"));
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["content-type"], "application/zip");
-    assert_eq!(r.headers()["content-disposition"], format!("attachment; filename=\"{id}\"").as_str());
+    assert_eq!(
+        r.headers()["content-disposition"],
+        format!("attachment; filename=\"{id}\"").as_str()
+    );
     assert_eq!(r.bytes().unwrap().to_vec(), zip);
     assert_eq!(s.package_files().len(), 1);
 
     assert_eq!(s.delete(&format!("/v1/functions/{id}")).0, 204);
-    assert_eq!(s.get(&format!("/v1/functions/{id}")), (404, json!({"faultstring": format!("Function not found [id={id}]")})));
-    assert_eq!(s.delete(&format!("/v1/functions/{id}")), (404, json!({"faultcode": "Client", "faultstring": format!("Function not found [id={id}]"), "debuginfo": null})));
-    assert!(s.package_files().is_empty(), "the package is removed with its last function");
+    assert_eq!(
+        s.get(&format!("/v1/functions/{id}")),
+        (
+            404,
+            json!({"faultstring": format!("Function not found [id={id}]")})
+        )
+    );
+    assert_eq!(
+        s.delete(&format!("/v1/functions/{id}")),
+        (
+            404,
+            json!({"faultcode": "Client", "faultstring": format!("Function not found [id={id}]"), "debuginfo": null})
+        )
+    );
+    assert!(
+        s.package_files().is_empty(),
+        "the package is removed with its last function"
+    );
 }
 
 #[test]
@@ -56,17 +131,35 @@ fn update_replaces_code_and_limits() {
     assert_eq!(crate::harness::result(&e)["output"], "Hello, v1");
 
     // Metadata-only update (form, as the CLI sends it).
-    let r = s.http.put(format!("{}/v1/functions/{id}", s.url)).form(&[("name", "n2"), ("timeout", "9")]).send().unwrap();
+    let r = s
+        .http
+        .put(format!("{}/v1/functions/{id}", s.url))
+        .form(&[("name", "n2"), ("timeout", "9")])
+        .send()
+        .unwrap();
     let (status, body) = crate::harness::parse(r);
-    assert_eq!((status, body["name"].clone(), body["timeout"].clone()), (200, json!("n2"), json!(9)));
+    assert_eq!(
+        (status, body["name"].clone(), body["timeout"].clone()),
+        (200, json!("n2"), json!(9))
+    );
 
     // A new package (multipart, `source=package` as the CLI flattens it) runs at once.
     let v2 = "def main(**kwargs):\n    return 'version two'\n";
     let form = reqwest::blocking::multipart::Form::new()
         .text("source", "package")
         .text("entry", "hello.main")
-        .part("package", reqwest::blocking::multipart::Part::bytes(zip_of(&[("hello.py", v2)])).file_name("p.zip"));
-    let (status, body) = crate::harness::parse(s.http.put(format!("{}/v1/functions/{id}", s.url)).multipart(form).send().unwrap());
+        .part(
+            "package",
+            reqwest::blocking::multipart::Part::bytes(zip_of(&[("hello.py", v2)]))
+                .file_name("p.zip"),
+        );
+    let (status, body) = crate::harness::parse(
+        s.http
+            .put(format!("{}/v1/functions/{id}", s.url))
+            .multipart(form)
+            .send()
+            .unwrap(),
+    );
     assert_eq!(status, 200, "{body}");
     assert_ne!(body["code"]["md5sum"], f["code"]["md5sum"]);
     let e = s.execute(id, None);
@@ -74,13 +167,32 @@ fn update_replaces_code_and_limits() {
     assert_eq!(s.package_files().len(), 1, "the old package is gone");
 
     // JSON updates work too; out-of-range values are refused with upstream's words.
-    assert_eq!(s.put(&format!("/v1/functions/{id}"), json!({"memory_size": 67108864})).1["memory_size"], json!(67108864));
+    assert_eq!(
+        s.put(
+            &format!("/v1/functions/{id}"),
+            json!({"memory_size": 67108864})
+        )
+        .1["memory_size"],
+        json!(67108864)
+    );
     assert_eq!(
         s.put(&format!("/v1/functions/{id}"), json!({"cpu": 50})),
-        (400, json!({"faultstring": "cpu resource limitation not within the allowable range: 100 ~ 300(millicpu)."}))
+        (
+            400,
+            json!({"faultstring": "cpu resource limitation not within the allowable range: 100 ~ 300(millicpu)."})
+        )
     );
-    let (status, body) = s.put(&format!("/v1/functions/{id}"), json!({"code": {"source": "package", "md5sum": body["code"]["md5sum"]}}));
-    assert_eq!((status, body), (400, json!({"faultstring": "The function code checksum is not changed."})));
+    let (status, body) = s.put(
+        &format!("/v1/functions/{id}"),
+        json!({"code": {"source": "package", "md5sum": body["code"]["md5sum"]}}),
+    );
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"faultstring": "The function code checksum is not changed."})
+        )
+    );
     let (_, shown) = s.get(&format!("/v1/functions/{id}"));
     assert_eq!(shown["count"], json!(2));
 }

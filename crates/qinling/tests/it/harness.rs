@@ -27,7 +27,10 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { pool_size: 1, extra: vec![] }
+        Opts {
+            pool_size: 1,
+            extra: vec![],
+        }
     }
 }
 
@@ -57,7 +60,10 @@ impl Server {
             _tmp: Some(tmp),
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
-            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
             args,
         };
         s.spawn();
@@ -83,11 +89,15 @@ impl Server {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(pos) = line.find("listen=") {
-                    if let Some(tx) = tx.take() {
-                        let addr = line[pos + 7..].split_whitespace().next().unwrap_or("").to_string();
-                        let _ = tx.send(addr);
-                    }
+                if let Some(pos) = line.find("listen=")
+                    && let Some(tx) = tx.take()
+                {
+                    let addr = line[pos + 7..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = tx.send(addr);
                 }
                 log.lock().unwrap().push(line);
             }
@@ -96,7 +106,10 @@ impl Server {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                panic!("server did not start:\n{}", self.log.lock().unwrap().join("\n"));
+                panic!(
+                    "server did not start:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                );
             }
         };
         self.url = format!("http://{addr}");
@@ -141,17 +154,31 @@ impl Server {
     }
 
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(format!("{}{path}", self.url)).json(&body).send().unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .unwrap();
         parse(r)
     }
 
     pub fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.put(format!("{}{path}", self.url)).json(&body).send().unwrap();
+        let r = self
+            .http
+            .put(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .unwrap();
         parse(r)
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        let r = self.http.delete(format!("{}{path}", self.url)).send().unwrap();
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.url))
+            .send()
+            .unwrap();
         parse(r)
     }
 
@@ -160,19 +187,37 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (_, body) = self.get("/v1/runtimes");
-            if let Some(r) = body["runtimes"].as_array().and_then(|rs| rs.iter().find(|r| r["name"] == "python3")) {
+            if let Some(r) = body["runtimes"]
+                .as_array()
+                .and_then(|rs| rs.iter().find(|r| r["name"] == "python3"))
+            {
                 if r["status"] == "available" {
                     return r["id"].as_str().unwrap().to_string();
                 }
-                assert_ne!(r["status"], "error", "python3 runtime failed:\n{}", self.logs());
+                assert_ne!(
+                    r["status"],
+                    "error",
+                    "python3 runtime failed:\n{}",
+                    self.logs()
+                );
             }
-            assert!(Instant::now() < deadline, "python3 runtime never became available:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "python3 runtime never became available:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Creates a function from one python source file; returns the function JSON.
-    pub fn create_function(&self, file: &str, source: &str, entry: &str, extra: &[(&str, &str)]) -> Value {
+    pub fn create_function(
+        &self,
+        file: &str,
+        source: &str,
+        entry: &str,
+        extra: &[(&str, &str)],
+    ) -> Value {
         let runtime = self.python_runtime();
         let zip = zip_of(&[(file, source)]);
         let (status, body) = self.create_function_raw(&runtime, zip, entry, extra);
@@ -180,16 +225,30 @@ impl Server {
         body
     }
 
-    pub fn create_function_raw(&self, runtime: &str, zip: Vec<u8>, entry: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    pub fn create_function_raw(
+        &self,
+        runtime: &str,
+        zip: Vec<u8>,
+        entry: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
         let mut form = reqwest::blocking::multipart::Form::new()
             .text("runtime_id", runtime.to_string())
             .text("code", r#"{"source": "package"}"#.to_string())
             .text("entry", entry.to_string())
-            .part("package", reqwest::blocking::multipart::Part::bytes(zip).file_name("package.zip"));
+            .part(
+                "package",
+                reqwest::blocking::multipart::Part::bytes(zip).file_name("package.zip"),
+            );
         for (k, v) in extra {
             form = form.text(k.to_string(), v.to_string());
         }
-        let r = self.http.post(format!("{}/v1/functions", self.url)).multipart(form).send().unwrap();
+        let r = self
+            .http
+            .post(format!("{}/v1/functions", self.url))
+            .multipart(form)
+            .send()
+            .unwrap();
         parse(r)
     }
 
@@ -219,7 +278,10 @@ impl Server {
             if e["status"] != "running" {
                 return e;
             }
-            assert!(Instant::now() < deadline, "execution {id} still running after {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "execution {id} still running after {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -234,7 +296,9 @@ impl Server {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -262,7 +326,11 @@ unsafe extern "C" {
 pub fn parse(r: reqwest::blocking::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body)
 }
 
@@ -272,7 +340,8 @@ pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     {
         let mut w = zip::ZipWriter::new(&mut buf);
         for (name, content) in files {
-            w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
             w.write_all(content.as_bytes()).unwrap();
         }
         w.finish().unwrap();

@@ -2,6 +2,11 @@
 //! data directory and a free port and talks to it over HTTP, as users and clients do.
 //! One integration binary, one module per resource (STYLE rule 8).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the tests start the server binary itself, the one process no sandbox runs"
+)]
+
 mod harness;
 
 mod bad_input;
