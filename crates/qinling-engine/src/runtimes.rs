@@ -33,11 +33,21 @@ fn kind_of(image: &str) -> Result<RuntimeKind, Error> {
 }
 
 impl Engine {
+    /// Creates a runtime; it answers `creating` until its probe (in the background) is done.
     pub async fn create_runtime(
         &self,
         ctx: &RequestContext,
         req: CreateRuntime,
     ) -> Result<Runtime, Error> {
+        Ok(self.insert_runtime(ctx, req).await?.0)
+    }
+
+    /// Creates a runtime and returns the task probing it.
+    async fn insert_runtime(
+        &self,
+        ctx: &RequestContext,
+        req: CreateRuntime,
+    ) -> Result<(Runtime, tokio::task::JoinHandle<()>), Error> {
         let kind = kind_of(&req.image)?;
         let id = match req.id {
             Some(id) if qinling_types::is_uuid(&id) => id,
@@ -72,13 +82,13 @@ impl Engine {
             updated_at: None,
         };
         self.inner.store.insert_runtime(&runtime).await?;
-        self.activate_runtime(runtime.id.clone(), kind);
-        Ok(runtime)
+        let probe = self.activate_runtime(runtime.id.clone(), kind);
+        Ok((runtime, probe))
     }
 
-    /// Registers the runtime's pool and, in the background, marks it `available` once a
+    /// Registers the runtime's pool and, in a task, marks it `available` once a
     /// worker has started (or `error` if none can).
-    fn activate_runtime(&self, id: String, kind: RuntimeKind) {
+    fn activate_runtime(&self, id: String, kind: RuntimeKind) -> tokio::task::JoinHandle<()> {
         self.inner.pool.add_runtime(&id, kind);
         let engine = self.clone();
         tokio::spawn(async move {
@@ -96,11 +106,12 @@ impl Engine {
             if let Err(error) = engine.inner.store.update_runtime(&id, &update).await {
                 tracing::error!(%error, runtime_id = %id, "could not record the runtime's status");
             }
-        });
+        })
     }
 
     /// At start-up: registers the pools of existing runtimes; on a fresh database, registers
-    /// the built-in python3 runtime so that `qinling serve` works with no setup.
+    /// the built-in python3 runtime so that `qinling serve` works with no setup. Returns once
+    /// every runtime's probe is done, so a server that says it is serving can run functions.
     pub(crate) async fn restore_runtimes(&self) -> Result<(), Error> {
         let runtimes = self.inner.store.list_runtimes(&Scope::All).await?;
         if runtimes.is_empty()
@@ -120,13 +131,19 @@ impl Engine {
                 is_public: true,
                 trusted: true,
             };
-            self.create_runtime(&ctx, req).await?;
+            let (_, probe) = self.insert_runtime(&ctx, req).await?;
+            let _ = probe.await;
             return Ok(());
         }
-        for r in runtimes {
-            if let Some(kind) = RuntimeKind::from_image(&r.image) {
-                self.activate_runtime(r.id.clone(), kind);
-            }
+        let probes: Vec<_> = runtimes
+            .iter()
+            .filter_map(|r| {
+                RuntimeKind::from_image(&r.image)
+                    .map(|kind| self.activate_runtime(r.id.clone(), kind))
+            })
+            .collect();
+        for probe in probes {
+            let _ = probe.await;
         }
         Ok(())
     }

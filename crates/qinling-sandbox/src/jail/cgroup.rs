@@ -314,17 +314,26 @@ impl Layout {
             .chain(self.v2_parent.clone());
         let mut removed = 0usize;
         for parent in parents {
-            let Ok(entries) = std::fs::read_dir(&parent) else { continue };
+            let Ok(entries) = std::fs::read_dir(&parent) else {
+                continue;
+            };
             for entry in entries.flatten() {
-                let owner_alive = owner_pid(&entry.file_name().to_string_lossy()).is_some_and(pid_alive);
-                if !owner_alive && entry.file_type().is_ok_and(|t| t.is_dir()) && std::fs::remove_dir(entry.path()).is_ok() {
+                let owner_alive =
+                    owner_pid(&entry.file_name().to_string_lossy()).is_some_and(pid_alive);
+                if !owner_alive
+                    && entry.file_type().is_ok_and(|t| t.is_dir())
+                    && std::fs::remove_dir(entry.path()).is_ok()
+                {
                     removed += 1;
                     tracing::debug!(dir = %entry.path().display(), "removed a stale worker cgroup");
                 }
             }
         }
         if removed > 0 {
-            tracing::info!(removed, "removed worker cgroups left by servers that are gone");
+            tracing::info!(
+                removed,
+                "removed worker cgroups left by servers that are gone"
+            );
         }
     }
 
