@@ -2,6 +2,7 @@
 //! which talks to a server over HTTP. This file only parses the command line and dispatches.
 
 use qinling_cli as cli;
+mod bench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,14 @@ struct Args {
 enum Command {
     /// Run the platform: API server, engine, worker pools and sandboxes.
     Serve(serve::ServeArgs),
+    /// Measure the platform end to end: starts its own servers and prints a table and JSON.
+    Bench(bench::BenchArgs),
+    /// The benchmark's floor server (a minimal HTTP hello-world on the same stack).
+    #[command(hide = true)]
+    BenchFloor {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
     #[command(flatten)]
     Cli(cli::CliCommand),
 }
@@ -31,6 +40,8 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     match args.command {
         Command::Serve(serve_args) => serve::main(serve_args),
+        Command::Bench(bench_args) => bench::main(bench_args),
+        Command::BenchFloor { listen } => bench::floor_main(listen),
         Command::Cli(cmd) => cli::main(cmd),
     }
 }
