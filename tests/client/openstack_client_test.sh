@@ -277,6 +277,26 @@ if [ -n "$ASYNC_ID" ]; then
     fi
 fi
 
+# --- workers (admin) --------------------------------------------------------------------
+
+if [ -n "$FUNCTION_ID" ]; then
+    osc function scaleup "$FUNCTION_ID" --count 2
+    cmd_ok "function scaleup exits 0"
+    osc function worker list "$FUNCTION_ID" -f json
+    if cmd_ok "function worker list exits 0"; then
+        check "function worker list shows the workers" \
+            'len(d) >= 2 and all(w["Function_id"] == args[0] for w in d)' "$FUNCTION_ID" || true
+    fi
+    osc function scaledown "$FUNCTION_ID" --count 10
+    cmd_ok "function scaledown exits 0"
+    osc function worker list "$FUNCTION_ID" -f json
+    check "scaledown keeps exactly one worker" 'len(d) == 1' || true
+    osc function detach "$FUNCTION_ID"
+    cmd_ok "function detach exits 0"
+    osc function worker list "$FUNCTION_ID" -f json
+    check "detach leaves no worker" 'd == []' || true
+fi
+
 # --- errors ------------------------------------------------------------------------------
 
 MISSING=00000000-0000-0000-0000-000000000000

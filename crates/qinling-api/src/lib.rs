@@ -7,12 +7,13 @@ mod executions;
 mod functions;
 mod runtimes;
 mod wire;
+mod workers;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use qinling_engine::Engine;
 use qinling_types::RequestContext;
@@ -63,6 +64,11 @@ pub fn router(state: AppState) -> Router {
                 .put(functions::update)
                 .delete(functions::delete),
         )
+        .route("/functions/{id}/workers", get(workers::list))
+        .route("/functions/{id}/workers/", get(workers::list))
+        .route("/functions/{id}/scale_up", post(workers::scale_up))
+        .route("/functions/{id}/scale_down", post(workers::scale_down))
+        .route("/functions/{id}/detach", post(workers::detach))
         .route(
             "/executions",
             get(executions::list).post(executions::create),

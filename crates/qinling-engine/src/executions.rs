@@ -1,14 +1,12 @@
 //! Executions: admission (resolve, validate, record), running on a leased worker, the
 //! durable async queue and recovery after a restart.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use qinling_pool::Limits;
-use qinling_pool::{BindSpec, ExecReply, ExecRequest, FunctionKey, PoolError, Rlimits};
+use qinling_pool::{ExecReply, ExecRequest, FunctionKey, PoolError, Rlimits};
 use qinling_store::{ExecutionFilter, NewExecution, Scope};
 use qinling_types::{
-    Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext, RuntimeKind,
+    Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext,
     RuntimeStatus, new_id,
 };
 use tokio::sync::mpsc;
@@ -69,6 +67,9 @@ impl Engine {
                 )));
             }
         }
+        if req.sync {
+            self.admit(&function.id, req.function_version)?;
+        }
         let input = Input::parse(req.input.as_deref());
         let new = NewExecution {
             id: new_id(),
@@ -110,32 +111,8 @@ impl Engine {
             function_id: function.id.clone(),
             version: execution.function_version,
         };
-        let revision = format!(
-            "{}:{}:{}:{}",
-            function.package_sha256,
-            function.entry_or_default(),
-            function.cpu,
-            function.memory_size
-        );
-        let kind = RuntimeKind::Python3;
-        let load = || async {
-            let package = self
-                .inner
-                .packages
-                .get(&function.package_sha256)
-                .map_err(|e| PoolError::Package(e.to_string()))?;
-            Ok(BindSpec {
-                runtime_id: function.runtime_id.clone().unwrap_or_default(),
-                kind,
-                entry: function.entry_or_default().to_string(),
-                package: Arc::new(package),
-                limits: Limits {
-                    memory_bytes: function.memory_size,
-                    cpu_millis: function.cpu,
-                    ..self.inner.pool.config().pool_limits
-                },
-            })
-        };
+        let revision = Self::revision(function);
+        let load = || async { self.bind_spec(function) };
         let lease = match self.inner.pool.lease(&key, &revision, load).await {
             Ok(lease) => lease,
             Err(PoolError::Bind { error, logs }) => {

@@ -10,6 +10,7 @@ mod executions;
 mod functions;
 pub mod packages;
 mod runtimes;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use executions::CreateExecution;
 pub use functions::{CreateFunction, UpdateFunction};
 pub use packages::{PackageId, PackageStore};
 pub use runtimes::{CreateRuntime, UpdateRuntime};
+pub use workers::MAX_SCALE_COUNT;
 
 /// Engine settings.
 #[derive(Debug, Clone)]

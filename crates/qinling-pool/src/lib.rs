@@ -44,6 +44,14 @@ pub enum PoolError {
     Package(String),
 }
 
+/// Why an execution cannot be admitted now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saturated {
+    pub workers: usize,
+    pub running: usize,
+    pub waiting: usize,
+}
+
 /// How to start a worker of one runtime kind.
 #[derive(Debug, Clone)]
 pub struct Launcher {
@@ -68,6 +76,14 @@ pub struct PoolConfig {
     pub pool_limits: Limits,
     /// Whether workers may reach the network.
     pub network: bool,
+    /// Most workers one function version may have (its concurrency limit is this times
+    /// `function_concurrency`); beyond, executions wait for a free slot.
+    pub max_workers_per_function: usize,
+    /// Most sync executions of one function version waiting for a slot; beyond, new ones
+    /// are refused (HTTP 429).
+    pub max_waiting_per_function: usize,
+    /// A function worker idle this long is released (scale to zero).
+    pub idle_timeout: Duration,
 }
 
 impl Default for PoolConfig {
@@ -83,6 +99,9 @@ impl Default for PoolConfig {
                 ..Limits::default()
             },
             network: false,
+            max_workers_per_function: 10,
+            max_waiting_per_function: 100,
+            idle_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -205,7 +224,10 @@ impl Pool {
             // and once a second; holds only a weak reference so the pool can be dropped.
             loop {
                 let Some(inner) = weak.upgrade() else { return };
-                Pool { inner }.refill_once().await;
+                let pool = Pool { inner };
+                pool.reap_idle();
+                pool.refill_once().await;
+                drop(pool);
                 let _ = tokio::time::timeout(Duration::from_secs(1), refill.notified()).await;
             }
         });
@@ -378,7 +400,11 @@ impl Pool {
                 }
                 s.workers.retain(|w| !w.is_dead());
                 let n = s.workers.len() + s.starting;
-                if n == 0 || s.running > n * self.inner.config.function_concurrency {
+                let cfg = &self.inner.config;
+                if n == 0
+                    || (s.running > n * cfg.function_concurrency
+                        && n < cfg.max_workers_per_function)
+                {
                     s.starting += 1;
                     Decision::Scale
                 } else if let Some(w) = s
@@ -478,6 +504,118 @@ impl Pool {
         }
         tracing::debug!(worker = %worker.name, function_id = %key.function_id, version = key.version, "worker bound");
         Ok(worker)
+    }
+
+    /// Whether a new sync execution of `key` would wait beyond the bound: every worker the
+    /// function may have is there and busy, and `max_waiting_per_function` already wait.
+    pub fn saturated(&self, key: &FunctionKey) -> Option<Saturated> {
+        let functions = self.inner.functions.lock().expect("functions lock");
+        let fw = functions.get(key)?;
+        let s = fw.state.lock().expect("function workers lock");
+        let cfg = &self.inner.config;
+        let workers = s.workers.len() + s.starting;
+        let leased: usize = s.workers.iter().map(|w| w.leases()).sum();
+        let waiting = s.running.saturating_sub(leased);
+        (workers >= cfg.max_workers_per_function && waiting >= cfg.max_waiting_per_function)
+            .then_some(Saturated {
+                workers,
+                running: leased,
+                waiting,
+            })
+    }
+
+    /// Adds `count` workers bound to `spec` (at most up to `max_workers_per_function`), and
+    /// returns once they are ready.
+    pub async fn scale_up(
+        &self,
+        key: &FunctionKey,
+        revision: &str,
+        spec: &BindSpec,
+        count: usize,
+    ) -> Result<(), PoolError> {
+        let fw = self
+            .inner
+            .functions
+            .lock()
+            .expect("functions lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let todo = {
+            let mut s = fw.state.lock().expect("function workers lock");
+            if s.revision != revision {
+                s.workers.clear();
+                s.revision = revision.to_string();
+            }
+            s.workers.retain(|w| !w.is_dead());
+            let room = self
+                .inner
+                .config
+                .max_workers_per_function
+                .saturating_sub(s.workers.len() + s.starting);
+            let todo = count.min(room);
+            s.starting += todo;
+            todo
+        };
+        let mut result = Ok(());
+        for _ in 0..todo {
+            let started = if result.is_ok() {
+                self.start_bound(key, spec).await
+            } else {
+                Err(PoolError::Timeout)
+            };
+            let mut s = fw.state.lock().expect("function workers lock");
+            s.starting -= 1;
+            match started {
+                Ok(w) if s.revision == revision => s.workers.push(w),
+                Ok(w) => w.kill(),
+                Err(e) => {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
+            }
+            drop(s);
+            fw.changed.notify_waiters();
+        }
+        result
+    }
+
+    /// Removes up to `count` workers of `key`, the least busy first, never the last one.
+    /// A removed worker that is running executions finishes them first.
+    pub fn scale_down(&self, key: &FunctionKey, count: usize) {
+        let functions = self.inner.functions.lock().expect("functions lock");
+        let Some(fw) = functions.get(key) else { return };
+        let mut s = fw.state.lock().expect("function workers lock");
+        s.workers.retain(|w| !w.is_dead());
+        let remove = count.min(s.workers.len().saturating_sub(1));
+        s.workers.sort_by_key(|w| std::cmp::Reverse(w.leases()));
+        for _ in 0..remove {
+            if let Some(w) = s.workers.pop()
+                && w.leases() == 0
+            {
+                w.kill();
+            }
+        }
+    }
+
+    /// The idle reconciler: releases function workers unused for `idle_timeout`.
+    fn reap_idle(&self) {
+        let idle_timeout = self.inner.config.idle_timeout;
+        let mut functions = self.inner.functions.lock().expect("functions lock");
+        functions.retain(|key, fw| {
+            let mut s = fw.state.lock().expect("function workers lock");
+            s.workers.retain(|w| {
+                let expired = !w.is_dead() && w.leases() == 0 && w.idle_for() >= idle_timeout;
+                if expired {
+                    tracing::info!(worker = %w.name, function_id = %key.function_id, version = key.version, "releasing an idle worker");
+                    w.kill();
+                }
+                !expired && !w.is_dead()
+            });
+            // Forget functions with nothing left, unless an execution is on its way.
+            !(s.workers.is_empty() && s.running == 0 && s.starting == 0)
+        });
     }
 
     /// The workers bound to a function (all versions, or one).

@@ -44,7 +44,10 @@ pub struct BenchArgs {
 }
 
 pub fn main(args: BenchArgs) -> ExitCode {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,7 +67,10 @@ struct Proc {
 impl Proc {
     async fn start(args: Vec<String>, dir: Option<tempfile::TempDir>) -> anyhow::Result<Proc> {
         let exe = std::env::current_exe().context("locating the qinling binary")?;
-        #[expect(clippy::disallowed_methods, reason = "the benchmark starts the server binary, not a function worker")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the benchmark starts the server binary, not a function worker"
+        )]
         let mut child = tokio::process::Command::new(exe)
             .args(&args)
             .env("QINLING_LOG", "warn,qinling::serve=info")
@@ -77,7 +83,11 @@ impl Proc {
         let url = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
                 if let Some(pos) = line.find("listen=") {
-                    let addr = line[pos + 7..].split_whitespace().next().unwrap_or_default().to_string();
+                    let addr = line[pos + 7..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
                     return Ok(format!("http://{addr}"));
                 }
                 eprintln!("  server: {line}");
@@ -88,12 +98,18 @@ impl Proc {
         .context("waiting for the server to listen")??;
         // Keep draining its log so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Proc { child, url, _dir: dir })
+        Ok(Proc {
+            child,
+            url,
+            _dir: dir,
+        })
     }
 
     async fn serve(pool_size: usize, extra: &[String]) -> anyhow::Result<Proc> {
         let dir = tempfile::tempdir()?;
-        let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--data-dir"].map(String::from).into();
+        let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--data-dir"]
+            .map(String::from)
+            .into();
         args.push(dir.path().display().to_string());
         args.extend(["--pool-size".to_string(), pool_size.to_string()]);
         args.extend(extra.iter().cloned());
@@ -106,7 +122,11 @@ impl Proc {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build().expect("http client")
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .build()
+        .expect("http client")
 }
 
 async fn post_json(c: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
@@ -131,8 +151,17 @@ struct Dist {
 
 fn dist(mut d: Vec<Duration>) -> Dist {
     d.sort();
-    let at = |q: f64| d.get(((d.len() as f64 * q).ceil() as usize).saturating_sub(1)).map_or(f64::NAN, |x| x.as_secs_f64() * 1e3);
-    Dist { n: d.len(), p50_ms: at(0.50), p90_ms: at(0.90), p99_ms: at(0.99), max_ms: at(1.0) }
+    let at = |q: f64| {
+        d.get(((d.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .map_or(f64::NAN, |x| x.as_secs_f64() * 1e3)
+    };
+    Dist {
+        n: d.len(),
+        p50_ms: at(0.50),
+        p90_ms: at(0.90),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+    }
 }
 
 /// One execution request and a check of its answer.
@@ -205,28 +234,48 @@ async fn throughput(t: &Target, clients: usize, secs: u64) -> anyhow::Result<Thr
     run(1.0).await?;
     let (lat, elapsed) = run(secs as f64).await?;
     let n = lat.len() as u64;
-    Ok(Throughput { clients, seconds: elapsed.as_secs_f64(), requests: n, per_second: n as f64 / elapsed.as_secs_f64(), latency: dist(lat) })
+    Ok(Throughput {
+        clients,
+        seconds: elapsed.as_secs_f64(),
+        requests: n,
+        per_second: n as f64 / elapsed.as_secs_f64(),
+        latency: dist(lat),
+    })
 }
 
 fn zip_of(name: &str, source: &str) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    w.start_file(name, zip::write::SimpleFileOptions::default()).expect("zip entry");
+    w.start_file(name, zip::write::SimpleFileOptions::default())
+        .expect("zip entry");
     w.write_all(source.as_bytes()).expect("zip write");
     w.finish().expect("zip finish").into_inner()
 }
 
 async fn runtime_id(c: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let v: Value = c.get(format!("{base}/v1/runtimes")).send().await?.json().await?;
+    let v: Value = c
+        .get(format!("{base}/v1/runtimes"))
+        .send()
+        .await?
+        .json()
+        .await?;
     v["runtimes"]
         .as_array()
-        .and_then(|a| a.iter().find(|r| r["name"] == "python3" && r["status"] == "available"))
+        .and_then(|a| {
+            a.iter()
+                .find(|r| r["name"] == "python3" && r["status"] == "available")
+        })
         .and_then(|r| r["id"].as_str())
         .map(str::to_string)
         .context("the built-in python3 runtime is not available")
 }
 
-async fn create_function(c: &reqwest::Client, base: &str, runtime: &str, source: &str) -> anyhow::Result<String> {
+async fn create_function(
+    c: &reqwest::Client,
+    base: &str,
+    runtime: &str,
+    source: &str,
+) -> anyhow::Result<String> {
     let form = reqwest::multipart::Form::new()
         .text("runtime_id", runtime.to_string())
         .text("code", r#"{"source": "package"}"#)
@@ -234,8 +283,15 @@ async fn create_function(c: &reqwest::Client, base: &str, runtime: &str, source:
         // The largest cpu share the API allows (reference §4: 100–300 millicpu), so the
         // worker's cgroup quota is not what is measured.
         .text("cpu", BENCH_CPU.to_string())
-        .part("package", reqwest::multipart::Part::bytes(zip_of("main.py", source)).file_name("main.zip"));
-    let r = c.post(format!("{base}/v1/functions")).multipart(form).send().await?;
+        .part(
+            "package",
+            reqwest::multipart::Part::bytes(zip_of("main.py", source)).file_name("main.zip"),
+        );
+    let r = c
+        .post(format!("{base}/v1/functions"))
+        .multipart(form)
+        .send()
+        .await?;
     let status = r.status();
     let v: Value = r.json().await?;
     if !status.is_success() {
@@ -250,14 +306,22 @@ const BENCH_CPU: u32 = 300;
 const HELLO: &str = "def main(name='World', **kwargs):\n    return 'Hello, %s' % name\n";
 
 fn execution_target(base: &str, function_id: &str) -> Target {
-    Target { url: format!("{base}/v1/executions"), body: json!({"function_id": function_id, "sync": true, "input": "{\"name\": \"bench\"}"}) }
+    Target {
+        url: format!("{base}/v1/executions"),
+        body: json!({"function_id": function_id, "sync": true, "input": "{\"name\": \"bench\"}"}),
+    }
 }
 
 /// Waits until the runtime's pool is full again (after a bound worker left it).
 async fn wait_pool_full(c: &reqwest::Client, base: &str, runtime: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v: Value = c.get(format!("{base}/v1/runtimes/{runtime}/pool")).send().await?.json().await?;
+        let v: Value = c
+            .get(format!("{base}/v1/runtimes/{runtime}/pool"))
+            .send()
+            .await?
+            .json()
+            .await?;
         if v["capacity"]["available"] == v["capacity"]["total"] {
             return Ok(());
         }
@@ -275,7 +339,13 @@ async fn first_executions(pool_size: usize, n: usize, extra: &[String]) -> anyho
     let rt = runtime_id(&c, &server.url).await?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let id = create_function(&c, &server.url, &rt, &format!("N = {i}\ndef main(**kwargs):\n    return N\n")).await?;
+        let id = create_function(
+            &c,
+            &server.url,
+            &rt,
+            &format!("N = {i}\ndef main(**kwargs):\n    return N\n"),
+        )
+        .await?;
         if pool_size > 0 {
             wait_pool_full(&c, &server.url, &rt).await?;
         }
@@ -297,7 +367,12 @@ struct AsyncRun {
     succeeded: usize,
 }
 
-async fn async_run(base: &str, function_id: &str, n: usize, clients: usize) -> anyhow::Result<AsyncRun> {
+async fn async_run(
+    base: &str,
+    function_id: &str,
+    n: usize,
+    clients: usize,
+) -> anyhow::Result<AsyncRun> {
     let url = format!("{base}/v1/executions");
     let body = json!({"function_id": function_id, "sync": false, "input": "{\"name\": \"async\"}"});
     let start = Instant::now();
@@ -359,10 +434,16 @@ struct WorkerMemory {
 fn worker_memory(server_pid: u32) -> WorkerMemory {
     let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // The parent pid is the second field after the parenthesised command name.
-        if let Some(ppid) = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse().ok()) {
+        if let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+        {
             children.entry(ppid).or_default().push(pid);
         }
     }
@@ -370,12 +451,20 @@ fn worker_memory(server_pid: u32) -> WorkerMemory {
         std::fs::read_to_string(format!("/proc/{pid}/{file}"))
             .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+            })
             .unwrap_or(0)
     };
     let mut rss = Vec::new();
     let mut pss = Vec::new();
-    for &worker in children.get(&server_pid).map(Vec::as_slice).unwrap_or_default() {
+    for &worker in children
+        .get(&server_pid)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
         let (mut r, mut p) = (0, 0);
         let mut stack = vec![worker];
         while let Some(pid) = stack.pop() {
@@ -390,14 +479,29 @@ fn worker_memory(server_pid: u32) -> WorkerMemory {
         v.sort_unstable();
         v.get(v.len() / 2).map_or(f64::NAN, |&k| k as f64 / 1024.0)
     };
-    WorkerMemory { workers: rss.len(), rss_mib_median: median(rss), pss_mib_median: median(pss) }
+    WorkerMemory {
+        workers: rss.len(),
+        rss_mib_median: median(rss),
+        pss_mib_median: median(pss),
+    }
 }
 
 async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let extra = &args.serve_args;
     eprintln!("== floor: a minimal axum hello-world");
-    let floor = Proc::start(vec!["bench-floor".into(), "--listen".into(), "127.0.0.1:0".into()], None).await?;
-    let floor_target = Target { url: format!("{}/v1/executions", floor.url), body: json!({"function_id": "floor", "sync": true, "input": "{\"name\": \"bench\"}"}) };
+    let floor = Proc::start(
+        vec![
+            "bench-floor".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ],
+        None,
+    )
+    .await?;
+    let floor_target = Target {
+        url: format!("{}/v1/executions", floor.url),
+        body: json!({"function_id": "floor", "sync": true, "input": "{\"name\": \"bench\"}"}),
+    };
     let floor_latency = latency(&floor_target, args.requests).await?;
     let floor_tp = throughput(&floor_target, args.clients, args.duration).await?;
     drop(floor);
@@ -411,18 +515,30 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let warm_latency = latency(&target, args.requests).await?;
     let tp = throughput(&target, args.clients, args.duration).await?;
     // Recorded: every execution the load generator saw succeed is in the store.
-    let listed: Value = c.get(format!("{}/v1/executions?function_id={hello}", server.url)).send().await?.json().await?;
+    let listed: Value = c
+        .get(format!("{}/v1/executions?function_id={hello}", server.url))
+        .send()
+        .await?
+        .json()
+        .await?;
     let recorded = listed["executions"].as_array().map_or(0, Vec::len);
     let memory = worker_memory(server.pid().context("server pid")?);
 
     eprintln!("== async: {} executions", args.async_executions);
     let async_fn = create_function(&c, &server.url, &rt, HELLO).await?;
-    let asynchronous = async_run(&server.url, &async_fn, args.async_executions, args.clients).await?;
+    let asynchronous =
+        async_run(&server.url, &async_fn, args.async_executions, args.clients).await?;
     drop(server);
 
-    eprintln!("== first execution of {} new functions, pool on", args.new_functions);
+    eprintln!(
+        "== first execution of {} new functions, pool on",
+        args.new_functions
+    );
     let first_pool = first_executions(3, args.new_functions, extra).await?;
-    eprintln!("== first execution of {} new functions, pool off", args.new_functions);
+    eprintln!(
+        "== first execution of {} new functions, pool off",
+        args.new_functions
+    );
     let first_cold = first_executions(0, args.new_functions, extra).await?;
 
     let report = json!({
@@ -448,21 +564,54 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 fn print_table(r: &Value) {
     let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
-    let row = |name: &str, d: &Value| println!("{name:<40} {:>9} {:>9} {:>9} {:>9}", f(&d["p50_ms"]), f(&d["p90_ms"]), f(&d["p99_ms"]), d["n"]);
+    let row = |name: &str, d: &Value| {
+        println!(
+            "{name:<40} {:>9} {:>9} {:>9} {:>9}",
+            f(&d["p50_ms"]),
+            f(&d["p90_ms"]),
+            f(&d["p99_ms"]),
+            d["n"]
+        )
+    };
     println!("sandbox: {}", r["sandbox"].as_str().unwrap_or_default());
-    println!("{:<40} {:>9} {:>9} {:>9} {:>9}", "latency (ms)", "p50", "p90", "p99", "n");
+    println!(
+        "{:<40} {:>9} {:>9} {:>9} {:>9}",
+        "latency (ms)", "p50", "p90", "p99", "n"
+    );
     row("floor, 1 client", &r["floor"]["latency"]);
     row("warm python3 sync, 1 client", &r["warm_sync"]["latency"]);
     row("floor, N clients", &r["floor"]["throughput"]["latency"]);
-    row("warm python3 sync, N clients", &r["warm_sync"]["throughput"]["latency"]);
+    row(
+        "warm python3 sync, N clients",
+        &r["warm_sync"]["throughput"]["latency"],
+    );
     row("first execution, pool on", &r["first_execution"]["pool_on"]);
-    row("first execution, pool off", &r["first_execution"]["pool_off"]);
+    row(
+        "first execution, pool off",
+        &r["first_execution"]["pool_off"],
+    );
     println!();
     println!("{:<40} {:>12}", "throughput", "req/s");
-    println!("{:<40} {:>12}", "floor", f(&r["floor"]["throughput"]["per_second"]));
-    println!("{:<40} {:>12}", "warm python3 sync (recorded executions)", f(&r["warm_sync"]["throughput"]["per_second"]));
-    println!("{:<40} {:>12}", "async accepted", f(&r["async"]["accepted_per_second"]));
-    println!("{:<40} {:>12}", "async drained (end to end)", f(&r["async"]["drained_per_second"]));
+    println!(
+        "{:<40} {:>12}",
+        "floor",
+        f(&r["floor"]["throughput"]["per_second"])
+    );
+    println!(
+        "{:<40} {:>12}",
+        "warm python3 sync (recorded executions)",
+        f(&r["warm_sync"]["throughput"]["per_second"])
+    );
+    println!(
+        "{:<40} {:>12}",
+        "async accepted",
+        f(&r["async"]["accepted_per_second"])
+    );
+    println!(
+        "{:<40} {:>12}",
+        "async drained (end to end)",
+        f(&r["async"]["drained_per_second"])
+    );
     println!();
     println!(
         "ratios to floor: p50 {}x, p99 {}x, throughput {}; pool speed-up of first execution (p50): {}x",
@@ -484,13 +633,21 @@ fn print_table(r: &Value) {
 /// execution-shaped JSON document, parsing the request body like the real API does.
 pub fn floor_main(listen: std::net::SocketAddr) -> ExitCode {
     use axum::routing::post;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     rt.block_on(async move {
         let app = axum::Router::new().route(
             "/v1/executions",
             post(|axum::Json(body): axum::Json<Value>| async move {
-                let result = json!({"output": format!("Hello, {}", body["input"]), "duration": 0.0}).to_string();
-                (axum::http::StatusCode::CREATED, axum::Json(json!({"id": "floor", "status": "success", "result": result})))
+                let result =
+                    json!({"output": format!("Hello, {}", body["input"]), "duration": 0.0})
+                        .to_string();
+                (
+                    axum::http::StatusCode::CREATED,
+                    axum::Json(json!({"id": "floor", "status": "success", "result": result})),
+                )
             }),
         );
         let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");

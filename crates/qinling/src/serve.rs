@@ -34,6 +34,15 @@ pub struct ServeArgs {
     /// Running executions per worker above which a function gets another worker.
     #[arg(long, env = "QINLING_FUNCTION_CONCURRENCY")]
     pub function_concurrency: Option<usize>,
+    /// Most workers one function may have; beyond, executions wait for a free slot.
+    #[arg(long, env = "QINLING_MAX_WORKERS_PER_FUNCTION")]
+    pub max_workers_per_function: Option<usize>,
+    /// Most sync executions of one function waiting for a slot; beyond, HTTP 429.
+    #[arg(long, env = "QINLING_MAX_WAITING_PER_FUNCTION")]
+    pub max_waiting_per_function: Option<usize>,
+    /// Seconds after which an idle function worker is released (scale to zero).
+    #[arg(long, env = "QINLING_WORKER_IDLE_TIMEOUT")]
+    pub worker_idle_timeout: Option<u64>,
     /// Largest accepted package, in bytes.
     #[arg(long, env = "QINLING_MAX_PACKAGE_BYTES")]
     pub max_package_bytes: Option<u64>,
@@ -60,6 +69,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub pool_size: usize,
     pub function_concurrency: usize,
+    pub max_workers_per_function: usize,
+    pub max_waiting_per_function: usize,
+    /// Seconds after which an idle function worker is released.
+    pub worker_idle_timeout: u64,
     pub max_package_bytes: u64,
     pub max_input_bytes: usize,
     pub python: PathBuf,
@@ -77,6 +90,9 @@ impl Default for Config {
             listen: "127.0.0.1:7070".parse().expect("valid address"),
             pool_size: 3,
             function_concurrency: 3,
+            max_workers_per_function: 10,
+            max_waiting_per_function: 100,
+            worker_idle_timeout: 3600,
             max_package_bytes: 50 * 1024 * 1024,
             max_input_bytes: 1024 * 1024,
             python: PathBuf::from("python3"),
@@ -127,6 +143,15 @@ impl Config {
         if let Some(v) = args.function_concurrency {
             cfg.function_concurrency = v;
         }
+        if let Some(v) = args.max_workers_per_function {
+            cfg.max_workers_per_function = v;
+        }
+        if let Some(v) = args.max_waiting_per_function {
+            cfg.max_waiting_per_function = v;
+        }
+        if let Some(v) = args.worker_idle_timeout {
+            cfg.worker_idle_timeout = v;
+        }
         if let Some(v) = args.max_package_bytes {
             cfg.max_package_bytes = v;
         }
@@ -140,6 +165,9 @@ impl Config {
             cfg.log_format = v.clone();
         }
         cfg.insecure_no_sandbox |= args.insecure_no_sandbox;
+        if cfg.max_workers_per_function == 0 {
+            bail!("max_workers_per_function must be at least 1");
+        }
         if cfg.function_concurrency == 0 {
             bail!("function_concurrency must be at least 1");
         }
@@ -271,6 +299,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         PoolConfig {
             pool_size: cfg.pool_size,
             function_concurrency: cfg.function_concurrency,
+            max_workers_per_function: cfg.max_workers_per_function,
+            max_waiting_per_function: cfg.max_waiting_per_function,
+            idle_timeout: Duration::from_secs(cfg.worker_idle_timeout),
             ..PoolConfig::default()
         },
         launchers,

@@ -107,6 +107,28 @@ fn readme_tour_through_the_cli() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-function"), "{err}");
 
+    // The worker commands (admin).
+    ok(&s, &["function", "scale-up", "hello", "--count", "2"]);
+    let workers = json(&s, &["function", "workers", "hello"]);
+    assert!(
+        workers.as_array().is_some_and(|w| w.len() >= 2),
+        "{workers}"
+    );
+    ok(&s, &["function", "scale-down", "hello", "--count", "5"]);
+    assert_eq!(
+        json(&s, &["function", "workers", "hello"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    ok(&s, &["function", "detach", "hello"]);
+    assert_eq!(
+        json(&s, &["function", "workers", "hello"])
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+
     ok(&s, &["function", "delete", "hello"]);
     let (_, list) = s.get("/v1/functions");
     assert_eq!(list["functions"].as_array().unwrap().len(), 0);

@@ -15,3 +15,4 @@ mod executions;
 mod functions;
 mod recovery;
 mod runtimes;
+mod workers;

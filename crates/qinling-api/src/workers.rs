@@ -1,0 +1,99 @@
+//! The worker API of reference §3.3 (WSME): list a function's workers, scale them up and
+//! down, detach them. Admin operations; auth is off, so every caller is admin for now.
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde_json::json;
+
+use crate::wire::{self, Kind, Schema};
+use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
+
+/// The scale body (`ScaleInfo`): `{"count": n}`, n ≥ 1.
+const SCALE: Schema = Schema {
+    name: "scaleinfo",
+    writable: &[("count", Kind::Int)],
+    read_only: &[],
+};
+
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    let params = wire::query_params(q.as_deref(), &["function_version"])?;
+    let version = match params.iter().find(|(k, _)| k == "function_version") {
+        None => None,
+        Some((_, v)) => Some(v.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            ApiError::bad_request(format!("Invalid input for field/attribute function_version. Value: '{v}'. Expected a non-negative integer."))
+        })?),
+    };
+    let workers = s
+        .engine
+        .function_workers(&context(&rid), &id, version)
+        .await?;
+    let items: Vec<_> = workers
+        .iter()
+        .map(|w| json!({"function_id": w.function_id, "function_version": w.function_version, "worker_name": w.worker_name}))
+        .collect();
+    Ok(Json(json!({ "workers": items })))
+}
+
+/// Reads `{"count": n}` with 1 ≤ n ≤ the engine's bound.
+async fn scale_count(s: &AppState, req: Request) -> ApiResult<usize> {
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, s.config.max_body, "a scale request").await?;
+    let map = wire::wsme_body(&parts.headers, &body, &SCALE)?;
+    let max = qinling_engine::MAX_SCALE_COUNT;
+    match map.get("count").and_then(serde_json::Value::as_i64) {
+        None => Err(ApiError::bad_request(
+            "Invalid input for field/attribute count. Value: 'None'. Mandatory field missing: send {\"count\": n} with n >= 1.",
+        )),
+        Some(n) if n < 1 => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute count. Value: '{n}'. Value should be greater or equal to 1"
+        ))),
+        Some(n) if n as u64 > max as u64 => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute count. Value: '{n}'. Value should be lower or equal to {max}"
+        ))),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+pub async fn scale_up(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let count = scale_count(&s, req).await?;
+    s.engine.scale_up(&context(&rid), &id, count).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn scale_down(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let count = scale_count(&s, req).await?;
+    s.engine.scale_down(&context(&rid), &id, count).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn detach(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    s.engine.detach(&context(&rid), &id).await?;
+    Ok(StatusCode::ACCEPTED)
+}

@@ -1,0 +1,123 @@
+//! Function workers as the engine sees them: what a worker of a function is bound to (its
+//! revision and bind spec, shared by executions and the worker API) and the admin operations
+//! of reference §3.3 — list, scale up, scale down, detach.
+
+use std::sync::Arc;
+
+use qinling_pool::Limits;
+use qinling_pool::{BindSpec, FunctionKey, PoolError, WorkerInfo};
+use qinling_types::{Error, Function, RequestContext, RuntimeKind};
+
+use crate::Engine;
+
+/// The most workers one scale-up request may add.
+pub const MAX_SCALE_COUNT: usize = 100;
+
+impl Engine {
+    /// What a function's workers are bound to; a change (new package, entry or limits)
+    /// retires the bound workers.
+    pub(crate) fn revision(function: &Function) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            function.package_sha256,
+            function.entry_or_default(),
+            function.cpu,
+            function.memory_size
+        )
+    }
+
+    /// Everything needed to bind a worker to `function`: its package, entry and limits.
+    pub(crate) fn bind_spec(&self, function: &Function) -> Result<BindSpec, PoolError> {
+        let package = self
+            .inner
+            .packages
+            .get(&function.package_sha256)
+            .map_err(|e| PoolError::Package(e.to_string()))?;
+        Ok(BindSpec {
+            runtime_id: function.runtime_id.clone().unwrap_or_default(),
+            kind: RuntimeKind::Python3,
+            entry: function.entry_or_default().to_string(),
+            package: Arc::new(package),
+            limits: Limits {
+                memory_bytes: function.memory_size,
+                cpu_millis: function.cpu,
+                ..self.inner.pool.config().pool_limits
+            },
+        })
+    }
+
+    /// Refuses a sync execution when its function is at its concurrency limit and enough
+    /// executions already wait (async ones wait in the durable queue instead).
+    pub(crate) fn admit(&self, function_id: &str, version: i64) -> Result<(), Error> {
+        let key = FunctionKey {
+            function_id: function_id.to_string(),
+            version,
+        };
+        match self.inner.pool.saturated(&key) {
+            None => Ok(()),
+            Some(s) => Err(Error::TooMany(format!(
+                "Function {function_id} is at its concurrency limit: {} workers run {} executions and {} more are waiting. Retry later, or run it asynchronously.",
+                s.workers, s.running, s.waiting
+            ))),
+        }
+    }
+
+    /// The workers of a function, all versions or one.
+    pub async fn function_workers(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<Vec<WorkerInfo>, Error> {
+        self.get_function(ctx, id).await?;
+        Ok(self.inner.pool.workers(id, version))
+    }
+
+    /// Adds `count` workers to version 0 of a function, bound and ready, and returns once
+    /// they are (or the first failure).
+    pub async fn scale_up(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        count: usize,
+    ) -> Result<(), Error> {
+        let function = self.get_function(ctx, id).await?;
+        let key = FunctionKey {
+            function_id: function.id.clone(),
+            version: 0,
+        };
+        let spec = self
+            .bind_spec(&function)
+            .map_err(|e| Error::internal("loading the function package", e))?;
+        self.inner
+            .pool
+            .scale_up(&key, &Self::revision(&function), &spec, count)
+            .await
+            .map_err(|e| Error::internal(format!("scaling up function {id}"), e))
+    }
+
+    /// Removes up to `count` workers of version 0 of a function, never the last one.
+    pub async fn scale_down(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        count: usize,
+    ) -> Result<(), Error> {
+        let function = self.get_function(ctx, id).await?;
+        self.inner.pool.scale_down(
+            &FunctionKey {
+                function_id: function.id,
+                version: 0,
+            },
+            count,
+        );
+        Ok(())
+    }
+
+    /// Releases every worker of version 0 of a function; the next execution starts afresh.
+    pub async fn detach(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+        let function = self.get_function(ctx, id).await?;
+        self.inner.pool.release(&function.id, Some(0));
+        Ok(())
+    }
+}
