@@ -9,6 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== keystone (for the keystone-mode tests)"
+export KEYSTONE_VENV="${KEYSTONE_VENV:-$PWD/.venv-keystone}"
+if [ -z "${QINLING_TEST_KEYSTONE_URL:-}" ] && [ -x "$KEYSTONE_VENV/bin/keystone-manage" ]; then
+    eval "$(scripts/keystone.sh start)"
+    trap 'scripts/keystone.sh stop' EXIT
+elif [ -z "${QINLING_TEST_KEYSTONE_URL:-}" ]; then
+    echo "SKIPPED: no Keystone venv at $KEYSTONE_VENV (run scripts/setup-keystone.sh); the keystone tests will say SKIPPED"
+fi
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked 2>&1
 
@@ -22,4 +31,13 @@ if [ -x "$OSC_VENV/openstack" ]; then
     scripts/with-server.sh tests/client/openstack_client_test.sh
 else
     echo "SKIPPED: no python-qinlingclient venv at $OSC_VENV (run scripts/setup-client-venv.sh)"
+fi
+
+echo "== schemathesis: no 5xx for any generated request (docs/openapi.json)"
+export ST_VENV="${ST_VENV:-$PWD/.venv-st/bin}"
+if [ -x "$ST_VENV/schemathesis" ]; then
+    cargo build --locked --quiet --bin qinling
+    scripts/with-server.sh scripts/schemathesis.sh
+else
+    echo "SKIPPED: no schemathesis venv at $ST_VENV (run scripts/setup-schemathesis.sh)"
 fi

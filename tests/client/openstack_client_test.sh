@@ -44,9 +44,13 @@ RUNTIME_ID=""
 FUNCTION_ID=""
 FUNCTION_DELETED=0
 RUNTIME_DELETED=0
+WEBHOOK_ID=""
+ALIAS_NAME=""
 
 cleanup() {
     # Best effort, so that a failed run leaves nothing behind on a long-lived server.
+    if [ -n "$WEBHOOK_ID" ]; then timeout 30 "$OPENSTACK" webhook delete "$WEBHOOK_ID" >/dev/null 2>&1 || true; fi
+    if [ -n "$ALIAS_NAME" ]; then timeout 30 "$OPENSTACK" function alias delete "$ALIAS_NAME" >/dev/null 2>&1 || true; fi
     if [ -n "$FUNCTION_ID" ] && [ "$FUNCTION_DELETED" -eq 0 ]; then
         timeout 30 "$OPENSTACK" function delete "$FUNCTION_ID" >/dev/null 2>&1 || true
     fi
@@ -295,6 +299,100 @@ if [ -n "$FUNCTION_ID" ]; then
     cmd_ok "function detach exits 0"
     osc function worker list "$FUNCTION_ID" -f json
     check "detach leaves no worker" 'd == []' || true
+fi
+
+# --- versions, aliases, webhooks, jobs ---------------------------------------------------
+
+osc function version create "$FUNCTION_ID" --description v1 -f json
+if cmd_ok "function version create exits 0"; then
+    check "function version create returns version 1" \
+        'd["version_number"] == 1 and d["function_id"] == args[0] and d["description"] == "v1"' "$FUNCTION_ID" || true
+fi
+osc function version list "$FUNCTION_ID" -f json
+cmd_ok "function version list exits 0" &&
+    check "function version list shows version 1" \
+        'len(d) == 1 and str(d[0].get("Version_number", d[0].get("Version Number"))) == "1"' || true
+
+osc function execution create --function "$FUNCTION_ID" --function-version 1 --input '{"name": "Version"}' -f json
+cmd_ok "execution of version 1 exits 0" &&
+    check "execution of version 1 succeeds and records the version" \
+        'd["status"] == "success" and str(d["function_version"]) == "1" and "Hello, Version" in str(d["result"])' || true
+
+osc function alias create hello-v1 --function "$FUNCTION_ID" --function-version 1 --description prod -f json
+if cmd_ok "function alias create exits 0"; then
+    ALIAS_NAME=hello-v1
+    check "function alias create returns the alias" \
+        'd["name"] == "hello-v1" and d["function_id"] == args[0] and str(d["function_version"]) == "1"' "$FUNCTION_ID" || true
+fi
+osc function execution create --function-alias hello-v1 --input '{"name": "Alias"}' -f json
+cmd_ok "execution through the alias exits 0" &&
+    check "execution through the alias runs version 1" \
+        'd["status"] == "success" and d["function_alias"] == "hello-v1" and str(d["function_version"]) == "1"' || true
+
+WEBHOOK_URL=""
+osc webhook create --function "$FUNCTION_ID" --function-version 1 -f json
+if cmd_ok "webhook create exits 0"; then
+    WEBHOOK_ID="$(field id)"
+    WEBHOOK_URL="$(field webhook_url)"
+    check "webhook create returns its URL on this server" \
+        'd["webhook_url"] == "%s/v1/webhooks/%s/invoke" % (args[0], d["id"]) and str(d["function_version"]) == "1"' "$URL" || true
+fi
+if [ -n "$WEBHOOK_URL" ]; then
+    CMD="curl -X POST -d name=curl $WEBHOOK_URL"
+    RC=0
+    OUT="$(curl -sS -w '\n%{http_code}' -X POST -d name=curl "$WEBHOOK_URL" 2>"$WORK/.err")" || RC=$?
+    ERR="$(cat "$WORK/.err")"
+    code="$(tail -n1 <<<"$OUT")"
+    OUT="$(sed '$d' <<<"$OUT")"
+    if [ "$RC" -eq 0 ] && [ "$code" = "202" ]; then ok "webhook invoke with curl answers 202"; else not_ok "webhook invoke with curl answers 202" "HTTP $code"; fi
+    HOOK_EXEC="$(field execution_id)"
+    status=""
+    deadline=$((SECONDS + 20))
+    while [ -n "$HOOK_EXEC" ]; do
+        osc function execution show "$HOOK_EXEC" -f json
+        status="$(field status)"
+        if [ "$RC" -ne 0 ] || [ "$status" != "running" ] || [ "$SECONDS" -ge "$deadline" ]; then break; fi
+        sleep 1
+    done
+    check "the webhook's execution succeeded, made by the webhook" \
+        'd["status"] == "success" and d["description"] == "Created by Webhook " + args[0] and str(d["function_version"]) == "1" and "Hello, curl" in str(d["result"])' \
+        "$WEBHOOK_ID" || true
+    osc function execution list --filter "description=has:$WEBHOOK_ID" -f json
+    check "exactly one execution carries the webhook id" 'len(d) == 1 and d[0]["Id"] == args[0]' "$HOOK_EXEC" || true
+fi
+
+FIRST="$("$PY" -c 'import datetime; print((datetime.datetime.utcnow() + datetime.timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ"))')"
+osc job create --function "$FUNCTION_ID" --function-version 1 --name once --first-execution-time "$FIRST" --function-input '{"name": "Job"}' -f json
+JOB_ID=""
+if cmd_ok "job create exits 0"; then
+    JOB_ID="$(field id)"
+    check "job create returns a running one-time job" \
+        'd["status"] == "running" and str(d["count"]) == "1" and d["name"] == "once"' || true
+fi
+if [ -n "$JOB_ID" ]; then
+    status=""
+    deadline=$((SECONDS + 30))
+    while :; do
+        osc job show "$JOB_ID" -f json
+        status="$(field status)"
+        if [ "$RC" -ne 0 ] || [ "$status" = "done" ] || [ "$SECONDS" -ge "$deadline" ]; then break; fi
+        sleep 1
+    done
+    if [ "$status" = "done" ]; then ok "the one-time job fires and is done"; else not_ok "the one-time job fires and is done" "last status: '$status'"; fi
+    osc function execution list --filter "description=has:$JOB_ID" -f json
+    check "the job made exactly one execution" 'len(d) == 1' || true
+    osc job list -f json
+    cmd_ok "job list exits 0" && check "job list contains the job" 'any(j.get("Id") == args[0] for j in d)' "$JOB_ID" || true
+fi
+
+# An alias or webhook in use keeps its function; delete them first.
+if [ -n "$WEBHOOK_ID" ]; then
+    osc webhook delete "$WEBHOOK_ID"
+    cmd_ok "webhook delete exits 0" && WEBHOOK_ID=""
+fi
+if [ -n "$ALIAS_NAME" ]; then
+    osc function alias delete hello-v1
+    cmd_ok "function alias delete exits 0" && ALIAS_NAME=""
 fi
 
 # --- errors ------------------------------------------------------------------------------

@@ -43,25 +43,27 @@ pub async fn create(
     let map = wire::wsme_body(&parts.headers, &body, &EXECUTION)?;
     let function_id = wire::opt_str(&map, "function_id");
     let alias = wire::opt_str(&map, "function_alias");
-    let Some(function_id) = function_id else {
-        return Err(match alias {
-            Some(name) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("FunctionAlias not found [name={name}]"),
-            ),
-            None => ApiError::bad_request("Either function_alias or function_id must be provided."),
-        });
-    };
     let version = wire::opt_int(&map, "function_version").unwrap_or(0);
     if version < 0 {
         return Err(ApiError::bad_request(format!(
             "Invalid input for field/attribute function_version. Value: '{version}'. Value should be greater or equal to 0"
         )));
     }
+    // An alias names the function and picks the version (of a weighted pair), as upstream
+    // it takes precedence over `function_id`/`function_version`.
+    let (function_id, version) = match (&alias, function_id) {
+        (Some(name), _) => s.engine.resolve_alias(&context(&rid), name).await?,
+        (None, Some(id)) => (id, version),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "Either function_alias or function_id must be provided.",
+            ));
+        }
+    };
     let req = CreateExecution {
         function_id,
         function_version: version,
-        function_alias: None,
+        function_alias: alias,
         description: wire::opt_str(&map, "description"),
         sync: wire::opt_bool(&map, "sync").unwrap_or(true),
         input: wire::opt_str(&map, "input"),

@@ -2,10 +2,18 @@
 //! engine results in the Qinling wire format, and turns domain errors into status codes and
 //! fault bodies (see [`error`]). The only crate that knows HTTP.
 
+mod aliases;
+pub mod auth;
 mod error;
 mod executions;
+mod metrics;
+pub mod openapi;
 mod functions;
+mod jobs;
+mod quotas;
 mod runtimes;
+mod versions;
+mod webhooks;
 mod wire;
 mod workers;
 
@@ -27,22 +35,44 @@ pub struct ApiConfig {
     pub max_package_body: usize,
     /// Largest body of any other request.
     pub max_body: usize,
+    /// The server's public base URL (`http://host:port`), for `webhook_url`; `None`: the
+    /// request's `Host`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
     pub config: ApiConfig,
+    /// Renders `/metrics`; `None` when the server installed no exporter.
+    pub metrics: Option<metrics::MetricsRender>,
+    /// Authentication mode and policy (`auth.rs`).
+    pub auth: auth::Auth,
 }
+
+pub use metrics::MetricsRender;
 
 /// The request id of a request: the client's `X-Openstack-Request-Id` if it is sane, else
 /// a new `req-<uuid>`. Echoed on every response.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(
+    pub String,
+    /// Who is asking, set by the auth middleware (`auth.rs`) before any handler runs.
+    pub Option<std::sync::Arc<RequestContext>>,
+);
 
-/// Builds the request context. Auth is off: every request is project `default`, admin.
+/// The request's context, as the auth middleware established it. Fails closed: a request
+/// that somehow bypassed the middleware is nobody (no project, not admin).
 pub fn context(req_id: &RequestId) -> RequestContext {
-    RequestContext::unauthenticated(req_id.0.clone())
+    match &req_id.1 {
+        Some(ctx) => (**ctx).clone(),
+        None => RequestContext {
+            project_id: String::new(),
+            user_id: None,
+            is_admin: false,
+            request_id: req_id.0.clone(),
+        },
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -70,6 +100,53 @@ pub fn router(state: AppState) -> Router {
         .route("/functions/{id}/scale_down", post(workers::scale_down))
         .route("/functions/{id}/detach", post(workers::detach))
         .route(
+            "/functions/{id}/versions",
+            get(versions::list).post(versions::create),
+        )
+        .route(
+            "/functions/{id}/versions/",
+            get(versions::list).post(versions::create),
+        )
+        .route(
+            "/functions/{id}/versions/{n}",
+            get(versions::show).delete(versions::delete),
+        )
+        .route(
+            "/functions/{id}/versions/{n}/scale_up",
+            post(workers::version_scale_up),
+        )
+        .route(
+            "/functions/{id}/versions/{n}/scale_down",
+            post(workers::version_scale_down),
+        )
+        .route(
+            "/functions/{id}/versions/{n}/detach",
+            post(workers::version_detach),
+        )
+        .route("/aliases", get(aliases::list).post(aliases::create))
+        .route("/aliases/", get(aliases::list).post(aliases::create))
+        .route(
+            "/aliases/{name}",
+            get(aliases::show)
+                .put(aliases::update)
+                .delete(aliases::delete),
+        )
+        .route("/jobs", get(jobs::list).post(jobs::create))
+        .route("/jobs/", get(jobs::list).post(jobs::create))
+        .route(
+            "/jobs/{id}",
+            get(jobs::show).put(jobs::update).delete(jobs::delete),
+        )
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::show)
+                .put(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/invoke", post(webhooks::invoke))
+        .route(
             "/executions",
             get(executions::list).post(executions::create),
         )
@@ -81,7 +158,12 @@ pub fn router(state: AppState) -> Router {
             "/executions/{id}",
             get(executions::show).delete(executions::delete),
         )
-        .route("/executions/{id}/log", get(executions::log));
+        .route("/executions/{id}/log", get(executions::log))
+        .route("/openapi.json", get(openapi::serve))
+        .route(
+            "/quotas/{project_id}",
+            get(quotas::show).put(quotas::update).delete(quotas::reset),
+        );
     Router::new()
         .route("/", get(root))
         .route(
@@ -89,6 +171,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/v1/")]) }),
         )
         .route("/v1/", get(v1_root))
+        .route("/metrics", get(metrics::scrape))
         .nest("/v1", v1)
         .fallback(|| async {
             error::webob(
@@ -102,6 +185,11 @@ pub fn router(state: AppState) -> Router {
                 Some("The method is not allowed for this resource."),
             )
         })
+        .route_layer(axum::middleware::from_fn(metrics::tag_route))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -114,12 +202,13 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_string)
         .unwrap_or_else(|| format!("req-{}", qinling_types::new_id()));
-    req.extensions_mut().insert(RequestId(id.clone()));
+    req.extensions_mut().insert(RequestId(id.clone(), None));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let mut resp = next.run(req).await;
     tracing::debug!(request_id = %id, %method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    metrics::observe(&method, started, &resp);
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-openstack-request-id", v);
     }

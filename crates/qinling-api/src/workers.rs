@@ -1,5 +1,5 @@
-//! The worker API of reference §3.3 (WSME): list a function's workers, scale them up and
-//! down, detach them. Admin operations; auth is off, so every caller is admin for now.
+//! The worker API of reference §3.3 and §3.4 (WSME): list a function's workers, scale them up
+//! and down, detach them — for the function (version 0) or one of its versions. Admin operations; auth is off, so every caller is admin for now.
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
@@ -70,7 +70,7 @@ pub async fn scale_up(
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
     let count = scale_count(&s, req).await?;
-    s.engine.scale_up(&context(&rid), &id, count).await?;
+    s.engine.scale_up(&context(&rid), &id, 0, count).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -83,7 +83,7 @@ pub async fn scale_down(
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
     let count = scale_count(&s, req).await?;
-    s.engine.scale_down(&context(&rid), &id, count).await?;
+    s.engine.scale_down(&context(&rid), &id, 0, count).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -94,6 +94,56 @@ pub async fn detach(
     RawQuery(q): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    s.engine.detach(&context(&rid), &id).await?;
+    s.engine.detach(&context(&rid), &id, 0).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `/v1/functions/{id}/versions/{n}/…`: the version number in the path, as upstream's
+/// `types.uuid`/int path arguments (a non-number is a 400).
+pub(crate) fn version_number(raw: &str) -> ApiResult<i64> {
+    raw.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Invalid input for field/attribute version. Value: '{raw}'. Expected a non-negative integer."
+        ))
+    })
+}
+
+pub async fn version_scale_up(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path((id, n)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let n = version_number(&n)?;
+    let count = scale_count(&s, req).await?;
+    s.engine.scale_up(&context(&rid), &id, n, count).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn version_scale_down(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path((id, n)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let n = version_number(&n)?;
+    let count = scale_count(&s, req).await?;
+    s.engine.scale_down(&context(&rid), &id, n, count).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn version_detach(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path((id, n)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let n = version_number(&n)?;
+    s.engine.detach(&context(&rid), &id, n).await?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -148,6 +148,11 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         count: u64,
     },
+    /// Versions: numbered snapshots of the function (`qinling function version …`).
+    Version {
+        #[command(subcommand)]
+        command: crate::version::Command,
+    },
     /// List the function's workers (admin).
     Workers {
         /// Function id or name.
@@ -314,6 +319,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 "Request to detach function {id} has been accepted.\n"
             ));
         }
+        Command::Version { command } => crate::version::run(command, ctx).await?,
         Command::ScaleUp { function, count } => scale(ctx, &function, "up", count).await?,
         Command::ScaleDown { function, count } => scale(ctx, &function, "down", count).await?,
         Command::Workers { function, version } => {
@@ -381,7 +387,10 @@ fn render_output(output: Option<&Value>) -> String {
 }
 
 /// Streams the body to `<path>.part`, then renames it, so a failed download leaves no zip.
-async fn download_to(mut response: reqwest::Response, path: &Path) -> anyhow::Result<()> {
+pub(crate) async fn download_to(
+    mut response: reqwest::Response,
+    path: &Path,
+) -> anyhow::Result<()> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".part");
     let partial = PathBuf::from(partial);

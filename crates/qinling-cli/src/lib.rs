@@ -1,4 +1,5 @@
-//! The command-line client: `qinling runtime|function|execution …` over the v1 HTTP API.
+//! The command-line client: `qinling runtime|function|execution|alias|job|webhook …` over the
+//! v1 HTTP API.
 //! It knows only the wire format, never the server's crates, so it can talk to any
 //! Qinling-compatible endpoint. This file holds the argument tree's top and the dispatch; each
 //! resource's commands live in the module of the same name, HTTP and its errors in `client`,
@@ -7,14 +8,18 @@
 //! Adding a resource (jobs, webhooks, …): a module with a `Resource` constant, a clap
 //! `Command` enum and `async fn run(Command, &Ctx)`, and one variant below.
 
+pub mod alias;
 mod client;
 pub mod execution;
 pub mod function;
+pub mod job;
 mod output;
 mod resource;
 pub mod runtime;
 #[cfg(test)]
 mod stub;
+pub mod version;
+pub mod webhook;
 
 use std::process::ExitCode;
 
@@ -31,6 +36,12 @@ pub enum CliCommand {
     Function(Box<Scoped<function::Command>>),
     /// Executions: runs of a function, with their input, result and log.
     Execution(Box<Scoped<execution::Command>>),
+    /// Aliases: names for function versions, optionally splitting traffic between two.
+    Alias(Box<Scoped<alias::Command>>),
+    /// Jobs: run a function on a cron pattern or at a given time.
+    Job(Box<Scoped<job::Command>>),
+    /// Webhooks: URLs that run a function when POSTed to.
+    Webhook(Box<Scoped<webhook::Command>>),
 }
 
 /// A resource's subcommands, with the options every command takes. (Boxed in `CliCommand`
@@ -106,6 +117,9 @@ async fn dispatch(cmd: CliCommand) -> anyhow::Result<()> {
         CliCommand::Runtime(s) => runtime::run(s.command, &ctx(s.global)?).await,
         CliCommand::Function(s) => function::run(s.command, &ctx(s.global)?).await,
         CliCommand::Execution(s) => execution::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Alias(s) => alias::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Job(s) => job::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Webhook(s) => webhook::run(s.command, &ctx(s.global)?).await,
     }
 }
 

@@ -1,13 +1,15 @@
 //! Executions: admission (resolve, validate, record), running on a leased worker, the
 //! durable async queue and recovery after a restart.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qinling_pool::{ExecReply, ExecRequest, FunctionKey, PoolError, Rlimits};
 use qinling_store::{ExecutionFilter, NewExecution, Scope};
 use qinling_types::{
-    Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext,
-    RuntimeStatus, new_id,
+    Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext, RuntimeStatus,
+    Timestamp, new_id,
 };
 use tokio::sync::mpsc;
 
@@ -43,16 +45,48 @@ impl Engine {
                 )));
             }
         }
-        let function = self.get_function(ctx, &req.function_id).await?;
-        if req.function_version != 0 {
-            return Err(Error::NotFound {
-                kind: "FunctionVersion",
-                key: format!(
-                    "function_id={}, version_number={}",
-                    function.id, req.function_version
-                ),
-            });
+        // The hot path: version 0 of a function whose definition is cached. The cache is
+        // checked by the insert itself, which refuses the row if the definition changed or
+        // its runtime is no longer available; the full checks below then decide.
+        let mut refused = None;
+        if req.function_version == 0
+            && let Some(function) = self.inner.definitions.get(&req.function_id)
+        {
+            if !ctx.is_admin && function.project_id != ctx.project_id {
+                return Err(Error::not_found("Function", &req.function_id));
+            }
+            self.check_execution_quota(&ctx.project_id).await?;
+            if req.sync {
+                self.admit(&function.id, 0)?;
+            }
+            let new = new_execution(&function, &req);
+            match self
+                .inner
+                .store
+                .insert_execution_if_unchanged(new, function.updated_at)
+                .await?
+            {
+                Ok(execution) => {
+                    return self
+                        .start_execution(execution, &function, ctx.request_id.as_str())
+                        .await;
+                }
+                Err(new) => {
+                    self.inner.definitions.forget(&function.id);
+                    refused = Some(new);
+                }
+            }
         }
+        let function = self.get_function(ctx, &req.function_id).await?;
+        self.inner.definitions.put(&function);
+        if refused.is_none() {
+            // (A refused row has been counted against the quota already.)
+            self.check_execution_quota(&ctx.project_id).await?;
+        }
+        // Version N runs its own snapshot of the definition (`versions.rs`).
+        let function = self
+            .function_at_version(function, req.function_version)
+            .await?;
         let runtime_id = function.runtime_id.clone().unwrap_or_default();
         let runtime = self
             .inner
@@ -70,51 +104,74 @@ impl Engine {
         if req.sync {
             self.admit(&function.id, req.function_version)?;
         }
-        let input = Input::parse(req.input.as_deref());
-        let new = NewExecution {
-            id: new_id(),
-            function_id: function.id.clone(),
-            function_version: req.function_version,
-            function_alias: req.function_alias,
-            description: req.description,
-            sync: req.sync,
-            input: input.to_wire(),
-            project_id: function.project_id.clone(),
-        };
+        let new = refused.unwrap_or_else(|| new_execution(&function, &req));
         let execution = self
             .inner
             .store
-            .insert_execution(&new)
+            .insert_execution(new)
             .await?
             .ok_or_else(|| Error::not_found("Function", &function.id))?;
-        if !req.sync {
+        self.start_execution(execution, &function, ctx.request_id.as_str())
+            .await
+    }
+
+    /// After an execution is recorded: hands an async one to the dispatcher, runs a sync
+    /// one and records its outcome.
+    async fn start_execution(
+        &self,
+        execution: Execution,
+        function: &Function,
+        request_id: &str,
+    ) -> Result<Execution, Error> {
+        if !execution.sync {
             // The row is durable before we answer; the dispatcher (or recovery after a
             // crash) runs it.
             let _ = self.inner.queue.send(execution.id.clone());
             return Ok(execution);
         }
-        let outcome = self
-            .run(&execution, &function, ctx.request_id.as_str())
-            .await;
+        let outcome = self.run(&execution, function, request_id).await;
         let finished = self
             .inner
             .store
             .finish_execution(&execution.id, &outcome)
             .await?;
-        Ok(finished.unwrap_or_else(|| apply(execution, &outcome)))
+        Ok(apply(execution, outcome, finished))
     }
 
-    /// Runs one recorded execution on a worker and reports what happened. Never fails: every
-    /// platform problem becomes an outcome the user can read.
+    /// Runs one recorded execution on a worker and reports what happened, and counts it in
+    /// the metrics. Never fails: every platform problem becomes an outcome the user can read.
     async fn run(&self, execution: &Execution, function: &Function, request_id: &str) -> Outcome {
+        let outcome = self.run_on_worker(execution, function, request_id).await;
+        let runtime = function.runtime_id.as_deref().unwrap_or_default();
+        self.metrics()
+            .execution(&execution.project_id, &function.id, runtime, &outcome);
+        if outcome.output.as_str() == Some(RESOURCE_MSG) {
+            self.metrics().oom_kill(runtime);
+        }
+        outcome
+    }
+
+    async fn run_on_worker(
+        &self,
+        execution: &Execution,
+        function: &Function,
+        request_id: &str,
+    ) -> Outcome {
         let key = FunctionKey {
             function_id: function.id.clone(),
             version: execution.function_version,
         };
         let revision = Self::revision(function);
         let load = || async { self.bind_spec(function) };
+        let lease_started = std::time::Instant::now();
         let lease = match self.inner.pool.lease(&key, &revision, load).await {
-            Ok(lease) => lease,
+            Ok(lease) => {
+                if lease.cold {
+                    let runtime = function.runtime_id.as_deref().unwrap_or_default();
+                    self.metrics().cold_start(runtime, lease_started.elapsed());
+                }
+                lease
+            }
             Err(PoolError::Bind { error, logs }) => {
                 let mut log = format!("Start execution: {}\n", execution.id);
                 log.push_str(&logs);
@@ -135,6 +192,7 @@ impl Engine {
             }
             Err(error) => {
                 tracing::error!(%error, execution_id = %execution.id, function_id = %function.id, "no worker for execution");
+                self.metrics().sandbox_failure("no_worker");
                 return Outcome::error(ExecutionStatus::Error, FAILED_MSG);
             }
         };
@@ -203,19 +261,40 @@ impl Engine {
     }
 
     async fn run_queued(&self, id: &str) -> Result<(), Error> {
-        if !self.inner.store.claim_execution(id).await? {
-            return Ok(());
-        }
-        let Some(execution) = self.inner.store.get_execution(id, &Scope::All).await? else {
+        // One statement claims the row and reads it with its function's `updated_at`.
+        let Some(claimed) = self.inner.store.claim_execution(id).await? else {
             return Ok(());
         };
-        let outcome = match self
-            .inner
-            .store
-            .get_function(&execution.function_id, &Scope::All)
-            .await?
-        {
-            Some(function) => self.run(&execution, &function, "async").await,
+        let execution = claimed.execution;
+        let function = match claimed.function_updated_at {
+            None => None,
+            Some(updated_at) => match self.inner.definitions.get(&execution.function_id) {
+                Some(f) if f.updated_at == updated_at => Some(f),
+                _ => {
+                    let fresh = self
+                        .inner
+                        .store
+                        .get_function(&execution.function_id, &Scope::All)
+                        .await?;
+                    fresh.map(|f| self.inner.definitions.put(&f))
+                }
+            },
+        };
+        let outcome = match function {
+            Some(function) if execution.function_version == 0 => {
+                self.run(&execution, &function, "async").await
+            }
+            Some(function) => match self
+                .function_at_version(Function::clone(&function), execution.function_version)
+                .await
+            {
+                Ok(function) => self.run(&execution, &function, "async").await,
+                Err(Error::NotFound { .. }) => Outcome::error(
+                    ExecutionStatus::Error,
+                    "The function version was deleted before the execution could run.",
+                ),
+                Err(e) => return Err(e),
+            },
             None => Outcome::error(
                 ExecutionStatus::Error,
                 "The function was deleted before the execution could run.",
@@ -297,11 +376,60 @@ fn outcome_of(reply: ExecReply, oom: bool) -> Outcome {
     }
 }
 
-/// The execution row as it would read after `outcome`, when the row was deleted meanwhile.
-fn apply(mut e: Execution, outcome: &Outcome) -> Execution {
+/// The execution row as it reads after `outcome` was recorded at `finished` (now, if the
+/// row was deleted meanwhile).
+fn apply(mut e: Execution, outcome: Outcome, finished: Option<Timestamp>) -> Execution {
     e.status = outcome.status;
     e.result = Some(outcome.result_json());
-    e.logs = Some(outcome.logs.clone());
-    e.updated_at = Some(qinling_types::now());
+    e.logs = Some(outcome.logs);
+    e.cpu_ms = outcome.cpu_ms.map(|v| v as i64);
+    e.memory_peak_kb = outcome.memory_peak_kb.map(|v| v as i64);
+    e.updated_at = Some(finished.unwrap_or_else(qinling_types::now));
     e
+}
+
+/// The row to record for `req` of `function`.
+fn new_execution(function: &Function, req: &CreateExecution) -> NewExecution {
+    NewExecution {
+        id: new_id(),
+        function_id: function.id.clone(),
+        function_version: req.function_version,
+        function_alias: req.function_alias.clone(),
+        description: req.description.clone(),
+        sync: req.sync,
+        input: Input::parse(req.input.as_deref()).to_wire(),
+        project_id: function.project_id.clone(),
+    }
+}
+
+/// Most definitions kept; past it the cache starts afresh.
+const MAX_DEFINITIONS: usize = 10_000;
+
+/// Function definitions (version 0) by id, as last read from the store, so that an
+/// execution needs no read before it is recorded. Never trusted on its own: an execution
+/// admitted with a cached definition is recorded only if the function row still has the same
+/// `updated_at` and an available runtime (`Store::insert_execution_if_unchanged`), and a
+/// claimed async execution compares its function's current `updated_at`; so a change made by
+/// this engine or another is noticed at the next use, and nothing needs to invalidate it.
+#[derive(Default)]
+pub(crate) struct DefinitionCache(Mutex<HashMap<String, Arc<Function>>>);
+
+impl DefinitionCache {
+    fn get(&self, id: &str) -> Option<Arc<Function>> {
+        self.0.lock().expect("definitions lock").get(id).cloned()
+    }
+
+    fn put(&self, function: &Function) -> Arc<Function> {
+        let f = Arc::new(function.clone());
+        let mut map = self.0.lock().expect("definitions lock");
+        if map.len() >= MAX_DEFINITIONS && !map.contains_key(&f.id) {
+            map.clear();
+        }
+        map.insert(f.id.clone(), f.clone());
+        f
+    }
+
+    fn forget(&self, id: &str) {
+        self.0.lock().expect("definitions lock").remove(id);
+    }
 }

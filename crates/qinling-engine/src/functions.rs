@@ -78,6 +78,8 @@ impl Engine {
         }
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
         let id = self.check_package(&package, req.md5sum.as_deref())?;
+        self.check_function_quota(&ctx.project_id, true, id.size as i64)
+            .await?;
         let function = Function {
             id: new_id(),
             name: req.name,
@@ -193,6 +195,9 @@ impl Engine {
         let mut new_package = None;
         if let Some(package) = &req.package {
             let pid = self.check_package(package, req.md5sum.as_deref())?;
+            let delta = pid.size as i64 - current.package_size as i64;
+            self.check_function_quota(&current.project_id, false, delta)
+                .await?;
             let existed = self.inner.packages.list().contains(&pid.sha256);
             self.inner.packages.put(&pid, package)?;
             update.package = Some((pid.md5.clone(), pid.sha256.clone(), pid.size));
@@ -231,18 +236,19 @@ impl Engine {
                 "Function can only be deleted by its owner.".into(),
             ));
         }
+        // Its versions go with it (the rows cascade); jobs, webhooks and aliases must not.
+        let mut packages = self.check_function_unused(&function).await?;
+        packages.push(function.package_sha256.clone());
         let _guard = self.inner.package_lock.lock().await;
         if !self.inner.store.delete_function(id).await? {
             return Err(Error::not_found("Function", id));
         }
-        if self
-            .inner
-            .store
-            .package_references(&function.package_sha256)
-            .await?
-            == 0
-        {
-            self.inner.packages.remove(&function.package_sha256);
+        packages.sort();
+        packages.dedup();
+        for sha in packages {
+            if self.inner.store.package_references(&sha).await? == 0 {
+                self.inner.packages.remove(&sha);
+            }
         }
         self.inner.pool.release(id, None);
         Ok(())

@@ -6,10 +6,18 @@
 //! Invariants: the engine speaks domain types and [`qinling_types::Error`], never HTTP; it
 //! depends on the pool's API, never on a sandbox backend.
 
+mod aliases;
 mod executions;
+pub mod metrics;
 mod functions;
+pub mod jobs;
 pub mod packages;
+pub mod policy;
+pub mod quotas;
 mod runtimes;
+pub mod tokens;
+mod versions;
+pub mod webhooks;
 mod workers;
 
 use std::sync::Arc;
@@ -20,10 +28,13 @@ use qinling_store::Store;
 use qinling_types::LimitRanges;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
+pub use aliases::{CreateAlias, UpdateAlias};
 pub use executions::CreateExecution;
 pub use functions::{CreateFunction, UpdateFunction};
+pub use jobs::{CreateJob, UpdateJob};
 pub use packages::{PackageId, PackageStore};
 pub use runtimes::{CreateRuntime, UpdateRuntime};
+pub use webhooks::{UpdateWebhook, WebhookTarget};
 pub use workers::MAX_SCALE_COUNT;
 
 /// Engine settings.
@@ -42,6 +53,12 @@ pub struct EngineConfig {
     pub rlimit_nofile: u64,
     pub rlimit_nproc: u64,
     pub rlimit_fsize: u64,
+    /// Per-project quotas (`quotas.rs`).
+    pub quotas: quotas::QuotaConfig,
+    /// Invocations of one webhook allowed per minute; 0 is unlimited (`webhooks.rs`).
+    pub webhook_invocations_per_minute: u32,
+    /// Whether this engine runs the job ticker (`jobs.rs`).
+    pub job_ticker: bool,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +72,9 @@ impl Default for EngineConfig {
             rlimit_nofile: 1024,
             rlimit_nproc: 128,
             rlimit_fsize: 524_288_000,
+            quotas: quotas::QuotaConfig::default(),
+            webhook_invocations_per_minute: 60,
+            job_ticker: true,
         }
     }
 }
@@ -70,6 +90,13 @@ struct Inner {
     queue: mpsc::UnboundedSender<String>,
     async_slots: Arc<Semaphore>,
     tasks: tokio_util_lite::TaskCounter,
+    /// Function definitions for the execution hot path (`executions.rs`).
+    definitions: executions::DefinitionCache,
+    /// Executions started per project in the last minute (quota `executions_per_minute`).
+    rate: quotas::RateWindow,
+    metrics: metrics::Metrics,
+    /// Recent invocations per webhook.
+    webhook_rate: webhooks::RateLimiter,
 }
 
 /// The engine. Cheap to clone.
@@ -80,7 +107,7 @@ pub struct Engine {
 
 impl Engine {
     /// Builds the engine, recovers executions left by a previous run and starts the async
-    /// dispatcher.
+    /// dispatcher and the job ticker.
     pub async fn start(
         store: Store,
         pool: Pool,
@@ -88,6 +115,10 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine, qinling_types::Error> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let webhook_rate = webhooks::RateLimiter::new(
+            config.webhook_invocations_per_minute,
+            Duration::from_secs(60),
+        );
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
@@ -98,11 +129,18 @@ impl Engine {
                 package_lock: Mutex::new(()),
                 queue: tx,
                 tasks: tokio_util_lite::TaskCounter::default(),
+                definitions: executions::DefinitionCache::default(),
+                rate: quotas::RateWindow::default(),
+                metrics: metrics::Metrics::default(),
+                webhook_rate,
             }),
         };
         engine.restore_runtimes().await?;
         engine.recover().await?;
         tokio::spawn(engine.clone().dispatch(rx));
+        if engine.inner.config.job_ticker {
+            tokio::spawn(engine.clone().job_ticker());
+        }
         Ok(engine)
     }
 

@@ -6,6 +6,9 @@ use qinling_types::{Error, RequestContext, Runtime, RuntimeKind, RuntimeStatus, 
 
 use crate::Engine;
 
+/// Serializes the runtime writes of start-up (built-in inserts, probe status updates).
+static RUNTIME_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A validated runtime-create request.
 #[derive(Debug, Clone)]
 pub struct CreateRuntime {
@@ -27,7 +30,7 @@ pub struct UpdateRuntime {
 fn kind_of(image: &str) -> Result<RuntimeKind, Error> {
     RuntimeKind::from_image(image).ok_or_else(|| {
         Error::input(format!(
-            "Unknown runtime image '{image}'. Built-in runtimes: python3 (any image name starting with 'python', e.g. 'python3' or 'openstackqinling/python3-runtime')."
+            "Unknown runtime image '{image}'. Built-in runtimes: python3 (any image name starting with 'python', e.g. 'python3' or 'openstackqinling/python3-runtime'), nodejs (any image name starting with 'node', e.g. 'nodejs'), custom (the package's own executable; image 'custom')."
         ))
     })
 }
@@ -103,6 +106,9 @@ impl Engine {
                 status: Some(status),
                 ..Default::default()
             };
+            // Start-up registers several runtimes whose probes end together; their writes
+            // are serialized so that SQLite never sees them race (SQLITE_BUSY).
+            let _serial = RUNTIME_WRITES.lock().await;
             if let Err(error) = engine.inner.store.update_runtime(&id, &update).await {
                 tracing::error!(%error, runtime_id = %id, "could not record the runtime's status");
             }
@@ -110,7 +116,8 @@ impl Engine {
     }
 
     /// At start-up: registers the pools of existing runtimes; on a fresh database, registers
-    /// the built-in python3 runtime so that `qinling serve` works with no setup. Returns once
+    /// the built-in python3 runtime so that `qinling serve` works with no setup, and on any
+    /// database the built-in nodejs and custom runtimes when no runtime of their kind exists. Returns once
     /// every runtime's probe is done, so a server that says it is serving can run functions.
     pub(crate) async fn restore_runtimes(&self) -> Result<(), Error> {
         let runtimes = self.inner.store.list_runtimes(&Scope::All).await?;
@@ -132,20 +139,62 @@ impl Engine {
                 trusted: true,
             };
             let (_, probe) = self.insert_runtime(&ctx, req).await?;
-            let _ = probe.await;
+            let mut probes = vec![probe];
+            probes.extend(self.add_builtin_runtimes(&[]).await?);
+            for probe in probes {
+                let _ = probe.await;
+            }
             return Ok(());
         }
-        let probes: Vec<_> = runtimes
+        let mut probes: Vec<_> = runtimes
             .iter()
             .filter_map(|r| {
                 RuntimeKind::from_image(&r.image)
                     .map(|kind| self.activate_runtime(r.id.clone(), kind))
             })
             .collect();
+        probes.extend(self.add_builtin_runtimes(&runtimes).await?);
         for probe in probes {
             let _ = probe.await;
         }
         Ok(())
+    }
+
+    /// Registers the built-in runtimes added after python3 (nodejs, custom) when no runtime of their
+    /// kind exists yet, so a data directory created by an older server gains them too.
+    async fn add_builtin_runtimes(
+        &self,
+        existing: &[Runtime],
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+        let builtins = [
+            (RuntimeKind::Nodejs, "nodejs", "Node.js (built in)"),
+            (
+                RuntimeKind::Custom,
+                "custom",
+                "The package's own executable, JSON on stdin and stdout (built in)",
+            ),
+        ];
+        let mut probes = Vec::new();
+        for (kind, image, description) in builtins {
+            if existing
+                .iter()
+                .any(|r| RuntimeKind::from_image(&r.image) == Some(kind))
+            {
+                continue;
+            }
+            let ctx = RequestContext::unauthenticated("startup".into());
+            let req = CreateRuntime {
+                id: None,
+                name: Some(image.into()),
+                image: image.into(),
+                description: Some(description.into()),
+                is_public: true,
+                trusted: true,
+            };
+            let _serial = RUNTIME_WRITES.lock().await;
+            probes.push(self.insert_runtime(&ctx, req).await?.1);
+        }
+        Ok(probes)
     }
 
     pub async fn get_runtime(&self, ctx: &RequestContext, id: &str) -> Result<Runtime, Error> {

@@ -1,12 +1,12 @@
 //! Function workers as the engine sees them: what a worker of a function is bound to (its
 //! revision and bind spec, shared by executions and the worker API) and the admin operations
-//! of reference §3.3 — list, scale up, scale down, detach.
+//! of reference §3.3 and §3.4 — list, scale up, scale down, detach, per function version.
 
 use std::sync::Arc;
 
 use qinling_pool::Limits;
 use qinling_pool::{BindSpec, FunctionKey, PoolError, WorkerInfo};
-use qinling_types::{Error, Function, RequestContext, RuntimeKind};
+use qinling_types::{Error, Function, RequestContext};
 
 use crate::Engine;
 
@@ -33,9 +33,16 @@ impl Engine {
             .packages
             .get(&function.package_sha256)
             .map_err(|e| PoolError::Package(e.to_string()))?;
+        let runtime_id = function.runtime_id.clone().unwrap_or_default();
+        // The pool knows every registered runtime's kind (from its image).
+        let kind = self
+            .inner
+            .pool
+            .runtime_kind(&runtime_id)
+            .ok_or(PoolError::NoLauncher("unregistered runtime"))?;
         Ok(BindSpec {
-            runtime_id: function.runtime_id.clone().unwrap_or_default(),
-            kind: RuntimeKind::Python3,
+            runtime_id,
+            kind,
             entry: function.entry_or_default().to_string(),
             package: Arc::new(package),
             limits: Limits {
@@ -73,18 +80,21 @@ impl Engine {
         Ok(self.inner.pool.workers(id, version))
     }
 
-    /// Adds `count` workers to version 0 of a function, bound and ready, and returns once
-    /// they are (or the first failure).
+    /// Adds `count` workers to a version of a function (0: the function itself), bound to
+    /// that version's definition and ready, and returns once they are (or the first failure).
     pub async fn scale_up(
         &self,
         ctx: &RequestContext,
         id: &str,
+        version: i64,
         count: usize,
     ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
+        let function = self.function_at_version(function, version).await?;
+        self.check_worker_quota(&function.project_id, count).await?;
         let key = FunctionKey {
             function_id: function.id.clone(),
-            version: 0,
+            version,
         };
         let spec = self
             .bind_spec(&function)
@@ -96,28 +106,31 @@ impl Engine {
             .map_err(|e| Error::internal(format!("scaling up function {id}"), e))
     }
 
-    /// Removes up to `count` workers of version 0 of a function, never the last one.
+    /// Removes up to `count` workers of a version of a function, never the last one.
     pub async fn scale_down(
         &self,
         ctx: &RequestContext,
         id: &str,
+        version: i64,
         count: usize,
     ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
+        let function = self.function_at_version(function, version).await?;
         self.inner.pool.scale_down(
             &FunctionKey {
                 function_id: function.id,
-                version: 0,
+                version,
             },
             count,
         );
         Ok(())
     }
 
-    /// Releases every worker of version 0 of a function; the next execution starts afresh.
-    pub async fn detach(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+    /// Releases every worker of a version of a function; the next execution starts afresh.
+    pub async fn detach(&self, ctx: &RequestContext, id: &str, version: i64) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
-        self.inner.pool.release(&function.id, Some(0));
+        let function = self.function_at_version(function, version).await?;
+        self.inner.pool.release(&function.id, Some(version));
         Ok(())
     }
 }

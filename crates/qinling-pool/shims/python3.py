@@ -8,11 +8,19 @@ concurrent `exec` messages.
 
 The process is a *zygote*: each execution runs in a child forked from it, so the child
 starts with the function already imported, gets its own process group, rlimits and log
-file, is accounted exactly (wait4's rusage), and a timeout can kill exactly its processes.
-The zygote is single-threaded (forking a multi-threaded process is unsafe) and runs one
-`selectors` loop over the protocol input and a pidfd per running execution, with the
-nearest execution deadline as the loop's timeout. It is also a child subreaper, so that
-daemons an execution leaves behind come back to it and can be killed.
+file, is accounted exactly, and a timeout can kill exactly its processes. The zygote is
+single-threaded (forking a multi-threaded process is unsafe) and runs one epoll loop over
+the protocol input and, per child, a pidfd and a "done" pipe, with the nearest execution
+deadline as the loop's timeout. It is also a child subreaper, so that daemons an execution
+leaves behind come back to it and can be killed.
+
+The fork is kept off an execution's path: a bound zygote keeps a *spare*, a child forked
+ahead of time that has already done everything but the execution itself (its process
+group, descriptors, signals, log file, a dry run of the shim's own code) and waits on a
+pipe for its exec message. An execution goes to the spare if there is one (else to a child
+forked for it), and the replacement is forked from the zygote, never from a used child,
+once no execution runs. The child reports its result on its done pipe before it
+exits, so the answer does not wait for the teardown of its address space either.
 
 Standard library only; Python 3.8+ on Linux. On Python < 3.9 or kernels without pidfds the
 wait falls back to a SIGCHLD self-pipe, and without memfd_create to unlinked temp files.
@@ -24,7 +32,7 @@ import io
 import json
 import os
 import resource
-import selectors
+import select
 import signal
 import sys
 import time
@@ -39,6 +47,23 @@ DEFAULT_LOG_LIMIT = 1024 * 1024
 # Bytes read from the protocol input per wake-up: a pipe rarely holds more, and staying
 # below malloc's mmap threshold keeps every read a cheap heap allocation.
 READ_CHUNK = 64 * 1024
+# Exec frames up to this size reach a spare through its request pipe in one write; larger
+# ones go through its result file. PIPE_BUF: atomic, and it fits even a one-page pipe.
+SMALL_REQUEST = 4096
+# Idle spare children a bound worker keeps ($QINLING_SPARES, 0 to 4). Each is a process of
+# the worker's pids limit and costs its page tables and a few private pages of memory.
+DEFAULT_SPARES = 1
+MAX_SPARES = 4
+# A spare that dies while idle is replaced; after this many such deaths in a row the
+# worker stops keeping spares (something kills them, e.g. the memory limit).
+MAX_SPARE_DEATHS = 3
+# What a spare rehearses with (see rehearse) until the worker has seen a real exec message.
+SAMPLE_REQUEST = json.dumps({
+    "op": "exec", "id": "00000000-0000-0000-0000-000000000000", "kwargs": {"name": "x"}, "args": [],
+    "timeout_ms": 5000, "context": {"execution_id": "00000000-0000-0000-0000-000000000000",
+                                    "function_id": "00000000-0000-0000-0000-000000000000",
+                                    "function_version": 0, "project_id": "x"},
+    "rlimits": {"nofile": 1024, "nproc": 128, "fsize": 524288000}, "log_limit": 1048576}).encode()
 
 # OSError numbers that mean "the sandbox ran out of something" rather than "the function
 # has a bug the user can fix": fork/thread creation under RLIMIT_NPROC or the pids cgroup
@@ -127,6 +152,34 @@ def read_text(fd, limit):
     return text
 
 
+def write_all_at(fd, data):
+    """pwrite of all of `data` at the start of the file `fd`."""
+    view = memoryview(data)
+    offset = 0
+    while offset < len(view):
+        offset += os.pwrite(fd, view[offset:], offset)
+
+
+def new_pipe(flags):
+    """A close-on-exec pipe with `flags` (O_NONBLOCK or 0) on both ends, in one call where
+    the platform has pipe2."""
+    if hasattr(os, "pipe2"):
+        return os.pipe2(os.O_CLOEXEC | flags)
+    r, w = os.pipe()
+    if flags:
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+    return r, w
+
+
+def spares_wanted():
+    """How many idle spare children to keep: $QINLING_SPARES, default DEFAULT_SPARES."""
+    try:
+        return max(0, min(MAX_SPARES, int(os.environ.get("QINLING_SPARES", DEFAULT_SPARES))))
+    except ValueError:
+        return DEFAULT_SPARES
+
+
 def write_all(fd, data):
     view = memoryview(data)
     while view:
@@ -206,6 +259,17 @@ def accepts_context(func):
     return False
 
 
+def rlimit_key(limits):
+    """The key rlimit plans are cached under (the engine sends the same rlimits every time);
+    None if `limits` holds an unhashable value."""
+    try:
+        key = tuple(limits.items())
+        hash(key)
+        return key
+    except TypeError:
+        return None
+
+
 def rlimit_plan(limits):
     """The (resource, soft, hard) limits to set for an exec's `rlimits`.
 
@@ -227,63 +291,146 @@ def rlimit_plan(limits):
     return tuple(plan)
 
 
-def run_execution(bound, msg, log_fd, result_fd, rlimits, inherited_fds):
-    """Body of the forked child of one execution; never returns.
+def run_child(bound, ex, msg, rlimits, plans, inherited_fds, sample):
+    """Body of a forked execution child; never returns.
 
-    It exits 0 once it has written a result record. Anything else (a crash of this code, a
-    kill) leaves no record, and the zygote classifies the death itself.
+    With `msg`, the child runs that execution at once (the fork path). Without it, the child
+    is a *spare*: it gets ready for an execution and waits on `ex.req_r` until the zygote
+    hands it one, so that the fork and the set-up are off the execution's latency.
+
+    It exits 0 once it has written a result record (or, as a spare, when the zygote drops
+    it). Anything else (a crash of this code, a kill) leaves no record, and the zygote
+    classifies the death itself.
     """
     status = 70  # EX_SOFTWARE: the shim failed before it could write a result
     try:
-        try:
-            os.setpgid(0, 0)
-        except OSError:
-            pass  # the zygote's setpgid already made the group
-        if bound.fallback:
-            signal.set_wakeup_fd(-1)  # the self-pipe is closed just below
-        # Descriptors the child must not keep: the protocol channel (a function writing
-        # there would corrupt it), the selector, and other executions' pidfds and files.
-        for fd in inherited_fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        for signum, handler in bound.signals:
-            signal.signal(signum, handler)
-        # Lowering the hard limit too means the function cannot raise the soft one back.
-        for which, soft, hard in rlimits:
-            try:
-                resource.setrlimit(which, (soft, hard))
-            except (ValueError, OSError):
-                pass
-        # Fds 1 and 2 (and so every subprocess the function starts) write into the log.
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        out, err = bound.streams
-        sys.stdout = sys.__stdout__ = out
-        sys.stderr = sys.__stderr__ = err
-        exec_id = msg["id"].encode("utf-8", "backslashreplace")
-        me = os.getpid()
-        # The shim's own lines go to log_fd, a private descriptor of the same file, so
-        # they land in the log even if the function closes or redirects fds 1 and 2.
-        os.write(log_fd, b"Start execution: " + exec_id + b"\n")
-        record = call_function(bound, msg, log_fd)
-        if os.getpid() != me:
-            # A process the function forked returned from it: only the execution's own
-            # process reports; this one just disappears.
+        prepare_child(bound, ex.log_fd, inherited_fds)
+        if msg is None:
+            rehearse(bound, sample)
+        # What the set-up cost is not the execution's: its cpu time is counted from here.
+        base = resource.getrusage(resource.RUSAGE_SELF)
+        if msg is None:
+            msg = receive_request(ex.req_r, ex.result_fd)
+            if msg is None:
+                status = 0  # dropped: the zygote closed the request pipe or is gone
+                return
+            rlimits = plans.get(rlimit_key(msg.get("rlimits") or {}))
+            if rlimits is None:
+                rlimits = rlimit_plan(msg.get("rlimits") or {})
+        if execute(bound, msg, rlimits, ex.log_fd, ex.result_fd, ex.done_w, base):
             status = 0
-            return
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not out and stream is not err:
-                try:
-                    stream.flush()  # a buffered stream the function installed
-                except Exception:
-                    pass
-        write_all(log_fd, b"Finished execution: " + exec_id + b"\n")
-        write_result(result_fd, record)
-        status = 0
     finally:
         os._exit(status)
+
+
+def prepare_child(bound, log_fd, inherited_fds):
+    """Everything a child does before it knows its execution: its own process group, none
+    of the zygote's descriptors, a fresh interpreter's signal dispositions, and fds 1 and 2
+    (and sys.stdout and sys.stderr) writing into its own log file."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass  # the zygote's setpgid already made the group
+    if bound.fallback:
+        signal.set_wakeup_fd(-1)  # the self-pipe is closed just below
+    # Descriptors the child must not keep: the protocol channel (a function writing there
+    # would corrupt it), the selector, other executions' and spares' pidfds, pipes and files.
+    for fd in inherited_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    for signum, handler in bound.signals:
+        signal.signal(signum, handler)
+    # Fds 1 and 2 (and so every subprocess the function starts) write into the log.
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    out, err = bound.streams
+    sys.stdout = sys.__stdout__ = out
+    sys.stderr = sys.__stderr__ = err
+
+
+def rehearse(bound, sample):
+    """A spare's dry run of the shim's own part of an execution, on `sample` (the previous
+    exec frame): decoding the request, building the call, encoding a result, the markers.
+
+    Right after the fork every page is shared with the zygote, and the first write to one
+    (an allocation, a reference count) copies it: ~100 such faults, a few microseconds each,
+    would otherwise fall on the execution's path. Nothing the function could observe
+    happens here: the function is not called and nothing is written anywhere."""
+    try:
+        msg = json.loads(sample)
+        kwargs = msg.get("kwargs") or {}
+        context = msg.get("context")
+        context = dict(context) if isinstance(context, dict) else {}
+        context["os_session"] = None
+        record = json.dumps({"success": True, "output": kwargs, "reason": "ok"}, allow_nan=False).encode()
+        exec_id = msg.get("id", "").encode("utf-8", "backslashreplace")
+        del record, context, kwargs
+        marker = b"Start execution: " + exec_id + b"\n"
+        for stream in bound.streams:
+            stream.write("")
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        marker = b"%d %d" % (max(0, int(round(usage.ru_utime * 1000))), usage.ru_maxrss)
+        del marker, usage, msg
+    except Exception:
+        pass
+
+
+def receive_request(req_fd, result_fd):
+    """A spare's wait for its execution: the exec message, or None if the spare is dropped.
+
+    The zygote writes the exec frame into the request pipe in one atomic write if it fits
+    (PIPE_BUF), else into the result file, announced by a lone `F` (see Zygote.hand_over).
+    """
+    data = os.read(req_fd, SMALL_REQUEST)
+    if not data:
+        return None
+    if data == b"F":
+        data = os.pread(result_fd, os.fstat(result_fd).st_size, 0)
+        os.ftruncate(result_fd, 0)
+    os.close(req_fd)
+    return json.loads(data)
+
+
+def execute(bound, msg, rlimits, log_fd, result_fd, done_fd, base):
+    """Runs one execution in its child; True if the result record was written."""
+    # Lowering the hard limit too means the function cannot raise the soft one back.
+    for which, soft, hard in rlimits:
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            pass
+    exec_id = msg["id"].encode("utf-8", "backslashreplace")
+    me = os.getpid()
+    # The shim's own lines go to log_fd, a private descriptor of the same file, so they
+    # land in the log even if the function closes or redirects fds 1 and 2.
+    os.write(log_fd, b"Start execution: " + exec_id + b"\n")
+    record = call_function(bound, msg, log_fd)
+    if os.getpid() != me:
+        # A process the function forked returned from it: only the execution's own process
+        # reports; this one just disappears.
+        return True
+    out, err = bound.streams
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not out and stream is not err:
+            try:
+                stream.flush()  # a buffered stream the function installed
+            except Exception:
+                pass
+    write_all(log_fd, b"Finished execution: " + exec_id + b"\n")
+    write_result(result_fd, record)
+    # Tell the zygote the result is complete, with what wait4 would say: the zygote then
+    # answers at once instead of waiting for this process's exit (tearing down an address
+    # space the size of the interpreter's takes a few hundred microseconds).
+    try:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (me.ru_utime + me.ru_stime - base.ru_utime - base.ru_stime) + kids.ru_utime + kids.ru_stime
+        os.write(done_fd, b"%d %d" % (max(0, int(round(cpu * 1000))), max(me.ru_maxrss, kids.ru_maxrss)))
+    except OSError:
+        pass  # the function closed it: the zygote learns of the end from the exit
+    return True
 
 
 def call_function(bound, msg, log_fd):
@@ -399,10 +546,48 @@ def import_entry(entry):
 # The zygote.
 
 
-class Execution:
-    """One running execution, as the zygote tracks it."""
+INPUT = "input"  # the Poller data of the protocol input
 
-    __slots__ = ("id", "pid", "pidfd", "log_fd", "result_fd", "log_limit", "started", "deadline", "timed_out")
+
+class Poller:
+    """The loop's epoll: descriptors and what each one's readiness means (its `data`).
+
+    What selectors.EpollSelector does, without the per-call cost of its general API (a
+    named tuple per event, a key object per descriptor): the loop registers and removes a
+    few descriptors per execution."""
+
+    __slots__ = ("ep", "data")
+
+    def __init__(self):
+        self.ep = select.epoll()
+        self.data = {}
+
+    def register(self, fd, data):
+        self.ep.register(fd, select.EPOLLIN)
+        self.data[fd] = data
+
+    def modify(self, fd, data):
+        self.data[fd] = data
+
+    def unregister(self, fd):
+        self.ep.unregister(fd)
+        del self.data[fd]
+
+    def fileno(self):
+        return self.ep.fileno()
+
+
+class Execution:
+    """One execution child, as the zygote tracks it: a running execution, or (`id` None) an
+    idle spare waiting for one.
+
+    `req_r`/`req_w`: a spare's request pipe (the zygote writes the exec message; -1 once
+    used or for a child forked for its execution). `done_r`/`done_w`: the pipe on which the
+    child announces that its result is complete (the zygote keeps `done_r`, the child
+    `done_w`)."""
+
+    __slots__ = ("id", "pid", "pidfd", "log_fd", "result_fd", "req_r", "req_w", "done_r", "done_w",
+                 "log_limit", "started", "deadline", "timed_out")
 
 
 class Zygote:
@@ -421,10 +606,16 @@ class Zygote:
         self.pending_bind = None  # the bind message while its package frame is awaited
         self.package_dir = None
         self.running = {}  # pid -> Execution
+        self.spares = []  # idle spare children (Executions without an id), newest last
+        self.max_spares = spares_wanted()
+        self.spare_deaths = 0  # spares that died idle since one last ran an execution
+        self.spare_wanted = False  # whether to fork missing spares once no execution runs
+        self.sample = SAMPLE_REQUEST
         self.dying = {}  # pid -> pidfd or None: killed leftovers not yet reaped
+        self.retired = set()  # pids in `dying` that are executions answered before their exit
         self.rlimit_plans = {}  # an exec's rlimits items -> rlimit_plan
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(proto_in, selectors.EVENT_READ, None)
+        self.sel = Poller()
+        self.sel.register(proto_in, INPUT)
         self.my_pid = os.getpid()
         self.children_path = "/proc/%d/task/%d/children" % (self.my_pid, self.my_pid)
         self.use_pidfd = self._pidfds_work()
@@ -441,7 +632,7 @@ class Zygote:
             os.set_blocking(self.wakeup_w, False)
             signal.signal(signal.SIGCHLD, lambda signum, frame: None)
             signal.set_wakeup_fd(self.wakeup_w, warn_on_full_buffer=False)
-            self.sel.register(self.wakeup_r, selectors.EVENT_READ, "wakeup")
+            self.sel.register(self.wakeup_r, "wakeup")
         self.children_file_ok = os.path.exists(self.children_path)
 
     @staticmethod
@@ -500,7 +691,7 @@ class Zygote:
             raise ProtocolError("malformed message: not a JSON object")
         op = msg.get("op")
         if op == "exec":
-            self.start_execution(msg)
+            self.start_execution(msg, frame)
         elif op == "ping":
             self.send({"op": "pong", "running": len(self.running)})
         elif op == "bind":
@@ -552,70 +743,199 @@ class Zygote:
             gc.collect()
             if hasattr(gc, "freeze"):
                 gc.freeze()
+            self.spare_wanted = True  # the loop forks the first spare after this reply
         return reply
 
     # -- executions ----------------------------------------------------------------------
 
-    def start_execution(self, msg):
+    def start_execution(self, msg, frame):
         exec_id = msg.get("id")
         timeout_ms = msg.get("timeout_ms")
         if not isinstance(exec_id, str) or not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
             raise ProtocolError("malformed exec: needs a string id and a positive timeout_ms")
         if not isinstance(msg.get("kwargs") or {}, dict) or not isinstance(msg.get("args") or [], list):
             raise ProtocolError("malformed exec: kwargs must be an object or null, args a list")
+        limits = msg.get("rlimits") or {}
+        if not isinstance(limits, dict):
+            raise ProtocolError("malformed exec: rlimits must be an object")
         if self.bound is None:
             self.send({"op": "result", "id": exec_id, "success": False, "output": "The worker has no function bound.",
                        "duration": 0.0, "logs": "", "cpu_ms": 0, "max_rss_kb": 0, "reason": "exception"})
             return
-        ex = Execution()
-        ex.id = exec_id
-        ex.log_limit = msg.get("log_limit")
-        if not isinstance(ex.log_limit, int) or ex.log_limit < 0:
-            ex.log_limit = DEFAULT_LOG_LIMIT
-        ex.timed_out = False
-        limits = msg.get("rlimits") or {}
-        if not isinstance(limits, dict):
-            raise ProtocolError("malformed exec: rlimits must be an object")
-        # The engine sends the same rlimits every time: the plan is worked out once.
-        try:
-            key = tuple(limits.items())
-            rlimits = self.rlimit_plans.get(key)
-        except TypeError:  # an unhashable value: nothing to cache
-            key, rlimits = None, None
+        log_limit = msg.get("log_limit")
+        if not isinstance(log_limit, int) or log_limit < 0:
+            log_limit = DEFAULT_LOG_LIMIT
+        # The engine sends the same rlimits every time: the plan is worked out once (and
+        # spares forked later inherit the cache).
+        key = rlimit_key(limits)
+        rlimits = self.rlimit_plans.get(key)
         if rlimits is None:
             rlimits = rlimit_plan(limits)
             if key is not None and len(self.rlimit_plans) < 16:
                 self.rlimit_plans[key] = rlimits
+        started = time.monotonic()
+        # An idle spare takes it if there is one: no fork on the execution's path.
+        if len(frame) <= SMALL_REQUEST:
+            self.sample = frame  # what the next spare rehearses with: a typical message
+        ex = self.hand_over(frame) if self.spares else None
+        if ex is None:
+            ex = self.spawn(msg, rlimits)
+            if ex is None:
+                # No child (EAGAIN/ENOMEM: the sandbox's process or memory limit, or out of
+                # descriptors): the execution cannot run.
+                self.send_failure(exec_id, time.monotonic() - started)
+                return
+        ex.id = exec_id
+        ex.log_limit = log_limit
+        ex.started = started
+        ex.deadline = started + timeout_ms / 1000.0
+        self.running[ex.pid] = ex
+
+    def hand_over(self, frame):
+        """Gives the exec message `frame` to an idle spare; the spare's Execution, or None
+        if no spare could take it (each one tried and found dead is dropped)."""
+        while self.spares:
+            ex = self.spares.pop()
+            try:
+                if len(frame) <= SMALL_REQUEST:
+                    # One write of at most PIPE_BUF bytes into an empty pipe: complete at once.
+                    os.write(ex.req_w, frame)
+                else:
+                    write_all_at(ex.result_fd, frame)
+                    os.write(ex.req_w, b"F")
+            except OSError:  # EPIPE: the spare died (its death may not have been seen yet)
+                self.drop_spare(ex)
+                continue
+            os.close(ex.req_w)
+            ex.req_w = -1
+            self.spare_deaths = 0
+            return ex
+        return None
+
+    def add_spares(self):
+        """Forks spares up to the wanted number. Called at the end of a loop turn, and only
+        when no execution runs: then the fork and the copy-on-write faults that follow it
+        (in the zygote and the spare) delay no execution, and the spare is ready for the
+        next one. While executions run, a new one is forked for instead: a spare living
+        alongside running executions costs more cpu (every page the zygote writes while the
+        spare shares it is copied) than it saves a busy worker's latency. A failed fork (the
+        process or memory limit) is not retried until an execution ends."""
+        self.spare_wanted = False
+        while len(self.spares) < self.max_spares:
+            ex = self.spawn()
+            if ex is None:
+                return
+            ex.id = None
+            self.spares.append(ex)
+            self.rehearse()
+
+    def rehearse(self):
+        """The zygote's dry run, right after a fork, of its own part of the next execution:
+        decoding and checking the exec message, encoding a result, reading a log.
+
+        The fork shared every page with the new child again, so each page the zygote writes
+        next (allocator pools, reference counts, the encoder's buffers) costs it a
+        copy-on-write fault: ~100 of them, a few microseconds each, on the path of the next
+        execution unless they are taken now, while the zygote would wait anyway."""
+        try:
+            msg = json.loads(self.sample)
+            exec_id = msg.get("id")
+            timeout_ms = msg.get("timeout_ms")
+            isinstance(exec_id, str) and isinstance(timeout_ms, (int, float))
+            isinstance(msg.get("kwargs") or {}, dict) and isinstance(msg.get("args") or [], list)
+            self.rlimit_plans.get(rlimit_key(msg.get("rlimits") or {}))
+            logs = "Start execution: %s\nFinished execution: %s\n" % (exec_id, exec_id)
+            for ex in self.spares:
+                logs += read_text(ex.log_fd, DEFAULT_LOG_LIMIT)
+                os.fstat(ex.result_fd)
+            data = self.encode({"op": "result", "id": exec_id, "success": True, "output": msg.get("kwargs"),
+                                "duration": time.monotonic() % 1, "logs": logs, "cpu_ms": 0, "max_rss_kb": 0,
+                                "reason": "ok"})
+            del data, logs, msg
+        except Exception:
+            pass
+
+    def drop_spare(self, ex):
+        """Kills a spare (if it is not dead already) and releases it."""
+        if ex in self.spares:
+            self.spares.remove(ex)
+        try:
+            os.kill(ex.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.retire(ex)
+
+    def spare_died(self, ex):
+        """An idle spare exited (killed from outside, or the memory limit): reap it, and
+        replace it unless that keeps happening."""
+        self.spares.remove(ex)
+        self.retire(ex)
+        self.spare_deaths += 1
+        if self.spare_deaths >= MAX_SPARE_DEATHS:
+            self.max_spares = 0
+        self.spare_wanted = True
+
+    def spawn(self, msg=None, rlimits=()):
+        """Forks an execution child that runs `msg` at once, or (without `msg`) a spare that
+        waits for its execution. The child's Execution, registered with the loop, or None if
+        no child could be started."""
+        ex = Execution()
+        ex.req_r = ex.req_w = ex.done_r = ex.done_w = ex.log_fd = ex.result_fd = -1
+        ex.timed_out = False
         try:
             ex.log_fd = new_memfd("log")
-        except OSError:
-            self.send_failure(exec_id, 0.0)
-            return
-        try:
             ex.result_fd = new_memfd("result")
+            # Non-blocking: the child's one short write never waits, and a spurious wake-up
+            # of the loop cannot block the zygote on a read.
+            ex.done_r, ex.done_w = new_pipe(os.O_NONBLOCK)
+            if msg is None:
+                # Blocking: the spare waits in its read. The zygote's one write of at most
+                # PIPE_BUF bytes into the empty pipe never waits either.
+                ex.req_r, ex.req_w = new_pipe(0)
         except OSError:
-            os.close(ex.log_fd)
-            self.send_failure(exec_id, 0.0)
-            return
+            self.close_fds(ex)
+            return None
         inherited = self.shim_fds()
-        ex.started = time.monotonic()
-        ex.deadline = ex.started + timeout_ms / 1000.0
-        pid = self.fork()
+        inherited += (ex.done_r, ex.req_w) if msg is None else (ex.done_r,)
+        pid = self.fork(yield_to_child=msg is not None)
         if pid == 0:
-            run_execution(self.bound, msg, ex.log_fd, ex.result_fd, rlimits, inherited)
+            run_child(self.bound, ex, msg, rlimits, self.rlimit_plans, inherited, self.sample)
+        for fd in (ex.done_w, ex.req_r):
+            if fd >= 0:
+                os.close(fd)
+        ex.done_w = ex.req_r = -1
         if pid > 0:
             ex.pid = pid
             ex.pidfd = self.watch(pid, ex)
         if pid < 0 or ex.pidfd is False:
-            # Fork failed (EAGAIN/ENOMEM: the sandbox's process or memory limit), or we are
-            # out of descriptors to watch the child with: the execution cannot run.
-            os.close(ex.log_fd)
-            os.close(ex.result_fd)
-            self.send_failure(exec_id, time.monotonic() - ex.started)
-            return
-        self.running[pid] = ex
+            self.close_fds(ex)
+            return None
+        self.sel.register(ex.done_r, ex)
+        return ex
 
-    def fork(self):
+    @staticmethod
+    def close_fds(ex):
+        for fd in (ex.log_fd, ex.result_fd, ex.req_r, ex.req_w, ex.done_r, ex.done_w):
+            if fd >= 0:
+                os.close(fd)
+        ex.log_fd = ex.result_fd = ex.req_r = ex.req_w = ex.done_r = ex.done_w = -1
+
+    def retire(self, ex, answered=False):
+        """Releases an execution child the zygote has no more use for but that may still be
+        running (an execution answered before its exit, or a dropped spare): its files go,
+        and it is reaped like a killed leftover."""
+        if ex.done_r >= 0:
+            self.sel.unregister(ex.done_r)
+        self.close_fds(ex)
+        if ex.pidfd is not None:
+            self.sel.modify(ex.pidfd, ex.pid)
+        self.dying[ex.pid] = ex.pidfd
+        if answered:
+            self.retired.add(ex.pid)
+        if ex.pidfd is None:
+            self.reap_dying(ex.pid)  # fallback mode: else its pidfd tells when it is gone
+
+    def fork(self, yield_to_child=True):
         """os.fork() with the group set up on both sides; -1 if the fork failed."""
         try:
             pid = os.fork()
@@ -628,10 +948,12 @@ class Zygote:
                 os.setpgid(pid, pid)
             except OSError:
                 pass
-            # Let the child run first: it usually starts on this CPU's run queue, and the
-            # zygote's own bookkeeping can wait. Measured: ~0.2 ms less per execution, and
-            # the zygote's later writes then find pages the child no longer shares.
-            os.sched_yield()
+            if yield_to_child:
+                # Let an execution's child run first: it usually starts on this CPU's run
+                # queue, and the zygote's own bookkeeping can wait. Measured: ~0.2 ms less
+                # per execution, and the zygote's later writes then find pages the child no
+                # longer shares. (A spare is in no hurry.)
+                os.sched_yield()
         return pid
 
     def watch(self, pid, data):
@@ -645,20 +967,22 @@ class Zygote:
             self.kill_group(pid)
             os.waitpid(pid, 0)
             return False
-        self.sel.register(pidfd, selectors.EVENT_READ, data)
+        self.sel.register(pidfd, data)
         return pidfd
 
     def shim_fds(self):
-        """Descriptors of the zygote that a new execution child must close."""
+        """Descriptors of the zygote that a new child must close."""
         fds = [self.proto_in, self.proto_out, self.devnull]
-        if hasattr(self.sel, "fileno"):
-            fds.append(self.sel.fileno())
+        fds.append(self.sel.fileno())
         if self.wakeup_r >= 0:
             fds += (self.wakeup_r, self.wakeup_w)
-        for ex in self.running.values():
-            fds += (ex.log_fd, ex.result_fd)
-            if ex.pidfd is not None:
-                fds.append(ex.pidfd)
+        for group in (self.running.values(), self.spares):
+            for ex in group:
+                fds += (ex.log_fd, ex.result_fd, ex.done_r)
+                if ex.req_w >= 0:
+                    fds.append(ex.req_w)
+                if ex.pidfd is not None:
+                    fds.append(ex.pidfd)
         fds.extend(fd for fd in self.dying.values() if fd is not None)
         return fds
 
@@ -681,6 +1005,36 @@ class Zygote:
         except OSError:
             pass
 
+    def on_done(self, ex):
+        """The child announced its result complete: answer now, before the child's exit.
+
+        Its process group (the child included, which is only exiting anyway) is killed as
+        at any end of an execution; the child is then reaped in the background, and what it
+        left behind is killed once it is gone (its orphans are then ours, see reap_dying)."""
+        try:
+            data = os.read(ex.done_r, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        try:
+            cpu_ms, max_rss_kb = map(int, data.split())
+        except ValueError:
+            # Nothing (every writer is gone) or not what the child writes (the function
+            # wrote there): the exit tells.
+            self.sel.unregister(ex.done_r)
+            os.close(ex.done_r)
+            ex.done_r = -1
+            return
+        duration = time.monotonic() - ex.started
+        self.kill_group(ex.pid)
+        del self.running[ex.pid]
+        self.spare_wanted = True
+        try:
+            self.reply(ex, 0, (cpu_ms, max_rss_kb), duration)
+        finally:
+            self.retire(ex, answered=True)
+
     def finish(self, ex):
         """Reaps an execution whose process has exited and sends its result."""
         # Kill what is left of its process group while the zombie still holds the group's
@@ -698,19 +1052,27 @@ class Zygote:
         if ex.pidfd is not None:
             self.sel.unregister(ex.pidfd)
             os.close(ex.pidfd)
+        if ex.done_r >= 0:
+            self.sel.unregister(ex.done_r)
         try:
-            msg = self.result_message(ex, status, usage, duration)
-            data = self.encode(msg)
-            if len(data) > MAX_FRAME:
-                # A frame the engine would refuse: report the overflow instead.
-                msg.update(success=False, output=RESOURCE_MSG, reason="resource",
-                           logs=msg["logs"][:MAX_FRAME // 4] + "\n[result too large: %d bytes]\n" % len(data))
-                data = None
-            self.send(msg, data)
+            usage = (int(round((usage.ru_utime + usage.ru_stime) * 1000)), usage.ru_maxrss) if usage else (0, 0)
+            self.reply(ex, status, usage, duration)
         finally:
-            os.close(ex.log_fd)
-            os.close(ex.result_fd)
+            self.close_fds(ex)
         self.kill_leftovers()
+        self.spare_wanted = True
+
+    def reply(self, ex, status, usage, duration):
+        """Sends the result of an execution that ended with wait status `status`; `usage`
+        is (cpu_ms, max_rss_kb)."""
+        msg = self.result_message(ex, status, usage, duration)
+        data = self.encode(msg)
+        if len(data) > MAX_FRAME:
+            # A frame the engine would refuse: report the overflow instead.
+            msg.update(success=False, output=RESOURCE_MSG, reason="resource",
+                       logs=msg["logs"][:MAX_FRAME // 4] + "\n[result too large: %d bytes]\n" % len(data))
+            data = None
+        self.send(msg, data)
 
     def result_message(self, ex, status, usage, duration):
         logs = read_text(ex.log_fd, ex.log_limit)
@@ -735,8 +1097,7 @@ class Zygote:
             success, output, reason = False, RESOURCE_MSG, "resource"
         return {
             "op": "result", "id": ex.id, "success": success, "output": output, "duration": round(duration, 3),
-            "logs": logs, "cpu_ms": int(round((usage.ru_utime + usage.ru_stime) * 1000)) if usage else 0,
-            "max_rss_kb": usage.ru_maxrss if usage else 0, "reason": reason,
+            "logs": logs, "cpu_ms": usage[0], "max_rss_kb": usage[1], "reason": reason,
         }
 
     def check_deadlines(self):
@@ -801,12 +1162,13 @@ class Zygote:
         return fields[0], int(fields[1]), int(fields[2])
 
     def kill_leftovers(self):
-        """Kills every direct child that is not a running execution: processes finished
+        """Kills every direct child that is not a running execution or a spare: processes finished
         executions left behind (daemons that escaped the group were re-parented to us, the
         subreaper). Executions are reaped only by their own wait4, never here, and
         a leftover still in a running execution's process group is left to that execution."""
+        spares = [ex.pid for ex in self.spares]
         for pid in self.direct_children():
-            if pid in self.running or pid in self.dying:
+            if pid in self.running or pid in self.dying or pid in spares:
                 continue
             if self.running:
                 stat = self.proc_stat(pid)
@@ -839,7 +1201,7 @@ class Zygote:
                 except OSError:
                     pidfd = None  # checked again after the next execution ends
                 else:
-                    self.sel.register(pidfd, selectors.EVENT_READ, pid)
+                    self.sel.register(pidfd, pid)
             self.dying[pid] = pidfd
 
     def on_sigchld(self):
@@ -855,34 +1217,54 @@ class Zygote:
                     self.finish(ex)
             except ChildProcessError:
                 self.finish(ex)
+        for ex in list(self.spares):
+            try:
+                if os.waitid(os.P_PID, ex.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    self.spare_died(ex)
+            except ChildProcessError:
+                self.spare_died(ex)
         for pid in list(self.dying):
-            self.reap_leftover(pid)
+            self.reap_dying(pid)
+
+    def reap_dying(self, pid):
+        """reap_leftover for a process the loop saw die; an execution answered before its
+        exit leaves its own descendants to us only now, so they are looked for then."""
+        self.reap_leftover(pid)
+        if pid in self.retired and pid not in self.dying:
+            self.retired.discard(pid)
+            self.kill_leftovers()
 
     # -- loop ----------------------------------------------------------------------------
 
     def serve(self):
         self.send({"op": "ready", "pid": self.my_pid, "runtime": RUNTIME,
                    "version": "%d.%d.%d" % sys.version_info[:3]})
-        select = self.sel.select
+        poll = self.sel.ep.poll
+        handlers = self.sel.data
         while True:
             timeout = self.next_timeout() if self.running else None
             if self.dying and not self.use_pidfd and timeout is None:
                 timeout = 0.5  # a fallback-mode leftover whose SIGCHLD we may have missed
-            for key, _ in select(timeout):
-                data = key.data
-                if data is None:
+            for fd, _ in poll(-1 if timeout is None else timeout):
+                data = handlers.get(fd)
+                if data is INPUT:
                     chunk = os.read(self.proto_in, READ_CHUNK)
                     if chunk:
                         self.buf += chunk
                     else:
                         self.eof = True
                 elif data.__class__ is Execution:
-                    if data.pid in self.running:
-                        self.finish(data)
+                    if self.running.get(data.pid) is data:
+                        if fd == data.done_r:
+                            self.on_done(data)
+                        else:
+                            self.finish(data)
+                    elif data.id is None and fd == data.pidfd and data in self.spares:
+                        self.spare_died(data)
                 elif data == "wakeup":
                     self.on_sigchld()
-                else:
-                    self.reap_leftover(data)
+                elif data is not None:
+                    self.reap_dying(data)
             if self.dying and not self.use_pidfd:
                 self.on_sigchld()  # the 0.5 s poll above
             if self.running:
@@ -892,9 +1274,13 @@ class Zygote:
                     self.handle_frame(frame)
             if self.eof:
                 return 0
+            if self.spare_wanted and not self.running:
+                self.add_spares()
 
     def shutdown(self):
-        """Kills every execution and leftover, reaps them, removes the package."""
+        """Kills every execution, spare and leftover, reaps them, removes the package."""
+        for ex in self.spares:
+            self.kill_group(ex.pid)
         for pid in list(self.running):
             self.kill_group(pid)
         for pid in list(self.running):

@@ -17,6 +17,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -173,6 +174,29 @@ def fork_and_return(**kwargs):
         return "grandchild"
     os.wait()
     return "parent"
+
+def whoami(**kwargs):
+    return os.getpid()
+
+# Module state an execution changes: every execution must start from the state the import
+# left, whichever process (a spare or a fresh fork) runs it.
+CALLS = []
+STATE = {"counter": 0}
+
+def count(**kwargs):
+    CALLS.append(1)
+    STATE["counter"] += 1
+    return {"calls": len(CALLS), "counter": STATE["counter"], "pid": os.getpid()}
+
+def echo(context=None, **kwargs):
+    return kwargs
+
+def printer(name, lines=20, **kwargs):
+    for i in range(lines):
+        print(name, i, flush=True)
+        sys.stderr.write("%s err %d\n" % (name, i))
+        time.sleep(0.01)
+    return name
 '''
 
 
@@ -208,11 +232,12 @@ def wait_gone(pid, within=3.0):
 class Shim:
     """One shim process and the engine's end of its channel."""
 
-    def __init__(self, fallback=False, env=None):
+    def __init__(self, fallback=False, env=None, prefix=()):
         if fallback:
             cmd = [PYTHON, "-I", "-c", FALLBACK_BOOT, SHIM]
         else:
             cmd = [PYTHON, "-I", SHIM]
+        cmd = list(prefix) + cmd
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                      env=env, bufsize=0)
@@ -276,30 +301,140 @@ class Shim:
             f.close()
 
 
+def children(pid):
+    """The live (not zombie) direct children of `pid`."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    live = []
+    for kid in kids:
+        try:
+            with open("/proc/%d/stat" % kid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    live.append(kid)
+        except OSError:
+            pass
+    return live
+
+
+class Cgroups:
+    """A memory and a pids cgroup for one test worker (v1 hierarchies, or v2)."""
+
+    def __init__(self, dirs, memory_dir, v2):
+        self.dirs, self.memory_dir, self.v2 = dirs, memory_dir, v2
+
+    def prefix(self):
+        """A command prefix that moves the shim into the cgroups before it starts."""
+        moves = "; ".join("echo $$ > %s/cgroup.procs" % d for d in self.dirs)
+        return ["sh", "-c", moves + '; exec "$@"', "sh"]
+
+    def read(self, name):
+        with open(os.path.join(self.memory_dir, name)) as f:
+            return f.read()
+
+    def peak(self):
+        return int(self.read("memory.peak" if self.v2 else "memory.max_usage_in_bytes"))
+
+    def oom_kills(self):
+        text = self.read("memory.events" if self.v2 else "memory.oom_control")
+        for line in text.splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+        return 0
+
+    def remove(self):
+        for d in self.dirs:
+            for _ in range(100):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def worker_cgroups(memory, pids):
+    """Cgroups limiting memory and pids the way the jail does, or SkipTest."""
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("creating cgroups needs root")
+    name = "qinling-shim-test-%d-%d" % (os.getpid(), time.monotonic_ns())
+    root = "/sys/fs/cgroup"
+    try:
+        with open(os.path.join(root, "cgroup.subtree_control")) as f:
+            v2 = {"memory", "pids"} <= set(f.read().split())
+    except OSError:
+        v2 = False
+    if v2:
+        d = os.path.join(root, name)
+        settings = {d: {"memory.max": memory, "memory.swap.max": 0, "pids.max": pids}}
+        dirs = [d]
+    elif os.path.isdir(os.path.join(root, "memory")) and os.path.isdir(os.path.join(root, "pids")):
+        mem, pid = os.path.join(root, "memory", name), os.path.join(root, "pids", name)
+        settings = {mem: {"memory.limit_in_bytes": memory, "memory.memsw.limit_in_bytes": memory},
+                    pid: {"pids.max": pids}}
+        dirs = [mem, pid]
+    else:
+        raise unittest.SkipTest("no memory and pids cgroup controllers here")
+    made = []
+    try:
+        for d, files in settings.items():
+            os.mkdir(d)
+            made.append(d)
+            for f, value in files.items():
+                if os.path.exists(os.path.join(d, f)):
+                    with open(os.path.join(d, f), "w") as out:
+                        out.write(str(value))
+    except OSError as exc:
+        Cgroups(made, None, v2).remove()
+        raise unittest.SkipTest("cannot set up cgroups: %s" % exc)
+    return Cgroups(dirs, dirs[0], v2)
+
+
 class ShimTest(unittest.TestCase):
     FALLBACK = False
+    SPARES = None  # $QINLING_SPARES for the shim; None: its default (one spare)
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="qinling-shim-test-")
         cls.env = dict(os.environ, QINLING_PACKAGE_DIR=os.path.join(cls.tmp, "packages"), TMPDIR=cls.tmp)
+        cls.env.pop("QINLING_SPARES", None)
+        if cls.SPARES is not None:
+            cls.env["QINLING_SPARES"] = str(cls.SPARES)
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def start(self):
-        shim = Shim(fallback=self.FALLBACK, env=self.env)
+    def start(self, prefix=(), **env):
+        shim = Shim(fallback=self.FALLBACK, env=dict(self.env, **env), prefix=prefix)
         self.addCleanup(shim.close)
         ready = shim.recv()
         self.assertEqual(ready["op"], "ready", ready)
         return shim, ready
 
-    def bound(self, files=None, entry="funcs.no_context"):
-        shim, _ = self.start()
+    def bound(self, files=None, entry="funcs.no_context", prefix=(), **env):
+        shim, _ = self.start(prefix, **env)
         reply = shim.bind(files or {"funcs.py": FUNCS}, entry)
         self.assertEqual(reply, {"op": "bound", "ok": True})
         return shim
+
+    def needs_spares(self):
+        if self.SPARES == 0:
+            self.skipTest("this variant keeps no spares")
+
+    def spares(self, shim, n=1, exclude=(), within=5.0):
+        """The pids of the shim's idle spares once there are `n` (ignoring `exclude`: the
+        processes of executions that may not have exited yet)."""
+        deadline = time.monotonic() + within
+        while True:
+            found = [p for p in children(shim.proc.pid) if p not in exclude]
+            if len(found) == n:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError("the shim has spares %r, expected %d" % (found, n))
+            time.sleep(0.01)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -526,19 +661,23 @@ class ShimTest(unittest.TestCase):
 
     def test_execution_cannot_see_the_protocol_channel(self):
         shim = self.bound(entry="funcs.fds")
-        r = shim.run("e")
-        links = r["output"]
-        self.assertFalse([l for l in links.values() if l.startswith("pipe:")], links)
-        self.assertEqual(links["1"], links["2"])
-        self.assertNotEqual(links["0"], links["1"])
+        # The protocol pipes, as /proc names them; the one pipe an execution does hold is its
+        # own end of the pipe on which it tells the zygote that its result is complete.
+        channel = {"pipe:[%d]" % os.fstat(f.fileno()).st_ino for f in (shim.proc.stdin, shim.proc.stdout)}
+        for exec_id in ("e1", "e2"):  # a spare's and a forked child's (see SpareTest)
+            links = shim.run(exec_id)["output"]
+            self.assertFalse(channel & set(links.values()), links)
+            self.assertEqual(len([l for l in links.values() if l.startswith("pipe:")]), 1, links)
+            self.assertEqual(links["1"], links["2"])
+            self.assertNotEqual(links["0"], links["1"])
 
     def test_execution_does_not_hold_other_executions_files(self):
         shim = self.bound(entry="funcs.fds")
         shim.exec("slow", kwargs={"sleep": 1})
         r = shim.run("fast")
-        # 0, 1, 2 and the shim's private log and result descriptors: nothing of "slow".
-        self.assertEqual(len(r["output"]), 5, r["output"])
-        self.assertEqual(len(set(r["output"].values())), 3, r["output"])
+        # 0, 1, 2 and the shim's private log, result and done descriptors: nothing of "slow".
+        self.assertEqual(len(r["output"]), 6, r["output"])
+        self.assertEqual(len(set(r["output"].values())), 4, r["output"])
         self.assertEqual(shim.recv()["id"], "slow")
 
     def test_many_concurrent_executions(self):
@@ -549,6 +688,171 @@ class ShimTest(unittest.TestCase):
         self.assertEqual(sorted(r["output"] for r in results), sorted("Hello, %d" % i for i in range(20)))
         shim.send({"op": "ping"})
         self.assertEqual(shim.recv(), {"op": "pong", "running": 0})
+
+    # -- spares (idle children forked ahead of the next execution) -----------------------
+
+    def test_spare_runs_the_next_execution_and_is_replaced(self):
+        self.needs_spares()
+        shim = self.bound(entry="funcs.whoami")
+        used = []
+        for i in range(3):
+            spare, = self.spares(shim, exclude=used)
+            r = shim.run("e%d" % i)
+            self.assertEqual((r["reason"], r["output"]), ("ok", spare), "the spare ran it")
+            self.assertEqual(r["logs"], "Start execution: e%d\nFinished execution: e%d\n" % (i, i))
+            used.append(spare)
+            self.assertTrue(wait_gone(spare), "the execution's process is gone after its result")
+        shim.send({"op": "ping"})
+        self.assertEqual(shim.recv(), {"op": "pong", "running": 0}, "a spare is not a running execution")
+
+    def test_several_spares(self):
+        self.needs_spares()
+        shim = self.bound(entry="funcs.whoami", QINLING_SPARES="3")
+        spares = set(self.spares(shim, n=3))
+        for i in range(3):
+            shim.exec("e%d" % i)
+        self.assertEqual({shim.recv()["output"] for _ in range(3)}, spares, "one execution on each")
+        self.spares(shim, n=3, exclude=spares)
+        shim = self.bound(entry="funcs.whoami", QINLING_SPARES="99")
+        self.assertEqual(len(self.spares(shim, n=4)), 4, "at most 4")
+
+    def test_unbound_worker_keeps_no_spare(self):
+        shim, _ = self.start()
+        time.sleep(0.2)
+        self.assertEqual(children(shim.proc.pid), [])
+        r = shim.bind({"funcs.py": "raise ValueError('no')\n"}, "funcs.main")
+        self.assertFalse(r["ok"])
+        time.sleep(0.2)
+        self.assertEqual(children(shim.proc.pid), [], "nor does one whose bind failed")
+
+    def test_module_state_is_fresh_in_every_execution(self):
+        shim = self.bound(entry="funcs.count")
+        pids = set()
+        for i in range(4):
+            r = shim.run("s%d" % i)
+            self.assertEqual((r["output"]["calls"], r["output"]["counter"]), (1, 1), r)
+            pids.add(r["output"]["pid"])
+        for i in range(4):
+            shim.exec("c%d" % i)
+        for _ in range(4):
+            r = shim.recv()
+            self.assertEqual((r["output"]["calls"], r["output"]["counter"]), (1, 1), r)
+            pids.add(r["output"]["pid"])
+        self.assertEqual(len(pids), 8, "every execution ran in a process of its own")
+
+    def test_dead_spare_is_replaced(self):
+        self.needs_spares()
+        shim = self.bound(entry="funcs.whoami")
+        spare, = self.spares(shim)
+        os.kill(spare, signal.SIGKILL)
+        self.assertTrue(wait_gone(spare))
+        replacement, = self.spares(shim, exclude=[spare])
+        self.assertNotEqual(replacement, spare)
+        r = shim.run("e")
+        self.assertEqual((r["reason"], r["output"]), ("ok", replacement))
+
+    def test_spare_killed_just_before_its_execution(self):
+        self.needs_spares()
+        shim = self.bound(entry="funcs.whoami")
+        spare, = self.spares(shim)
+        # Stopped, then killed: the shim may hand the execution to it before it notices.
+        os.kill(spare, signal.SIGSTOP)
+        os.kill(spare, signal.SIGKILL)
+        r = shim.run("e")
+        self.assertEqual(r["id"], "e")
+        if r["reason"] == "ok":
+            self.assertNotEqual(r["output"], spare)
+        else:
+            self.assertEqual(r["output"], RESOURCE_MSG, "at worst the execution fails as resource")
+        self.assertEqual(shim.run("e2")["reason"], "ok")
+
+    def test_spares_that_keep_dying_are_given_up(self):
+        self.needs_spares()
+        shim = self.bound(entry="funcs.whoami")
+        killed = []
+        for _ in range(3):
+            spare, = self.spares(shim, exclude=killed)
+            os.kill(spare, signal.SIGKILL)
+            killed.append(spare)
+        deadline = time.monotonic() + 5
+        while children(shim.proc.pid):
+            self.assertLess(time.monotonic(), deadline, "no more spares after three deaths")
+            time.sleep(0.01)
+        time.sleep(0.1)
+        self.assertEqual(children(shim.proc.pid), [])
+        for i in range(2):
+            r = shim.run("e%d" % i)
+            self.assertEqual(r["reason"], "ok", "executions still run, each in a fresh fork")
+            self.assertNotIn(r["output"], killed)
+
+    def test_timeout_of_an_execution_on_a_spare(self):
+        self.needs_spares()
+        shim = self.bound(entry="funcs.sleepy")
+        spare, = self.spares(shim)
+        r = shim.run("slow", kwargs={"seconds": 3}, timeout_ms=300)
+        self.assertEqual((r["success"], r["output"], r["reason"]), (False, TIMEOUT_MSG, "timeout"))
+        self.assertGreaterEqual(r["duration"], 0.3)
+        self.assertLess(r["duration"], 1.5)
+        pid, grandchild = map(int, r["logs"].splitlines()[1].split()[1:])
+        self.assertEqual(pid, spare, "the spare ran it")
+        self.assertTrue(wait_gone(pid))
+        self.assertTrue(wait_gone(grandchild), "its process group went with it")
+        replacement, = self.spares(shim, exclude=[spare])
+        r = shim.run("fast", kwargs={"seconds": 0.01})
+        self.assertEqual(r["output"], "woke")
+        self.assertIn("sleeping %d " % replacement, r["logs"])
+
+    def test_concurrent_executions_on_spares_and_forks_keep_their_output_apart(self):
+        shim = self.bound(entry="funcs.printer")
+        if self.SPARES != 0:
+            self.spares(shim)
+        names = ["n%d" % i for i in range(5)]
+        for name in names:
+            shim.exec(name, kwargs={"name": name, "lines": 20})
+        results = {}
+        for _ in names:
+            r = shim.recv()
+            results[r["id"]] = r
+        for name in names:
+            r = results[name]
+            self.assertEqual((r["reason"], r["output"]), ("ok", name))
+            lines = r["logs"].splitlines()
+            self.assertEqual(lines[0], "Start execution: %s" % name)
+            self.assertEqual(lines[-1], "Finished execution: %s" % name)
+            body = sorted(lines[1:-1])
+            expected = sorted(["%s %d" % (name, i) for i in range(20)] + ["%s err %d" % (name, i) for i in range(20)])
+            self.assertEqual(body, expected, "only its own output, all of it")
+
+    def test_big_exec_message_reaches_a_spare(self):
+        shim = self.bound(entry="funcs.echo")
+        if self.SPARES != 0:
+            self.spares(shim)
+        big = "x" * (200 << 10)
+        r = shim.run("big", kwargs={"data": big, "n": 1})
+        self.assertEqual((r["reason"], r["output"]), ("ok", {"data": big, "n": 1}))
+        r = shim.run("small", kwargs={"n": 2})
+        self.assertEqual(r["output"], {"n": 2}, "the result file the request went through was emptied")
+
+    def test_smallest_memory_limit_runs_three_concurrent_executions(self):
+        """The engine's smallest memory_size (32 MiB) and its 3 executions per worker, with
+        the spare counted in the same memory and pids cgroups (as the jail sets them up)."""
+        cgroups = worker_cgroups(32 << 20, 129)
+        self.addCleanup(cgroups.remove)
+        shim = self.bound(entry="funcs.named", prefix=cgroups.prefix())
+        for rnd in range(3):
+            for i in range(3):
+                shim.exec("r%d-%d" % (rnd, i), kwargs={"name": "n%d" % i})
+            for _ in range(3):
+                r = shim.recv()
+                self.assertEqual(r["reason"], "ok", r)
+        self.assertEqual(cgroups.oom_kills(), 0)
+        self.assertLess(cgroups.peak(), 24 << 20, "room to spare under 32 MiB")
+
+    def test_cpu_time_is_the_executions(self):
+        shim = self.bound(entry="funcs.whoami")
+        r = shim.run("e")
+        self.assertLess(r["cpu_ms"], 50)
+        self.assertGreater(r["max_rss_kb"], 1000)
 
     # -- logs and results ----------------------------------------------------------------
 
@@ -616,6 +920,12 @@ class FallbackShimTest(ShimTest):
     FALLBACK = True
 
 
+class ForkPerExecutionShimTest(ShimTest):
+    """The same suite with no spares (QINLING_SPARES=0): every execution forks its child."""
+
+    SPARES = 0
+
+
 # The cost the shim cannot avoid: the same interpreter, forking a child that exits at once
 # and waiting for it, with what the shim imports loaded.
 FORK_FLOOR = """
@@ -641,28 +951,41 @@ def percentiles(times):
         times[n // 2] * 1e3, times[n * 9 // 10] * 1e3, times[n * 99 // 100] * 1e3, times[-1] * 1e3)
 
 
-def bench(n=2000):
-    """Round-trip latency of sequential hello-world executions on one warm worker."""
+def bench(n=2000, block=100):
+    """Round-trip latency of sequential hello-world executions on one warm worker: with a
+    spare (the default) and forking each execution (QINLING_SPARES=0), back to back and
+    with a 1 ms pause before each execution (the engine's own work between two executions
+    on one worker, which a spare needs to be ready again). The variants run interleaved,
+    `block` executions at a time, so that a busy machine affects them alike."""
     tmp = tempfile.mkdtemp(prefix="qinling-shim-bench-")
+    variants = [("spare", "1", 0.0), ("spare, 1 ms pause", "1", 0.001),
+                ("fork per execution", "0", 0.0), ("fork per execution, 1 ms pause", "0", 0.001)]
+    shims = []
     try:
-        shim = Shim(env=dict(os.environ, QINLING_PACKAGE_DIR=tmp))
-        assert shim.recv()["op"] == "ready"
-        assert shim.bind({"hello.py": HELLO}, "hello.main")["ok"]
-        for i in range(100):
-            shim.run("warm-%d" % i, kwargs={"name": "bench"})
-        times = []
-        for i in range(n):
-            t = time.perf_counter()
-            shim.run("bench-%d" % i, kwargs={"name": "bench"})
-            times.append(time.perf_counter() - t)
-        shim.close()
+        for _, spares, _ in variants:
+            shim = Shim(env=dict(os.environ, QINLING_PACKAGE_DIR=tmp, QINLING_SPARES=spares))
+            shims.append(shim)
+            assert shim.recv()["op"] == "ready"
+            assert shim.bind({"hello.py": HELLO}, "hello.main")["ok"]
+            for i in range(100):
+                shim.run("warm-%d" % i, kwargs={"name": "bench"})
+        times = [[] for _ in variants]
+        for _ in range(n // block):
+            for (_, _, pause), shim, out in zip(variants, shims, times):
+                for i in range(block):
+                    if pause:
+                        time.sleep(pause)
+                    t = time.perf_counter()
+                    shim.run("bench-%d" % i, kwargs={"name": "bench"})
+                    out.append(time.perf_counter() - t)
         floor = float(subprocess.check_output([PYTHON, "-I", "-c", FORK_FLOOR, str(n)]))
-        p50 = sorted(times)[n // 2]
-        print("%d sequential hello-world executions, exec sent -> result received:" % n)
-        print("  %s" % percentiles(times))
+        print("%d sequential hello-world executions each, exec sent -> result received:" % (n // block * block))
+        for (name, _, _), t in zip(variants, times):
+            print("  %-32s %s" % (name, percentiles(t)))
         print("bare fork + _exit + wait4 of the same interpreter: p50 %.3f ms" % (floor * 1e3))
-        print("above that floor (both ends of the protocol, the function, the shim): ~%.3f ms" % ((p50 - floor) * 1e3))
     finally:
+        for shim in shims:
+            shim.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -257,6 +257,12 @@ impl Pool {
         self.inner.refill.notify_one();
     }
 
+    /// The kind of a registered runtime.
+    pub fn runtime_kind(&self, runtime_id: &str) -> Option<RuntimeKind> {
+        let runtimes = self.inner.runtimes.lock().expect("runtimes lock");
+        runtimes.get(runtime_id).map(|rp| rp.kind)
+    }
+
     /// Stops a runtime's pool workers.
     pub fn remove_runtime(&self, runtime_id: &str) {
         let removed = self
@@ -281,6 +287,25 @@ impl Pool {
             total: self.inner.config.pool_size.max(available),
             available,
         })
+    }
+
+    /// Bound workers per function (id, count; versions summed) and each runtime's pool
+    /// (id, available, target), for metrics.
+    pub fn stats(&self) -> (Vec<(String, usize)>, Vec<(String, usize, usize)>) {
+        let mut per_function: HashMap<String, usize> = HashMap::new();
+        for (key, fw) in self.inner.functions.lock().expect("functions lock").iter() {
+            let n = fw.state.lock().expect("function workers lock").workers.iter().filter(|w| !w.is_dead()).count();
+            *per_function.entry(key.function_id.clone()).or_default() += n;
+        }
+        let pools = self
+            .inner
+            .runtimes
+            .lock()
+            .expect("runtimes lock")
+            .iter()
+            .map(|(id, rp)| (id.clone(), rp.idle.iter().filter(|w| !w.is_dead()).count(), self.inner.config.pool_size))
+            .collect();
+        (per_function.into_iter().collect(), pools)
     }
 
     /// Waits until every registered runtime's pool is full (or `timeout` passes).
@@ -724,4 +749,8 @@ impl Pool {
 pub mod shims {
     /// The python3 worker shim (`shims/python3.py`).
     pub const PYTHON3: &str = include_str!("../shims/python3.py");
+    /// The nodejs worker shim (`shims/nodejs.js`): a supervisor and its executors.
+    pub const NODEJS: &str = include_str!("../shims/nodejs.js");
+    /// The custom-runtime worker shim (`shims/custom.py`): runs the package's own executable.
+    pub const CUSTOM: &str = include_str!("../shims/custom.py");
 }

@@ -6,9 +6,10 @@
 //! After a crash, [`Store::recover_executions`] fails what was started and returns what was
 //! queued, so nothing stays `running` forever and nothing accepted is lost.
 
-use qinling_types::{Execution, ExecutionStatus, Outcome, now};
-use sqlx::Row;
+use qinling_types::{Execution, ExecutionStatus, Outcome, RuntimeStatus, Timestamp, now};
+use sqlx::{Row, SqliteConnection};
 
+use crate::writer::WriteOp;
 use crate::{Filter, Result, Scope, Store, StoreError, ts};
 
 /// A new execution to record.
@@ -60,18 +61,68 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Execution> {
     })
 }
 
-impl Store {
-    /// Records a new `running` execution and counts it on its function, in one transaction.
-    /// Returns `None` when the function no longer exists.
-    pub async fn insert_execution(&self, e: &NewExecution) -> Result<Option<Execution>> {
-        let created = now();
-        let mut tx = self.pool.begin().await?;
-        let counted = sqlx::query("UPDATE functions SET count = count + 1 WHERE id = ?")
-            .bind(&e.function_id)
-            .execute(&mut *tx)
-            .await?;
+/// What a successful claim returns.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub execution: Execution,
+    /// The `updated_at` of the execution's function as it is now, or `None` when the
+    /// function is gone: lets the engine check a cached definition without reading it.
+    pub function_updated_at: Option<Option<Timestamp>>,
+}
+
+/// Records a new execution (see [`Store::insert_execution`]).
+struct Insert {
+    row: NewExecution,
+    created: String,
+    /// `Some(updated_at)`: only if the function's definition is still this one and its
+    /// runtime is available.
+    unchanged: Option<Option<String>>,
+}
+
+impl WriteOp for Insert {
+    type Output = bool;
+
+    fn single_statement(&self) -> bool {
+        false
+    }
+
+    async fn apply(&self, conn: &mut SqliteConnection) -> Result<bool> {
+        let e = &self.row;
+        // Version 0 is counted on the function, version N on its version row (§3.6). The
+        // count is bumped first: no row bumped means the function (version) is gone, or is
+        // not the definition the caller admitted the execution with.
+        let counted = match (&self.unchanged, e.function_version) {
+            (Some(updated_at), 0) => {
+                sqlx::query(
+                    "UPDATE functions SET count = count + 1
+                     WHERE id = ? AND updated_at IS ?
+                       AND EXISTS (SELECT 1 FROM runtimes
+                                   WHERE runtimes.id = functions.runtime_id AND runtimes.status = ?)",
+                )
+                .bind(&e.function_id)
+                .bind(updated_at)
+                .bind(RuntimeStatus::Available.as_str())
+                .execute(&mut *conn)
+                .await?
+            }
+            (None, 0) => {
+                sqlx::query("UPDATE functions SET count = count + 1 WHERE id = ?")
+                    .bind(&e.function_id)
+                    .execute(&mut *conn)
+                    .await?
+            }
+            (_, version) => {
+                sqlx::query(
+                    "UPDATE function_versions SET count = count + 1 WHERE function_id = ? AND version_number = ?",
+                )
+                .bind(&e.function_id)
+                .bind(version)
+                .execute(&mut *conn)
+                .await?
+            }
+        };
         if counted.rows_affected() == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         sqlx::query(
             "INSERT INTO executions (id, function_id, function_version, function_alias, description, status, sync, input,
@@ -87,59 +138,164 @@ impl Store {
         .bind(&e.input)
         .bind(if e.sync { "started" } else { "queued" })
         .bind(&e.project_id)
-        .bind(ts::to_db(created))
-        .execute(&mut *tx)
+        .bind(&self.created)
+        .execute(&mut *conn)
         .await?;
-        tx.commit().await?;
-        Ok(Some(Execution {
-            id: e.id.clone(),
-            function_id: e.function_id.clone(),
+        Ok(true)
+    }
+}
+
+/// Claims a queued execution (see [`Store::claim_execution`]).
+struct Claim {
+    id: String,
+}
+
+impl WriteOp for Claim {
+    type Output = Option<Claimed>;
+
+    fn single_statement(&self) -> bool {
+        true
+    }
+
+    async fn apply(&self, conn: &mut SqliteConnection) -> Result<Option<Claimed>> {
+        // '' stands for "never updated", so that NULL can mean "no such function".
+        let row = sqlx::query(
+            "UPDATE executions SET queue_state = 'started' WHERE id = ? AND queue_state = 'queued'
+             RETURNING *, (SELECT COALESCE(updated_at, '') FROM functions
+                           WHERE functions.id = executions.function_id) AS function_updated_at",
+        )
+        .bind(&self.id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let updated: Option<String> = row.try_get("function_updated_at")?;
+        let function_updated_at = match updated.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(t) => Some(Some(ts::from_db(t).ok_or_else(|| StoreError::Corrupt {
+                table: "functions",
+                what: t.to_string(),
+            })?)),
+        };
+        Ok(Some(Claimed {
+            execution: from_row(&row)?,
+            function_updated_at,
+        }))
+    }
+}
+
+/// Records an outcome (see [`Store::finish_execution`]).
+struct Finish {
+    id: String,
+    status: &'static str,
+    result: String,
+    logs: String,
+    cpu_ms: Option<i64>,
+    memory_peak_kb: Option<i64>,
+    updated_at: String,
+}
+
+impl WriteOp for Finish {
+    type Output = bool;
+
+    fn single_statement(&self) -> bool {
+        true
+    }
+
+    async fn apply(&self, conn: &mut SqliteConnection) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE executions SET status = ?, result = ?, logs = ?, cpu_ms = ?, memory_peak_kb = ?, queue_state = NULL,
+                    updated_at = ?
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(self.status)
+        .bind(&self.result)
+        .bind(&self.logs)
+        .bind(self.cpu_ms)
+        .bind(self.memory_peak_kb)
+        .bind(&self.updated_at)
+        .bind(&self.id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Store {
+    /// Records a new `running` execution and counts it on its function (version), in one
+    /// transaction. Returns `None` when the function (version) no longer exists.
+    pub async fn insert_execution(&self, e: NewExecution) -> Result<Option<Execution>> {
+        Ok(self.insert(e, None).await?.ok())
+    }
+
+    /// As [`Store::insert_execution`], for an execution admitted with a cached definition of
+    /// a function's version 0: records it only if the function's `updated_at` is still
+    /// `function_updated_at` (every change of a definition sets it) and its runtime is
+    /// available. Otherwise gives the row back (`Err`) for the caller to check afresh.
+    pub async fn insert_execution_if_unchanged(
+        &self,
+        e: NewExecution,
+        function_updated_at: Option<Timestamp>,
+    ) -> Result<std::result::Result<Execution, NewExecution>> {
+        self.insert(e, Some(function_updated_at.map(ts::to_db)))
+            .await
+    }
+
+    async fn insert(
+        &self,
+        row: NewExecution,
+        unchanged: Option<Option<String>>,
+    ) -> Result<std::result::Result<Execution, NewExecution>> {
+        let created = now();
+        let op = Insert {
+            row,
+            created: ts::to_db(created),
+            unchanged,
+        };
+        let (inserted, op) = self.writer.submit_with(op).await?;
+        if !inserted {
+            return Ok(Err(op.row));
+        }
+        let e = op.row;
+        Ok(Ok(Execution {
+            id: e.id,
+            function_id: e.function_id,
             function_version: e.function_version,
-            function_alias: e.function_alias.clone(),
-            description: e.description.clone(),
+            function_alias: e.function_alias,
+            description: e.description,
             status: ExecutionStatus::Running,
             sync: e.sync,
-            input: e.input.clone(),
+            input: e.input,
             result: None,
             logs: None,
             cpu_ms: None,
             memory_peak_kb: None,
-            project_id: e.project_id.clone(),
+            project_id: e.project_id,
             created_at: created,
             updated_at: None,
         }))
     }
 
-    /// Claims a queued execution for running. `false` if it was already claimed, finished
+    /// Claims a queued execution for running. `None` if it was already claimed, finished
     /// or deleted.
-    pub async fn claim_execution(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE executions SET queue_state = 'started' WHERE id = ? AND queue_state = 'queued'",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    pub async fn claim_execution(&self, id: &str) -> Result<Option<Claimed>> {
+        self.writer.submit(Claim { id: id.to_string() }).await
     }
 
-    /// Records the outcome of a running execution. Returns the updated row, or `None` if
-    /// it was deleted meanwhile.
-    pub async fn finish_execution(&self, id: &str, outcome: &Outcome) -> Result<Option<Execution>> {
-        let row = sqlx::query(
-            "UPDATE executions SET status = ?, result = ?, logs = ?, cpu_ms = ?, memory_peak_kb = ?, queue_state = NULL,
-                    updated_at = ?
-             WHERE id = ? AND status = 'running' RETURNING *",
-        )
-        .bind(outcome.status.as_str())
-        .bind(outcome.result_json())
-        .bind(&outcome.logs)
-        .bind(outcome.cpu_ms.map(|v| v as i64))
-        .bind(outcome.memory_peak_kb.map(|v| v as i64))
-        .bind(ts::to_db(now()))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+    /// Records the outcome of a running execution. Returns when it was recorded (the row's
+    /// new `updated_at`), or `None` if the execution was deleted or finished meanwhile.
+    pub async fn finish_execution(&self, id: &str, outcome: &Outcome) -> Result<Option<Timestamp>> {
+        let at = now();
+        let op = Finish {
+            id: id.to_string(),
+            status: outcome.status.as_str(),
+            result: outcome.result_json(),
+            logs: outcome.logs.clone(),
+            cpu_ms: outcome.cpu_ms.map(|v| v as i64),
+            memory_peak_kb: outcome.memory_peak_kb.map(|v| v as i64),
+            updated_at: ts::to_db(at),
+        };
+        Ok(self.writer.submit(op).await?.then_some(at))
     }
 
     pub async fn get_execution(&self, id: &str, scope: &Scope) -> Result<Option<Execution>> {
@@ -218,5 +374,231 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok((failed.rows_affected(), queued))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qinling_types::{Code, Function, Runtime};
+
+    use super::*;
+    use crate::{FunctionUpdate, RuntimeUpdate};
+
+    async fn setup(store: &Store) -> Function {
+        store
+            .insert_runtime(&Runtime {
+                id: "rt".into(),
+                name: Some("python3".into()),
+                image: "python3".into(),
+                description: None,
+                is_public: true,
+                trusted: true,
+                status: RuntimeStatus::Available,
+                project_id: "p".into(),
+                created_at: now(),
+                updated_at: None,
+            })
+            .await
+            .unwrap();
+        let f = Function {
+            id: "f".into(),
+            name: None,
+            description: None,
+            runtime_id: Some("rt".into()),
+            code: Code::Package { md5sum: "m".into() },
+            package_sha256: "s".into(),
+            package_size: 1,
+            entry: None,
+            cpu: 100,
+            memory_size: 1 << 25,
+            timeout: 5,
+            count: 0,
+            latest_version: 0,
+            project_id: "p".into(),
+            created_at: now(),
+            updated_at: None,
+        };
+        store.insert_function(&f).await.unwrap();
+        store.get_function("f", &Scope::All).await.unwrap().unwrap()
+    }
+
+    fn new(id: &str, sync: bool) -> NewExecution {
+        NewExecution {
+            id: id.into(),
+            function_id: "f".into(),
+            function_version: 0,
+            function_alias: None,
+            description: None,
+            sync,
+            input: Some("{\"a\": 1}".into()),
+            project_id: "p".into(),
+        }
+    }
+
+    async fn count(store: &Store) -> i64 {
+        store
+            .get_function("f", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap()
+            .count
+    }
+
+    #[tokio::test]
+    async fn a_cached_definition_is_checked_by_the_insert() {
+        let store = Store::in_memory().await.unwrap();
+        let f = setup(&store).await;
+        let e = store
+            .insert_execution_if_unchanged(new("e1", true), f.updated_at)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((e.id.as_str(), e.status), ("e1", ExecutionStatus::Running));
+        assert_eq!(count(&store).await, 1);
+        // The definition changes: the old one no longer admits, the new one does.
+        let update = FunctionUpdate {
+            timeout: Some(9),
+            ..Default::default()
+        };
+        store.update_function("f", &update).await.unwrap().unwrap();
+        let refused = store
+            .insert_execution_if_unchanged(new("e2", true), f.updated_at)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.id, "e2");
+        let g = store.get_function("f", &Scope::All).await.unwrap().unwrap();
+        assert!(g.updated_at.is_some());
+        assert!(
+            store
+                .insert_execution_if_unchanged(new("e2", true), g.updated_at)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+        // The runtime goes away: refused, though the definition is the same.
+        let down = RuntimeUpdate {
+            status: Some(RuntimeStatus::Error),
+            ..Default::default()
+        };
+        store.update_runtime("rt", &down).await.unwrap();
+        assert!(
+            store
+                .insert_execution_if_unchanged(new("e3", true), g.updated_at)
+                .await
+                .unwrap()
+                .is_err()
+        );
+        // Refused rows were neither recorded nor counted.
+        assert_eq!(count(&store).await, 2);
+        assert!(
+            store
+                .get_execution("e3", &Scope::All)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The unguarded insert only needs the function to exist.
+        assert!(
+            store
+                .insert_execution(new("e4", false))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        store.delete_function("f").await.unwrap();
+        assert!(
+            store
+                .insert_execution(new("e5", false))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn claim_and_finish() {
+        let store = Store::in_memory().await.unwrap();
+        let f = setup(&store).await;
+        store
+            .insert_execution(new("a", false))
+            .await
+            .unwrap()
+            .unwrap();
+        let claimed = store.claim_execution("a").await.unwrap().unwrap();
+        assert_eq!(claimed.execution.input.as_deref(), Some("{\"a\": 1}"));
+        assert_eq!(claimed.function_updated_at, Some(f.updated_at));
+        assert!(store.claim_execution("a").await.unwrap().is_none());
+        let outcome = Outcome {
+            logs: "log\n".into(),
+            cpu_ms: Some(3),
+            memory_peak_kb: Some(9),
+            ..Outcome::error(ExecutionStatus::Success, "out")
+        };
+        let at = store
+            .finish_execution("a", &outcome)
+            .await
+            .unwrap()
+            .unwrap();
+        let row = store
+            .get_execution("a", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, ExecutionStatus::Success);
+        assert_eq!(row.logs.as_deref(), Some("log\n"));
+        assert_eq!((row.cpu_ms, row.memory_peak_kb), (Some(3), Some(9)));
+        assert_eq!(row.result, Some(outcome.result_json()));
+        assert_eq!(row.updated_at.map(ts::to_db), Some(ts::to_db(at)));
+        // Finished once only.
+        assert!(
+            store
+                .finish_execution("a", &outcome)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // A queued execution whose function is gone claims with no function.
+        store
+            .insert_execution(new("b", false))
+            .await
+            .unwrap()
+            .unwrap();
+        store.delete_function("f").await.unwrap();
+        let claimed = store.claim_execution("b").await.unwrap().unwrap();
+        assert_eq!(claimed.function_updated_at, None);
+        let (failed, queued) = store.recover_executions("gone").await.unwrap();
+        assert_eq!((failed, queued.len()), (1, 0));
+    }
+
+    /// Read-modify-write transactions on the pool take the write lock up front, so a commit
+    /// of the execution writer between their read and their write cannot fail them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pool_writes_beside_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("q.sqlite")).await.unwrap();
+        setup(&store).await;
+        let writes = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    store
+                        .insert_execution(new(&format!("e{i}"), true))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                }
+            })
+        };
+        for i in 0..100 {
+            let update = FunctionUpdate {
+                timeout: Some(1 + i % 10),
+                ..Default::default()
+            };
+            store.update_function("f", &update).await.unwrap().unwrap();
+        }
+        writes.await.unwrap();
+        assert_eq!(count(&store).await, 300);
+        store.close().await;
     }
 }

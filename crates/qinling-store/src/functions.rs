@@ -18,7 +18,7 @@ pub struct FunctionUpdate {
     pub package: Option<(String, String, u64)>,
 }
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Function> {
+pub(crate) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Function> {
     let source: String = row.try_get("code_source")?;
     let code = match source.as_str() {
         "package" => Code::Package {
@@ -127,7 +127,7 @@ impl Store {
         id: &str,
         update: &FunctionUpdate,
     ) -> Result<Option<(Function, String)>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(row) = sqlx::query("SELECT * FROM functions WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -194,20 +194,22 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// How many functions use the package with this hash.
+    /// How many functions and function versions use the package with this hash.
     pub async fn package_references(&self, sha256: &str) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM functions WHERE package_sha256 = ?")
-                .bind(sha256)
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM functions WHERE package_sha256 = ?)
+                  + (SELECT COUNT(*) FROM function_versions WHERE package_sha256 = ?)",
         )
+        .bind(sha256)
+        .bind(sha256)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Every package hash in use, for cleaning the package directory.
     pub async fn package_hashes(&self) -> Result<Vec<String>> {
         Ok(
-            sqlx::query_scalar("SELECT DISTINCT package_sha256 FROM functions")
+            sqlx::query_scalar("SELECT package_sha256 FROM functions UNION SELECT package_sha256 FROM function_versions")
                 .fetch_all(&self.pool)
                 .await?,
         )

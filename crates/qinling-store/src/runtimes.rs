@@ -97,7 +97,7 @@ impl Store {
         id: &str,
         update: &RuntimeUpdate,
     ) -> Result<Option<Runtime>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(row) = sqlx::query("SELECT * FROM runtimes WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -135,7 +135,7 @@ impl Store {
     /// Deletes a runtime unless a function (of any project) uses it. Returns `Ok(false)` when
     /// it is in use, in the same transaction as the check so no function can slip in between.
     pub async fn delete_runtime(&self, id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM functions WHERE runtime_id = ?")
             .bind(id)
             .fetch_one(&mut *tx)

@@ -6,11 +6,13 @@ mod error;
 mod limits;
 mod model;
 mod time_fmt;
+mod triggers;
 
 pub use error::{Error, Result};
 pub use limits::{LimitRanges, Range, ResourceLimits};
 pub use model::*;
 pub use time_fmt::{Timestamp, format_ts, now};
+pub use triggers::*;
 
 /// A fresh random resource id (UUID4, 36 characters), as upstream uses.
 pub fn new_id() -> String {

@@ -44,6 +44,10 @@ impl RuntimeStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuntimeKind {
     Python3,
+    /// Node.js: `handler(context, input)` in warm executor processes (`shims/nodejs.js`).
+    Nodejs,
+    /// A package carrying its own executable: stdin JSON in, stdout result out (`shims/custom.py`).
+    Custom,
 }
 
 impl RuntimeKind {
@@ -53,6 +57,10 @@ impl RuntimeKind {
         let name = lower.rsplit('/').next().unwrap_or(&lower);
         if name.starts_with("python") {
             Some(RuntimeKind::Python3)
+        } else if name.starts_with("node") {
+            Some(RuntimeKind::Nodejs)
+        } else if name.starts_with("custom") {
+            Some(RuntimeKind::Custom)
         } else {
             None
         }
@@ -61,6 +69,8 @@ impl RuntimeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RuntimeKind::Python3 => "python3",
+            RuntimeKind::Nodejs => "nodejs",
+            RuntimeKind::Custom => "custom",
         }
     }
 }
@@ -380,5 +390,11 @@ mod tests {
             Some(RuntimeKind::Python3)
         );
         assert_eq!(RuntimeKind::from_image("busybox"), None);
+        assert_eq!(
+            RuntimeKind::from_image("openstackqinling/nodejs-runtime:0.0.1"),
+            Some(RuntimeKind::Nodejs)
+        );
+        assert_eq!(RuntimeKind::from_image("nodejs"), Some(RuntimeKind::Nodejs));
+        assert_eq!(RuntimeKind::from_image("custom"), Some(RuntimeKind::Custom));
     }
 }

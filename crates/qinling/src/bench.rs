@@ -246,28 +246,40 @@ async fn throughput(t: &Target, clients: usize, secs: u64) -> anyhow::Result<Thr
 fn zip_of(name: &str, source: &str) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    w.start_file(name, zip::write::SimpleFileOptions::default())
+    // Executable, for the custom runtime's entry.
+    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+    w.start_file(name, options)
         .expect("zip entry");
     w.write_all(source.as_bytes()).expect("zip write");
     w.finish().expect("zip finish").into_inner()
 }
 
 async fn runtime_id(c: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let v: Value = c
-        .get(format!("{base}/v1/runtimes"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    v["runtimes"]
-        .as_array()
-        .and_then(|a| {
+    runtime_named(c, base, "python3").await
+}
+
+/// The id of the built-in runtime `name`, waiting (up to 30 s) for it to be available.
+async fn runtime_named(c: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = c
+            .get(format!("{base}/v1/runtimes"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let found = v["runtimes"].as_array().and_then(|a| {
             a.iter()
-                .find(|r| r["name"] == "python3" && r["status"] == "available")
-        })
-        .and_then(|r| r["id"].as_str())
-        .map(str::to_string)
-        .context("the built-in python3 runtime is not available")
+                .find(|r| r["name"] == name && r["status"] == "available")
+        });
+        if let Some(id) = found.and_then(|r| r["id"].as_str()) {
+            return Ok(id.to_string());
+        }
+        if Instant::now() > deadline {
+            bail!("the built-in {name} runtime is not available: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn create_function(
@@ -276,16 +288,27 @@ async fn create_function(
     runtime: &str,
     source: &str,
 ) -> anyhow::Result<String> {
+    create_function_in(c, base, runtime, "main.py", source, "main.main").await
+}
+
+async fn create_function_in(
+    c: &reqwest::Client,
+    base: &str,
+    runtime: &str,
+    file: &str,
+    source: &str,
+    entry: &str,
+) -> anyhow::Result<String> {
     let form = reqwest::multipart::Form::new()
         .text("runtime_id", runtime.to_string())
         .text("code", r#"{"source": "package"}"#)
-        .text("entry", "main.main")
+        .text("entry", entry.to_string())
         // The largest cpu share the API allows (reference §4: 100–300 millicpu), so the
         // worker's cgroup quota is not what is measured.
         .text("cpu", BENCH_CPU.to_string())
         .part(
             "package",
-            reqwest::multipart::Part::bytes(zip_of("main.py", source)).file_name("main.zip"),
+            reqwest::multipart::Part::bytes(zip_of(file, source)).file_name("main.zip"),
         );
     let r = c
         .post(format!("{base}/v1/functions"))
@@ -355,6 +378,59 @@ async fn first_executions(pool_size: usize, n: usize, extra: &[String]) -> anyho
         out.push(start.elapsed());
     }
     Ok(dist(out))
+}
+
+/// A runtime measured with the same rows as python3: its hello function, by name.
+struct RuntimeBench {
+    name: &'static str,
+    file: &'static str,
+    entry: &'static str,
+    /// The source of the `i`-th new function (each distinct, so each is a new package).
+    source: fn(usize) -> String,
+}
+
+const OTHER_RUNTIMES: &[RuntimeBench] = &[
+    RuntimeBench {
+        name: "nodejs",
+        file: "main.js",
+        entry: "main.main",
+        source: |i| {
+            format!(
+                "const N = {i};\nexports.main = (context, input) => `Hello, ${{input.name}} ${{N}}`;\n"
+            )
+        },
+    },
+    RuntimeBench {
+        name: "custom",
+        file: "handler",
+        entry: "handler",
+        source: |i| format!("#!/bin/sh\n# {i}\necho '\"Hello\"'\n"),
+    },
+];
+
+/// Warm latency, throughput and the first execution of new functions (pool on) of one
+/// runtime other than python3.
+async fn runtime_rows(rb: &RuntimeBench, args: &BenchArgs) -> anyhow::Result<Value> {
+    let extra = &args.serve_args;
+    let server = Proc::serve(3, extra).await?;
+    let c = client();
+    let rt = runtime_named(&c, &server.url, rb.name).await?;
+    let hello =
+        create_function_in(&c, &server.url, &rt, rb.file, &(rb.source)(0), rb.entry).await?;
+    let target = execution_target(&server.url, &hello);
+    let warm = latency(&target, args.requests).await?;
+    let tp = throughput(&target, args.clients, args.duration).await?;
+    let mut first = Vec::with_capacity(args.new_functions);
+    for i in 1..=args.new_functions {
+        let id =
+            create_function_in(&c, &server.url, &rt, rb.file, &(rb.source)(i), rb.entry).await?;
+        wait_pool_full(&c, &server.url, &rt).await?;
+        let t = execution_target(&server.url, &id);
+        let start = Instant::now();
+        t.call(&c).await?;
+        first.push(start.elapsed());
+    }
+    Ok(json!({"latency": warm, "throughput": tp, "first_execution_pool_on": dist(first)}))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -541,6 +617,12 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let first_cold = first_executions(0, args.new_functions, extra).await?;
 
+    let mut runtimes = serde_json::Map::new();
+    for rb in OTHER_RUNTIMES {
+        eprintln!("== {} runtime: warm function and new functions", rb.name);
+        runtimes.insert(rb.name.into(), runtime_rows(rb, &args).await?);
+    }
+
     let report = json!({
         "sandbox": if extra.iter().any(|a| a == "--insecure-no-sandbox") { "none (--insecure-no-sandbox)" } else { "jail" },
         "floor": {"latency": floor_latency, "throughput": floor_tp},
@@ -552,6 +634,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
                             "pool_speedup_p50": first_cold.p50_ms / first_pool.p50_ms},
         "async": asynchronous,
         "idle_warm_worker": memory,
+        "runtimes": runtimes,
     });
     print_table(&report);
     let text = serde_json::to_string_pretty(&report)?;
@@ -590,6 +673,13 @@ fn print_table(r: &Value) {
         "first execution, pool off",
         &r["first_execution"]["pool_off"],
     );
+    if let Some(rts) = r["runtimes"].as_object() {
+        for (name, v) in rts {
+            row(&format!("warm {name} sync, 1 client"), &v["latency"]);
+            row(&format!("warm {name} sync, N clients"), &v["throughput"]["latency"]);
+            row(&format!("{name} first execution, pool on"), &v["first_execution_pool_on"]);
+        }
+    }
     println!();
     println!("{:<40} {:>12}", "throughput", "req/s");
     println!(
@@ -602,6 +692,15 @@ fn print_table(r: &Value) {
         "warm python3 sync (recorded executions)",
         f(&r["warm_sync"]["throughput"]["per_second"])
     );
+    if let Some(rts) = r["runtimes"].as_object() {
+        for (name, v) in rts {
+            println!(
+                "{:<40} {:>12}",
+                format!("warm {name} sync (recorded executions)"),
+                f(&v["throughput"]["per_second"])
+            );
+        }
+    }
     println!(
         "{:<40} {:>12}",
         "async accepted",

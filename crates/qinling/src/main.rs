@@ -2,8 +2,11 @@
 //! which talks to a server over HTTP. This file only parses the command line and dispatches.
 
 use qinling_cli as cli;
+mod auth;
 mod bench;
+mod runtimes;
 mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +27,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure the platform end to end: starts its own servers and prints a table and JSON.
     Bench(bench::BenchArgs),
+    /// Manage API tokens for `auth.mode = "token"` (on the server's data directory).
+    Token(token::TokenArgs),
+    /// Print the OpenAPI 3 document of the v1 API (also served at /v1/openapi.json).
+    Openapi,
     /// The benchmark's floor server (a minimal HTTP hello-world on the same stack).
     #[command(hide = true)]
     BenchFloor {
@@ -41,7 +48,12 @@ fn main() -> std::process::ExitCode {
     match args.command {
         Command::Serve(serve_args) => serve::main(serve_args),
         Command::Bench(bench_args) => bench::main(bench_args),
+        Command::Token(token_args) => token::main(token_args),
         Command::BenchFloor { listen } => bench::floor_main(listen),
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&qinling_api::openapi::document()).expect("a JSON value serializes"));
+            std::process::ExitCode::SUCCESS
+        }
         Command::Cli(cmd) => cli::main(cmd),
     }
 }

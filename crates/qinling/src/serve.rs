@@ -52,6 +52,18 @@ pub struct ServeArgs {
     /// The python3 interpreter for the python3 runtime.
     #[arg(long, env = "QINLING_PYTHON")]
     pub python: Option<PathBuf>,
+    /// The node executable for the nodejs runtime.
+    #[arg(long, env = "QINLING_NODE")]
+    pub node: Option<PathBuf>,
+    /// Authentication: `none` (project `default`, admin), `token` or `keystone`.
+    #[arg(long, env = "QINLING_AUTH")]
+    pub auth: Option<String>,
+    /// Keystone URL for `--auth keystone`.
+    #[arg(long, env = "QINLING_KEYSTONE_URL")]
+    pub keystone_url: Option<String>,
+    /// Policy file (JSON or TOML, action = "rule") overriding the default policy.
+    #[arg(long, env = "QINLING_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "QINLING_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -59,6 +71,13 @@ pub struct ServeArgs {
     /// development machine.
     #[arg(long, env = "QINLING_INSECURE_NO_SANDBOX")]
     pub insecure_no_sandbox: bool,
+    /// The server's public base URL (e.g. `https://faas.example.com`), used in webhook URLs.
+    /// Default: the `Host` of each request.
+    #[arg(long, env = "QINLING_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Invocations of one webhook allowed per minute (0: unlimited).
+    #[arg(long, env = "QINLING_WEBHOOK_INVOCATIONS_PER_MINUTE")]
+    pub webhook_invocations_per_minute: Option<u32>,
 }
 
 /// The effective configuration.
@@ -76,11 +95,19 @@ pub struct Config {
     pub max_package_bytes: u64,
     pub max_input_bytes: usize,
     pub python: PathBuf,
+    pub node: PathBuf,
     pub log_format: String,
     pub insecure_no_sandbox: bool,
     pub limits: qinling_types::LimitRanges,
     /// Seconds running executions get to finish on SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// `[auth]`: mode, policy file, Keystone.
+    pub auth: crate::auth::AuthConfig,
+    /// `[quotas]`: default per-project limits.
+    pub quotas: crate::auth::QuotasConfig,
+    /// Public base URL for `webhook_url`; `None`: each request's `Host`.
+    pub public_url: Option<String>,
+    pub webhook_invocations_per_minute: u32,
 }
 
 impl Default for Config {
@@ -96,16 +123,21 @@ impl Default for Config {
             max_package_bytes: 50 * 1024 * 1024,
             max_input_bytes: 1024 * 1024,
             python: PathBuf::from("python3"),
+            node: PathBuf::from("node"),
             log_format: "text".into(),
             insecure_no_sandbox: false,
             limits: Default::default(),
             shutdown_grace_secs: 30,
+            auth: Default::default(),
+            quotas: Default::default(),
+            public_url: None,
+            webhook_invocations_per_minute: 60,
         }
     }
 }
 
 /// `$XDG_DATA_HOME/qinling` (`~/.local/share/qinling`), or `/var/lib/qinling` for root.
-fn default_data_dir() -> PathBuf {
+pub(crate) fn default_data_dir() -> PathBuf {
     // SAFETY: geteuid has no preconditions and touches no memory.
     if unsafe { libc::geteuid() } == 0 {
         return PathBuf::from("/var/lib/qinling");
@@ -161,10 +193,34 @@ impl Config {
         if let Some(v) = &args.python {
             cfg.python = v.clone();
         }
+        if let Some(v) = &args.node {
+            cfg.node = v.clone();
+        }
         if let Some(v) = &args.log_format {
             cfg.log_format = v.clone();
         }
         cfg.insecure_no_sandbox |= args.insecure_no_sandbox;
+        if let Some(v) = &args.public_url {
+            cfg.public_url = Some(v.clone());
+        }
+        if let Some(v) = args.webhook_invocations_per_minute {
+            cfg.webhook_invocations_per_minute = v;
+        }
+        if let Some(url) = &cfg.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("public_url must start with http:// or https://, not '{url}'");
+        }
+        if let Some(v) = &args.auth {
+            cfg.auth.mode = v.clone();
+        }
+        if let Some(v) = &args.keystone_url {
+            cfg.auth.keystone_url = Some(v.clone());
+        }
+        if let Some(v) = &args.policy_file {
+            cfg.auth.policy_file = Some(v.clone());
+        }
+        cfg.auth.validate()?;
         if cfg.max_workers_per_function == 0 {
             bail!("max_workers_per_function must be at least 1");
         }
@@ -293,7 +349,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(sandbox = sandbox.name(), "not enforced: {limit}");
     }
     let mut launchers = HashMap::new();
-    launchers.insert(RuntimeKind::Python3, python_launcher(&cfg, &shim_dir)?);
+    let python = python_launcher(&cfg, &shim_dir)?;
+    launchers.insert(
+        RuntimeKind::Custom,
+        crate::runtimes::custom_launcher(&python, &shim_dir)?,
+    );
+    launchers.insert(RuntimeKind::Python3, python);
+    // Node is optional: without it the nodejs runtime is registered but shows `error`.
+    match crate::runtimes::node_launcher(&cfg.node, &shim_dir) {
+        Ok(launcher) => {
+            launchers.insert(RuntimeKind::Nodejs, launcher);
+        }
+        Err(error) => tracing::warn!(
+            error = format!("{error:#}"),
+            "the nodejs runtime is unavailable (set --node or QINLING_NODE)"
+        ),
+    }
     let pool = Pool::new(
         sandbox,
         PoolConfig {
@@ -315,6 +386,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         limits: cfg.limits,
         max_package_bytes: cfg.max_package_bytes,
         max_input_bytes: cfg.max_input_bytes,
+        quotas: cfg.quotas.engine_config(&cfg.auth),
+        webhook_invocations_per_minute: cfg.webhook_invocations_per_minute,
         ..Default::default()
     };
     let engine =
@@ -324,13 +397,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         config: qinling_api::ApiConfig {
             max_package_body: cfg.max_package_bytes as usize + 1024 * 1024,
             max_body: cfg.max_input_bytes + 64 * 1024,
+            public_url: cfg.public_url.clone(),
         },
+        metrics: Some(install_metrics()?),
+        auth: cfg.auth.build(&store)?,
     };
     let app = qinling_api::router(state);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), pool_size = cfg.pool_size, "qinling is serving");
+    if cfg.auth.mode == "none" && !listener.local_addr()?.ip().is_loopback() {
+        tracing::warn!(
+            listen = %listener.local_addr()?,
+            "!!! AUTHENTICATION IS OFF (auth mode 'none') and the API listens beyond loopback: anyone who can reach it is admin of project 'default' and can run code. Use --auth token or --auth keystone. !!!"
+        );
+    }
+    tracing::info!(auth = %cfg.auth.mode, listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), pool_size = cfg.pool_size, "qinling is serving");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -340,6 +422,26 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .await;
     store.close().await;
     Ok(())
+}
+
+/// Installs the Prometheus recorder for the `metrics` facade and returns its renderer.
+/// Histograms get explicit buckets (seconds) so they aggregate across instances.
+fn install_metrics() -> anyhow::Result<qinling_api::MetricsRender> {
+    const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .context("metric buckets")?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(Arc::new(move || handle.render()))
 }
 
 async fn shutdown_signal() {

@@ -133,3 +133,155 @@ fn readme_tour_through_the_cli() {
     let (_, list) = s.get("/v1/functions");
     assert_eq!(list["functions"].as_array().unwrap().len(), 0);
 }
+
+/// `qinling function version`, `alias`, `job` and `webhook` against a live server.
+#[test]
+fn versions_aliases_jobs_and_webhooks_through_the_cli() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.py");
+    std::fs::write(&file, crate::harness::HELLO).unwrap();
+    let file = file.to_str().unwrap();
+    let f = json(
+        &s,
+        &[
+            "function",
+            "create",
+            "--runtime",
+            "python3",
+            "--name",
+            "hi",
+            "--entry",
+            "hello.main",
+            "--file",
+            file,
+        ],
+    );
+    let fid = f["id"].as_str().unwrap();
+
+    let v = json(
+        &s,
+        &[
+            "function",
+            "version",
+            "create",
+            "hi",
+            "--description",
+            "first",
+        ],
+    );
+    assert_eq!(
+        (v["version_number"].as_i64(), v["description"].as_str()),
+        (Some(1), Some("first"))
+    );
+    let out = qinling(&s, &["function", "version", "create", "hi"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Function package not changed since the latest version 1. (HTTP 403)"),
+        "{out:?}"
+    );
+    let list = json(&s, &["function", "version", "list", "hi"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let zip = dir.path().join("v1.zip");
+    ok(
+        &s,
+        &[
+            "function",
+            "version",
+            "download",
+            "hi",
+            "1",
+            "-o",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert!(std::fs::metadata(&zip).unwrap().len() > 0);
+
+    let a = json(
+        &s,
+        &[
+            "alias",
+            "create",
+            "prod",
+            "--function",
+            "hi",
+            "--version",
+            "1",
+        ],
+    );
+    assert_eq!(a["function_version"], 1);
+    let e = json(
+        &s,
+        &[
+            "execution",
+            "create",
+            "--alias",
+            "prod",
+            "--input",
+            "{\"name\": \"cli\"}",
+        ],
+    );
+    assert_eq!(
+        (e["status"].as_str(), e["function_version"].as_i64()),
+        (Some("success"), Some(1))
+    );
+    let a = json(&s, &["alias", "update", "prod", "--description", "live"]);
+    assert_eq!(a["description"], "live");
+    assert!(ok(&s, &["alias", "list"]).contains("prod"));
+
+    let w = json(&s, &["webhook", "create", "--alias", "prod"]);
+    let wid = w["id"].as_str().unwrap();
+    assert!(
+        w["webhook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/webhooks/{wid}/invoke"))
+    );
+    let inv = json(&s, &["webhook", "invoke", wid, "--param", "name=hook"]);
+    let e = s.wait_execution(
+        inv["execution_id"].as_str().unwrap(),
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(e["description"], format!("Created by Webhook {wid}"));
+    assert!(s.log(e["id"].as_str().unwrap()).contains("Hello, hook"));
+
+    let j = json(
+        &s,
+        &[
+            "job",
+            "create",
+            "--function",
+            fid,
+            "--name",
+            "nightly",
+            "--pattern",
+            "0 3 * * *",
+            "--input",
+            "{}",
+        ],
+    );
+    assert_eq!(
+        (j["status"].as_str(), j["pattern"].as_str()),
+        (Some("running"), Some("0 3 * * *"))
+    );
+    assert_eq!(json(&s, &["job", "pause", "nightly"])["status"], "paused");
+    assert_eq!(json(&s, &["job", "resume", "nightly"])["status"], "running");
+    assert!(ok(&s, &["job", "list"]).contains("nightly"));
+
+    let out = qinling(&s, &["alias", "delete", "prod"]);
+    assert!(!out.status.success(), "an alias used by a webhook is kept");
+    ok(&s, &["webhook", "delete", wid]);
+    assert!(
+        ok(&s, &["alias", "delete", "prod"])
+            .contains("Request to delete alias prod has been accepted.")
+    );
+    ok(&s, &["job", "delete", "nightly"]);
+    ok(&s, &["function", "version", "delete", "hi", "1"]);
+    assert!(
+        json(&s, &["function", "version", "list", "hi"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

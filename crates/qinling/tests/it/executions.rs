@@ -313,3 +313,76 @@ fn empty_log_is_204() {
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(r.text().unwrap(), "");
 }
+
+/// The hot path records executions through the store's group-commit writer and admits them
+/// with cached function definitions: the answer to a sync run is the row as recorded, every
+/// execution is counted once, and a changed function is noticed at the next execution, sync
+/// or async, and a deleted or unavailable one refused as before.
+#[test]
+fn recorded_rows_and_definitions_follow_changes() {
+    let s = Server::start();
+    let f = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    let fid = f["id"].as_str().unwrap();
+    let e = s.execute(fid, Some(r#"{"name": "one"}"#));
+    let (_, shown) = s.get(&format!("/v1/executions/{}", e["id"].as_str().unwrap()));
+    assert_eq!(shown, e, "the sync answer is the recorded row");
+
+    // Many at once, sync and async: each recorded and counted exactly once.
+    std::thread::scope(|scope| {
+        for k in 0..8 {
+            let s = &s;
+            scope.spawn(move || {
+                for i in 0..5 {
+                    let (status, e) = s.post(
+                        "/v1/executions",
+                        json!({"function_id": fid, "sync": k % 2 == 0, "input": format!("{k}-{i}")}),
+                    );
+                    assert_eq!(status, 201, "{e}");
+                }
+            });
+        }
+    });
+    let (_, all) = s.get(&format!("/v1/executions?function_id={fid}"));
+    let all = all["executions"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 41);
+    for e in &all {
+        let done = s.wait_execution(e["id"].as_str().unwrap(), Duration::from_secs(30));
+        let name = match e["input"].as_str().unwrap() {
+            r#"{"name": "one"}"# => "one",
+            positional => positional,
+        };
+        assert_eq!(result(&done)["output"], format!("Hello, {name}"));
+    }
+    assert_eq!(s.get(&format!("/v1/functions/{fid}")).1["count"], json!(41));
+
+    // A new package: the next executions, async as well as sync, run it.
+    let v2 = "def main(**kwargs):\n    return 'version two'\n";
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("source", "package")
+        .text("entry", "hello.main")
+        .part(
+            "package",
+            reqwest::blocking::multipart::Part::bytes(crate::harness::zip_of(&[("hello.py", v2)]))
+                .file_name("p.zip"),
+        );
+    let r = s
+        .http
+        .put(format!("{}/v1/functions/{fid}", s.url))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, a) = s.post("/v1/executions", json!({"function_id": fid, "sync": false}));
+    let a = s.wait_execution(a["id"].as_str().unwrap(), Duration::from_secs(30));
+    assert_eq!(result(&a)["output"], "version two");
+    assert_eq!(result(&s.execute(fid, None))["output"], "version two");
+
+    // Deleted: refused, though its definition was cached.
+    let (_, list) = s.get(&format!("/v1/executions?function_id={fid}"));
+    for e in list["executions"].as_array().unwrap() {
+        s.delete(&format!("/v1/executions/{}", e["id"].as_str().unwrap()));
+    }
+    assert_eq!(s.delete(&format!("/v1/functions/{fid}")).0, 204);
+    let (status, body) = s.post("/v1/executions", json!({"function_id": fid}));
+    assert_eq!(status, 404, "{body}");
+}

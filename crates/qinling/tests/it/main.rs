@@ -9,10 +9,19 @@
 
 mod harness;
 
+mod aliases;
+mod auth;
 mod bad_input;
 mod cli;
 mod executions;
 mod functions;
+mod jobs;
+mod metrics;
+mod openapi;
 mod recovery;
 mod runtimes;
+mod runtimes_custom;
+mod runtimes_node;
+mod versions;
+mod webhooks;
 mod workers;

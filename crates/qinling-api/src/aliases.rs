@@ -1,0 +1,191 @@
+//! `/v1/aliases` (WSME; reference §3.5), addressed by name. Beyond upstream:
+//! `additional_version` and `additional_version_weight` (percent) split executions between
+//! two versions.
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use qinling_engine::{CreateAlias, UpdateAlias};
+use qinling_types::{FunctionAlias, format_ts};
+use serde_json::{Map, Value, json};
+
+use crate::functions::list_scope;
+use crate::wire::{self, Kind, Schema};
+use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
+
+const ALIAS: Schema = Schema {
+    name: "function_alias",
+    writable: &[
+        ("name", Kind::Str),
+        ("function_id", Kind::Str),
+        ("function_version", Kind::Int),
+        ("description", Kind::Str),
+        ("additional_version", Kind::Int),
+        ("additional_version_weight", Kind::Int),
+    ],
+    read_only: &["id", "project_id", "created_at", "updated_at"],
+};
+
+pub(crate) fn alias_json(a: &FunctionAlias) -> Value {
+    json!({
+        "id": a.id,
+        "name": a.name,
+        "description": a.description,
+        "function_id": a.function_id,
+        "function_version": a.function_version,
+        "additional_version": a.additional_version,
+        "additional_version_weight": a.additional_version_weight,
+        "project_id": a.project_id,
+        "created_at": format_ts(a.created_at),
+        "updated_at": a.updated_at.map(format_ts),
+    })
+}
+
+/// Reads a WSME body in which the given integer attributes may also come as numeric strings
+/// (the client sends `--function-version` of updates as a JSON string; WSME coerced it).
+pub(crate) async fn body_with_int_strings(
+    s: &AppState,
+    req: Request,
+    schema: &Schema,
+    ints: &[&str],
+) -> ApiResult<Map<String, Value>> {
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, s.config.max_body, schema.name).await?;
+    let mut body = body;
+    if let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&body) {
+        let mut changed = false;
+        for k in ints {
+            if let Some(Value::String(v)) = map.get(*k)
+                && let Ok(n) = v.trim().parse::<i64>()
+            {
+                map.insert(k.to_string(), json!(n));
+                changed = true;
+            }
+        }
+        if changed {
+            body = serde_json::to_vec(&map).unwrap_or_default().into();
+        }
+    }
+    wire::wsme_body(&parts.headers, &body, schema)
+}
+
+fn non_negative(map: &Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
+    match wire::opt_int(map, key) {
+        Some(v) if v < 0 => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute {key}. Value: '{v}'. Value should be greater or equal to 0"
+        ))),
+        v => Ok(v),
+    }
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let map = body_with_int_strings(&s, req, &ALIAS, &["function_version"]).await?;
+    let (Some(name), Some(function_id)) = (
+        wire::opt_str(&map, "name"),
+        wire::opt_str(&map, "function_id"),
+    ) else {
+        return Err(ApiError::bad_request(
+            "Required param is missing. Required: {'name', 'function_id'}",
+        ));
+    };
+    let req = CreateAlias {
+        name,
+        function_id,
+        function_version: non_negative(&map, "function_version")?.unwrap_or(0),
+        description: wire::opt_str(&map, "description"),
+        additional_version: non_negative(&map, "additional_version")?,
+        additional_version_weight: wire::opt_int(&map, "additional_version_weight"),
+    };
+    let alias = s.engine.create_alias(&context(&rid), req).await?;
+    Ok((StatusCode::CREATED, Json(alias_json(&alias))))
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    let params = wire::query_params(q.as_deref(), &["all_projects", "project_id"])?;
+    let scope = list_scope(&context(&rid), &params)?;
+    let aliases = s.engine.list_aliases(&scope).await?;
+    let items: Vec<_> = aliases.iter().map(alias_json).collect();
+    Ok(Json(json!({ "function_aliases": items })))
+}
+
+pub async fn show(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let alias = s.engine.get_alias(&context(&rid), &name).await?;
+    Ok(Json(alias_json(&alias)))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let map = body_with_int_strings(
+        &s,
+        req,
+        &ALIAS,
+        &[
+            "function_version",
+            "additional_version",
+            "additional_version_weight",
+        ],
+    )
+    .await?;
+    if map.get("name").is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request(
+            "An alias cannot be renamed: create a new alias and delete this one.",
+        ));
+    }
+    // The weighted pair changes together; both null (present) removes it.
+    let additional = match (
+        map.get("additional_version"),
+        map.get("additional_version_weight"),
+    ) {
+        (None, None) => None,
+        (Some(Value::Null), Some(Value::Null)) => Some(None),
+        _ => match (
+            non_negative(&map, "additional_version")?,
+            wire::opt_int(&map, "additional_version_weight"),
+        ) {
+            (Some(v), Some(w)) => Some(Some((v, w))),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "additional_version and additional_version_weight go together: send both (or both null to remove the split).",
+                ));
+            }
+        },
+    };
+    let req = UpdateAlias {
+        function_id: wire::opt_str(&map, "function_id"),
+        function_version: non_negative(&map, "function_version")?,
+        description: wire::opt_str(&map, "description"),
+        additional,
+    };
+    let alias = s.engine.update_alias(&context(&rid), &name, req).await?;
+    Ok(Json(alias_json(&alias)))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    s.engine.delete_alias(&context(&rid), &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,683 @@
+//! Authentication and policy at the HTTP edge (reference §6). One middleware runs for every
+//! request, after the request id and before routing: it decides who the caller is — nobody
+//! needs to say in `none` mode (project `default`, admin, as upstream with `auth_enable =
+//! False`); a stored API token in `token` mode; a Keystone v3 token in `keystone` mode — and
+//! whether the policy allows the action the route names. Upstream's unauthenticated paths
+//! stay open: exactly `/`, `/v1/` and `POST /v1/webhooks/<uuid>/invoke`.
+//!
+//! Validating a token is behind [`Authenticator`], so the Keystone HTTP client lives in the
+//! binary and the cache here is tested with a fake clock and a fake Keystone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+pub use futures_util::future::BoxFuture;
+use qinling_engine::policy::{Identity, Policy, Target};
+use qinling_engine::tokens::Tokens;
+use qinling_types::RequestContext;
+
+use crate::{ApiError, AppState, RequestId, wire};
+
+/// Why a token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    /// Unknown, expired, revoked or unscoped: a 401.
+    #[error("token is invalid")]
+    Invalid,
+    /// The identity service could not be asked: a 503.
+    #[error("identity service unavailable: {0}")]
+    Unavailable(String),
+    /// Our own fault (database): a 500.
+    #[error(transparent)]
+    Internal(#[from] qinling_types::Error),
+}
+
+/// Turns a presented token into an identity.
+pub trait Authenticator: Send + Sync {
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Identity, AuthFailure>>;
+
+    /// The `WWW-Authenticate` value of 401 answers, if any.
+    fn challenge(&self) -> Option<String> {
+        None
+    }
+}
+
+/// How requests are authenticated.
+#[derive(Clone)]
+pub enum Mode {
+    /// Everyone is project `default` with the admin role; no policy is enforced.
+    None,
+    /// Every request but the exempt paths needs a token this authenticator accepts.
+    Checked(Arc<dyn Authenticator>),
+}
+
+/// Authentication and policy settings of the HTTP edge.
+#[derive(Clone)]
+pub struct Auth {
+    pub mode: Mode,
+    pub policy: Arc<Policy>,
+}
+
+impl Auth {
+    /// Auth off: upstream's `auth_enable = False`.
+    pub fn none() -> Self {
+        Auth {
+            mode: Mode::None,
+            policy: Arc::new(Policy::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.mode {
+            Mode::None => "none",
+            Mode::Checked(_) => "checked",
+        };
+        f.debug_struct("Auth").field("mode", &mode).finish()
+    }
+}
+
+/// The context of a request on an exempt path when authentication is on: no project, no
+/// roles, so it can read nothing by project scope.
+fn anonymous(request_id: String) -> RequestContext {
+    RequestContext {
+        project_id: String::new(),
+        user_id: None,
+        is_admin: false,
+        request_id,
+    }
+}
+
+/// Upstream's exempt paths: exactly `/` and `/v1/`, and `^/v1/webhooks/[a-f0-9-]+/invoke$`.
+pub fn is_exempt(path: &str) -> bool {
+    if path == "/" || path == "/v1/" {
+        return true;
+    }
+    path.strip_prefix("/v1/webhooks/")
+        .and_then(|rest| rest.strip_suffix("/invoke"))
+        .is_some_and(|id| {
+            !id.is_empty() && id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f' | '-'))
+        })
+}
+
+/// The presented token: `X-Auth-Token`, or `Authorization: Bearer <token>` (for scrapers and
+/// tools that cannot set custom headers).
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(t) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim()).filter(|t| !t.is_empty());
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The middleware: sets the request's context or answers 401/403/503.
+pub(crate) async fn middleware(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let drain_limit = s.config.max_body;
+    match decide(&s, req).await {
+        Ok((req, ctx)) => {
+            let mut req = req;
+            let request_id = ctx.request_id.clone();
+            req.extensions_mut()
+                .insert(RequestId(request_id, Some(Arc::new(ctx))));
+            next.run(req).await
+        }
+        Err((body, refusal)) => {
+            // Read (a bounded part of) the refused request's body, so a client still sending
+            // an upload sees the answer rather than a reset connection.
+            drain(body, drain_limit).await;
+            refusal
+        }
+    }
+}
+
+async fn drain(body: axum::body::Body, limit: usize) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read = 0;
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    while read <= limit {
+        tokio::select! {
+            chunk = stream.next() => match chunk {
+                Some(Ok(c)) => read += c.len(),
+                _ => break,
+            },
+            _ = &mut deadline => break,
+        }
+    }
+}
+
+/// Who the request is, or the refusal (with the request's body, to drain).
+async fn decide(
+    s: &AppState,
+    req: Request,
+) -> Result<(Request, RequestContext), (axum::body::Body, Response)> {
+    let refuse = |req: Request, resp: Response| Err((req.into_body(), resp));
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let ctx = match &s.auth.mode {
+        Mode::None => RequestContext::unauthenticated(request_id.clone()),
+        Mode::Checked(_) if is_exempt(req.uri().path()) => anonymous(request_id.clone()),
+        Mode::Checked(authn) => {
+            let Some(token) = presented_token(req.headers()) else {
+                let resp = unauthorized(
+                    req.headers(),
+                    authn.as_ref(),
+                    "Failed to validate access token: Authentication required".into(),
+                );
+                return refuse(req, resp);
+            };
+            let identity = match authn.authenticate(token).await {
+                Ok(identity) => identity,
+                Err(AuthFailure::Invalid) => {
+                    // Upstream echoes the token; a shortened form is enough to tell which.
+                    let shown: String = token.chars().take(12).collect();
+                    let resp = unauthorized(
+                        req.headers(),
+                        authn.as_ref(),
+                        format!("Failed to validate access token: Auth token is invalid: {shown}…"),
+                    );
+                    return refuse(req, resp);
+                }
+                Err(AuthFailure::Unavailable(why)) => {
+                    tracing::error!(error = %why, "identity service unavailable");
+                    let resp = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The Keystone service is temporarily unavailable.",
+                    )
+                    .into_response();
+                    return refuse(req, resp);
+                }
+                Err(AuthFailure::Internal(e)) => {
+                    return refuse(req, ApiError::from(e).into_response());
+                }
+            };
+            if let Some((action, target_project)) =
+                action_for(req.method(), req.uri().path(), req.uri().query())
+            {
+                let target = Target {
+                    project_id: Some(target_project.as_deref().unwrap_or(&identity.project_id)),
+                    user_id: identity.user_id.as_deref(),
+                };
+                if let Err(e) = s.auth.policy.enforce(&action, &identity, &target) {
+                    return refuse(req, ApiError::from(e).into_response());
+                }
+            }
+            identity.context(request_id.clone())
+        }
+    };
+    Ok((req, ctx))
+}
+
+/// A 401 as keystonemiddleware answers it: WebOb JSON when the client accepts JSON, else
+/// HTML; the message also in `Server-Error-Message`.
+fn unauthorized(headers: &HeaderMap, authn: &dyn Authenticator, message: String) -> Response {
+    let json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"));
+    let mut resp = if json {
+        crate::error::webob(StatusCode::UNAUTHORIZED, Some(&message))
+    } else {
+        let body = format!(
+            "<html>\n <head>\n  <title>401 Unauthorized</title>\n </head>\n <body>\n  <h1>401 Unauthorized</h1>\n  This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.<br /><br />\n{message}\n\n\n </body>\n</html>"
+        );
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+            body,
+        )
+            .into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&message.replace('…', "...")) {
+        resp.headers_mut().insert("Server-Error-Message", v);
+    }
+    if let Some(c) = authn.challenge()
+        && let Ok(v) = HeaderValue::from_str(&c)
+    {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// The policy action a request names, and the target's project when the path names one
+/// (quotas); otherwise the target is the caller's own project, as upstream. `None` for paths
+/// that are not API resources (they answer 404 or 405 after authentication).
+pub fn action_for(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Option<(String, Option<String>)> {
+    if path == "/metrics" {
+        return Some(("metrics:get".into(), None));
+    }
+    let rest = path.strip_prefix("/v1")?;
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let cross_project = || {
+        let params: Vec<(String, String)> =
+            serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+        params
+            .iter()
+            .any(|(k, v)| (k == "all_projects" && wire::truthy(v)) || k == "project_id")
+    };
+    let list = |resource: &str| {
+        if cross_project() {
+            format!("{resource}:get_all:all_projects")
+        } else {
+            format!("{resource}:get_all")
+        }
+    };
+    let one = |resource: &str| -> Option<String> {
+        Some(match *method {
+            Method::GET => format!("{resource}:get"),
+            Method::PUT => format!("{resource}:update"),
+            Method::DELETE => format!("{resource}:delete"),
+            _ => return None,
+        })
+    };
+    let collection = |resource: &str| -> Option<String> {
+        Some(match *method {
+            Method::GET => list(resource),
+            Method::POST => format!("{resource}:create"),
+            _ => return None,
+        })
+    };
+    let action = match segs.as_slice() {
+        ["runtimes"] => collection("runtime")?,
+        ["runtimes", _] => one("runtime")?,
+        ["runtimes", _, "pool"] => "runtime_pool:get_all".into(),
+        ["functions"] => collection("function")?,
+        ["functions", _] => one("function")?,
+        ["functions", _, "workers"] => "function_worker:get_all".into(),
+        ["functions", _, op @ ("scale_up" | "scale_down" | "detach")] => format!("function:{op}"),
+        ["functions", _, "versions"] => collection("function_version")?,
+        ["functions", _, "versions", _] => one("function_version")?,
+        [
+            "functions",
+            _,
+            "versions",
+            _,
+            op @ ("scale_up" | "scale_down" | "detach"),
+        ] => {
+            format!("function_version:{op}")
+        }
+        ["executions"] => collection("execution")?,
+        ["executions", _] => one("execution")?,
+        ["executions", _, "log"] => "execution_log:get".into(),
+        ["aliases"] => collection("function_alias")?,
+        ["aliases", _] => one("function_alias")?,
+        ["jobs"] => collection("job")?,
+        ["jobs", _] => one("job")?,
+        ["webhooks"] => collection("webhook")?,
+        ["webhooks", _] => one("webhook")?,
+        ["quotas", project] => {
+            let action = if *method == Method::GET {
+                "quota:get"
+            } else {
+                "quota:update"
+            };
+            return Some((action.into(), Some(project.to_string())));
+        }
+        _ => return None,
+    };
+    Some((action, None))
+}
+
+/// Turns a Keystone token into an identity (`GET /v3/auth/tokens`); implemented over HTTP in
+/// the binary. `Ok(None)`: Keystone says the token is not valid.
+pub trait KeystoneClient: Send + Sync {
+    fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Identity>, String>>;
+
+    /// Keystone's public URL, for `WWW-Authenticate`.
+    fn url(&self) -> &str;
+}
+
+/// The time, for cache expiry.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Most tokens remembered; past it, expired entries go, then everything.
+const CACHE_MAX: usize = 10_000;
+
+/// Keystone validation with a short cache of accepted tokens (keyed by the token's SHA-256,
+/// so the cache holds no secrets). A token revoked in Keystone stays accepted here for at most
+/// `ttl`; rejections are not cached, so a new token works at once.
+pub struct KeystoneAuthenticator<K, C = SystemClock> {
+    client: K,
+    clock: C,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, Identity)>>,
+}
+
+impl<K: KeystoneClient, C: Clock> KeystoneAuthenticator<K, C> {
+    pub fn new(client: K, clock: C, ttl: Duration) -> Self {
+        KeystoneAuthenticator {
+            client,
+            clock,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: KeystoneClient, C: Clock> Authenticator for KeystoneAuthenticator<K, C> {
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Identity, AuthFailure>> {
+        Box::pin(async move {
+            let key = qinling_engine::tokens::hash(token);
+            let now = self.clock.now();
+            if let Some((at, who)) = self.cache.lock().expect("cache lock").get(&key)
+                && now.saturating_duration_since(*at) < self.ttl
+            {
+                return Ok(who.clone());
+            }
+            let who = self
+                .client
+                .validate(token)
+                .await
+                .map_err(AuthFailure::Unavailable)?
+                .ok_or(AuthFailure::Invalid)?;
+            let mut cache = self.cache.lock().expect("cache lock");
+            if cache.len() >= CACHE_MAX {
+                cache.retain(|_, (at, _)| now.saturating_duration_since(*at) < self.ttl);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (now, who.clone()));
+            Ok(who)
+        })
+    }
+
+    fn challenge(&self) -> Option<String> {
+        Some(format!("Keystone uri=\"{}\"", self.client.url()))
+    }
+}
+
+/// `token` mode: API tokens made by `qinling token create`, checked in the database on every
+/// request (so a revocation takes effect at once).
+pub struct TokenAuthenticator {
+    tokens: Tokens,
+}
+
+impl TokenAuthenticator {
+    pub fn new(tokens: Tokens) -> Self {
+        TokenAuthenticator { tokens }
+    }
+}
+
+impl Authenticator for TokenAuthenticator {
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Identity, AuthFailure>> {
+        Box::pin(async move {
+            let now = qinling_types::now().unix_timestamp();
+            match self.tokens.validate(token, now).await? {
+                Ok(who) => Ok(who),
+                Err(why) => {
+                    tracing::info!(reason = ?why, "token refused");
+                    Err(AuthFailure::Invalid)
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn exempt_paths_are_exactly_upstreams() {
+        for p in [
+            "/",
+            "/v1/",
+            "/v1/webhooks/540f420d-c5de-4b0b-b144-1b2510107918/invoke",
+        ] {
+            assert!(is_exempt(p), "{p}");
+        }
+        for p in [
+            "/v1",
+            "/v1/functions",
+            "/v1//",
+            "/v1/webhooks/540f420d/invoke/",
+            "/v1/webhooks//invoke",
+            "/v1/webhooks/ABC/invoke",
+            "/v1/webhooks/x/../../functions/invoke",
+            "/v1/webhooks/540f420d",
+            "/metrics",
+        ] {
+            assert!(!is_exempt(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn routes_name_upstream_actions() {
+        let cases: &[(Method, &str, Option<&str>, &str)] = &[
+            (Method::POST, "/v1/runtimes", None, "runtime:create"),
+            (Method::POST, "/v1/runtimes/", None, "runtime:create"),
+            (Method::GET, "/v1/runtimes", None, "runtime:get_all"),
+            (Method::PUT, "/v1/runtimes/x", None, "runtime:update"),
+            (Method::DELETE, "/v1/runtimes/x", None, "runtime:delete"),
+            (
+                Method::GET,
+                "/v1/runtimes/x/pool",
+                None,
+                "runtime_pool:get_all",
+            ),
+            (
+                Method::GET,
+                "/v1/functions",
+                Some("all_projects=true"),
+                "function:get_all:all_projects",
+            ),
+            (
+                Method::GET,
+                "/v1/functions",
+                Some("all_projects=false"),
+                "function:get_all",
+            ),
+            (
+                Method::GET,
+                "/v1/functions",
+                Some("project_id=x"),
+                "function:get_all:all_projects",
+            ),
+            (Method::DELETE, "/v1/functions/f", None, "function:delete"),
+            (
+                Method::GET,
+                "/v1/functions/f/workers/",
+                None,
+                "function_worker:get_all",
+            ),
+            (
+                Method::POST,
+                "/v1/functions/f/scale_up",
+                None,
+                "function:scale_up",
+            ),
+            (
+                Method::POST,
+                "/v1/functions/f/detach",
+                None,
+                "function:detach",
+            ),
+            (
+                Method::POST,
+                "/v1/functions/f/versions",
+                None,
+                "function_version:create",
+            ),
+            (
+                Method::POST,
+                "/v1/functions/f/versions/1/scale_down",
+                None,
+                "function_version:scale_down",
+            ),
+            (
+                Method::GET,
+                "/v1/executions",
+                Some("all_projects=1"),
+                "execution:get_all:all_projects",
+            ),
+            (
+                Method::GET,
+                "/v1/executions/e/log",
+                None,
+                "execution_log:get",
+            ),
+            (
+                Method::GET,
+                "/v1/webhooks",
+                Some("all_projects=true"),
+                "webhook:get_all:all_projects",
+            ),
+            (
+                Method::GET,
+                "/v1/jobs",
+                Some("project_id=p"),
+                "job:get_all:all_projects",
+            ),
+            (Method::PUT, "/v1/aliases/a", None, "function_alias:update"),
+            (Method::GET, "/metrics", None, "metrics:get"),
+        ];
+        for (m, p, q, want) in cases {
+            let (action, target) = action_for(m, p, *q).unwrap_or_else(|| panic!("{m} {p}"));
+            assert_eq!(&action, want, "{m} {p} {q:?}");
+            assert_eq!(target, None);
+        }
+        assert_eq!(
+            action_for(&Method::PUT, "/v1/quotas/p1", None),
+            Some(("quota:update".into(), Some("p1".into())))
+        );
+        assert_eq!(
+            action_for(&Method::GET, "/v1/quotas/p1", None),
+            Some(("quota:get".into(), Some("p1".into())))
+        );
+        assert_eq!(action_for(&Method::GET, "/v2/functions", None), None);
+        assert_eq!(action_for(&Method::PATCH, "/v1/functions", None), None);
+    }
+
+    struct FakeKeystone {
+        calls: AtomicUsize,
+        valid: &'static str,
+        down: bool,
+    }
+
+    impl KeystoneClient for FakeKeystone {
+        fn validate<'a>(
+            &'a self,
+            token: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Identity>, String>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let answer = if self.down {
+                Err("connection refused".into())
+            } else if token == self.valid {
+                Ok(Some(Identity {
+                    project_id: "p".into(),
+                    user_id: Some("u".into()),
+                    roles: vec!["member".into()],
+                }))
+            } else {
+                Ok(None)
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn url(&self) -> &str {
+            "http://keystone"
+        }
+    }
+
+    struct FakeClock(Mutex<Instant>);
+
+    impl Clock for Arc<FakeClock> {
+        fn now(&self) -> Instant {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn keystone_answers_are_cached_briefly() {
+        let clock = Arc::new(FakeClock(Mutex::new(Instant::now())));
+        let ks = KeystoneAuthenticator::new(
+            FakeKeystone {
+                calls: AtomicUsize::new(0),
+                valid: "good",
+                down: false,
+            },
+            clock.clone(),
+            Duration::from_secs(60),
+        );
+        assert_eq!(ks.authenticate("good").await.unwrap().project_id, "p");
+        assert_eq!(ks.authenticate("good").await.unwrap().project_id, "p");
+        assert_eq!(
+            ks.client.calls.load(Ordering::SeqCst),
+            1,
+            "second answer from cache"
+        );
+        assert!(matches!(
+            ks.authenticate("bad").await,
+            Err(AuthFailure::Invalid)
+        ));
+        assert!(matches!(
+            ks.authenticate("bad").await,
+            Err(AuthFailure::Invalid)
+        ));
+        assert_eq!(
+            ks.client.calls.load(Ordering::SeqCst),
+            3,
+            "rejections are not cached"
+        );
+        *clock.0.lock().unwrap() += Duration::from_secs(61);
+        ks.authenticate("good").await.unwrap();
+        assert_eq!(
+            ks.client.calls.load(Ordering::SeqCst),
+            4,
+            "expired entry asked again"
+        );
+        assert_eq!(
+            ks.challenge().as_deref(),
+            Some("Keystone uri=\"http://keystone\"")
+        );
+    }
+
+    #[tokio::test]
+    async fn keystone_down_is_unavailable_not_invalid() {
+        let ks = KeystoneAuthenticator::new(
+            FakeKeystone {
+                calls: AtomicUsize::new(0),
+                valid: "good",
+                down: true,
+            },
+            SystemClock,
+            Duration::from_secs(60),
+        );
+        assert!(matches!(
+            ks.authenticate("good").await,
+            Err(AuthFailure::Unavailable(_))
+        ));
+    }
+}

@@ -1,0 +1,131 @@
+//! `/v1/jobs` (WSME; reference §3.7).
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use qinling_engine::{CreateJob, UpdateJob};
+use qinling_types::{Job, format_ts};
+use serde_json::{Value, json};
+
+use crate::aliases::body_with_int_strings;
+use crate::functions::list_scope;
+use crate::wire::{self, Kind, Schema};
+use crate::{ApiError, ApiResult, AppState, RequestId, context};
+
+/// The job body. Update accepts the same attributes and, as upstream, ignores those it cannot
+/// change (`count`, the target).
+const JOB: Schema = Schema {
+    name: "job",
+    writable: &[
+        ("name", Kind::Str),
+        ("function_id", Kind::Str),
+        ("function_alias", Kind::Str),
+        ("function_version", Kind::Int),
+        ("function_input", Kind::Str),
+        ("status", Kind::Str),
+        ("pattern", Kind::Str),
+        ("count", Kind::Int),
+        ("first_execution_time", Kind::Str),
+        ("next_execution_time", Kind::Str),
+    ],
+    read_only: &["id", "project_id", "created_at", "updated_at"],
+};
+
+pub(crate) fn job_json(j: &Job) -> Value {
+    json!({
+        "id": j.id,
+        "name": j.name,
+        "function_id": j.function_id,
+        "function_alias": j.function_alias,
+        "function_version": j.function_version,
+        "function_input": j.function_input,
+        "status": j.status.as_str(),
+        "pattern": j.pattern,
+        "count": j.count,
+        "first_execution_time": format_ts(j.first_execution_time),
+        "next_execution_time": format_ts(j.next_execution_time),
+        "project_id": j.project_id,
+        "created_at": format_ts(j.created_at),
+        "updated_at": j.updated_at.map(format_ts),
+    })
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let map = body_with_int_strings(&s, req, &JOB, &["function_version", "count"]).await?;
+    for k in ["status", "next_execution_time"] {
+        if map.get(k).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute {k}. Cannot set read only field on create: a new job is running and due at its first_execution_time."
+            )));
+        }
+    }
+    let req = CreateJob {
+        name: wire::opt_str(&map, "name"),
+        function_id: wire::opt_str(&map, "function_id"),
+        function_alias: wire::opt_str(&map, "function_alias"),
+        function_version: wire::opt_int(&map, "function_version").unwrap_or(0),
+        function_input: wire::opt_str(&map, "function_input"),
+        pattern: wire::opt_str(&map, "pattern"),
+        first_execution_time: wire::opt_str(&map, "first_execution_time"),
+        count: wire::opt_int(&map, "count"),
+    };
+    let job = s.engine.create_job(&context(&rid), req).await?;
+    Ok((StatusCode::CREATED, Json(job_json(&job))))
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    let params = wire::query_params(q.as_deref(), &["all_projects", "project_id"])?;
+    let scope = list_scope(&context(&rid), &params)?;
+    let jobs = s.engine.list_jobs(&scope).await?;
+    let items: Vec<_> = jobs.iter().map(job_json).collect();
+    Ok(Json(json!({ "jobs": items })))
+}
+
+pub async fn show(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let job = s.engine.get_job(&context(&rid), &id).await?;
+    Ok(Json(job_json(&job)))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    wire::query_params(q.as_deref(), &[])?;
+    let map = body_with_int_strings(&s, req, &JOB, &["function_version", "count"]).await?;
+    let req = UpdateJob {
+        name: wire::opt_str(&map, "name"),
+        function_input: wire::opt_str(&map, "function_input"),
+        status: wire::opt_str(&map, "status"),
+        pattern: wire::opt_str(&map, "pattern"),
+        next_execution_time: wire::opt_str(&map, "next_execution_time"),
+    };
+    let job = s.engine.update_job(&context(&rid), &id, req).await?;
+    Ok(Json(job_json(&job)))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    s.engine.delete_job(&context(&rid), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,576 @@
+//! Cron jobs (reference §3.7): create, list, show, update (name, input, pattern, next time,
+//! pause/resume/cancel), delete; and the job ticker, a reconciler that fires due jobs as async
+//! executions (`Created by Job <id>`).
+//!
+//! Exactly once per tick: each firing first claims the tick with a conditional update of the
+//! job row ([`qinling_store::Store::advance_job`]), so several ticker loops or servers on one
+//! database never fire a tick twice. After downtime a job fires once for everything it
+//! missed, then continues at the next tick after now (upstream fired one missed period every
+//! 3 s). Jobs live in the database, so they survive restarts. The schedule arithmetic is
+//! pure ([`advance`], [`parse_pattern`]) and the ticker takes the time as an argument
+//! ([`claim_due`]), so both are tested without waiting for the clock.
+
+use std::time::Duration;
+
+use qinling_store::{JobAdvance, Scope, Store};
+use qinling_types::{Error, Job, JobStatus, RequestContext, Timestamp, new_id, now};
+
+use crate::{CreateExecution, Engine};
+
+/// How often the ticker looks for due jobs.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// A job-create request, fields as received.
+#[derive(Debug, Clone, Default)]
+pub struct CreateJob {
+    pub name: Option<String>,
+    pub function_id: Option<String>,
+    pub function_alias: Option<String>,
+    pub function_version: i64,
+    pub function_input: Option<String>,
+    pub pattern: Option<String>,
+    pub first_execution_time: Option<String>,
+    pub count: Option<i64>,
+}
+
+/// A job-update request; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateJob {
+    pub name: Option<String>,
+    pub function_input: Option<String>,
+    pub status: Option<String>,
+    pub pattern: Option<String>,
+    pub next_execution_time: Option<String>,
+}
+
+/// A 5-field cron pattern (minute hour day-of-month month day-of-week, or an `@hourly`-style
+/// alias), parsed.
+pub fn parse_pattern(pattern: &str) -> Result<croner::Cron, Error> {
+    let invalid = || Error::input(format!("The specified pattern is not valid: {pattern}"));
+    let fields = pattern.split_whitespace().count();
+    if fields != 5 && !(fields == 1 && pattern.trim_start().starts_with('@')) {
+        return Err(invalid());
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(pattern)
+        .map_err(|_| invalid())
+}
+
+fn to_chrono(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond())
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
+fn from_chrono(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp::from_unix_timestamp(t.timestamp())
+        .map(|s| s + time::Duration::nanoseconds(i64::from(t.timestamp_subsec_nanos())))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The first tick of `cron` after `t` (or at `t`, if `inclusive`).
+pub fn next_tick(cron: &croner::Cron, t: Timestamp, inclusive: bool) -> Result<Timestamp, Error> {
+    cron.find_next_occurrence(&to_chrono(t), inclusive)
+        .map(from_chrono)
+        .map_err(|_| {
+            Error::input(format!(
+                "The specified pattern never matches a future time: {}",
+                cron.pattern
+            ))
+        })
+}
+
+/// How firing `job` at `now` leaves it: one execution fewer; `done` when none remain or it
+/// has no pattern; else due at the pattern's first tick after `now` (so a tick missed while
+/// the server was down is fired once, not once per missed period).
+pub fn advance(job: &Job, now: Timestamp) -> Result<JobAdvance, Error> {
+    let count = job.count.map(|c| (c - 1).max(0));
+    let finished = count == Some(0) || job.pattern.is_none();
+    match (&job.pattern, finished) {
+        (Some(pattern), false) => {
+            let cron = parse_pattern(pattern)?;
+            let after = now.max(job.next_execution_time);
+            Ok(JobAdvance {
+                next_execution_time: next_tick(&cron, after, false)?,
+                count,
+                status: JobStatus::Running,
+            })
+        }
+        _ => Ok(JobAdvance {
+            next_execution_time: job.next_execution_time,
+            count: Some(count.unwrap_or(0)),
+            status: JobStatus::Done,
+        }),
+    }
+}
+
+/// One pass of the ticker at `now`: claims the due tick of every due job and returns the jobs
+/// (as they were when due) whose tick this caller won and must fire. A job whose pattern no
+/// longer parses is cancelled.
+pub async fn claim_due(store: &Store, now: Timestamp) -> Result<Vec<Job>, Error> {
+    let mut won = Vec::new();
+    for job in store.due_jobs(now).await? {
+        let advance = match advance(&job, now) {
+            Ok(a) => a,
+            Err(error) => {
+                tracing::warn!(%error, job_id = %job.id, "cancelling a job whose schedule cannot advance");
+                JobAdvance {
+                    next_execution_time: job.next_execution_time,
+                    count: job.count,
+                    status: JobStatus::Cancelled,
+                }
+            }
+        };
+        let fire = advance.status != JobStatus::Cancelled;
+        if store
+            .advance_job(&job.id, job.next_execution_time, &advance)
+            .await?
+            && fire
+        {
+            won.push(job);
+        }
+    }
+    Ok(won)
+}
+
+/// Parses a job time: RFC 3339 (`2026-11-28T06:48:38Z`, an offset, fractions) or a naive
+/// `YYYY-MM-DD[T ]HH:MM[:SS]`, taken as UTC.
+pub fn parse_time(raw: &str) -> Result<Timestamp, Error> {
+    use time::format_description::well_known::Rfc3339;
+    let raw = raw.trim();
+    if let Ok(t) = Timestamp::parse(raw, &Rfc3339) {
+        return Ok(t.to_offset(time::UtcOffset::UTC));
+    }
+    let naive = raw.replace('T', " ");
+    let formats = [
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+        time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]"
+        ),
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"),
+    ];
+    for f in formats {
+        if let Ok(t) = time::PrimitiveDateTime::parse(&naive, f) {
+            return Ok(t.assume_utc());
+        }
+    }
+    Err(Error::input(format!(
+        "Invalid time '{raw}': use ISO 8601, e.g. 2026-11-28T06:48:38Z or '2026-11-28 06:48:38' (UTC)."
+    )))
+}
+
+/// A job time from the caller must not be in the past (upstream: at least a minute ahead).
+fn future_time(raw: &str, now: Timestamp) -> Result<Timestamp, Error> {
+    let t = parse_time(raw)?;
+    if t < now - time::Duration::seconds(1) {
+        return Err(Error::input(format!(
+            "Execution time {raw} is in the past: give a time from now on (UTC)."
+        )));
+    }
+    Ok(t)
+}
+
+fn job_not_found(id: &str) -> Error {
+    Error::not_found("Job", id)
+}
+
+impl Engine {
+    pub async fn create_job(&self, ctx: &RequestContext, req: CreateJob) -> Result<Job, Error> {
+        if req.function_id.is_none() && req.function_alias.is_none() {
+            return Err(Error::input(
+                "Either function_alias or function_id must be provided.",
+            ));
+        }
+        self.check_job_input(req.function_input.as_deref())?;
+        let pattern = req.pattern.filter(|p| !p.trim().is_empty());
+        if pattern.is_none() && req.first_execution_time.is_none() {
+            return Err(Error::input(
+                "pattern or first_execution_time must be specified.",
+            ));
+        }
+        let t = now();
+        let first = req
+            .first_execution_time
+            .as_deref()
+            .map(|raw| future_time(raw, t))
+            .transpose()?;
+        if let Some(c) = req.count
+            && c < 1
+        {
+            return Err(Error::input(format!(
+                "Invalid count {c}: give the number of executions (at least 1), or none for no limit."
+            )));
+        }
+        let (first, count) = match &pattern {
+            None => {
+                if req.count.is_some_and(|c| c > 1) {
+                    return Err(Error::input(
+                        "pattern must be provided if count is greater than 1.",
+                    ));
+                }
+                (first.expect("checked above"), Some(1))
+            }
+            Some(p) => {
+                let cron = parse_pattern(p)?;
+                let first = match first {
+                    Some(f) => next_tick(&cron, f, true)?,
+                    None => next_tick(&cron, t, false)?,
+                };
+                (first, req.count)
+            }
+        };
+        if req.function_version < 0 {
+            return Err(Error::input(format!(
+                "Invalid function_version {}: it must be 0 (the function) or a version number.",
+                req.function_version
+            )));
+        }
+        let (function_id, alias) = match req.function_alias {
+            Some(name) => {
+                self.get_alias(ctx, &name).await?;
+                (None, Some(name))
+            }
+            None => {
+                let id = req.function_id.expect("checked above");
+                let function = self.get_function(ctx, &id).await?;
+                self.function_at_version(function, req.function_version)
+                    .await?;
+                (Some(id), None)
+            }
+        };
+        let job = Job {
+            id: new_id(),
+            name: req.name,
+            function_id,
+            function_version: if alias.is_some() {
+                0
+            } else {
+                req.function_version
+            },
+            function_alias: alias,
+            function_input: req.function_input,
+            status: JobStatus::Running,
+            pattern,
+            count,
+            first_execution_time: first,
+            next_execution_time: first,
+            project_id: ctx.project_id.clone(),
+            created_at: t,
+            updated_at: None,
+        };
+        self.inner.store.put_job(&job).await?;
+        Ok(job)
+    }
+
+    /// A job's input becomes each execution's input: the same size limit applies, up front.
+    fn check_job_input(&self, input: Option<&str>) -> Result<(), Error> {
+        let max = self.inner.config.max_input_bytes;
+        match input {
+            Some(i) if i.len() > max => Err(Error::TooLarge(format!(
+                "function_input is {} bytes, larger than the maximum execution input of {max} bytes.",
+                i.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn get_job(&self, ctx: &RequestContext, id: &str) -> Result<Job, Error> {
+        let scope = if ctx.is_admin {
+            Scope::All
+        } else {
+            Scope::Project(ctx.project_id.clone())
+        };
+        self.inner
+            .store
+            .get_job(id, &scope)
+            .await?
+            .ok_or_else(|| job_not_found(id))
+    }
+
+    pub async fn list_jobs(&self, scope: &Scope) -> Result<Vec<Job>, Error> {
+        Ok(self.inner.store.list_jobs(scope).await?)
+    }
+
+    pub async fn update_job(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        req: UpdateJob,
+    ) -> Result<Job, Error> {
+        let mut job = self.get_job(ctx, id).await?;
+        if job.status.is_finished() {
+            return Err(Error::input("Can not update a finished job."));
+        }
+        let t = now();
+        let previous = job.status;
+        if let Some(name) = req.name {
+            job.name = Some(name);
+        }
+        if let Some(input) = req.function_input {
+            self.check_job_input(Some(&input))?;
+            job.function_input = Some(input);
+        }
+        let mut reschedule = false;
+        if let Some(p) = req.pattern {
+            if job.pattern.is_none() || p.trim().is_empty() {
+                return Err(Error::input("Can not change job type."));
+            }
+            parse_pattern(&p)?;
+            reschedule = job.pattern.as_deref() != Some(p.as_str());
+            job.pattern = Some(p);
+        }
+        if let Some(s) = req.status {
+            job.status = match JobStatus::parse(&s) {
+                Some(s @ (JobStatus::Running | JobStatus::Paused | JobStatus::Cancelled)) => s,
+                _ => {
+                    return Err(Error::input(
+                        "Invalid status: use running, paused or cancelled.",
+                    ));
+                }
+            };
+        }
+        match req.next_execution_time {
+            Some(raw) => job.next_execution_time = future_time(&raw, t)?,
+            None if job.status == JobStatus::Running
+                && (previous == JobStatus::Paused || reschedule) =>
+            {
+                match &job.pattern {
+                    Some(p) => job.next_execution_time = next_tick(&parse_pattern(p)?, t, false)?,
+                    None if job.next_execution_time < t - time::Duration::seconds(1) => {
+                        return Err(Error::input(
+                            "The one-time job's execution time has passed: give a new next_execution_time to resume it.",
+                        ));
+                    }
+                    None => {}
+                }
+            }
+            None => {}
+        }
+        job.updated_at = Some(t);
+        self.inner.store.put_job(&job).await?;
+        Ok(job)
+    }
+
+    pub async fn delete_job(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+        let job = self.get_job(ctx, id).await?;
+        self.inner.store.delete_job(&job.id).await?;
+        Ok(())
+    }
+
+    /// The job ticker: every [`TICK`], fires the jobs that are due. Stops when the engine
+    /// shuts down.
+    pub(crate) async fn job_ticker(self) {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if self.inner.async_slots.is_closed() {
+                return;
+            }
+            if let Err(error) = self.fire_due_jobs(now()).await {
+                tracing::warn!(%error, "job ticker pass failed");
+            }
+        }
+    }
+
+    /// Fires every job due at `now` whose tick this engine claims; returns how many fired.
+    pub async fn fire_due_jobs(&self, now: Timestamp) -> Result<usize, Error> {
+        let fired = claim_due(&self.inner.store, now).await?;
+        for job in &fired {
+            if let Err(error) = self.fire_job(job).await {
+                tracing::warn!(%error, job_id = %job.id, "a job's execution could not be created");
+            }
+        }
+        Ok(fired.len())
+    }
+
+    /// Creates the async execution of one claimed tick, in the job owner's project.
+    async fn fire_job(&self, job: &Job) -> Result<(), Error> {
+        let owner = RequestContext {
+            project_id: job.project_id.clone(),
+            user_id: None,
+            is_admin: false,
+            request_id: format!("req-job-{}", job.id),
+        };
+        let (function_id, version) = match (&job.function_alias, &job.function_id) {
+            (Some(name), _) => self.resolve_alias_in(&job.project_id, name).await?,
+            (None, Some(f)) => (f.clone(), job.function_version),
+            (None, None) => return Err(Error::input("the job names no function")),
+        };
+        self.create_execution(
+            &owner,
+            CreateExecution {
+                function_id,
+                function_version: version,
+                function_alias: job.function_alias.clone(),
+                description: Some(format!("Created by Job {}", job.id)),
+                sync: false,
+                input: job.function_input.clone(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn job(pattern: Option<&str>, count: Option<i64>, next: Timestamp) -> Job {
+        Job {
+            id: new_id(),
+            name: None,
+            function_id: Some("f".into()),
+            function_alias: None,
+            function_version: 0,
+            function_input: None,
+            status: JobStatus::Running,
+            pattern: pattern.map(str::to_string),
+            count,
+            first_execution_time: next,
+            next_execution_time: next,
+            project_id: "p".into(),
+            created_at: next,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn patterns() {
+        for ok in ["* * * * *", "*/5 1-3 * * MON-FRI", "0 0 * * SUN", "@hourly"] {
+            assert!(parse_pattern(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "* * * *",
+            "* * * * * *",
+            "61 * * * *",
+            "not a cron",
+            "0 0 * * * 2026",
+        ] {
+            let err = parse_pattern(bad).unwrap_err().to_string();
+            assert_eq!(err, format!("The specified pattern is not valid: {bad}"));
+        }
+        let every5 = parse_pattern("*/5 * * * *").unwrap();
+        let t = datetime!(2026-11-28 06:47:38 UTC);
+        assert_eq!(
+            next_tick(&every5, t, false).unwrap(),
+            datetime!(2026-11-28 06:50:00 UTC)
+        );
+        let on = datetime!(2026-11-28 06:50:00 UTC);
+        assert_eq!(next_tick(&every5, on, true).unwrap(), on);
+        assert_eq!(
+            next_tick(&every5, on, false).unwrap(),
+            datetime!(2026-11-28 06:55:00 UTC)
+        );
+    }
+
+    #[test]
+    fn advancing() {
+        let t = datetime!(2026-11-28 06:48:00 UTC);
+        // One-shot: done after its execution.
+        let a = advance(&job(None, Some(1), t), t).unwrap();
+        assert_eq!((a.status, a.count), (JobStatus::Done, Some(0)));
+        // Count 2: one left, due next minute; then done.
+        let mut j = job(Some("* * * * *"), Some(2), t);
+        let a = advance(&j, t + time::Duration::milliseconds(300)).unwrap();
+        assert_eq!((a.status, a.count), (JobStatus::Running, Some(1)));
+        assert_eq!(a.next_execution_time, datetime!(2026-11-28 06:49:00 UTC));
+        j.count = a.count;
+        j.next_execution_time = a.next_execution_time;
+        let a = advance(&j, j.next_execution_time).unwrap();
+        assert_eq!((a.status, a.count), (JobStatus::Done, Some(0)));
+        // Unlimited stays unlimited.
+        let a = advance(&job(Some("* * * * *"), None, t), t).unwrap();
+        assert_eq!((a.status, a.count), (JobStatus::Running, None));
+        // After two hours of downtime: the next tick is after now, not the one after `t`.
+        let later = datetime!(2026-11-28 08:48:30 UTC);
+        let a = advance(&job(Some("*/10 * * * *"), None, t), later).unwrap();
+        assert_eq!(a.next_execution_time, datetime!(2026-11-28 08:50:00 UTC));
+    }
+
+    #[test]
+    fn times() {
+        let cases = [
+            ("2026-11-28T06:48:38Z", datetime!(2026-11-28 06:48:38 UTC)),
+            ("2026-11-28 06:48:38", datetime!(2026-11-28 06:48:38 UTC)),
+            ("2026-11-28T06:48:38", datetime!(2026-11-28 06:48:38 UTC)),
+            (
+                "2026-11-28T08:48:38+02:00",
+                datetime!(2026-11-28 06:48:38 UTC),
+            ),
+            ("2026-11-28 06:48", datetime!(2026-11-28 06:48:00 UTC)),
+        ];
+        for (raw, expect) in cases {
+            assert_eq!(parse_time(raw).unwrap(), expect, "{raw}");
+        }
+        assert!(parse_time("not a date").is_err());
+        let now = datetime!(2026-11-28 06:48:38 UTC);
+        assert!(future_time("2026-11-28T06:40:00Z", now).is_err());
+        assert!(future_time("2026-11-28T06:48:39Z", now).is_ok());
+    }
+
+    /// Several tickers on one database, a count-2 job, and a stretch of downtime: every tick
+    /// fires exactly once, and the job ends `done` after exactly 2 firings.
+    #[tokio::test]
+    async fn ticks_fire_exactly_once() {
+        let store = Store::in_memory().await.unwrap();
+        let t0 = datetime!(2026-11-28 06:48:00 UTC);
+        let j = job(Some("* * * * *"), Some(2), t0);
+        store.put_job(&j).await.unwrap();
+        let fired = |won: Vec<Job>| won.iter().filter(|w| w.id == j.id).count();
+        // Not yet due.
+        assert_eq!(
+            fired(
+                claim_due(&store, t0 - time::Duration::seconds(1))
+                    .await
+                    .unwrap()
+            ),
+            0
+        );
+        // Due: three tickers at the same instant; one wins.
+        let mut total = 0;
+        for _ in 0..3 {
+            total += fired(
+                claim_due(&store, t0 + time::Duration::milliseconds(200))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(total, 1);
+        let after1 = store.get_job(&j.id, &Scope::All).await.unwrap().unwrap();
+        assert_eq!(after1.count, Some(1));
+        assert_eq!(after1.status, JobStatus::Running);
+        assert_eq!(
+            after1.next_execution_time,
+            datetime!(2026-11-28 06:49:00 UTC)
+        );
+        // Ten minutes of downtime: the missed ticks fire once, not ten times.
+        let late = datetime!(2026-11-28 06:59:10 UTC);
+        let mut total = 0;
+        for _ in 0..3 {
+            total += fired(claim_due(&store, late).await.unwrap());
+        }
+        assert_eq!(total, 1);
+        let done = store.get_job(&j.id, &Scope::All).await.unwrap().unwrap();
+        assert_eq!((done.status, done.count), (JobStatus::Done, Some(0)));
+        // Done jobs never fire again.
+        let much_later = datetime!(2026-11-29 00:00:00 UTC);
+        assert_eq!(fired(claim_due(&store, much_later).await.unwrap()), 0);
+        // A paused job does not fire.
+        let mut p = job(Some("* * * * *"), None, t0);
+        p.status = JobStatus::Paused;
+        store.put_job(&p).await.unwrap();
+        assert!(
+            claim_due(&store, much_later)
+                .await
+                .unwrap()
+                .iter()
+                .all(|w| w.id != p.id)
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! Per-project quotas (not in upstream, reference §3.9): number of functions, total package
+//! bytes, unfinished executions, workers and executions started per minute. Limits are the
+//! configured defaults unless an admin set a project's own (stored in the `quotas` table).
+//! Exceeding one is a 403 (functions, workers), 413 (package bytes) or 429 (executions), with
+//! a message that names the quota, its limit and the current use.
+//!
+//! The checks run before the change they guard and are not transactional with it, so a burst
+//! of concurrent requests can overshoot a limit by the requests in flight; the per-minute rate
+//! is counted in memory (per server) and starts afresh on restart.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use qinling_types::Error;
+use serde::{Deserialize, Serialize};
+
+use crate::Engine;
+
+/// The quota resources, by their wire and config names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Functions,
+    PackageBytes,
+    ConcurrentExecutions,
+    Workers,
+    ExecutionsPerMinute,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 5] = [
+        Resource::Functions,
+        Resource::PackageBytes,
+        Resource::ConcurrentExecutions,
+        Resource::Workers,
+        Resource::ExecutionsPerMinute,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Functions => "functions",
+            Resource::PackageBytes => "package_bytes",
+            Resource::ConcurrentExecutions => "concurrent_executions",
+            Resource::Workers => "workers",
+            Resource::ExecutionsPerMinute => "executions_per_minute",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Resource> {
+        Resource::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The domain error for exceeding this quota.
+    fn exceeded(self, message: String) -> Error {
+        match self {
+            Resource::Functions | Resource::Workers => Error::NotAllowed(message),
+            Resource::PackageBytes => Error::TooLarge(message),
+            Resource::ConcurrentExecutions | Resource::ExecutionsPerMinute => {
+                Error::TooMany(message)
+            }
+        }
+    }
+}
+
+/// One limit per resource; -1 is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub functions: i64,
+    pub package_bytes: i64,
+    pub concurrent_executions: i64,
+    pub workers: i64,
+    pub executions_per_minute: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            functions: 100,
+            package_bytes: 1024 * 1024 * 1024,
+            concurrent_executions: 100,
+            workers: 50,
+            executions_per_minute: 6000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn get(&self, r: Resource) -> i64 {
+        match r {
+            Resource::Functions => self.functions,
+            Resource::PackageBytes => self.package_bytes,
+            Resource::ConcurrentExecutions => self.concurrent_executions,
+            Resource::Workers => self.workers,
+            Resource::ExecutionsPerMinute => self.executions_per_minute,
+        }
+    }
+
+    pub fn set(&mut self, r: Resource, v: i64) {
+        match r {
+            Resource::Functions => self.functions = v,
+            Resource::PackageBytes => self.package_bytes = v,
+            Resource::ConcurrentExecutions => self.concurrent_executions = v,
+            Resource::Workers => self.workers = v,
+            Resource::ExecutionsPerMinute => self.executions_per_minute = v,
+        }
+    }
+}
+
+/// Quota settings of the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaConfig {
+    /// Whether quotas are enforced (the server turns them on with authentication).
+    pub enforce: bool,
+    pub defaults: Limits,
+}
+
+/// A project's limits and what it uses now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaSet {
+    pub limits: Limits,
+    pub usage: Limits,
+    pub enforced: bool,
+}
+
+/// `limit` allows `in_use + adding`? -1 is unlimited.
+pub fn check(r: Resource, limit: i64, in_use: i64, adding: i64) -> Result<(), Error> {
+    if limit < 0 || in_use.saturating_add(adding) <= limit {
+        return Ok(());
+    }
+    let mut message = format!(
+        "Quota exceeded for {}: limit {limit}, in use {in_use}",
+        r.name()
+    );
+    if adding != 1 {
+        message.push_str(&format!(", requested {adding}"));
+    }
+    message.push('.');
+    Err(r.exceeded(message))
+}
+
+/// Executions started in the last minute, per project (a sliding log, at most `limit` long).
+#[derive(Debug, Default)]
+pub struct RateWindow {
+    starts: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+impl RateWindow {
+    /// Records a start at `now` if fewer than `limit` happened in the minute before.
+    pub fn admit(&self, project: &str, limit: i64, now: Instant) -> Result<(), Error> {
+        if limit < 0 {
+            return Ok(());
+        }
+        let mut all = self.starts.lock().expect("rate window lock");
+        let log = all.entry(project.to_string()).or_default();
+        while log
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW)
+        {
+            log.pop_front();
+        }
+        check(Resource::ExecutionsPerMinute, limit, log.len() as i64, 1)?;
+        log.push_back(now);
+        Ok(())
+    }
+
+    /// Starts in the minute before `now`.
+    pub fn used(&self, project: &str, now: Instant) -> i64 {
+        let all = self.starts.lock().expect("rate window lock");
+        all.get(project).map_or(0, |log| {
+            log.iter()
+                .filter(|t| now.saturating_duration_since(**t) < WINDOW)
+                .count() as i64
+        })
+    }
+}
+
+impl Engine {
+    fn quota_config(&self) -> &QuotaConfig {
+        &self.inner.config.quotas
+    }
+
+    /// A project's effective limits: its overrides over the defaults.
+    pub async fn quota_limits(&self, project_id: &str) -> Result<Limits, Error> {
+        let mut limits = self.quota_config().defaults;
+        for (name, v) in self.inner.store.quota_overrides(project_id).await? {
+            if let Some(r) = Resource::from_name(&name) {
+                limits.set(r, v);
+            }
+        }
+        Ok(limits)
+    }
+
+    /// A project's limits and usage (`GET /v1/quotas/{project}`).
+    pub async fn quotas(&self, project_id: &str) -> Result<QuotaSet, Error> {
+        let limits = self.quota_limits(project_id).await?;
+        let (functions, package_bytes) = self.inner.store.function_usage(project_id).await?;
+        Ok(QuotaSet {
+            limits,
+            usage: Limits {
+                functions,
+                package_bytes,
+                concurrent_executions: self.inner.store.unfinished_executions(project_id).await?,
+                workers: self.project_workers(project_id).await?,
+                executions_per_minute: self.inner.rate.used(project_id, Instant::now()),
+            },
+            enforced: self.quota_config().enforce,
+        })
+    }
+
+    /// Sets (`Some`) or resets to the default (`None`) some of a project's limits.
+    pub async fn set_quotas(
+        &self,
+        project_id: &str,
+        changes: &[(Resource, Option<i64>)],
+    ) -> Result<QuotaSet, Error> {
+        if project_id.is_empty() || project_id.len() > 255 {
+            return Err(Error::input("Invalid project id."));
+        }
+        for (r, v) in changes {
+            if let Some(v) = v
+                && *v < -1
+            {
+                return Err(Error::input(format!(
+                    "Invalid quota {}: {v}. Use a number >= 0, or -1 for unlimited.",
+                    r.name()
+                )));
+            }
+        }
+        for (r, v) in changes {
+            self.inner.store.set_quota(project_id, r.name(), *v).await?;
+        }
+        self.quotas(project_id).await
+    }
+
+    async fn project_workers(&self, project_id: &str) -> Result<i64, Error> {
+        let functions = self
+            .inner
+            .store
+            .list_functions(&qinling_store::Scope::Project(project_id.to_string()))
+            .await?;
+        Ok(functions
+            .iter()
+            .map(|f| self.inner.pool.workers(&f.id, None).len() as i64)
+            .sum())
+    }
+
+    /// Before a function is created (`new_function`) or its package replaced: the function
+    /// count and the package bytes after the change (`package_delta` may be negative).
+    pub(crate) async fn check_function_quota(
+        &self,
+        project_id: &str,
+        new_function: bool,
+        package_delta: i64,
+    ) -> Result<(), Error> {
+        if !self.quota_config().enforce {
+            return Ok(());
+        }
+        let limits = self.quota_limits(project_id).await?;
+        let (functions, bytes) = self.inner.store.function_usage(project_id).await?;
+        if new_function {
+            check(Resource::Functions, limits.functions, functions, 1)?;
+        }
+        if package_delta > 0 {
+            check(
+                Resource::PackageBytes,
+                limits.package_bytes,
+                bytes,
+                package_delta,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Before an execution is recorded: unfinished executions and the per-minute rate.
+    pub(crate) async fn check_execution_quota(&self, project_id: &str) -> Result<(), Error> {
+        if !self.quota_config().enforce {
+            return Ok(());
+        }
+        let limits = self.quota_limits(project_id).await?;
+        if limits.concurrent_executions >= 0 {
+            let running = self.inner.store.unfinished_executions(project_id).await?;
+            check(
+                Resource::ConcurrentExecutions,
+                limits.concurrent_executions,
+                running,
+                1,
+            )?;
+        }
+        self.inner
+            .rate
+            .admit(project_id, limits.executions_per_minute, Instant::now())
+    }
+
+    /// Before `count` workers are added to a project's function by `scale_up`.
+    pub(crate) async fn check_worker_quota(
+        &self,
+        project_id: &str,
+        count: usize,
+    ) -> Result<(), Error> {
+        if !self.quota_config().enforce {
+            return Ok(());
+        }
+        let limits = self.quota_limits(project_id).await?;
+        if limits.workers < 0 {
+            return Ok(());
+        }
+        let workers = self.project_workers(project_id).await?;
+        check(Resource::Workers, limits.workers, workers, count as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_names_the_quota_and_use() {
+        assert!(check(Resource::Functions, 2, 1, 1).is_ok());
+        assert!(check(Resource::Functions, -1, 1_000_000, 1).is_ok());
+        let e = check(Resource::Functions, 2, 2, 1).unwrap_err();
+        assert!(matches!(&e, Error::NotAllowed(_)));
+        assert_eq!(
+            e.to_string(),
+            "Quota exceeded for functions: limit 2, in use 2."
+        );
+        let e = check(Resource::PackageBytes, 100, 60, 50).unwrap_err();
+        assert!(matches!(&e, Error::TooLarge(_)));
+        assert_eq!(
+            e.to_string(),
+            "Quota exceeded for package_bytes: limit 100, in use 60, requested 50."
+        );
+        assert!(matches!(
+            check(Resource::ConcurrentExecutions, 0, 0, 1),
+            Err(Error::TooMany(_))
+        ));
+        assert!(matches!(
+            check(Resource::Workers, 3, 2, 2),
+            Err(Error::NotAllowed(_))
+        ));
+    }
+
+    #[test]
+    fn rate_window_slides() {
+        let w = RateWindow::default();
+        let t0 = Instant::now();
+        for i in 0..3 {
+            w.admit("p", 3, t0 + Duration::from_secs(i)).unwrap();
+        }
+        let e = w.admit("p", 3, t0 + Duration::from_secs(10)).unwrap_err();
+        assert!(matches!(&e, Error::TooMany(_)));
+        assert!(
+            e.to_string()
+                .contains("executions_per_minute: limit 3, in use 3"),
+            "{e}"
+        );
+        // Another project has its own window.
+        w.admit("q", 3, t0 + Duration::from_secs(10)).unwrap();
+        // The first start leaves the window after a minute.
+        w.admit("p", 3, t0 + Duration::from_secs(60)).unwrap();
+        assert_eq!(w.used("p", t0 + Duration::from_secs(60)), 3);
+        assert!(w.admit("p", 3, t0 + Duration::from_millis(60_500)).is_err());
+        w.admit("p", -1, t0).unwrap();
+    }
+
+    #[test]
+    fn resource_names_round_trip() {
+        for r in Resource::ALL {
+            assert_eq!(Resource::from_name(r.name()), Some(r));
+        }
+        assert_eq!(Resource::from_name("nope"), None);
+    }
+}

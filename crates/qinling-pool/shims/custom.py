@@ -1,0 +1,365 @@
+"""Qinling custom-runtime worker shim.
+
+This file runs inside a worker sandbox as `python3 -I -B custom.py` and speaks the framed
+worker protocol of docs/worker-protocol.md. The function's package carries its own
+executable (a static binary, or a script with a shebang whose interpreter the sandbox
+shows); `entry` is its path inside the package. Each execution starts that executable once,
+in its own process group, in the package directory, with the sandbox's limits plus the
+exec's rlimits: the execution input arrives on stdin as JSON (an object, a string for a
+positional input, `null` for none), stdout is the result (JSON if it parses, else the text),
+stderr is the log between the `Start execution:`/`Finished execution:` markers. Exit status
+0 is success; any other status fails the execution with the result text (or the status)
+as its output; death by a signal the shim did not send (the OOM killer) is `resource`.
+
+Unlike python3.py this shim never runs user code in its own process, so it can use a thread
+per execution (each blocks in wait4) instead of a single-threaded zygote loop. Standard
+library only; Python 3.8+ on Linux.
+"""
+
+import errno
+import io
+import json
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+
+RUNTIME = "custom"
+TIMEOUT_MSG = "Function execution timeout."
+RESOURCE_MSG = "Function execution failed because of too much resource consumption"
+MAX_FRAME = 64 * 1024 * 1024
+DEFAULT_LOG_LIMIT = 1024 * 1024
+RLIMITS = (
+    ("nofile", resource.RLIMIT_NOFILE),
+    ("nproc", resource.RLIMIT_NPROC),
+    ("fsize", resource.RLIMIT_FSIZE),
+)
+
+
+class ProtocolError(Exception):
+    """The engine sent something the protocol does not allow; the shim must exit."""
+
+
+def new_file(name):
+    """An anonymous read-write file (memfd) for an execution's stdin, stdout or log."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create(name, os.MFD_CLOEXEC)
+    fd, path = tempfile.mkstemp(prefix="qinling-%s-" % name)
+    os.unlink(path)
+    return fd
+
+
+def read_all(fd, limit):
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, min(size, limit), 0) if size else b""
+    return data, size
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def extract_package(package, dest):
+    """Unpacks the zip into `dest`, refusing members that would land outside it and never
+    creating symlinks (as python3.py does); file modes are kept so executables stay so."""
+    with zipfile.ZipFile(io.BytesIO(package)) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts or (parts and parts[0].endswith(":")):
+                raise ValueError("package member %r would be extracted outside the package directory" % name)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                continue
+            parts = [p for p in parts if p and p != "."]
+            if not parts:
+                continue
+            target = os.path.join(dest, *parts)
+            if name.endswith(("/", "\\")) or stat.S_ISDIR(mode):
+                os.makedirs(target, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+            if mode & 0o777:
+                os.chmod(target, (mode & 0o777) | 0o600)
+
+
+class Shim:
+    def __init__(self, proto_in, proto_out):
+        self.proto_in = proto_in
+        self.proto_out = proto_out
+        self.send_lock = threading.Lock()
+        self.package_dir = None
+        self.program = None
+        self.bind_attempted = False
+        self.running = {}  # id -> Popen
+        self.lock = threading.Lock()
+        self.rlimits_applied = False
+
+    def send(self, msg):
+        data = json.dumps(msg, separators=(",", ":")).encode()
+        if len(data) > MAX_FRAME:
+            msg.update(success=False, output=RESOURCE_MSG, reason="resource",
+                       logs=msg.get("logs", "")[:MAX_FRAME // 4] + "\n[result too large: %d bytes]\n" % len(data))
+            data = json.dumps(msg, separators=(",", ":")).encode()
+        with self.send_lock:
+            write_all(self.proto_out, len(data).to_bytes(4, "big") + data)
+
+    def read_exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = os.read(self.proto_in, min(n - len(buf), 1 << 20))
+            if not chunk:
+                return None
+            buf += chunk
+        return bytes(buf)
+
+    def read_frame(self):
+        head = self.read_exact(4)
+        if head is None:
+            return None
+        size = int.from_bytes(head, "big")
+        if size > MAX_FRAME:
+            raise ProtocolError("frame of %d bytes is larger than %d" % (size, MAX_FRAME))
+        frame = self.read_exact(size)
+        if frame is None:
+            return None
+        return frame
+
+    def serve(self):
+        self.send({"op": "ready", "pid": os.getpid(), "runtime": RUNTIME, "version": "1"})
+        while True:
+            frame = self.read_frame()
+            if frame is None:
+                return 0
+            try:
+                msg = json.loads(frame)
+            except ValueError as exc:
+                raise ProtocolError("malformed message: %s" % exc) from None
+            if not isinstance(msg, dict):
+                raise ProtocolError("malformed message: not a JSON object")
+            op = msg.get("op")
+            if op == "exec":
+                self.start(msg)
+            elif op == "ping":
+                with self.lock:
+                    running = len(self.running)
+                self.send({"op": "pong", "running": running})
+            elif op == "bind":
+                if not isinstance(msg.get("entry"), str) or not isinstance(msg.get("package_size"), int):
+                    raise ProtocolError("malformed bind: needs a string entry and an integer package_size")
+                package = self.read_frame()
+                if package is None:
+                    return 0
+                if len(package) != msg["package_size"]:
+                    raise ProtocolError("package frame has %d bytes, bind announced %r"
+                                        % (len(package), msg["package_size"]))
+                self.send(self.bind(msg["entry"], package))
+            else:
+                raise ProtocolError("unknown op %r" % (op,))
+
+    def bind(self, entry, package):
+        if self.bind_attempted:
+            return {"op": "bound", "ok": False, "error": "this worker has already been bound", "logs": ""}
+        self.bind_attempted = True
+        try:
+            base = os.environ.get("QINLING_PACKAGE_DIR") or tempfile.gettempdir()
+            os.makedirs(base, exist_ok=True)
+            self.package_dir = tempfile.mkdtemp(prefix="package-", dir=base)
+            extract_package(package, self.package_dir)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            return {"op": "bound", "ok": False, "error": "PackageError: %s" % exc, "logs": ""}
+        parts = [p for p in entry.replace("\\", "/").split("/") if p and p != "."]
+        program = os.path.join(self.package_dir, *parts) if parts and ".." not in parts else None
+        if program is None or not os.path.isfile(program) or os.path.islink(program):
+            return {"op": "bound", "ok": False, "logs": "",
+                    "error": "EntryError: the package has no executable file '%s' (entry is the path of "
+                             "the executable inside the package)" % entry}
+        mode = os.stat(program).st_mode
+        if not mode & 0o100:
+            os.chmod(program, mode | 0o700)  # zips made on some systems drop the mode bits
+        self.program = program
+        return {"op": "bound", "ok": True}
+
+    def apply_rlimits(self, limits):
+        """Lowers the shim's own rlimits once (the engine sends the same every time); the
+        executables inherit them. Never raised, so the sandbox's limits win."""
+        if self.rlimits_applied or not isinstance(limits, dict):
+            return
+        self.rlimits_applied = True
+        for name, which in RLIMITS:
+            value = limits.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                continue
+            soft, hard = resource.getrlimit(which)
+            soft = value if soft == resource.RLIM_INFINITY else min(soft, value)
+            hard = value if hard == resource.RLIM_INFINITY else min(hard, value)
+            try:
+                resource.setrlimit(which, (soft, hard))
+            except (ValueError, OSError):
+                pass
+
+    def start(self, msg):
+        exec_id = msg.get("id")
+        timeout_ms = msg.get("timeout_ms")
+        if not isinstance(exec_id, str) or not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
+            raise ProtocolError("malformed exec: needs a string id and a positive timeout_ms")
+        kwargs, args = msg.get("kwargs"), msg.get("args") or []
+        if not isinstance(kwargs or {}, dict) or not isinstance(args, list):
+            raise ProtocolError("malformed exec: kwargs must be an object or null, args a list")
+        if self.program is None:
+            self.send({"op": "result", "id": exec_id, "success": False, "output": "The worker has no function bound.",
+                       "duration": 0.0, "logs": "", "cpu_ms": 0, "max_rss_kb": 0, "reason": "exception"})
+            return
+        self.apply_rlimits(msg.get("rlimits"))
+        value = kwargs if kwargs is not None else (args[0] if args else None)
+        log_limit = msg.get("log_limit")
+        if not isinstance(log_limit, int) or log_limit < 0:
+            log_limit = DEFAULT_LOG_LIMIT
+        threading.Thread(target=self.run, args=(exec_id, value, timeout_ms / 1000.0, log_limit),
+                         daemon=True).start()
+
+    def run(self, exec_id, value, timeout, log_limit):
+        stdin_fd = new_file("stdin")
+        out_fd = new_file("stdout")
+        log_fd = new_file("log")
+        try:
+            write_all(stdin_fd, json.dumps(value).encode())
+            os.lseek(stdin_fd, 0, os.SEEK_SET)
+            write_all(log_fd, ("Start execution: %s\n" % exec_id).encode())
+            started = time.monotonic()
+            try:
+                proc = subprocess.Popen([self.program], stdin=stdin_fd, stdout=out_fd, stderr=log_fd,
+                                        cwd=self.package_dir, start_new_session=True, close_fds=True)
+            except OSError as exc:
+                # ENOEXEC, a missing interpreter, EACCES: the user's package is wrong.
+                reason = "resource" if exc.errno in (errno.EAGAIN, errno.ENOMEM) else "exception"
+                output = RESOURCE_MSG if reason == "resource" else "Cannot start %s: %s" % (
+                    os.path.relpath(self.program, self.package_dir), exc.strerror or exc)
+                self.finish(exec_id, False, output, reason, started, log_fd, log_limit, None)
+                return
+            with self.lock:
+                self.running[exec_id] = proc
+            timed_out = threading.Event()
+
+            def on_timeout():
+                timed_out.set()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+            timer = threading.Timer(timeout, on_timeout)
+            timer.start()
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            except ChildProcessError:
+                status, usage = 1 << 8, None
+            proc.returncode = status  # reaped here; Popen must not wait for it again
+            timer.cancel()
+            # Whatever the execution left running in its group goes with it.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            with self.lock:
+                self.running.pop(exec_id, None)
+            data, size = read_all(out_fd, MAX_FRAME)
+            text = data.decode("utf-8", "replace").strip()
+            try:
+                output = json.loads(text) if text else None
+            except ValueError:
+                output = text
+            if timed_out.is_set():
+                success, output, reason = False, TIMEOUT_MSG, "timeout"
+            elif size > MAX_FRAME:
+                success, output, reason = False, RESOURCE_MSG, "resource"
+            elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+                success, reason = True, "ok"
+            elif os.WIFEXITED(status):
+                success, reason = False, "exception"
+                if output is None:
+                    output = "The function's process exited with status %d." % os.WEXITSTATUS(status)
+            else:
+                success, output, reason = False, RESOURCE_MSG, "resource"
+            if not timed_out.is_set():
+                write_all(log_fd, ("Finished execution: %s\n" % exec_id).encode())
+            self.finish(exec_id, success, output, reason, started, log_fd, log_limit, usage)
+        finally:
+            for fd in (stdin_fd, out_fd, log_fd):
+                os.close(fd)
+
+    def finish(self, exec_id, success, output, reason, started, log_fd, log_limit, usage):
+        data, size = read_all(log_fd, log_limit)
+        logs = data.decode("utf-8", "replace")
+        if size > log_limit:
+            logs += "\n[log truncated: %d bytes more]\n" % (size - log_limit)
+        self.send({
+            "op": "result", "id": exec_id, "success": success, "output": output,
+            "duration": round(time.monotonic() - started, 3), "logs": logs,
+            "cpu_ms": int(round((usage.ru_utime + usage.ru_stime) * 1000)) if usage else 0,
+            "max_rss_kb": usage.ru_maxrss if usage else 0, "reason": reason,
+        })
+
+    def shutdown(self):
+        with self.lock:
+            procs = list(self.running.values())
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.package_dir:
+            import shutil
+
+            shutil.rmtree(self.package_dir, ignore_errors=True)
+
+
+def main():
+    # The protocol channel is a private copy of fds 0 and 1; the standard descriptors point
+    # at /dev/null so that nothing else can write a frame.
+    proto_in = os.dup(0)
+    proto_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    shim = Shim(proto_in, proto_out)
+    code = 0
+    try:
+        code = shim.serve()
+    except ProtocolError as exc:
+        code = 1
+        try:
+            shim.send({"op": "error", "error": str(exc)})
+        except OSError:
+            pass
+    except BrokenPipeError:
+        code = 0
+    except Exception as exc:  # a bug in this file: tell the engine what, then go
+        code = 1
+        try:
+            shim.send({"op": "error", "error": "worker shim failure: %r" % (exc,)})
+        except OSError:
+            pass
+    finally:
+        shim.shutdown()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,495 @@
+//! Qinling nodejs worker shim.
+//!
+//! This file runs inside a worker sandbox as `node nodejs.js` and speaks the framed worker
+//! protocol of docs/worker-protocol.md on its stdin (engine -> worker) and stdout (worker ->
+//! engine). It waits for one `bind` (the function's zip package and entry point), extracts
+//! the package, and then serves any number of concurrent `exec` messages.
+//!
+//! Node cannot fork(2), so the process is a *supervisor* rather than a zygote: executions run
+//! in *executor* processes (this same file started with `--executor`), each of which has
+//! required the function's module once and then runs one execution at a time, for as many
+//! executions as it survives. An executor is its own process group (a timeout SIGKILLs exactly
+//! that execution and what it started), writes fds 1 and 2 into a private append-only file
+//! that the supervisor truncates before each execution (so the log is captured at the
+//! file-descriptor level, markers included, and survives a kill), and reports cpu time and
+//! peak RSS of its own process. A killed or crashed executor is replaced; idle ones are kept
+//! warm (module state persists between executions, as in other FaaS platforms' Node runtimes),
+//! and one spare is started ahead when the last idle one is taken, so a concurrent burst
+//! rarely waits for Node to start. ARCHITECTURE.md ("Decisions") weighs this choice.
+//!
+//! Node's standard library only (zip extraction is done by hand over zlib).
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const zlib = require('zlib');
+const childProcess = require('child_process');
+const os = require('os');
+
+const RUNTIME = 'nodejs';
+const TIMEOUT_MSG = 'Function execution timeout.';
+const RESOURCE_MSG = 'Function execution failed because of too much resource consumption';
+const NO_RESULT_MSG = "The function's process exited without returning a result.";
+const MAX_FRAME = 64 * 1024 * 1024;
+const DEFAULT_LOG_LIMIT = 1024 * 1024;
+// Idle executors kept warm beyond what is running; more are stopped when they finish.
+const MAX_IDLE = 2;
+
+class ProtocolError extends Error {}
+
+// ---------------------------------------------------------------------------------------
+// Package extraction: a minimal zip reader (stored and deflated members, no zip64).
+
+function extractZip(buf, dest) {
+  let eocd = -1;
+  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
+    if (buf.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
+  }
+  if (eocd < 0) throw new Error('PackageError: the package is not a zip file');
+  const count = buf.readUInt16LE(eocd + 10);
+  let p = buf.readUInt32LE(eocd + 16);
+  for (let n = 0; n < count; n++) {
+    if (p + 46 > buf.length || buf.readUInt32LE(p) !== 0x02014b50) {
+      throw new Error('PackageError: corrupt zip central directory');
+    }
+    const method = buf.readUInt16LE(p + 10);
+    const compSize = buf.readUInt32LE(p + 20);
+    const nameLen = buf.readUInt16LE(p + 28);
+    const extraLen = buf.readUInt16LE(p + 30);
+    const commentLen = buf.readUInt16LE(p + 32);
+    const attr = buf.readUInt32LE(p + 38);
+    const local = buf.readUInt32LE(p + 42);
+    const name = buf.toString('utf8', p + 46, p + 46 + nameLen);
+    p += 46 + nameLen + extraLen + commentLen;
+    const parts = name.replace(/\\/g, '/').split('/');
+    if (name.startsWith('/') || name.startsWith('\\') || parts.includes('..') || (parts[0] || '').endsWith(':')) {
+      throw new Error(`PackageError: package member '${name}' would be extracted outside the package directory`);
+    }
+    const mode = (attr >>> 16) & 0xffff;
+    if ((mode & 0o170000) === 0o120000) continue; // symlinks are never created
+    const clean = parts.filter((x) => x && x !== '.');
+    if (clean.length === 0) continue;
+    const target = path.join(dest, ...clean);
+    if (name.endsWith('/') || name.endsWith('\\') || (mode & 0o170000) === 0o040000) {
+      fs.mkdirSync(target, { recursive: true });
+      continue;
+    }
+    const lnameLen = buf.readUInt16LE(local + 26);
+    const lextraLen = buf.readUInt16LE(local + 28);
+    const start = local + 30 + lnameLen + lextraLen;
+    const raw = buf.subarray(start, start + compSize);
+    let data;
+    if (method === 0) data = raw;
+    else if (method === 8) data = zlib.inflateRawSync(raw);
+    else throw new Error(`PackageError: package member '${name}' uses unsupported compression ${method}`);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, data);
+    if (mode & 0o777) fs.chmodSync(target, (mode & 0o777) | 0o600);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The executor: loads the function once, runs one execution at a time.
+
+function errorText(err) {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  try { return String(err); } catch (_) { return 'Error'; }
+}
+
+function errorStack(err) {
+  try {
+    if (err instanceof Error && err.stack) return String(err.stack);
+    return `Uncaught ${String(err)}`;
+  } catch (_) {
+    return 'Uncaught exception';
+  }
+}
+
+function loadEntry(dir, entry) {
+  let moduleName = entry;
+  let funcName = 'main';
+  const dot = entry.lastIndexOf('.');
+  if (dot > 0) {
+    moduleName = entry.slice(0, dot);
+    funcName = entry.slice(dot + 1);
+  }
+  let mod;
+  try {
+    mod = require(path.join(dir, moduleName));
+  } catch (err) {
+    // `pkg.mod.func` as in Python: try the dots as directories.
+    if (err && err.code === 'MODULE_NOT_FOUND' && moduleName.includes('.')) {
+      try {
+        mod = require(path.join(dir, ...moduleName.split('.')));
+      } catch (_) {
+        throw err;
+      }
+    } else {
+      if (err && err.code === 'MODULE_NOT_FOUND') err.message = `Cannot find module '${moduleName}'`;
+      throw err;
+    }
+  }
+  const func = mod == null ? undefined : mod[funcName];
+  if (func === undefined) throw new TypeError(`module '${moduleName}' has no export '${funcName}'`);
+  if (typeof func !== 'function') throw new TypeError(`'${moduleName}.${funcName}' is not a function`);
+  return func;
+}
+
+function executorMain(dir, entry) {
+  // The OOM killer should pick an executor, never the supervisor.
+  try { fs.writeFileSync('/proc/self/oom_score_adj', '1000'); } catch (_) { /* not allowed */ }
+  let func;
+  try {
+    func = loadEntry(dir, entry);
+  } catch (err) {
+    try { process.stderr.write(errorStack(err) + '\n'); } catch (_) { /* fsize */ }
+    process.send({ op: 'load_failed', error: errorText(err) }, () => process.exit(0));
+    return;
+  }
+  let current = null; // the execution running now: { id, done }
+  const write = (text) => {
+    try { fs.writeSync(1, text); } catch (_) { /* RLIMIT_FSIZE: the result still goes out */ }
+  };
+  const finish = (record) => {
+    if (current === null) return;
+    const ex = current;
+    current = null;
+    write(`Finished execution: ${ex.id}\n`);
+    const cpu = process.cpuUsage(ex.cpu);
+    record.cpu_ms = Math.round((cpu.user + cpu.system) / 1000);
+    record.max_rss_kb = process.resourceUsage().maxRSS;
+    process.send(record);
+  };
+  const fail = (err) => {
+    write(errorStack(err) + '\n');
+    const resource = err instanceof RangeError && /allocation failed|Invalid array length|Invalid string length/.test(String(err.message));
+    finish(resource
+      ? { success: false, output: JSON.stringify(RESOURCE_MSG), reason: 'resource' }
+      : { success: false, output: JSON.stringify(err instanceof Error ? String(err.message) : errorText(err)), reason: 'exception' });
+  };
+  process.on('uncaughtException', (err) => {
+    if (current !== null) fail(err);
+    else write(errorStack(err) + '\n');
+  });
+  process.on('unhandledRejection', (err) => {
+    if (current !== null) fail(err);
+    else write(errorStack(err) + '\n');
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (msg) => {
+    if (!msg || msg.op !== 'exec') return;
+    current = { id: msg.id, cpu: process.cpuUsage() };
+    const ex = current;
+    write(`Start execution: ${msg.id}\n`);
+    let value;
+    try {
+      value = func(msg.context, msg.input);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    Promise.resolve(value).then((v) => {
+      if (current !== ex) return;
+      let json;
+      try {
+        json = JSON.stringify(v === undefined ? null : v);
+        if (json === undefined) json = 'null'; // a function or symbol
+      } catch (err) {
+        finish({ success: false, output: JSON.stringify(`The function's return value is not JSON serializable: ${errorText(err)}`), reason: 'unserializable' });
+        return;
+      }
+      finish({ success: true, output: json, reason: 'ok' });
+    }, (err) => {
+      if (current === ex) fail(err);
+    });
+  });
+  process.send({ op: 'loaded' });
+}
+
+// ---------------------------------------------------------------------------------------
+// The supervisor: protocol, bind, and executors.
+
+function readProcCpuMs(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Math.round((Number(fields[11]) + Number(fields[12])) * 10); // 100 Hz clock ticks
+  } catch (_) {
+    return 0;
+  }
+}
+
+function readLog(fd, limit) {
+  let size = 0;
+  try { size = fs.fstatSync(fd).size; } catch (_) { return ''; }
+  const n = Math.min(size, limit);
+  const buf = Buffer.alloc(n);
+  let got = 0;
+  while (got < n) {
+    const r = fs.readSync(fd, buf, got, n - got, got);
+    if (r <= 0) break;
+    got += r;
+  }
+  let text = buf.toString('utf8', 0, got);
+  if (size > limit) text += `\n[log truncated: ${size - limit} bytes more]\n`;
+  return text;
+}
+
+class Supervisor {
+  constructor() {
+    this.buf = Buffer.alloc(0);
+    this.pendingBind = null;
+    this.bindAttempted = false;
+    this.bound = false;
+    this.packageDir = null;
+    this.entry = null;
+    this.executors = new Set();
+    this.idle = [];
+    this.running = new Map(); // execution id -> execution
+    this.counter = 0;
+  }
+
+  send(msg) {
+    this.sendRaw(JSON.stringify(msg));
+  }
+
+  sendRaw(text) {
+    const body = Buffer.from(text, 'utf8');
+    const frame = Buffer.allocUnsafe(4 + body.length);
+    frame.writeUInt32BE(body.length, 0);
+    body.copy(frame, 4);
+    let off = 0;
+    while (off < frame.length) {
+      try {
+        off += fs.writeSync(1, frame, off, frame.length - off);
+      } catch (err) {
+        if (err.code !== 'EAGAIN') throw err;
+      }
+    }
+  }
+
+  onData(chunk) {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    while (this.buf.length >= 4) {
+      const size = this.buf.readUInt32BE(0);
+      if (size > MAX_FRAME) throw new ProtocolError(`frame of ${size} bytes is larger than ${MAX_FRAME}`);
+      if (this.buf.length < 4 + size) break;
+      const frame = this.buf.subarray(4, 4 + size);
+      this.buf = this.buf.subarray(4 + size);
+      this.handleFrame(frame);
+    }
+  }
+
+  handleFrame(frame) {
+    if (this.pendingBind !== null) {
+      const msg = this.pendingBind;
+      this.pendingBind = null;
+      if (frame.length !== msg.package_size) {
+        throw new ProtocolError(`package frame has ${frame.length} bytes, bind announced ${msg.package_size}`);
+      }
+      this.bind(msg, Buffer.from(frame));
+      return;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(frame.toString('utf8'));
+    } catch (err) {
+      throw new ProtocolError(`malformed message: ${err.message}`);
+    }
+    if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
+      throw new ProtocolError('malformed message: not a JSON object');
+    }
+    if (msg.op === 'exec') this.exec(msg);
+    else if (msg.op === 'ping') this.send({ op: 'pong', running: this.running.size });
+    else if (msg.op === 'bind') {
+      if (typeof msg.entry !== 'string' || !Number.isInteger(msg.package_size)) {
+        throw new ProtocolError('malformed bind: needs a string entry and an integer package_size');
+      }
+      this.pendingBind = msg;
+    } else throw new ProtocolError(`unknown op ${JSON.stringify(msg.op)}`);
+  }
+
+  bind(msg, pkg) {
+    if (this.bindAttempted) {
+      this.send({ op: 'bound', ok: false, error: 'this worker has already been bound', logs: '' });
+      return;
+    }
+    this.bindAttempted = true;
+    try {
+      const base = process.env.QINLING_PACKAGE_DIR || os.tmpdir();
+      fs.mkdirSync(base, { recursive: true });
+      this.packageDir = fs.mkdtempSync(path.join(base, 'package-'));
+      extractZip(pkg, this.packageDir);
+    } catch (err) {
+      const text = String(err.message || err);
+      const error = text.startsWith('PackageError: ') ? text : `PackageError: ${text}`;
+      this.send({ op: 'bound', ok: false, error, logs: '' });
+      return;
+    }
+    this.entry = msg.entry;
+    const ex = this.spawnExecutor();
+    ex.loaded.then((failure) => {
+      if (failure === null) {
+        this.bound = true;
+        this.idle.push(ex);
+        this.send({ op: 'bound', ok: true });
+      } else {
+        this.send({ op: 'bound', ok: false, error: failure.error, logs: failure.logs });
+      }
+    });
+  }
+
+  spawnExecutor() {
+    const logPath = path.join(this.packageDir, `..executor-${this.counter++}.log`);
+    const logFd = fs.openSync(logPath, 'a+', 0o600);
+    fs.unlinkSync(logPath);
+    const child = childProcess.spawn(process.execPath, [__filename, '--executor', this.packageDir, this.entry], {
+      cwd: this.packageDir,
+      stdio: ['ignore', logFd, logFd, 'ipc'],
+      detached: true, // its own process group: a timeout kills exactly this execution
+      env: process.env,
+      serialization: 'json',
+    });
+    const ex = { child, logFd, current: null, alive: true, loaded: null };
+    this.executors.add(ex);
+    let settle;
+    ex.loaded = new Promise((resolve) => { settle = resolve; });
+    child.on('message', (m) => {
+      if (m && m.op === 'loaded') settle(null);
+      else if (m && m.op === 'load_failed') settle({ error: m.error, logs: readLog(logFd, DEFAULT_LOG_LIMIT) });
+      else if (m && ex.current !== null && typeof m.output === 'string') this.complete(ex, m);
+    });
+    child.on('error', () => {});
+    child.on('exit', (code, signal) => {
+      ex.alive = false;
+      this.killGroup(ex);
+      this.executors.delete(ex);
+      this.idle = this.idle.filter((e) => e !== ex);
+      settle({ error: `Error: the executor exited while loading the function (${signal || code})`, logs: readLog(logFd, DEFAULT_LOG_LIMIT) });
+      if (ex.current !== null) this.died(ex, code, signal);
+      try { fs.closeSync(logFd); } catch (_) { /* already closed */ }
+    });
+    return ex;
+  }
+
+  killGroup(ex) {
+    try { process.kill(-ex.child.pid, 'SIGKILL'); } catch (_) { /* gone */ }
+    try { ex.child.kill('SIGKILL'); } catch (_) { /* gone */ }
+  }
+
+  exec(msg) {
+    const id = msg.id;
+    if (typeof id !== 'string' || typeof msg.timeout_ms !== 'number' || !(msg.timeout_ms > 0)) {
+      throw new ProtocolError('malformed exec: needs a string id and a positive timeout_ms');
+    }
+    const kwargs = msg.kwargs == null ? null : msg.kwargs;
+    const args = msg.args == null ? [] : msg.args;
+    if ((kwargs !== null && (typeof kwargs !== 'object' || Array.isArray(kwargs))) || !Array.isArray(args)) {
+      throw new ProtocolError('malformed exec: kwargs must be an object or null, args a list');
+    }
+    if (!this.bound) {
+      this.send({ op: 'result', id, success: false, output: 'The worker has no function bound.', duration: 0, logs: '', cpu_ms: 0, max_rss_kb: 0, reason: 'exception' });
+      return;
+    }
+    const logLimit = Number.isInteger(msg.log_limit) && msg.log_limit >= 0 ? msg.log_limit : DEFAULT_LOG_LIMIT;
+    // Qinling's Node convention: handler(context, input); an object input is the object,
+    // a positional input its raw string, no input null.
+    const input = kwargs !== null ? kwargs : (args.length ? args[0] : null);
+    const execution = { id, input, context: msg.context || {}, timeoutMs: msg.timeout_ms, logLimit, started: 0, timer: null, timedOut: false, executor: null };
+    this.running.set(id, execution);
+    let ex = this.idle.pop();
+    if (ex === undefined) ex = this.spawnExecutor();
+    // Keep one spare warm so that the next concurrent execution does not wait for Node; only
+    // while few executors run, as each costs ~8 MiB of the worker's memory_size.
+    if (this.idle.length === 0 && this.executors.size <= this.running.size && this.executors.size < 2) {
+      this.idle.push(this.spawnExecutor());
+    }
+    ex.current = execution;
+    execution.executor = ex;
+    ex.loaded.then((failure) => {
+      if (ex.current !== execution) return; // died while loading, already answered
+      if (failure !== null) {
+        this.answer(execution, { success: false, output: JSON.stringify(failure.error), reason: 'exception', cpu_ms: 0, max_rss_kb: 0 }, failure.logs);
+        ex.current = null;
+        this.killGroup(ex);
+        return;
+      }
+      try { fs.ftruncateSync(ex.logFd, 0); } catch (_) { /* nothing to truncate */ }
+      execution.started = process.hrtime.bigint();
+      execution.timer = setTimeout(() => {
+        execution.timedOut = true;
+        execution.cpuAtKill = readProcCpuMs(ex.child.pid);
+        this.killGroup(ex);
+      }, Math.max(1, Math.round(execution.timeoutMs)));
+      ex.child.send({ op: 'exec', id, input: execution.input, context: execution.context });
+    });
+  }
+
+  complete(ex, record) {
+    const execution = ex.current;
+    ex.current = null;
+    clearTimeout(execution.timer);
+    const logs = readLog(ex.logFd, execution.logLimit);
+    this.answer(execution, record, logs);
+    if (ex.alive) {
+      if (this.idle.length < MAX_IDLE) this.idle.push(ex);
+      else this.killGroup(ex);
+    }
+  }
+
+  died(ex, code, signal) {
+    const execution = ex.current;
+    ex.current = null;
+    clearTimeout(execution.timer);
+    const logs = readLog(ex.logFd, execution.logLimit);
+    let record;
+    if (execution.timedOut) record = { success: false, output: JSON.stringify(TIMEOUT_MSG), reason: 'timeout' };
+    else if (code === 0) record = { success: false, output: JSON.stringify(NO_RESULT_MSG), reason: 'exception' };
+    else record = { success: false, output: JSON.stringify(RESOURCE_MSG), reason: 'resource' };
+    record.cpu_ms = execution.cpuAtKill || 0;
+    record.max_rss_kb = 0;
+    this.answer(execution, record, logs);
+  }
+
+  answer(execution, record, logs) {
+    this.running.delete(execution.id);
+    const duration = execution.started ? Number(process.hrtime.bigint() - execution.started) / 1e9 : 0;
+    let text = '{"op":"result","id":' + JSON.stringify(execution.id) + ',"success":' + (record.success ? 'true' : 'false') +
+      ',"output":' + record.output + ',"duration":' + duration.toFixed(3) + ',"logs":' + JSON.stringify(logs) +
+      ',"cpu_ms":' + (record.cpu_ms | 0) + ',"max_rss_kb":' + (record.max_rss_kb | 0) + ',"reason":' + JSON.stringify(record.reason) + '}';
+    if (Buffer.byteLength(text) > MAX_FRAME) {
+      const cut = logs.slice(0, MAX_FRAME / 4) + `\n[result too large: ${Buffer.byteLength(text)} bytes]\n`;
+      text = JSON.stringify({ op: 'result', id: execution.id, success: false, output: RESOURCE_MSG, duration: Number(duration.toFixed(3)), logs: cut, cpu_ms: record.cpu_ms | 0, max_rss_kb: record.max_rss_kb | 0, reason: 'resource' });
+    }
+    this.sendRaw(text);
+  }
+
+  shutdown() {
+    for (const ex of this.executors) this.killGroup(ex);
+    if (this.packageDir) {
+      try { fs.rmSync(this.packageDir, { recursive: true, force: true }); } catch (_) { /* best effort */ }
+    }
+  }
+}
+
+function supervisorMain() {
+  const sup = new Supervisor();
+  const fail = (code, msg) => {
+    try { if (msg) sup.send(msg); } catch (_) { /* engine gone */ }
+    sup.shutdown();
+    process.exit(code);
+  };
+  process.on('uncaughtException', (err) => {
+    if (err instanceof ProtocolError) fail(1, { op: 'error', error: err.message });
+    else if (err && err.code === 'EPIPE') fail(0, null);
+    else fail(1, { op: 'error', error: `worker shim failure: ${errorStack(err)}` });
+  });
+  const input = fs.createReadStream(null, { fd: 0, highWaterMark: 64 * 1024 });
+  input.on('data', (chunk) => sup.onData(chunk));
+  input.on('end', () => fail(0, null));
+  input.on('error', () => fail(0, null));
+  sup.send({ op: 'ready', pid: process.pid, runtime: RUNTIME, version: process.versions.node });
+}
+
+if (process.argv[2] === '--executor') executorMain(process.argv[3], process.argv[4]);
+else supervisorMain();
