@@ -113,15 +113,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/functions/{id}/versions/{n}/scale_up",
-            post(workers::version_scale_up),
+            post(workers::scale_up),
         )
         .route(
             "/functions/{id}/versions/{n}/scale_down",
-            post(workers::version_scale_down),
+            post(workers::scale_down),
         )
         .route(
             "/functions/{id}/versions/{n}/detach",
-            post(workers::version_detach),
+            post(workers::detach),
         )
         .route("/aliases", get(aliases::list).post(aliases::create))
         .route("/aliases/", get(aliases::list).post(aliases::create))

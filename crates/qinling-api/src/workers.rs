@@ -1,5 +1,8 @@
 //! The worker API of reference §3.3 and §3.4 (WSME): list a function's workers, scale them up
-//! and down, detach them — for the function (version 0) or one of its versions. Admin operations; auth is off, so every caller is admin for now.
+//! and down, detach them — for the function (version 0) or one of its versions. Admin
+//! operations under the policy (`function:scale_up`, …).
+
+use std::collections::HashMap;
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
@@ -61,40 +64,51 @@ async fn scale_count(s: &AppState, req: Request) -> ApiResult<usize> {
     }
 }
 
+/// The function id and version of a worker-API path: `/functions/{id}/…` (version 0) or
+/// `/functions/{id}/versions/{n}/…`.
+fn target(params: &HashMap<String, String>) -> ApiResult<(String, i64)> {
+    let id = params.get("id").cloned().unwrap_or_default();
+    let version = params.get("n").map(|n| version_number(n)).transpose()?.unwrap_or(0);
+    Ok((id, version))
+}
+
 pub async fn scale_up(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
+    let (id, version) = target(&params)?;
     let count = scale_count(&s, req).await?;
-    s.engine.scale_up(&context(&rid), &id, 0, count).await?;
+    s.engine.scale_up(&context(&rid), &id, version, count).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 pub async fn scale_down(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
+    let (id, version) = target(&params)?;
     let count = scale_count(&s, req).await?;
-    s.engine.scale_down(&context(&rid), &id, 0, count).await?;
+    s.engine.scale_down(&context(&rid), &id, version, count).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 pub async fn detach(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    s.engine.detach(&context(&rid), &id, 0).await?;
+    let (id, version) = target(&params)?;
+    s.engine.detach(&context(&rid), &id, version).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -106,44 +120,4 @@ pub(crate) fn version_number(raw: &str) -> ApiResult<i64> {
             "Invalid input for field/attribute version. Value: '{raw}'. Expected a non-negative integer."
         ))
     })
-}
-
-pub async fn version_scale_up(
-    State(s): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    Path((id, n)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    req: Request,
-) -> ApiResult<impl IntoResponse> {
-    wire::query_params(q.as_deref(), &[])?;
-    let n = version_number(&n)?;
-    let count = scale_count(&s, req).await?;
-    s.engine.scale_up(&context(&rid), &id, n, count).await?;
-    Ok(StatusCode::ACCEPTED)
-}
-
-pub async fn version_scale_down(
-    State(s): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    Path((id, n)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    req: Request,
-) -> ApiResult<impl IntoResponse> {
-    wire::query_params(q.as_deref(), &[])?;
-    let n = version_number(&n)?;
-    let count = scale_count(&s, req).await?;
-    s.engine.scale_down(&context(&rid), &id, n, count).await?;
-    Ok(StatusCode::ACCEPTED)
-}
-
-pub async fn version_detach(
-    State(s): State<AppState>,
-    Extension(rid): Extension<RequestId>,
-    Path((id, n)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<impl IntoResponse> {
-    wire::query_params(q.as_deref(), &[])?;
-    let n = version_number(&n)?;
-    s.engine.detach(&context(&rid), &id, n).await?;
-    Ok(StatusCode::ACCEPTED)
 }
