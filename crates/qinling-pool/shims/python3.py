@@ -51,7 +51,8 @@ READ_CHUNK = 64 * 1024
 # ones go through its result file. PIPE_BUF: atomic, and it fits even a one-page pipe.
 SMALL_REQUEST = 4096
 # Idle spare children a bound worker keeps ($QINLING_SPARES, 0 to 4). Each is a process of
-# the worker's pids limit and costs its page tables and a few private pages of memory.
+# the worker's pids limit and costs ~2 MiB of its memory (page tables, and the pages it and
+# the zygote write after the fork), while the worker is idle (see add_spares).
 DEFAULT_SPARES = 1
 MAX_SPARES = 4
 # A spare that dies while idle is replaced; after this many such deaths in a row the
@@ -64,6 +65,10 @@ SAMPLE_REQUEST = json.dumps({
                                     "function_id": "00000000-0000-0000-0000-000000000000",
                                     "function_version": 0, "project_id": "x"},
     "rlimits": {"nofile": 1024, "nproc": 128, "fsize": 524288000}, "log_limit": 1048576}).encode()
+
+# Rounds of kill_leftovers: each one must find a process the previous ones did not kill,
+# so the pids limit bounds them long before this does.
+MAX_LEFTOVER_PASSES = 1000
 
 # OSError numbers that mean "the sandbox ran out of something" rather than "the function
 # has a bug the user can fix": fork/thread creation under RLIMIT_NPROC or the pids cgroup
@@ -99,6 +104,9 @@ CHILD_SIGNALS = tuple(
     )
     if hasattr(signal, name)
 )
+
+# inspect.CO_VARKEYWORDS: the code object's function has a **kwargs parameter.
+CO_VARKEYWORDS = 0x08
 
 # Python's original sys.stdout and sys.stderr, replaced at start. Kept referenced for the
 # process's life: collecting them would close fds 1 and 2.
@@ -244,7 +252,19 @@ class Bound:
 
 
 def accepts_context(func):
-    """Whether `func` can take a `context=` keyword: a `context` parameter or `**kwargs`."""
+    """Whether `func` can take a `context=` keyword: a `context` parameter or `**kwargs`.
+
+    A plain function's code object says so directly (what inspect.signature reads for it);
+    anything else (a decorated function with __wrapped__, a method, a partial, a class,
+    a builtin) goes through inspect.signature. Not importing inspect for the common case
+    keeps ~0.75 MiB off the zygote, which every fork copies the page tables of."""
+    if type(func) is type(accepts_context) and not hasattr(func, "__wrapped__") \
+            and not hasattr(func, "__signature__"):
+        code = func.__code__
+        if code.co_flags & CO_VARKEYWORDS:
+            return True
+        named = code.co_varnames[getattr(code, "co_posonlyargcount", 0):code.co_argcount + code.co_kwonlyargcount]
+        return "context" in named
     import inspect
 
     try:
@@ -323,6 +343,21 @@ def run_child(bound, ex, msg, rlimits, plans, inherited_fds, sample):
         os._exit(status)
 
 
+def prefer_for_oom_kill():
+    """Makes this child (and every process it starts) the OOM killer's first choice in the
+    worker: a function over the memory limit then loses its own execution, and the zygote
+    (with the other executions running in the worker) carries on. Raising one's own
+    oom_score_adj needs no privilege."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"1000")
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # no /proc: the worker is then replaced when the zygote is the one killed
+
+
 def prepare_child(bound, log_fd, inherited_fds):
     """Everything a child does before it knows its execution: its own process group, none
     of the zygote's descriptors, a fresh interpreter's signal dispositions, and fds 1 and 2
@@ -331,6 +366,7 @@ def prepare_child(bound, log_fd, inherited_fds):
         os.setpgid(0, 0)
     except OSError:
         pass  # the zygote's setpgid already made the group
+    prefer_for_oom_kill()
     if bound.fallback:
         signal.set_wakeup_fd(-1)  # the self-pipe is closed just below
     # Descriptors the child must not keep: the protocol channel (a function writing there
@@ -1162,23 +1198,101 @@ class Zygote:
         return fields[0], int(fields[1]), int(fields[2])
 
     def kill_leftovers(self):
-        """Kills every direct child that is not a running execution or a spare: processes finished
-        executions left behind (daemons that escaped the group were re-parented to us, the
-        subreaper). Executions are reaped only by their own wait4, never here, and
-        a leftover still in a running execution's process group is left to that execution."""
+        """Kills what finished executions left behind: every process of the worker that is
+        not the zygote, a running execution (with its process group and descendants) or a
+        spare. Such processes hang off the zygote's direct children that are none of those:
+        daemons that escaped their group were re-parented to us (the subreaper, and pid 1 of
+        the jail) when their parent exited, and a killed or answered execution may still be
+        exiting. Each such child is killed with all its descendants, not just itself (a
+        double-forked daemon's child would otherwise be re-parented to us and live on), and
+        the pass is repeated until it finds no process it has not killed yet, so that one
+        forking while it is killed cannot leave a child behind: a process with SIGKILL
+        pending forks no more. Executions are reaped only by their own wait4, never here,
+        and a leftover still in a running execution's process group is left to that
+        execution."""
         spares = [ex.pid for ex in self.spares]
-        for pid in self.direct_children():
-            if pid in self.running or pid in self.dying or pid in spares:
-                continue
-            if self.running:
-                stat = self.proc_stat(pid)
-                if stat is not None and stat[2] in self.running:
+        killed = set()
+        for _ in range(MAX_LEFTOVER_PASSES):
+            roots = []
+            for pid in self.direct_children():
+                if pid in self.running or pid in spares:
                     continue
+                if self.running and pid not in self.dying:
+                    stat = self.proc_stat(pid)
+                    if stat is not None and stat[2] in self.running:
+                        continue
+                roots.append(pid)
+            if not roots:
+                return
+            found = self.with_descendants(roots)
+            new = found - killed
+            for pid in new:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            killed |= new
+            for pid in roots:
+                if pid not in self.dying:
+                    self.reap_leftover(pid)  # a zombie is reaped here
+            for pid in new:
+                if pid not in self.dying and pid not in roots:
+                    self.watch_leftover(pid)
+            if not new:
+                return
+
+    def watch_leftover(self, pid):
+        """Remembers a killed process that is not our child (yet): when it dies (in fallback
+        mode: at the next SIGCHLD) the loop looks again, and reaps it if it was re-parented
+        to us meanwhile; its parent was killed too."""
+        pidfd = None
+        if self.use_pidfd:
             try:
-                os.kill(pid, signal.SIGKILL)
+                pidfd = os.pidfd_open(pid)
             except OSError:
-                pass
-            self.reap_leftover(pid)
+                return  # gone already
+            self.sel.register(pidfd, pid)
+        self.dying[pid] = pidfd
+
+    def with_descendants(self, roots):
+        """The set of `roots` and all their descendants."""
+        found = set(roots)
+        todo = list(roots)
+        if self.children_file_ok:
+            while todo:
+                pid = todo.pop()
+                try:
+                    tids = os.listdir("/proc/%d/task" % pid)
+                except OSError:
+                    continue  # gone
+                for tid in tids:
+                    try:
+                        with open("/proc/%d/task/%s/children" % (pid, tid), "rb") as f:
+                            kids = f.read().split()
+                    except OSError:
+                        continue
+                    for kid in map(int, kids):
+                        if kid not in found:
+                            found.add(kid)
+                            todo.append(kid)
+            return found
+        # Kernels without CONFIG_PROC_CHILDREN: every process's parent, from one scan.
+        children = {}
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return found
+        for entry in entries:
+            if entry.isdigit():
+                stat = self.proc_stat(int(entry))
+                if stat is not None:
+                    children.setdefault(stat[1], []).append(int(entry))
+        while todo:
+            for kid in children.get(todo.pop(), ()):
+                if kid not in found:
+                    found.add(kid)
+                    todo.append(kid)
+        return found
 
     def reap_leftover(self, pid):
         """Reaps a killed leftover if it has died; SIGKILL takes effect asynchronously, so
@@ -1230,7 +1344,9 @@ class Zygote:
         """reap_leftover for a process the loop saw die; an execution answered before its
         exit leaves its own descendants to us only now, so they are looked for then."""
         self.reap_leftover(pid)
-        if pid in self.retired and pid not in self.dying:
+        if pid not in self.dying:
+            # An answered execution's orphans, or a killed leftover's killed children, are
+            # ours now: reap (or kill) them.
             self.retired.discard(pid)
             self.kill_leftovers()
 

@@ -122,6 +122,29 @@ def daemon(**kwargs):
     os.waitpid(pid, 0)
     return int(os.read(r, 100))
 
+def daemon_chain(depth=3, **kwargs):
+    """A daemon in its own session that forks `depth` generations below it, each parent
+    staying alive: only the top one is re-parented to the zygote when the execution ends."""
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.close(r)
+        os.setsid()
+        for i in range(depth + 1):
+            os.write(w, b"%d\n" % os.getpid())
+            if i == depth or os.fork() != 0:
+                break
+        os.close(w)
+        time.sleep(60)
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while len(data.split()) < depth + 1:
+        chunk = os.read(r, 100)
+        if not chunk:
+            break
+        data += chunk
+    return [int(p) for p in data.split()]
+
 def unserializable(**kwargs):
     return object()
 
@@ -633,6 +656,15 @@ class ShimTest(unittest.TestCase):
         self.assertEqual(r["reason"], "ok", "the worker carries on")
         self.assertTrue(wait_gone(r["output"]))
 
+    def test_daemon_descendants_are_killed_too(self):
+        shim = self.bound(entry="funcs.daemon_chain")
+        r = shim.run("e", kwargs={"depth": 3})
+        self.assertEqual(r["reason"], "ok", r)
+        self.assertEqual(len(r["output"]), 4, r)
+        for pid in r["output"]:
+            self.assertTrue(wait_gone(pid), "%d of the daemon's chain is still running" % pid)
+        self.assertEqual(shim.run("again", kwargs={"depth": 0})["reason"], "ok", "the worker carries on")
+
     def test_unserializable_result(self):
         shim = self.bound(entry="funcs.unserializable")
         r = shim.run("e")
@@ -715,6 +747,18 @@ class ShimTest(unittest.TestCase):
         self.spares(shim, n=3, exclude=spares)
         shim = self.bound(entry="funcs.whoami", QINLING_SPARES="99")
         self.assertEqual(len(self.spares(shim, n=4)), 4, "at most 4")
+
+    def test_second_bind_is_refused_and_the_spare_keeps_the_first_function(self):
+        shim = self.bound(entry="funcs.whoami")
+        spares = [] if self.SPARES == 0 else self.spares(shim)
+        r = shim.bind({"other.py": "def main(**kw):\n    return 'other'\n"}, "other.main")
+        self.assertEqual((r["op"], r["ok"]), ("bound", False))
+        self.assertEqual(r["error"], "this worker has already been bound")
+        r = shim.run("e")
+        self.assertEqual(r["reason"], "ok")
+        self.assertIsInstance(r["output"], int, "still the first function")
+        if spares:
+            self.assertEqual(r["output"], spares[0], "on the spare forked before the second bind")
 
     def test_unbound_worker_keeps_no_spare(self):
         shim, _ = self.start()
