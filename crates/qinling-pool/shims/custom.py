@@ -14,6 +14,10 @@ as its output; death by a signal the shim did not send (the OOM killer) is `reso
 Unlike python3.py this shim never runs user code in its own process, so it can use a thread
 per execution (each blocks in wait4) instead of a single-threaded zygote loop. Standard
 library only; Python 3.8+ on Linux.
+
+Like python3.py it is a child subreaper (and pid 1 of the jail): processes an execution
+leaves behind, daemons that left its process group included, come back to it when their
+parent exits, and are killed with all their descendants once the execution has ended.
 """
 
 import errno
@@ -35,6 +39,10 @@ TIMEOUT_MSG = "Function execution timeout."
 RESOURCE_MSG = "Function execution failed because of too much resource consumption"
 MAX_FRAME = 64 * 1024 * 1024
 DEFAULT_LOG_LIMIT = 1024 * 1024
+# Rounds of kill_leftovers: each one must find a process the previous ones did not kill.
+MAX_LEFTOVER_PASSES = 1000
+# How long an execution's thread keeps reaping the leftovers it killed, after its answer.
+REAP_LEFTOVERS_FOR = 2.0
 RLIMITS = (
     ("nofile", resource.RLIMIT_NOFILE),
     ("nproc", resource.RLIMIT_NPROC),
@@ -97,6 +105,94 @@ def extract_package(package, dest):
                 os.chmod(target, (mode & 0o777) | 0o600)
 
 
+def proc_stat(pid):
+    """(state, ppid, pgrp) of a process, or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0], int(fields[1]), int(fields[2])
+
+
+def children_of(pid):
+    """Children of every thread of `pid` (a re-parented orphan may land on any of them), or
+    None where the kernel has no children files."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return []
+    kids = []
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid), "rb") as f:
+                kids.extend(int(k) for k in f.read().split())
+        except FileNotFoundError:
+            if not os.path.exists("/proc/%d/task/%s" % (pid, tid)):
+                continue  # the thread is gone
+            return None  # no CONFIG_PROC_CHILDREN
+        except OSError:
+            continue
+    return kids
+
+
+def parents():
+    """pid -> ppid of every process, from one scan of /proc."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = proc_stat(int(entry))
+            if stat is not None:
+                out[int(entry)] = stat[1]
+    return out
+
+
+def own_children():
+    """(pid, pgrp) of this process's children."""
+    kids = children_of(os.getpid())
+    if kids is None:
+        me = os.getpid()
+        kids = [pid for pid, ppid in parents().items() if ppid == me]
+    out = []
+    for pid in kids:
+        stat = proc_stat(pid)
+        if stat is not None:
+            out.append((pid, stat[2]))
+    return out
+
+
+def with_descendants(roots):
+    """The set of `roots` and all their descendants."""
+    found, todo = set(roots), list(roots)
+    tree = None
+    while todo:
+        pid = todo.pop()
+        kids = children_of(pid) if tree is None else None
+        if kids is None:
+            if tree is None:
+                tree = {}
+                for child, parent in parents().items():
+                    tree.setdefault(parent, []).append(child)
+            kids = tree.get(pid, ())
+        for kid in kids:
+            if kid not in found:
+                found.add(kid)
+                todo.append(kid)
+    return found
+
+
+def set_child_subreaper():
+    """PR_SET_CHILD_SUBREAPER: orphans of our descendants are re-parented to us (outside a
+    jail too), so that kill_leftovers finds them."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    except Exception:
+        pass
+
+
 class Shim:
     def __init__(self, proto_in, proto_out):
         self.proto_in = proto_in
@@ -106,6 +202,7 @@ class Shim:
         self.program = None
         self.bind_attempted = False
         self.running = {}  # id -> Popen
+        self.starting = 0  # executions between Popen and their entry in `running`
         self.lock = threading.Lock()
         self.rlimits_applied = False
 
@@ -241,10 +338,14 @@ class Shim:
             os.lseek(stdin_fd, 0, os.SEEK_SET)
             write_all(log_fd, ("Start execution: %s\n" % exec_id).encode())
             started = time.monotonic()
+            with self.lock:
+                self.starting += 1  # kill_leftovers waits until the process is in `running`
             try:
                 proc = subprocess.Popen([self.program], stdin=stdin_fd, stdout=out_fd, stderr=log_fd,
                                         cwd=self.package_dir, start_new_session=True, close_fds=True)
             except OSError as exc:
+                with self.lock:
+                    self.starting -= 1
                 # ENOEXEC, a missing interpreter, EACCES: the user's package is wrong.
                 reason = "resource" if exc.errno in (errno.EAGAIN, errno.ENOMEM) else "exception"
                 output = RESOURCE_MSG if reason == "resource" else "Cannot start %s: %s" % (
@@ -253,6 +354,7 @@ class Shim:
                 return
             with self.lock:
                 self.running[exec_id] = proc
+                self.starting -= 1
             timed_out = threading.Event()
 
             def on_timeout():
@@ -301,6 +403,56 @@ class Shim:
         finally:
             for fd in (stdin_fd, out_fd, log_fd):
                 os.close(fd)
+        # After the answer, so that it costs the execution nothing.
+        self.kill_leftovers()
+
+    # -- leftovers -----------------------------------------------------------------------
+
+    def kill_leftovers(self):
+        """Kills every process of the worker that is not this shim, a running execution
+        (with its process group and descendants): what finished executions left behind, such
+        as a daemon in a session of its own. Each leftover goes with all its descendants, and
+        the pass is repeated until it finds nothing it has not killed, so that a process
+        forking while it is killed leaves no child behind (with SIGKILL pending it forks no
+        more). The killed processes are then reaped as they die."""
+        killed = set()
+        with self.lock:
+            if self.starting:
+                return  # a new process not yet in `running`; the next execution's end looks
+            for _ in range(MAX_LEFTOVER_PASSES):
+                running = {p.pid for p in self.running.values()}
+                roots = [pid for pid, pgrp in own_children() if pid not in running and pgrp not in running]
+                new = with_descendants(roots) - killed
+                for pid in new:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                killed |= new
+                if not new:
+                    break
+        if killed:
+            self.reap_leftovers(killed)
+
+    def reap_leftovers(self, killed):
+        """Reaps the killed processes as they die and are re-parented to us (a running
+        execution's process is never waited for here: its thread does that)."""
+        deadline = time.monotonic() + REAP_LEFTOVERS_FOR
+        while killed and time.monotonic() < deadline:
+            with self.lock:
+                running = {p.pid for p in self.running.values()}
+            for pid in list(killed):
+                if pid in running:
+                    killed.discard(pid)
+                    continue
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        killed.discard(pid)
+                except ChildProcessError:
+                    if not os.path.exists("/proc/%d" % pid):
+                        killed.discard(pid)  # gone, reaped by its own parent
+            if killed:
+                time.sleep(0.01)
 
     def finish(self, exec_id, success, output, reason, started, log_fd, log_limit, usage):
         data, size = read_all(log_fd, log_limit)
@@ -338,6 +490,7 @@ def main():
         os.dup2(devnull, fd)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    set_child_subreaper()
     shim = Shim(proto_in, proto_out)
     code = 0
     try:

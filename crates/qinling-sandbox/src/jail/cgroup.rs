@@ -515,18 +515,62 @@ impl WorkerCgroup {
     }
 
     /// Kills every process in the worker's cgroups and waits (briefly) until they are gone.
+    ///
+    /// Once every member has been sent SIGKILL the cpu quota is lifted: a killed process
+    /// still needs cpu to exit, and a worker that spent its quota (a fork bomb, a spin) would
+    /// otherwise be throttled while dying — seconds for a few dozen processes at 100
+    /// millicpu, during which the caller waits and the cgroup cannot be removed. A process
+    /// with SIGKILL pending never returns to user space, so nothing of the function runs
+    /// unthrottled.
     pub fn kill_all(&self) {
-        kill_members(&self.dirs, self.v2.as_deref());
+        kill_members(&self.dirs, self.v2.as_deref(), || self.lift_cpu_quota());
+    }
+
+    fn lift_cpu_quota(&self) {
+        let Some((version, dir)) = &self.cpu else {
+            return;
+        };
+        let result = match version {
+            Version::V1 => write(&dir.join("cpu.cfs_quota_us"), "-1"),
+            Version::V2 => write(&dir.join("cpu.max"), &format!("max {CPU_PERIOD_US}")),
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, dir = %dir.display(), "cannot lift the cpu quota of a dying worker");
+        }
     }
 }
 
 impl Drop for WorkerCgroup {
+    /// Kills what is left and removes the directories. A directory whose last processes are
+    /// still exiting is removed by a background thread, so that dropping a worker never
+    /// blocks its caller (often an async task) for long.
     fn drop(&mut self) {
         self.kill_all();
+        let mut busy = Vec::new();
         for dir in self.dirs.iter().rev() {
-            if let Err(error) = remove_dir_patiently(dir) {
-                tracing::warn!(%error, dir = %dir.display(), "cannot remove a worker cgroup");
+            match std::fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => busy.push(dir.clone()),
+                Err(error) => {
+                    tracing::warn!(%error, dir = %dir.display(), "cannot remove a worker cgroup")
+                }
             }
+        }
+        if busy.is_empty() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("cgroup-rmdir".into())
+            .spawn(move || {
+                for dir in busy {
+                    if let Err(error) = remove_dir_patiently(&dir) {
+                        tracing::warn!(%error, dir = %dir.display(), "cannot remove a worker cgroup");
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start a thread to remove worker cgroups");
         }
     }
 }
@@ -579,14 +623,23 @@ fn members(dirs: &[PathBuf]) -> Vec<libc::pid_t> {
 
 /// `cgroup.kill` where the v2 group has it; else SIGKILL to every listed process, again and
 /// again, until none is left (a process may fork between the read and the kill; the pids
-/// limit bounds how long that can go on).
-fn kill_members(dirs: &[PathBuf], v2: Option<&Path>) {
-    let kill_file = v2.map(|d| d.join("cgroup.kill")).filter(|f| f.exists());
+/// limit bounds how long that can go on). `killed` runs once every member present has been
+/// sent SIGKILL.
+fn kill_members(dirs: &[PathBuf], v2: Option<&Path>, killed: impl FnOnce()) {
     let deadline = Instant::now() + Duration::from_secs(2);
-    if let Some(file) = &kill_file
-        && let Err(error) = write(file, "1")
-    {
-        tracing::warn!(%error, file = %file.display(), "cgroup.kill failed");
+    let mut killed = Some(killed);
+    // cgroup.kill signals every member and keeps forks from escaping it meanwhile; without
+    // it (or if it fails), members are signalled one by one below.
+    let kill_file = v2.map(|d| d.join("cgroup.kill")).filter(|f| f.exists());
+    let by_cgroup_kill = kill_file.is_some_and(|file| match write(&file, "1") {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, file = %file.display(), "cgroup.kill failed");
+            false
+        }
+    });
+    if by_cgroup_kill && let Some(f) = killed.take() {
+        f();
     }
     loop {
         let pids = members(dirs);
@@ -597,10 +650,13 @@ fn kill_members(dirs: &[PathBuf], v2: Option<&Path>) {
             tracing::warn!(left = pids.len(), "worker processes survive SIGKILL");
             return;
         }
-        if kill_file.is_none() {
+        if !by_cgroup_kill {
             for pid in pids {
                 // SAFETY: kill(2) with integer arguments.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            if let Some(f) = killed.take() {
+                f();
             }
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -757,6 +813,11 @@ mod tests {
         std::fs::write(w.join("cgroup.procs"), "").unwrap();
         cg.kill_all();
         assert_eq!(read(&w.join("cgroup.kill")), "1");
+        assert_eq!(
+            read(&w.join("cpu.max")),
+            "max 100000",
+            "a dying worker is not throttled"
+        );
     }
 
     #[test]

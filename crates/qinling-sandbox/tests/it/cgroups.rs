@@ -128,6 +128,33 @@ async fn kill_all_leaves_no_process() {
     assert_eq!(p.child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
 }
 
+/// A worker that has used up its cpu quota (here, processes spinning at the smallest quota)
+/// still dies at once: the quota is lifted once every process has SIGKILL pending, since a
+/// throttled process cannot even exit.
+#[tokio::test]
+async fn kill_all_is_prompt_for_a_throttled_worker() {
+    require_root!();
+    let sb = sandbox();
+    let script = "i=0; while [ $i -lt 60 ]; do (while :; do :; done) & i=$((i+1)); done;";
+    let (mut p, _out) = waiting_worker(&sb, script, Limits::default()).await;
+    let monitor = p.child.id().unwrap();
+    let pids = cgroup_dir(monitor, "pids").expect("pids cgroup");
+    let throttled = Limits {
+        cpu_millis: 10,
+        ..Limits::default()
+    };
+    p.control.set_limits(&throttled).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let members = read(&pids.join("cgroup.procs")).lines().count();
+    assert!(members > 60, "{members} members");
+    let t0 = std::time::Instant::now();
+    p.control.kill_all();
+    let took = t0.elapsed();
+    assert_eq!(read(&pids.join("cgroup.procs")), "", "members left");
+    assert!(took < Duration::from_millis(500), "kill_all took {took:?}");
+    assert_eq!(p.child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+}
+
 #[tokio::test]
 async fn dropping_the_worker_removes_its_cgroups() {
     require_root!();

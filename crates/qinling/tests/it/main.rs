@@ -15,6 +15,7 @@ mod bad_input;
 mod cli;
 mod executions;
 mod functions;
+mod hostile;
 mod jobs;
 mod metrics;
 mod openapi;
