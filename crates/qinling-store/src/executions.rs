@@ -6,7 +6,10 @@
 //! After a crash, [`Store::recover_executions`] fails what was started and returns what was
 //! queued, so nothing stays `running` forever and nothing accepted is lost.
 
-use qinling_types::{Execution, ExecutionStatus, Outcome, RuntimeStatus, Timestamp, now};
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use qinling_types::{Execution, ExecutionStatus, Outcome, Timestamp, now};
 use sqlx::{Row, SqliteConnection};
 
 use crate::writer::WriteOp;
@@ -79,6 +82,59 @@ struct Insert {
     unchanged: Option<Option<String>>,
 }
 
+/// The most rows one multi-row statement carries. A batch is cut into chunks whose sizes are
+/// powers of two up to this, so that each kind has at most 7 statement texts, all of which
+/// stay in the connection's prepared-statement cache.
+const MAX_CHUNK: usize = 64;
+
+/// Sizes of the chunks `n` rows are written in: powers of two, largest first.
+fn chunks(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = MAX_CHUNK.min(1 << n.ilog2());
+        n -= size;
+        Some(size)
+    })
+}
+
+/// `sql` with `{rows}` replaced by `n` copies of `row`, comma-separated: one text per chunk
+/// size, built once.
+fn chunk_sql(
+    cache: &'static OnceLock<Vec<String>>,
+    sql: &str,
+    row: &str,
+    n: usize,
+) -> &'static str {
+    let texts = cache.get_or_init(|| {
+        (0..=MAX_CHUNK.ilog2())
+            .map(|k| sql.replace("{rows}", &vec![row; 1 << k].join(", ")))
+            .collect()
+    });
+    &texts[n.ilog2() as usize]
+}
+
+/// Guarded rows (`guarded` true) need the function's definition unchanged and its runtime
+/// available; the others need the function (version) to exist. The counts are bumped after,
+/// once per function (version), for the rows that went in.
+const INSERT_SQL: &str = "WITH v (id, function_id, function_version, function_alias, description, sync, input,
+               queue_state, project_id, created_at, guarded, expect_updated_at) AS (VALUES {rows})
+INSERT INTO executions (id, function_id, function_version, function_alias, description, status, sync, input,
+                        queue_state, project_id, created_at)
+SELECT id, function_id, function_version, function_alias, description, 'running', sync, input,
+       queue_state, project_id, created_at
+FROM v
+WHERE CASE
+    WHEN v.guarded THEN EXISTS (
+        SELECT 1 FROM functions f JOIN runtimes r ON r.id = f.runtime_id
+        WHERE f.id = v.function_id AND f.updated_at IS v.expect_updated_at AND r.status = 'available')
+    WHEN v.function_version = 0 THEN EXISTS (SELECT 1 FROM functions f WHERE f.id = v.function_id)
+    ELSE EXISTS (SELECT 1 FROM function_versions fv
+                 WHERE fv.function_id = v.function_id AND fv.version_number = v.function_version)
+END
+RETURNING id";
+
 impl WriteOp for Insert {
     type Output = bool;
 
@@ -87,61 +143,67 @@ impl WriteOp for Insert {
     }
 
     async fn apply(&self, conn: &mut SqliteConnection) -> Result<bool> {
-        let e = &self.row;
-        // Version 0 is counted on the function, version N on its version row (§3.6). The
-        // count is bumped first: no row bumped means the function (version) is gone, or is
-        // not the definition the caller admitted the execution with.
-        let counted = match (&self.unchanged, e.function_version) {
-            (Some(updated_at), 0) => {
-                sqlx::query(
-                    "UPDATE functions SET count = count + 1
-                     WHERE id = ? AND updated_at IS ?
-                       AND EXISTS (SELECT 1 FROM runtimes
-                                   WHERE runtimes.id = functions.runtime_id AND runtimes.status = ?)",
-                )
-                .bind(&e.function_id)
-                .bind(updated_at)
-                .bind(RuntimeStatus::Available.as_str())
-                .execute(&mut *conn)
-                .await?
-            }
-            (None, 0) => {
-                sqlx::query("UPDATE functions SET count = count + 1 WHERE id = ?")
+        Ok(Self::apply_all(&[self], conn).await?[0])
+    }
+
+    async fn apply_all(ops: &[&Self], conn: &mut SqliteConnection) -> Result<Vec<bool>> {
+        static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
+        let mut inserted = HashSet::new();
+        let mut rest = ops;
+        for size in chunks(ops.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let sql = chunk_sql(
+                &TEXTS,
+                INSERT_SQL,
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                size,
+            );
+            let mut q = sqlx::query(sql);
+            for op in chunk {
+                let e = &op.row;
+                q = q
+                    .bind(&e.id)
                     .bind(&e.function_id)
-                    .execute(&mut *conn)
-                    .await?
+                    .bind(e.function_version)
+                    .bind(&e.function_alias)
+                    .bind(&e.description)
+                    .bind(e.sync)
+                    .bind(&e.input)
+                    .bind(if e.sync { "started" } else { "queued" })
+                    .bind(&e.project_id)
+                    .bind(&op.created)
+                    // The definition check is about version 0, the only one cached.
+                    .bind(op.unchanged.is_some() && e.function_version == 0)
+                    .bind(op.unchanged.clone().flatten());
             }
-            (_, version) => {
-                sqlx::query(
-                    "UPDATE function_versions SET count = count + 1 WHERE function_id = ? AND version_number = ?",
-                )
-                .bind(&e.function_id)
-                .bind(version)
-                .execute(&mut *conn)
-                .await?
+            for row in q.fetch_all(&mut *conn).await? {
+                inserted.insert(row.try_get::<String, _>(0)?);
             }
-        };
-        if counted.rows_affected() == 0 {
-            return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO executions (id, function_id, function_version, function_alias, description, status, sync, input,
-                                     queue_state, project_id, created_at)
-             VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-        )
-        .bind(&e.id)
-        .bind(&e.function_id)
-        .bind(e.function_version)
-        .bind(&e.function_alias)
-        .bind(&e.description)
-        .bind(e.sync)
-        .bind(&e.input)
-        .bind(if e.sync { "started" } else { "queued" })
-        .bind(&e.project_id)
-        .bind(&self.created)
-        .execute(&mut *conn)
-        .await?;
-        Ok(true)
+        // Version 0 is counted on the function, version N on its version row (§3.6).
+        let mut counts: HashMap<(&str, i64), i64> = HashMap::new();
+        for op in ops.iter().filter(|op| inserted.contains(&op.row.id)) {
+            *counts
+                .entry((&op.row.function_id, op.row.function_version))
+                .or_default() += 1;
+        }
+        for ((function_id, version), n) in counts {
+            let q = if version == 0 {
+                sqlx::query("UPDATE functions SET count = count + ? WHERE id = ?")
+                    .bind(n)
+                    .bind(function_id)
+            } else {
+                sqlx::query(
+                    "UPDATE function_versions SET count = count + ? WHERE function_id = ? AND version_number = ?",
+                )
+                .bind(n)
+                .bind(function_id)
+                .bind(version)
+            };
+            q.execute(&mut *conn).await?;
+        }
+        Ok(ops.iter().map(|op| inserted.contains(&op.row.id)).collect())
     }
 }
 
@@ -149,6 +211,12 @@ impl WriteOp for Insert {
 struct Claim {
     id: String,
 }
+
+/// '' stands for "never updated", so that NULL can mean "no such function".
+const CLAIM_SQL: &str = "UPDATE executions SET queue_state = 'started'
+WHERE queue_state = 'queued' AND id IN ({rows})
+RETURNING *, (SELECT COALESCE(updated_at, '') FROM functions
+              WHERE functions.id = executions.function_id) AS function_updated_at";
 
 impl WriteOp for Claim {
     type Output = Option<Claimed>;
@@ -158,29 +226,42 @@ impl WriteOp for Claim {
     }
 
     async fn apply(&self, conn: &mut SqliteConnection) -> Result<Option<Claimed>> {
-        // '' stands for "never updated", so that NULL can mean "no such function".
-        let row = sqlx::query(
-            "UPDATE executions SET queue_state = 'started' WHERE id = ? AND queue_state = 'queued'
-             RETURNING *, (SELECT COALESCE(updated_at, '') FROM functions
-                           WHERE functions.id = executions.function_id) AS function_updated_at",
-        )
-        .bind(&self.id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let updated: Option<String> = row.try_get("function_updated_at")?;
-        let function_updated_at = match updated.as_deref() {
-            None => None,
-            Some("") => Some(None),
-            Some(t) => Some(Some(ts::from_db(t).ok_or_else(|| StoreError::Corrupt {
-                table: "functions",
-                what: t.to_string(),
-            })?)),
-        };
-        Ok(Some(Claimed {
-            execution: from_row(&row)?,
-            function_updated_at,
-        }))
+        Ok(Self::apply_all(&[self], conn).await?.pop().flatten())
+    }
+
+    async fn apply_all(ops: &[&Self], conn: &mut SqliteConnection) -> Result<Vec<Option<Claimed>>> {
+        static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
+        let mut claimed = HashMap::new();
+        let mut rest = ops;
+        for size in chunks(ops.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut q = sqlx::query(chunk_sql(&TEXTS, CLAIM_SQL, "?", size));
+            for op in chunk {
+                q = q.bind(&op.id);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let updated: Option<String> = row.try_get("function_updated_at")?;
+                let function_updated_at = match updated.as_deref() {
+                    None => None,
+                    Some("") => Some(None),
+                    Some(t) => Some(Some(ts::from_db(t).ok_or_else(|| StoreError::Corrupt {
+                        table: "functions",
+                        what: t.to_string(),
+                    })?)),
+                };
+                let execution = from_row(&row)?;
+                claimed.insert(
+                    execution.id.clone(),
+                    Claimed {
+                        execution,
+                        function_updated_at,
+                    },
+                );
+            }
+        }
+        // An id claimed twice in one batch: the first claim has it.
+        Ok(ops.iter().map(|op| claimed.remove(&op.id)).collect())
     }
 }
 
@@ -195,6 +276,13 @@ struct Finish {
     updated_at: String,
 }
 
+const FINISH_SQL: &str = "WITH v (id, status, result, logs, cpu_ms, memory_peak_kb, updated_at) AS (VALUES {rows})
+UPDATE executions SET status = v.status, result = v.result, logs = v.logs, cpu_ms = v.cpu_ms,
+                      memory_peak_kb = v.memory_peak_kb, queue_state = NULL, updated_at = v.updated_at
+FROM v
+WHERE executions.id = v.id AND executions.status = 'running'
+RETURNING id";
+
 impl WriteOp for Finish {
     type Output = bool;
 
@@ -203,21 +291,33 @@ impl WriteOp for Finish {
     }
 
     async fn apply(&self, conn: &mut SqliteConnection) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE executions SET status = ?, result = ?, logs = ?, cpu_ms = ?, memory_peak_kb = ?, queue_state = NULL,
-                    updated_at = ?
-             WHERE id = ? AND status = 'running'",
-        )
-        .bind(self.status)
-        .bind(&self.result)
-        .bind(&self.logs)
-        .bind(self.cpu_ms)
-        .bind(self.memory_peak_kb)
-        .bind(&self.updated_at)
-        .bind(&self.id)
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(Self::apply_all(&[self], conn).await?[0])
+    }
+
+    async fn apply_all(ops: &[&Self], conn: &mut SqliteConnection) -> Result<Vec<bool>> {
+        static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
+        let mut finished = HashSet::new();
+        let mut rest = ops;
+        for size in chunks(ops.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut q = sqlx::query(chunk_sql(&TEXTS, FINISH_SQL, "(?, ?, ?, ?, ?, ?, ?)", size));
+            for op in chunk {
+                q = q
+                    .bind(&op.id)
+                    .bind(op.status)
+                    .bind(&op.result)
+                    .bind(&op.logs)
+                    .bind(op.cpu_ms)
+                    .bind(op.memory_peak_kb)
+                    .bind(&op.updated_at);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                finished.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        // (One finish per execution: an id never comes twice in a batch.)
+        Ok(ops.iter().map(|op| finished.remove(&op.id)).collect())
     }
 }
 
@@ -379,7 +479,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use qinling_types::{Code, Function, Runtime};
+    use qinling_types::{Code, Function, Runtime, RuntimeStatus};
 
     use super::*;
     use crate::{FunctionUpdate, RuntimeUpdate};
@@ -569,6 +669,139 @@ mod tests {
         assert_eq!(claimed.function_updated_at, None);
         let (failed, queued) = store.recover_executions("gone").await.unwrap();
         assert_eq!((failed, queued.len()), (1, 0));
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        for n in [0, 1, 2, 3, 7, 64, 65, 70, 129, 512] {
+            let sizes: Vec<usize> = chunks(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{sizes:?}");
+            assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= MAX_CHUNK));
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+        }
+        assert_eq!(chunks(70).collect::<Vec<_>>(), [64, 4, 2]);
+    }
+
+    /// Spawns `n` tasks that each submit one write; on the test's single thread they are all
+    /// queued before the writer runs, so they make one batch.
+    async fn together<T, F>(n: usize, f: impl Fn(usize) -> F) -> Vec<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_each_kind_is_written_with_a_few_statements() {
+        let store = Store::in_memory().await.unwrap();
+        let f = setup(&store).await;
+        let before = store.writer_stats();
+        // 70 rows (chunks of 64, 4 and 2), a stale definition and a missing function.
+        let inserted = together(72, |i| {
+            let store = store.clone();
+            async move {
+                let mut e = new(&format!("e{i}"), i % 2 == 0);
+                match i {
+                    70 => store
+                        .insert_execution_if_unchanged(e, Some(now()))
+                        .await
+                        .map(|r| r.ok()),
+                    71 => {
+                        e.function_id = "nope".into();
+                        store.insert_execution(e).await
+                    }
+                    _ => store
+                        .insert_execution_if_unchanged(e, f.updated_at)
+                        .await
+                        .map(|r| r.ok()),
+                }
+            }
+        })
+        .await;
+        let ok: Vec<bool> = inserted
+            .iter()
+            .map(|r| r.as_ref().unwrap().is_some())
+            .collect();
+        assert!(ok[..70].iter().all(|b| *b) && !ok[70] && !ok[71]);
+        let stats = store.writer_stats();
+        assert_eq!(
+            (stats.batches - before.batches, stats.retried_batches),
+            (1, 0)
+        );
+        assert_eq!(count(&store).await, 70);
+
+        // Claims of the 35 async ones, one of them twice.
+        let claimed = together(36, |i| {
+            let store = store.clone();
+            let id = format!("e{}", if i == 35 { 1 } else { 2 * i + 1 });
+            async move { store.claim_execution(&id).await.unwrap() }
+        })
+        .await;
+        assert_eq!(claimed.iter().filter(|c| c.is_some()).count(), 35);
+        assert!(claimed[35].is_none(), "claimed twice");
+        let first = claimed[0].as_ref().unwrap();
+        assert_eq!(
+            (first.execution.id.as_str(), first.function_updated_at),
+            ("e1", Some(f.updated_at))
+        );
+
+        // Every outcome at once, each recorded once.
+        let outcome = Outcome::error(ExecutionStatus::Success, "done");
+        let finish_all = |store: Store| {
+            let outcome = outcome.clone();
+            together(70, move |i| {
+                let (store, outcome) = (store.clone(), outcome.clone());
+                async move {
+                    store
+                        .finish_execution(&format!("e{i}"), &outcome)
+                        .await
+                        .unwrap()
+                }
+            })
+        };
+        assert!(finish_all(store.clone()).await.iter().all(Option::is_some));
+        assert!(finish_all(store.clone()).await.iter().all(Option::is_none));
+        let rows = store
+            .list_executions(&Scope::All, &ExecutionFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 70);
+        assert!(rows.iter().all(
+            |r| r.status == ExecutionStatus::Success && r.result == Some(outcome.result_json())
+        ));
+        let (failed, queued) = store.recover_executions("gone").await.unwrap();
+        assert_eq!((failed, queued.len()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_in_a_batch_fails_alone() {
+        let store = Store::in_memory().await.unwrap();
+        setup(&store).await;
+        let inserted = together(5, |i| {
+            let store = store.clone();
+            let id = if i == 3 {
+                "e0".to_string()
+            } else {
+                format!("e{i}")
+            };
+            async move { store.insert_execution(new(&id, true)).await }
+        })
+        .await;
+        assert!(matches!(inserted[3], Err(StoreError::Db(_))));
+        assert!(
+            inserted
+                .iter()
+                .enumerate()
+                .all(|(i, r)| i == 3 || matches!(r, Ok(Some(_))))
+        );
+        assert_eq!(store.writer_stats().retried_batches, 1);
+        assert_eq!(count(&store).await, 4);
     }
 
     /// Read-modify-write transactions on the pool take the write lock up front, so a commit

@@ -7,12 +7,14 @@
 //! SQLite's single write lock, whose busy handler sleeps for milliseconds. Measured on the
 //! 2-core benchmark machine: an insert in its own transaction costs ~80 µs on a dedicated
 //! connection, the same insert in a transaction of 16 costs ~15 µs, and under 16 clients the
-//! pooled path spent ~11 ms per execution in the store (see `ARCHITECTURE.md`).
+//! pooled path spent ~11 ms per execution in the store (`ARCHITECTURE.md`, "Decisions").
 //!
 //! Guarantees:
 //! - an operation's future resolves only once the transaction holding it has committed, or
 //!   with the error of the operation itself;
-//! - operations are applied in the order they were submitted (one queue, one connection);
+//! - one queue, one connection: batches are applied in the order their operations were
+//!   submitted; within a batch, operations are grouped by kind (each kind in submission
+//!   order) so that a kind writes many rows with one statement ([`WriteOp::apply_all`]);
 //! - a failing operation fails alone: the batch is rolled back and its operations are applied
 //!   again one transaction each, so no result of a rolled-back batch is ever reported;
 //! - [`Writer::close`] applies everything submitted before it, then closes the connection;
@@ -31,6 +33,7 @@
 //! writer, was tried: frames appended during each checkpoint kept the WAL from ever
 //! starting over, and it grew to 13-26 MB over 3000 small transactions.)
 
+use std::any::{Any, TypeId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -54,8 +57,14 @@ const FORCE_CHECKPOINT_EVERY: u64 = 256;
 const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 
 /// One write: a few statements applied on the writer's connection. The writer decides the
-/// transaction around them; `apply` must not begin, commit or roll back itself.
-pub(crate) trait WriteOp: Send + 'static {
+/// transaction around them; an operation must not begin, commit or roll back itself.
+///
+/// Within a batch the writer applies the operations grouped by kind (each kind in the order
+/// submitted) so that a kind can apply many at once with a few statements (`apply_all`).
+/// So operations must not depend on the effects of other operations of the same batch; the
+/// execution operations do not: a caller submits an operation on an execution only once the
+/// previous one on it has committed.
+pub(crate) trait WriteOp: Send + Sync + Sized + 'static {
     type Output: Send + 'static;
 
     /// Whether the operation is one statement, atomic on its own, so that alone it needs
@@ -66,15 +75,38 @@ pub(crate) trait WriteOp: Send + 'static {
         &'c self,
         conn: &'c mut SqliteConnection,
     ) -> impl Future<Output = Result<Self::Output>> + Send + 'c;
+
+    /// Applies `ops`, returning one output per operation in the same order. By default one
+    /// by one; a kind can do better (every statement is a round trip to the connection's
+    /// thread).
+    fn apply_all<'c>(
+        ops: &'c [&'c Self],
+        conn: &'c mut SqliteConnection,
+    ) -> impl Future<Output = Result<Vec<Self::Output>>> + Send + 'c {
+        async move {
+            let mut outputs = Vec::with_capacity(ops.len());
+            for op in ops {
+                outputs.push(op.apply(&mut *conn).await?);
+            }
+            Ok(outputs)
+        }
+    }
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Applies jobs that are all of one kind (see [`run_all`]).
+type RunAll =
+    for<'c> fn(&'c mut [Box<dyn Job>], &'c mut SqliteConnection) -> BoxFuture<'c, Result<()>>;
+
 /// A submitted operation with its caller's reply channel, type-erased for the queue.
 trait Job: Send {
     fn single_statement(&self) -> bool;
-    /// Applies the operation and keeps its output until [`Job::complete`].
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<()>>;
+    /// The operation's kind: jobs of one kind are applied together by its [`RunAll`].
+    fn kind(&self) -> TypeId;
+    fn run_all(&self) -> RunAll;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
     /// Answers the caller: the kept output if `result` is `Ok`, else the error.
     fn complete(self: Box<Self>, result: Result<()>);
 }
@@ -90,11 +122,20 @@ impl<T: WriteOp> Job for Pending<T> {
         self.op.single_statement()
     }
 
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<()>> {
-        Box::pin(async move {
-            self.output = Some(self.op.apply(conn).await?);
-            Ok(())
-        })
+    fn kind(&self) -> TypeId {
+        TypeId::of::<T>()
+    }
+
+    fn run_all(&self) -> RunAll {
+        run_all::<T>
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
     }
 
     fn complete(self: Box<Self>, result: Result<()>) {
@@ -106,6 +147,39 @@ impl<T: WriteOp> Job for Pending<T> {
         // The caller may have gone away (its request was cancelled); the write stands.
         let _ = reply.send(answer);
     }
+}
+
+/// Applies `jobs`, all `Pending<T>`, with [`WriteOp::apply_all`], and keeps each output in
+/// its job until the transaction's end.
+fn run_all<'c, T: WriteOp>(
+    jobs: &'c mut [Box<dyn Job>],
+    conn: &'c mut SqliteConnection,
+) -> BoxFuture<'c, Result<()>> {
+    fn pending<T: WriteOp>(job: &dyn Job) -> &Pending<T> {
+        job.as_any()
+            .downcast_ref()
+            .expect("jobs applied together are of one kind")
+    }
+    Box::pin(async move {
+        let outputs = {
+            let ops: Vec<&T> = jobs.iter().map(|j| &pending::<T>(&**j).op).collect();
+            T::apply_all(&ops, conn).await?
+        };
+        if outputs.len() != jobs.len() {
+            return Err(StoreError::Corrupt {
+                table: "executions",
+                what: format!("{} outputs for {} writes", outputs.len(), jobs.len()),
+            });
+        }
+        for (job, output) in jobs.iter_mut().zip(outputs) {
+            let job: &mut Pending<T> = job
+                .as_any_mut()
+                .downcast_mut()
+                .expect("jobs applied together are of one kind");
+            job.output = Some(output);
+        }
+        Ok(())
+    })
 }
 
 enum Msg {
@@ -324,12 +398,25 @@ async fn transaction(conn: &mut Conn, jobs: &mut [Box<dyn Job>]) -> Result<()> {
         // connection holds it) rather than fail on upgrade halfway through the batch.
         c.execute("BEGIN IMMEDIATE").await?;
     }
-    let mut result = Ok(());
-    for job in jobs.iter_mut() {
-        result = job.run(c).await;
-        if result.is_err() {
-            break;
+    // Group by kind, keeping the order of first appearance and, within a kind, of
+    // submission (a stable sort).
+    let mut kinds: Vec<TypeId> = Vec::new();
+    for job in jobs.iter() {
+        if !kinds.contains(&job.kind()) {
+            kinds.push(job.kind());
         }
+    }
+    if kinds.len() > 1 {
+        jobs.sort_by_key(|j| kinds.iter().position(|k| *k == j.kind()));
+    }
+    let mut result = Ok(());
+    let mut rest = jobs;
+    while !rest.is_empty() && result.is_ok() {
+        let kind = rest[0].kind();
+        let n = rest.iter().take_while(|j| j.kind() == kind).count();
+        let (group, tail) = rest.split_at_mut(n);
+        result = (group[0].run_all())(group, c).await;
+        rest = tail;
     }
     if explicit {
         if result.is_ok() {
@@ -451,6 +538,21 @@ mod tests {
                 checkpoints: 0,
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_applied_grouped_by_kind() {
+        let (pool, w) = setup(None).await;
+        let (a, b, c, d) = tokio::join!(
+            w.submit(Put(1)),
+            w.submit(CountedPut(2)),
+            w.submit(Put(3)),
+            w.submit(CountedPut(4)),
+        );
+        assert!(a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok());
+        // Kinds in the order they first came, each kind in the order submitted.
+        assert_eq!(values(&pool).await, vec![1, 3, 2, 4]);
+        assert_eq!(w.stats().batches, 1);
     }
 
     #[tokio::test]
