@@ -600,6 +600,19 @@ mod double {
         }
     }
 
+    /// The names of the bits of `flags` that `names` knows, comma-separated.
+    fn flag_names<T>(flags: T, names: &[(T, &str)]) -> String
+    where
+        T: Copy + std::ops::BitAnd<Output = T> + PartialEq + Default,
+    {
+        let set: Vec<&str> = names
+            .iter()
+            .filter(|(bit, _)| flags & *bit != T::default())
+            .map(|(_, n)| *n)
+            .collect();
+        set.join(",")
+    }
+
     fn mount_flags(flags: libc::c_ulong) -> String {
         const NAMES: &[(libc::c_ulong, &str)] = &[
             (libc::MS_BIND, "bind"),
@@ -610,12 +623,7 @@ mod double {
             (libc::MS_NODEV, "nodev"),
             (libc::MS_NOEXEC, "noexec"),
         ];
-        let names: Vec<&str> = NAMES
-            .iter()
-            .filter(|(bit, _)| flags & bit != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        names.join(",")
+        flag_names(flags, NAMES)
     }
 
     fn attr_flags(set: u64) -> String {
@@ -625,12 +633,7 @@ mod double {
             (MOUNT_ATTR_NODEV, "nodev"),
             (MOUNT_ATTR_NOEXEC, "noexec"),
         ];
-        let names: Vec<&str> = NAMES
-            .iter()
-            .filter(|(bit, _)| set & bit != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        names.join(",")
+        flag_names(set, NAMES)
     }
 
     fn clone_flags(flags: libc::c_int) -> String {
@@ -643,12 +646,7 @@ mod double {
             (libc::CLONE_NEWUTS, "uts"),
             (libc::CLONE_NEWCGROUP, "cgroup"),
         ];
-        let names: Vec<&str> = NAMES
-            .iter()
-            .filter(|(bit, _)| flags & bit != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        names.join(",")
+        flag_names(flags, NAMES)
     }
 
     impl Sys for RecordingSys {
