@@ -79,11 +79,7 @@ pub async fn scale_up(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
-    wire::query_params(q.as_deref(), &[])?;
-    let (id, version) = target(&params)?;
-    let count = scale_count(&s, req).await?;
-    s.engine.scale_up(&context(&rid), &id, version, count).await?;
-    Ok(StatusCode::ACCEPTED)
+    scale(&s, &rid, &params, q.as_deref(), req, true).await
 }
 
 pub async fn scale_down(
@@ -93,10 +89,27 @@ pub async fn scale_down(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
-    wire::query_params(q.as_deref(), &[])?;
-    let (id, version) = target(&params)?;
-    let count = scale_count(&s, req).await?;
-    s.engine.scale_down(&context(&rid), &id, version, count).await?;
+    scale(&s, &rid, &params, q.as_deref(), req, false).await
+}
+
+/// Both scale handlers: the same path, query and body rules; `up` picks the direction.
+async fn scale(
+    s: &AppState,
+    rid: &RequestId,
+    params: &HashMap<String, String>,
+    query: Option<&str>,
+    req: Request,
+    up: bool,
+) -> ApiResult<StatusCode> {
+    wire::query_params(query, &[])?;
+    let (id, version) = target(params)?;
+    let count = scale_count(s, req).await?;
+    let ctx = context(rid);
+    if up {
+        s.engine.scale_up(&ctx, &id, version, count).await?;
+    } else {
+        s.engine.scale_down(&ctx, &id, version, count).await?;
+    }
     Ok(StatusCode::ACCEPTED)
 }
 
