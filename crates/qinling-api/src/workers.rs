@@ -68,7 +68,11 @@ async fn scale_count(s: &AppState, req: Request) -> ApiResult<usize> {
 /// `/functions/{id}/versions/{n}/…`.
 fn target(params: &HashMap<String, String>) -> ApiResult<(String, i64)> {
     let id = params.get("id").cloned().unwrap_or_default();
-    let version = params.get("n").map(|n| version_number(n)).transpose()?.unwrap_or(0);
+    let version = params
+        .get("n")
+        .map(|n| version_number(n))
+        .transpose()?
+        .unwrap_or(0);
     Ok((id, version))
 }
 
