@@ -26,9 +26,10 @@ pub struct CreateExecution {
     pub input: Option<String>,
 }
 
-const TIMEOUT_MSG: &str = "Function execution timeout.";
-const RESOURCE_MSG: &str = "Function execution failed because of too much resource consumption";
-const FAILED_MSG: &str = "Function execution failed.";
+pub(crate) const TIMEOUT_MSG: &str = "Function execution timeout.";
+pub(crate) const RESOURCE_MSG: &str =
+    "Function execution failed because of too much resource consumption";
+pub(crate) const FAILED_MSG: &str = "Function execution failed.";
 
 impl Engine {
     pub async fn create_execution(
@@ -141,8 +142,13 @@ impl Engine {
     /// Runs one recorded execution on a worker and reports what happened, and counts it in
     /// the metrics. Never fails: every platform problem becomes an outcome the user can read.
     async fn run(&self, execution: &Execution, function: &Function, request_id: &str) -> Outcome {
-        let outcome = self.run_on_worker(execution, function, request_id).await;
         let runtime = function.runtime_id.as_deref().unwrap_or_default();
+        // A wasm function runs in this process, not on a pool worker (`wasm.rs`).
+        let outcome = if self.runs_in_process(function) {
+            self.run_wasm(execution, function).await
+        } else {
+            self.run_on_worker(execution, function, request_id).await
+        };
         self.metrics()
             .execution(&execution.project_id, &function.id, runtime, &outcome);
         if outcome.output.as_str() == Some(RESOURCE_MSG) {

@@ -2,7 +2,9 @@
 //! the old definition), delete, download.
 
 use qinling_store::{FunctionUpdate, Scope};
-use qinling_types::{Code, Error, Function, RequestContext, RuntimeStatus, new_id, now};
+use qinling_types::{
+    Code, Error, Function, RequestContext, RuntimeKind, RuntimeStatus, new_id, now,
+};
 
 use crate::Engine;
 use crate::packages::PackageStore;
@@ -76,10 +78,26 @@ impl Engine {
                 "Runtime {runtime_id} is not available."
             )));
         }
+        let kind = RuntimeKind::from_image(&runtime.image);
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
-        let id = self.check_package(&package, req.md5sum.as_deref())?;
+        let id = self.check_package(&package, req.md5sum.as_deref(), kind)?;
         self.check_function_quota(&ctx.project_id, true, id.size as i64)
             .await?;
+        // A wasm function's module is compiled now, so an invalid one is refused with the
+        // reason and the first execution only instantiates it. Without an entry, the entry
+        // is the module's name in the package.
+        let entry = match kind {
+            Some(RuntimeKind::Wasm) => {
+                let name = self
+                    .compile_wasm(&package, &id.sha256, req.entry.as_deref())
+                    .await?;
+                req.entry.filter(|e| !e.is_empty()).unwrap_or(name)
+            }
+            _ => req
+                .entry
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| "main.main".into()),
+        };
         let function = Function {
             id: new_id(),
             name: req.name,
@@ -90,11 +108,7 @@ impl Engine {
             },
             package_sha256: id.sha256.clone(),
             package_size: id.size,
-            entry: Some(
-                req.entry
-                    .filter(|e| !e.is_empty())
-                    .unwrap_or_else(|| "main.main".into()),
-            ),
+            entry: Some(entry),
             cpu: limits.cpu,
             memory_size: limits.memory_size,
             timeout: limits.timeout,
@@ -109,18 +123,20 @@ impl Engine {
         self.inner.packages.put(&id, &package)?;
         if let Err(e) = self.inner.store.insert_function(&function).await {
             if !existed {
-                self.inner.packages.remove(&id.sha256);
+                self.remove_package(&id.sha256);
             }
             return Err(e.into());
         }
         Ok(function)
     }
 
-    /// Validates a package and its md5 against the size limit.
+    /// Validates a package and its md5 against the size limit. A function of the wasm
+    /// runtime (`kind`) may also send a bare module instead of a zip.
     fn check_package(
         &self,
         package: &[u8],
         md5sum: Option<&str>,
+        kind: Option<RuntimeKind>,
     ) -> Result<crate::PackageId, Error> {
         let max = self.inner.config.max_package_bytes;
         if package.len() as u64 > max {
@@ -129,7 +145,12 @@ impl Engine {
                 package.len()
             )));
         }
-        let id = PackageStore::inspect(package)?;
+        let id = if kind == Some(RuntimeKind::Wasm) && package.starts_with(crate::wasm::WASM_MAGIC)
+        {
+            PackageStore::digest(package)
+        } else {
+            PackageStore::inspect(package)?
+        };
         if let Some(md5) = md5sum.filter(|m| !m.is_empty())
             && !md5.eq_ignore_ascii_case(&id.md5)
         {
@@ -191,10 +212,38 @@ impl Engine {
                 "A new md5sum was given without a package: send the package in the 'package' form field.",
             ));
         }
+        let kind = current
+            .runtime_id
+            .as_deref()
+            .and_then(|r| self.inner.pool.runtime_kind(r));
+        let checked = match &req.package {
+            Some(package) => Some(self.check_package(package, req.md5sum.as_deref(), kind)?),
+            None => None,
+        };
+        if kind == Some(RuntimeKind::Wasm) && (req.package.is_some() || update.entry.is_some()) {
+            // The module the updated function will run must compile before anything changes.
+            let entry = match &update.entry {
+                Some(Some(e)) if !e.is_empty() => e.clone(),
+                Some(_) => Function {
+                    entry: None,
+                    ..current.clone()
+                }
+                .entry_or_default()
+                .to_string(),
+                None => current.entry_or_default().to_string(),
+            };
+            let (package, sha) = match (&req.package, &checked) {
+                (Some(p), Some(pid)) => (p.clone(), pid.sha256.clone()),
+                _ => (
+                    self.inner.packages.get(&current.package_sha256)?,
+                    current.package_sha256.clone(),
+                ),
+            };
+            self.compile_wasm(&package, &sha, Some(&entry)).await?;
+        }
         let _guard = self.inner.package_lock.lock().await;
         let mut new_package = None;
-        if let Some(package) = &req.package {
-            let pid = self.check_package(package, req.md5sum.as_deref())?;
+        if let (Some(package), Some(pid)) = (&req.package, checked) {
             let delta = pid.size as i64 - current.package_size as i64;
             self.check_function_quota(&current.project_id, false, delta)
                 .await?;
@@ -207,7 +256,7 @@ impl Engine {
             Ok(Some(done)) => done,
             Ok(None) | Err(_) => {
                 if let Some((sha, false)) = &new_package {
-                    self.inner.packages.remove(sha);
+                    self.remove_package(sha);
                 }
                 return Err(Error::not_found("Function", id));
             }
@@ -216,7 +265,7 @@ impl Engine {
         if old_sha != function.package_sha256
             && self.inner.store.package_references(&old_sha).await? == 0
         {
-            self.inner.packages.remove(&old_sha);
+            self.remove_package(&old_sha);
         }
         // Workers bound to the old definition must not serve it any more.
         let definition_changed = update.package.is_some()
@@ -247,10 +296,17 @@ impl Engine {
         packages.dedup();
         for sha in packages {
             if self.inner.store.package_references(&sha).await? == 0 {
-                self.inner.packages.remove(&sha);
+                self.remove_package(&sha);
             }
         }
         self.inner.pool.release(id, None);
         Ok(())
+    }
+
+    /// Removes a package no function or version references any more, and what was
+    /// compiled from it.
+    pub(crate) fn remove_package(&self, sha256: &str) {
+        self.inner.packages.remove(sha256);
+        self.forget_wasm(sha256);
     }
 }

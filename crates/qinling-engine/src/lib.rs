@@ -1,22 +1,23 @@
 //! The engine: every operation of the v1 API below the HTTP edge. It resolves and validates
 //! (ranges, ownership, states), records through the store, keeps packages, and runs
-//! executions on workers leased from the pool — synchronously for the caller, or from the
-//! durable queue for async executions.
+//! executions on workers leased from the pool (or, for wasm functions, in this process) —
+//! synchronously for the caller, or from the durable queue for async executions.
 //!
 //! Invariants: the engine speaks domain types and [`qinling_types::Error`], never HTTP; it
 //! depends on the pool's API, never on a sandbox backend.
 
 mod aliases;
 mod executions;
-pub mod metrics;
 mod functions;
 pub mod jobs;
+pub mod metrics;
 pub mod packages;
 pub mod policy;
 pub mod quotas;
 mod runtimes;
 pub mod tokens;
 mod versions;
+mod wasm;
 pub mod webhooks;
 mod workers;
 
@@ -59,6 +60,9 @@ pub struct EngineConfig {
     pub webhook_invocations_per_minute: u32,
     /// Whether this engine runs the job ticker (`jobs.rs`).
     pub job_ticker: bool,
+    /// The in-process runtime of wasm functions (`wasm.rs`); without it, runtimes of the
+    /// wasm kind show `error`.
+    pub wasm: Option<qinling_wasm::WasmRuntime>,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +79,7 @@ impl Default for EngineConfig {
             quotas: quotas::QuotaConfig::default(),
             webhook_invocations_per_minute: 60,
             job_ticker: true,
+            wasm: None,
         }
     }
 }
@@ -97,6 +102,8 @@ struct Inner {
     metrics: metrics::Metrics,
     /// Recent invocations per webhook.
     webhook_rate: webhooks::RateLimiter,
+    /// In-flight executions per wasm function version (`wasm.rs`).
+    wasm_slots: wasm::Slots,
 }
 
 /// The engine. Cheap to clone.
@@ -133,6 +140,7 @@ impl Engine {
                 rate: quotas::RateWindow::default(),
                 metrics: metrics::Metrics::default(),
                 webhook_rate,
+                wasm_slots: wasm::Slots::default(),
             }),
         };
         engine.restore_runtimes().await?;

@@ -1,5 +1,6 @@
 //! Function packages on local disk, content-addressed by SHA-256:
-//! `<dir>/<aa>/<sha256>.zip`. A package is checked before it is stored: a readable zip,
+//! `<dir>/<aa>/<sha256>.zip` (a wasm function's bare module is stored as sent, under the
+//! same name). A package is checked before it is stored: a readable zip,
 //! no entry escaping the package root, no symlinks, within the size limit. Writes are atomic
 //! (temporary file, fsync, rename), so a crash never leaves a half-written package under its
 //! final name.
@@ -38,11 +39,17 @@ impl PackageStore {
     /// Validates `bytes` as a function package and computes its digests, without storing it.
     pub fn inspect(bytes: &[u8]) -> Result<PackageId, Error> {
         validate_zip(bytes)?;
-        Ok(PackageId {
+        Ok(Self::digest(bytes))
+    }
+
+    /// The digests of a package that is not a zip (a wasm function's bare module, which
+    /// the wasm runtime validates instead).
+    pub fn digest(bytes: &[u8]) -> PackageId {
+        PackageId {
             md5: hex::encode(md5::Md5::digest(bytes)),
             sha256: hex::encode(sha2::Sha256::digest(bytes)),
             size: bytes.len() as u64,
-        })
+        }
     }
 
     /// Stores a validated package under its hash (a no-op if it is already there).

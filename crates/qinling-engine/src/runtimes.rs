@@ -30,7 +30,7 @@ pub struct UpdateRuntime {
 fn kind_of(image: &str) -> Result<RuntimeKind, Error> {
     RuntimeKind::from_image(image).ok_or_else(|| {
         Error::input(format!(
-            "Unknown runtime image '{image}'. Built-in runtimes: python3 (any image name starting with 'python', e.g. 'python3' or 'openstackqinling/python3-runtime'), nodejs (any image name starting with 'node', e.g. 'nodejs'), custom (the package's own executable; image 'custom')."
+            "Unknown runtime image '{image}'. Built-in runtimes: python3 (any image name starting with 'python', e.g. 'python3' or 'openstackqinling/python3-runtime'), nodejs (any image name starting with 'node', e.g. 'nodejs'), custom (the package's own executable; image 'custom'), wasm (a WASI preview-1 command module; image 'wasm')."
         ))
     })
 }
@@ -95,11 +95,21 @@ impl Engine {
         self.inner.pool.add_runtime(&id, kind);
         let engine = self.clone();
         tokio::spawn(async move {
-            let status = match engine.inner.pool.probe(kind).await {
-                Ok(()) => RuntimeStatus::Available,
-                Err(error) => {
-                    tracing::error!(%error, runtime_id = %id, "runtime workers cannot start");
+            let status = if kind.runs_in_process() {
+                // Nothing to start: the runtime is there if this server built it.
+                if engine.wasm().is_some() {
+                    RuntimeStatus::Available
+                } else {
+                    tracing::error!(runtime_id = %id, "the wasm runtime is not set up on this server");
                     RuntimeStatus::Error
+                }
+            } else {
+                match engine.inner.pool.probe(kind).await {
+                    Ok(()) => RuntimeStatus::Available,
+                    Err(error) => {
+                        tracing::error!(%error, runtime_id = %id, "runtime workers cannot start");
+                        RuntimeStatus::Error
+                    }
                 }
             };
             let update = RuntimeUpdate {
@@ -117,7 +127,7 @@ impl Engine {
 
     /// At start-up: registers the pools of existing runtimes; on a fresh database, registers
     /// the built-in python3 runtime so that `qinling serve` works with no setup, and on any
-    /// database the built-in nodejs and custom runtimes when no runtime of their kind exists. Returns once
+    /// database the built-in nodejs, custom and wasm runtimes when no runtime of their kind exists. Returns once
     /// every runtime's probe is done, so a server that says it is serving can run functions.
     pub(crate) async fn restore_runtimes(&self) -> Result<(), Error> {
         let runtimes = self.inner.store.list_runtimes(&Scope::All).await?;
@@ -160,7 +170,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Registers the built-in runtimes added after python3 (nodejs, custom) when no runtime of their
+    /// Registers the built-in runtimes added after python3 (nodejs, custom, wasm) when no runtime of their
     /// kind exists yet, so a data directory created by an older server gains them too.
     async fn add_builtin_runtimes(
         &self,
@@ -172,6 +182,11 @@ impl Engine {
                 RuntimeKind::Custom,
                 "custom",
                 "The package's own executable, JSON on stdin and stdout (built in)",
+            ),
+            (
+                RuntimeKind::Wasm,
+                "wasm",
+                "WebAssembly: a WASI preview-1 command module, JSON on stdin and stdout, run in-process by wasmtime (built in)",
             ),
         ];
         let mut probes = Vec::new();

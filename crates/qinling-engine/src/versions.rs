@@ -131,7 +131,7 @@ impl Engine {
             return Err(version_not_found(function_id, n));
         };
         if store.package_references(&deleted.package_sha256).await? == 0 {
-            self.inner.packages.remove(&deleted.package_sha256);
+            self.remove_package(&deleted.package_sha256);
         }
         self.inner.pool.release(&function.id, Some(n));
         Ok(())

@@ -60,6 +60,9 @@ impl Engine {
             function_id: function_id.to_string(),
             version,
         };
+        if let Some(refused) = self.wasm_saturated(&key) {
+            return Err(refused);
+        }
         match self.inner.pool.saturated(&key) {
             None => Ok(()),
             Some(s) => Err(Error::TooMany(format!(
@@ -91,6 +94,10 @@ impl Engine {
     ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         let function = self.function_at_version(function, version).await?;
+        if self.runs_in_process(&function) {
+            // A wasm function has no workers to add: every execution gets its own instance.
+            return Ok(());
+        }
         self.check_worker_quota(&function.project_id, count).await?;
         let key = FunctionKey {
             function_id: function.id.clone(),
@@ -126,11 +133,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Releases every worker of a version of a function; the next execution starts afresh.
+    /// Releases every worker of a version of a function; the next execution starts afresh
+    /// (for a wasm function: its compiled module leaves memory and is loaded again).
     pub async fn detach(&self, ctx: &RequestContext, id: &str, version: i64) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         let function = self.function_at_version(function, version).await?;
+        if self.runs_in_process(&function)
+            && let Some(wasm) = self.wasm()
+        {
+            wasm.evict(&qinling_wasm::ModuleKey {
+                package: function.package_sha256.clone(),
+                entry: function.entry_or_default().to_string(),
+            });
+        }
         self.inner.pool.release(&function.id, Some(version));
         Ok(())
+    }
+
+    /// Whether `function`'s runtime runs executions in this process (wasm).
+    pub(crate) fn runs_in_process(&self, function: &Function) -> bool {
+        let runtime_id = function.runtime_id.as_deref().unwrap_or_default();
+        self.inner
+            .pool
+            .runtime_kind(runtime_id)
+            .is_some_and(|k| k.runs_in_process())
     }
 }

@@ -242,7 +242,8 @@ impl Pool {
         self.inner.sandbox.name()
     }
 
-    /// Registers a runtime so that its pool is filled. Idempotent.
+    /// Registers a runtime so that its pool is filled (a runtime that runs in process has
+    /// no pool, but the pool still answers its kind). Idempotent.
     pub fn add_runtime(&self, runtime_id: &str, kind: RuntimeKind) {
         self.inner
             .runtimes
@@ -284,7 +285,7 @@ impl Pool {
         let rp = runtimes.get(runtime_id)?;
         let available = rp.idle.iter().filter(|w| !w.is_dead()).count();
         Some(Capacity {
-            total: self.inner.config.pool_size.max(available),
+            total: self.pool_size(rp.kind).max(available),
             available,
         })
     }
@@ -294,7 +295,14 @@ impl Pool {
     pub fn stats(&self) -> (Vec<(String, usize)>, Vec<(String, usize, usize)>) {
         let mut per_function: HashMap<String, usize> = HashMap::new();
         for (key, fw) in self.inner.functions.lock().expect("functions lock").iter() {
-            let n = fw.state.lock().expect("function workers lock").workers.iter().filter(|w| !w.is_dead()).count();
+            let n = fw
+                .state
+                .lock()
+                .expect("function workers lock")
+                .workers
+                .iter()
+                .filter(|w| !w.is_dead())
+                .count();
             *per_function.entry(key.function_id.clone()).or_default() += n;
         }
         let pools = self
@@ -303,7 +311,13 @@ impl Pool {
             .lock()
             .expect("runtimes lock")
             .iter()
-            .map(|(id, rp)| (id.clone(), rp.idle.iter().filter(|w| !w.is_dead()).count(), self.inner.config.pool_size))
+            .map(|(id, rp)| {
+                (
+                    id.clone(),
+                    rp.idle.iter().filter(|w| !w.is_dead()).count(),
+                    self.pool_size(rp.kind),
+                )
+            })
             .collect();
         (per_function.into_iter().collect(), pools)
     }
@@ -316,7 +330,7 @@ impl Pool {
                 let runtimes = self.inner.runtimes.lock().expect("runtimes lock");
                 runtimes
                     .values()
-                    .all(|rp| rp.idle.len() >= self.inner.config.pool_size)
+                    .all(|rp| rp.idle.len() >= self.pool_size(rp.kind))
             };
             if full {
                 return true;
@@ -328,12 +342,22 @@ impl Pool {
         }
     }
 
+    /// Pre-started workers wanted for a runtime of `kind`: none for a runtime whose
+    /// executions run in the server's process.
+    fn pool_size(&self, kind: RuntimeKind) -> usize {
+        if kind.runs_in_process() {
+            0
+        } else {
+            self.inner.config.pool_size
+        }
+    }
+
     async fn refill_once(&self) {
-        let want = self.inner.config.pool_size;
         let todo: Vec<(String, RuntimeKind)> = {
             let mut runtimes = self.inner.runtimes.lock().expect("runtimes lock");
             let mut todo = Vec::new();
             for (id, rp) in runtimes.iter_mut() {
+                let want = self.pool_size(rp.kind);
                 rp.idle.retain(|w| !w.is_dead());
                 while rp.idle.len() + rp.starting < want {
                     rp.starting += 1;

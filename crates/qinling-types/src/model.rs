@@ -48,6 +48,9 @@ pub enum RuntimeKind {
     Nodejs,
     /// A package carrying its own executable: stdin JSON in, stdout result out (`shims/custom.py`).
     Custom,
+    /// A WASI preview-1 command module run in-process by wasmtime (`qinling-wasm`): no
+    /// workers, no shim.
+    Wasm,
 }
 
 impl RuntimeKind {
@@ -61,6 +64,8 @@ impl RuntimeKind {
             Some(RuntimeKind::Nodejs)
         } else if name.starts_with("custom") {
             Some(RuntimeKind::Custom)
+        } else if name.starts_with("wasm") || name.starts_with("wasi") {
+            Some(RuntimeKind::Wasm)
         } else {
             None
         }
@@ -71,7 +76,14 @@ impl RuntimeKind {
             RuntimeKind::Python3 => "python3",
             RuntimeKind::Nodejs => "nodejs",
             RuntimeKind::Custom => "custom",
+            RuntimeKind::Wasm => "wasm",
         }
+    }
+
+    /// Whether executions run in the server's own process rather than on pool workers:
+    /// such a runtime has no pre-started workers and no launcher.
+    pub fn runs_in_process(self) -> bool {
+        matches!(self, RuntimeKind::Wasm)
     }
 }
 
@@ -396,5 +408,9 @@ mod tests {
         );
         assert_eq!(RuntimeKind::from_image("nodejs"), Some(RuntimeKind::Nodejs));
         assert_eq!(RuntimeKind::from_image("custom"), Some(RuntimeKind::Custom));
+        assert_eq!(RuntimeKind::from_image("wasm"), Some(RuntimeKind::Wasm));
+        assert_eq!(RuntimeKind::from_image("WASI-p1"), Some(RuntimeKind::Wasm));
+        assert!(RuntimeKind::Wasm.runs_in_process());
+        assert!(!RuntimeKind::Python3.runs_in_process());
     }
 }

@@ -41,6 +41,16 @@ pub struct BenchArgs {
     /// Extra arguments for every `qinling serve` started (e.g. `--insecure-no-sandbox`).
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,
+    /// Measure only these runtimes (repeatable: python3, nodejs, custom, wasm); the floor
+    /// is always measured. Default: all.
+    #[arg(long = "runtime")]
+    pub runtimes: Vec<String>,
+}
+
+impl BenchArgs {
+    fn measures(&self, runtime: &str) -> bool {
+        self.runtimes.is_empty() || self.runtimes.iter().any(|r| r == runtime)
+    }
 }
 
 pub fn main(args: BenchArgs) -> ExitCode {
@@ -248,8 +258,7 @@ fn zip_of(name: &str, source: &str) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     // Executable, for the custom runtime's entry.
     let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-    w.start_file(name, options)
-        .expect("zip entry");
+    w.start_file(name, options).expect("zip entry");
     w.write_all(source.as_bytes()).expect("zip write");
     w.finish().expect("zip finish").into_inner()
 }
@@ -288,15 +297,14 @@ async fn create_function(
     runtime: &str,
     source: &str,
 ) -> anyhow::Result<String> {
-    create_function_in(c, base, runtime, "main.py", source, "main.main").await
+    create_function_in(c, base, runtime, zip_of("main.py", source), "main.main").await
 }
 
 async fn create_function_in(
     c: &reqwest::Client,
     base: &str,
     runtime: &str,
-    file: &str,
-    source: &str,
+    package: Vec<u8>,
     entry: &str,
 ) -> anyhow::Result<String> {
     let form = reqwest::multipart::Form::new()
@@ -310,7 +318,7 @@ async fn create_function_in(
         .text("memory_size", BENCH_MEMORY.to_string())
         .part(
             "package",
-            reqwest::multipart::Part::bytes(zip_of(file, source)).file_name("main.zip"),
+            reqwest::multipart::Part::bytes(package).file_name("package"),
         );
     let r = c
         .post(format!("{base}/v1/functions"))
@@ -388,30 +396,45 @@ async fn first_executions(pool_size: usize, n: usize, extra: &[String]) -> anyho
 /// A runtime measured with the same rows as python3: its hello function, by name.
 struct RuntimeBench {
     name: &'static str,
-    file: &'static str,
     entry: &'static str,
-    /// The source of the `i`-th new function (each distinct, so each is a new package).
-    source: fn(usize) -> String,
+    /// The package of the `i`-th new function (each distinct, so each is a new package).
+    package: fn(usize) -> Vec<u8>,
 }
 
 const OTHER_RUNTIMES: &[RuntimeBench] = &[
     RuntimeBench {
         name: "nodejs",
-        file: "main.js",
         entry: "main.main",
-        source: |i| {
-            format!(
-                "const N = {i};\nexports.main = (context, input) => `Hello, ${{input.name}} ${{N}}`;\n"
+        package: |i| {
+            zip_of(
+                "main.js",
+                &format!(
+                    "const N = {i};\nexports.main = (context, input) => `Hello, ${{input.name}} ${{N}}`;\n"
+                ),
             )
         },
     },
     RuntimeBench {
         name: "custom",
-        file: "handler",
         entry: "handler",
-        source: |i| format!("#!/bin/sh\n# {i}\necho '\"Hello\"'\n"),
+        package: |i| zip_of("handler", &format!("#!/bin/sh\n# {i}\necho '\"Hello\"'\n")),
+    },
+    RuntimeBench {
+        name: "wasm",
+        entry: "hello.wasm",
+        package: wasm_hello,
     },
 ];
+
+/// The wasm hello-world (a bare module), made distinct by a data segment holding `i`.
+fn wasm_hello(i: usize) -> Vec<u8> {
+    let memory = "(memory (export \"memory\") 1)";
+    let wat = qinling_wasm::examples::HELLO.replace(
+        memory,
+        &format!("{memory}\n  (data (i32.const 512) \"{i}\")"),
+    );
+    wat::parse_str(wat).expect("the wasm hello-world compiles")
+}
 
 /// Warm latency, throughput and the first execution of new functions (pool on) of one
 /// runtime other than python3.
@@ -420,15 +443,13 @@ async fn runtime_rows(rb: &RuntimeBench, args: &BenchArgs) -> anyhow::Result<Val
     let server = Proc::serve(3, extra).await?;
     let c = client();
     let rt = runtime_named(&c, &server.url, rb.name).await?;
-    let hello =
-        create_function_in(&c, &server.url, &rt, rb.file, &(rb.source)(0), rb.entry).await?;
+    let hello = create_function_in(&c, &server.url, &rt, (rb.package)(0), rb.entry).await?;
     let target = execution_target(&server.url, &hello);
     let warm = latency(&target, args.requests).await?;
     let tp = throughput(&target, args.clients, args.duration).await?;
     let mut first = Vec::with_capacity(args.new_functions);
     for i in 1..=args.new_functions {
-        let id =
-            create_function_in(&c, &server.url, &rt, rb.file, &(rb.source)(i), rb.entry).await?;
+        let id = create_function_in(&c, &server.url, &rt, (rb.package)(i), rb.entry).await?;
         wait_pool_full(&c, &server.url, &rt).await?;
         let t = execution_target(&server.url, &id);
         let start = Instant::now();
@@ -587,6 +608,47 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let floor_tp = throughput(&floor_target, args.clients, args.duration).await?;
     drop(floor);
 
+    let mut report = serde_json::Map::new();
+    report.insert(
+        "sandbox".into(),
+        json!(if extra.iter().any(|a| a == "--insecure-no-sandbox") {
+            "none (--insecure-no-sandbox)"
+        } else {
+            "jail"
+        }),
+    );
+    report.insert(
+        "floor".into(),
+        json!({"latency": floor_latency, "throughput": floor_tp}),
+    );
+    if args.measures("python3") {
+        let python = python_rows(&args, &floor_latency, &floor_tp).await?;
+        report.extend(python.as_object().cloned().unwrap_or_default());
+    }
+    let mut runtimes = serde_json::Map::new();
+    for rb in OTHER_RUNTIMES.iter().filter(|rb| args.measures(rb.name)) {
+        eprintln!("== {} runtime: warm function and new functions", rb.name);
+        runtimes.insert(rb.name.into(), runtime_rows(rb, &args).await?);
+    }
+    report.insert("runtimes".into(), Value::Object(runtimes));
+    let report = Value::Object(report);
+    print_table(&report);
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The python3 rows: warm latency and throughput (with their ratios to the floor), async
+/// acceptance and drain, the idle worker's memory, first executions with the pool on and off.
+async fn python_rows(
+    args: &BenchArgs,
+    floor_latency: &Dist,
+    floor_tp: &Throughput,
+) -> anyhow::Result<Value> {
+    let extra = &args.serve_args;
     eprintln!("== warm python3 function");
     let server = Proc::serve(3, extra).await?;
     let c = client();
@@ -622,15 +684,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let first_cold = first_executions(0, args.new_functions, extra).await?;
 
-    let mut runtimes = serde_json::Map::new();
-    for rb in OTHER_RUNTIMES {
-        eprintln!("== {} runtime: warm function and new functions", rb.name);
-        runtimes.insert(rb.name.into(), runtime_rows(rb, &args).await?);
-    }
-
-    let report = json!({
-        "sandbox": if extra.iter().any(|a| a == "--insecure-no-sandbox") { "none (--insecure-no-sandbox)" } else { "jail" },
-        "floor": {"latency": floor_latency, "throughput": floor_tp},
+    Ok(json!({
         "warm_sync": {"latency": warm_latency, "throughput": tp, "executions_recorded": recorded,
                       "p50_ratio_to_floor": warm_latency.p50_ms / floor_latency.p50_ms,
                       "p99_ratio_to_floor": warm_latency.p99_ms / floor_latency.p99_ms,
@@ -639,15 +693,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
                             "pool_speedup_p50": first_cold.p50_ms / first_pool.p50_ms},
         "async": asynchronous,
         "idle_warm_worker": memory,
-        "runtimes": runtimes,
-    });
-    print_table(&report);
-    let text = serde_json::to_string_pretty(&report)?;
-    println!("{text}");
-    if let Some(path) = &args.json {
-        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    }))
 }
 
 fn print_table(r: &Value) {
@@ -681,8 +727,14 @@ fn print_table(r: &Value) {
     if let Some(rts) = r["runtimes"].as_object() {
         for (name, v) in rts {
             row(&format!("warm {name} sync, 1 client"), &v["latency"]);
-            row(&format!("warm {name} sync, N clients"), &v["throughput"]["latency"]);
-            row(&format!("{name} first execution, pool on"), &v["first_execution_pool_on"]);
+            row(
+                &format!("warm {name} sync, N clients"),
+                &v["throughput"]["latency"],
+            );
+            row(
+                &format!("{name} first execution, pool on"),
+                &v["first_execution_pool_on"],
+            );
         }
     }
     println!();

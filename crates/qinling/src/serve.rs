@@ -382,8 +382,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("opening the database")?;
     let packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
         .context("opening the package directory")?;
+    // wasm functions run in this process; without the runtime they show `error`.
+    let mut wasm_cfg = qinling_wasm::WasmConfig::new(cfg.data_dir.join("wasm"));
+    wasm_cfg.max_memory_bytes = cfg.limits.memory.max;
+    let wasm = match qinling_wasm::WasmRuntime::new(wasm_cfg) {
+        Ok(wasm) => Some(wasm),
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{:#}", anyhow::Error::from(error)),
+                "the wasm runtime is unavailable"
+            );
+            None
+        }
+    };
     let engine_cfg = qinling_engine::EngineConfig {
         limits: cfg.limits,
+        wasm,
         max_package_bytes: cfg.max_package_bytes,
         max_input_bytes: cfg.max_input_bytes,
         quotas: cfg.quotas.engine_config(&cfg.auth),
@@ -427,7 +441,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 /// Installs the Prometheus recorder for the `metrics` facade and returns its renderer.
 /// Histograms get explicit buckets (seconds) so they aggregate across instances.
 fn install_metrics() -> anyhow::Result<qinling_api::MetricsRender> {
-    const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+    const BUCKETS: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0, 300.0,
+    ];
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(BUCKETS)
         .context("metric buckets")?

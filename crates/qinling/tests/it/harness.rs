@@ -295,7 +295,7 @@ impl Server {
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::harness::Server;
 
 /// The value of the sample `name{…}` whose labels include all of `labels`; `None` if absent.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
         let (series, value) = line.rsplit_once(' ')?;
         let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));

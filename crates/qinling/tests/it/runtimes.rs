@@ -93,7 +93,7 @@ fn runtime_lifecycle() {
         .collect();
     assert_eq!(
         names,
-        ["python3", "nodejs", "custom", "py"],
+        ["python3", "nodejs", "custom", "wasm", "py"],
         "built-ins first, then ours, in creation order"
     );
 
@@ -152,7 +152,7 @@ fn runtime_bad_requests() {
         ),
         (
             json!({"image": "busybox"}),
-            "Unknown runtime image 'busybox'. Built-in runtimes: python3 (any image name starting with 'python', e.g. 'python3' or 'openstackqinling/python3-runtime'), nodejs (any image name starting with 'node', e.g. 'nodejs'), custom (the package's own executable; image 'custom').",
+            "Unknown runtime image 'busybox'. Built-in runtimes: python3 (any image name starting with 'python', e.g. 'python3' or 'openstackqinling/python3-runtime'), nodejs (any image name starting with 'node', e.g. 'nodejs'), custom (the package's own executable; image 'custom'), wasm (a WASI preview-1 command module; image 'wasm').",
         ),
     ];
     for (body, msg) in cases {
@@ -187,7 +187,7 @@ fn runtime_bad_requests() {
     let (_, list) = s.get("/v1/runtimes");
     assert_eq!(
         list["runtimes"].as_array().unwrap().len(),
-        3,
+        4,
         "nothing was created by the bad requests"
     );
 }
