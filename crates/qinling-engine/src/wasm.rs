@@ -386,7 +386,12 @@ mod tests {
         let two = zip_of(&[("a.wasm", "\0asmA"), ("b/b.wasm", "\0asmB")]);
         let none = zip_of(&[("hello.py", "x")]);
         // (package, entry, name and bytes or error)
-        let cases: Vec<(&[u8], Option<&str>, Result<(&str, &[u8]), &str>)> = vec![
+        type Case<'a> = (
+            &'a [u8],
+            Option<&'a str>,
+            Result<(&'a str, &'a [u8]), &'a str>,
+        );
+        let cases: Vec<Case> = vec![
             (&raw, None, Ok(("main.wasm", &raw))),
             (&raw, Some("tool.wasm"), Ok(("tool.wasm", &raw))),
             (&one, None, Ok(("hello.wasm", b"\0asm1"))),

@@ -698,7 +698,11 @@ async fn python_rows(
 
 fn print_table(r: &Value) {
     let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
+    // Rows of runtimes left out with `--runtime` are not printed.
     let row = |name: &str, d: &Value| {
+        if d.is_null() {
+            return;
+        }
         println!(
             "{name:<40} {:>9} {:>9} {:>9} {:>9}",
             f(&d["p50_ms"]),
@@ -744,11 +748,14 @@ fn print_table(r: &Value) {
         "floor",
         f(&r["floor"]["throughput"]["per_second"])
     );
-    println!(
-        "{:<40} {:>12}",
-        "warm python3 sync (recorded executions)",
-        f(&r["warm_sync"]["throughput"]["per_second"])
-    );
+    let python = !r["warm_sync"].is_null();
+    if python {
+        println!(
+            "{:<40} {:>12}",
+            "warm python3 sync (recorded executions)",
+            f(&r["warm_sync"]["throughput"]["per_second"])
+        );
+    }
     if let Some(rts) = r["runtimes"].as_object() {
         for (name, v) in rts {
             println!(
@@ -757,6 +764,10 @@ fn print_table(r: &Value) {
                 f(&v["throughput"]["per_second"])
             );
         }
+    }
+    if !python {
+        println!();
+        return;
     }
     println!(
         "{:<40} {:>12}",
