@@ -62,7 +62,7 @@ pub struct LaunchSpec {
     /// Limits in force from the start; [`SandboxedProcess::set_limits`] changes them later,
     /// when a pre-started worker is bound to a function.
     pub limits: Limits,
-    /// Whether the worker may open network connections beyond its own loopback.
+    /// Whether the worker may open outbound network connections (beyond its own loopback).
     pub network: bool,
 }
 
@@ -112,6 +112,9 @@ pub trait Sandbox: Send + Sync + 'static {
     fn launch(&self, spec: &LaunchSpec) -> Result<SandboxedProcess, SandboxError>;
     /// Limits this backend cannot enforce on this machine, stated once at start-up.
     fn unenforced(&self) -> Vec<String>;
+    /// Why launches with [`LaunchSpec::network`] cannot work on this machine, or `None` when
+    /// they can.
+    fn network_unavailable(&self) -> Option<String>;
 }
 
 #[derive(Debug, thiserror::Error)]

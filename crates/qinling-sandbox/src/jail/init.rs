@@ -127,7 +127,7 @@ fn monitor(mut ctl: UnixStream, status: File) -> ! {
             fail(&status, &e.report())
         }
     };
-    step(setup::enter_namespaces(&sys, &cfg));
+    step(setup::enter_namespaces(&sys));
     // The server writes our uid/gid maps between these two messages.
     let mut answer = [0u8; 1];
     if let Err(e) = ctl
