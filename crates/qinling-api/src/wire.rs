@@ -182,6 +182,7 @@ pub fn function_json(f: &Function, code_as_string: bool) -> Value {
         "cpu": f.cpu,
         "memory_size": f.memory_size,
         "timeout": f.timeout,
+        "network": f.network,
         "runtime_id": f.runtime_id,
         "code": if code_as_string { Value::String(qinling_types::py_json(&code)) } else { code },
         "entry": f.entry,

@@ -18,6 +18,8 @@ pub struct CreateFunction {
     pub cpu: Option<String>,
     pub memory_size: Option<String>,
     pub timeout: Option<String>,
+    /// Outbound network access (`true`/`false`), our extension.
+    pub network: Option<String>,
     /// The client's md5 of the package, if it sent one.
     pub md5sum: Option<String>,
     pub package: Option<Vec<u8>>,
@@ -32,6 +34,7 @@ pub struct UpdateFunction {
     pub cpu: Option<String>,
     pub memory_size: Option<String>,
     pub timeout: Option<String>,
+    pub network: Option<String>,
     pub md5sum: Option<String>,
     pub package: Option<Vec<u8>>,
 }
@@ -61,6 +64,7 @@ impl Engine {
         if let Some(m) = &req.memory_size {
             limits.memory_size = ranges.parse("memory", m)?;
         }
+        let network = self.parse_network(req.network.as_deref())?.unwrap_or(false);
         let runtime_id = req
             .runtime_id
             .filter(|r| !r.is_empty())
@@ -98,6 +102,7 @@ impl Engine {
             cpu: limits.cpu,
             memory_size: limits.memory_size,
             timeout: limits.timeout,
+            network,
             count: 0,
             latest_version: 0,
             project_id: ctx.project_id.clone(),
@@ -114,6 +119,27 @@ impl Engine {
             return Err(e.into());
         }
         Ok(function)
+    }
+
+    /// The `network` field: a boolean, and `true` only where the sandbox can give functions
+    /// egress and the operator allows it.
+    fn parse_network(&self, value: Option<&str>) -> Result<Option<bool>, Error> {
+        let Some(value) = value else { return Ok(None) };
+        let on = match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                return Err(Error::input(format!(
+                    "Invalid value for network: '{value}'. Expected true or false."
+                )));
+            }
+        };
+        if on && let Some(why) = self.inner.pool.network_unavailable() {
+            return Err(Error::input(format!(
+                "This function cannot have network access: {why}."
+            )));
+        }
+        Ok(Some(on))
     }
 
     /// Validates a package and its md5 against the size limit.
@@ -178,6 +204,7 @@ impl Engine {
         if let Some(m) = &req.memory_size {
             update.memory_size = Some(ranges.parse("memory", m)?);
         }
+        update.network = self.parse_network(req.network.as_deref())?;
         let Code::Package {
             md5sum: current_md5,
         } = &current.code;
@@ -222,7 +249,8 @@ impl Engine {
         let definition_changed = update.package.is_some()
             || update.entry.is_some()
             || update.cpu.is_some()
-            || update.memory_size.is_some();
+            || update.memory_size.is_some()
+            || update.network.is_some_and(|n| n != current.network);
         if definition_changed {
             self.inner.pool.release(id, Some(0));
         }

@@ -512,6 +512,7 @@ mod tests {
             cpu: 100,
             memory_size: 1 << 25,
             timeout: 5,
+            network: false,
             count: 0,
             latest_version: 0,
             project_id: "p".into(),

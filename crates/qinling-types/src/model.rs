@@ -119,6 +119,9 @@ pub struct Function {
     pub cpu: u32,
     pub memory_size: u64,
     pub timeout: u32,
+    /// Whether the function's workers may open outbound connections (our extension; off by
+    /// default, as upstream's functions had no network policy of their own).
+    pub network: bool,
     pub count: i64,
     pub latest_version: i64,
     pub project_id: String,

@@ -47,12 +47,7 @@ impl Drop for Slirp {
 
 /// Starts `program` (slirp4netns) for the network namespace of `pid` and waits until the
 /// jail's interface is configured, or `deadline`.
-pub fn attach(
-    program: &Path,
-    pid: u32,
-    privileged: bool,
-    deadline: Instant,
-) -> io::Result<Slirp> {
+pub fn attach(program: &Path, pid: u32, privileged: bool, deadline: Instant) -> io::Result<Slirp> {
     let (exit_read, exit_write) = super::pipe()?;
     let (ready_read, ready_write) = super::pipe()?;
     let exit_src = super::dup_high(&exit_read)?;
@@ -94,9 +89,9 @@ pub fn attach(
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| {
-        io::Error::new(e.kind(), format!("starting {}: {e}", program.display()))
-    })?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("starting {}: {e}", program.display())))?;
     drop((exit_src, ready_src));
     let slirp = Slirp {
         child,

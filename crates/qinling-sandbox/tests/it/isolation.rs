@@ -203,11 +203,15 @@ fn host_address() -> Option<std::net::IpAddr> {
 async fn network_true_reaches_out_through_its_own_stack() {
     require_root!();
     let Some(slirp) = qinling_sandbox::jail::find_slirp4netns() else {
-        eprintln!("skipping network_true_reaches_out_through_its_own_stack: slirp4netns is not installed");
+        eprintln!(
+            "skipping network_true_reaches_out_through_its_own_stack: slirp4netns is not installed"
+        );
         return;
     };
     let Some(host) = host_address() else {
-        eprintln!("skipping network_true_reaches_out_through_its_own_stack: the host has no non-loopback IPv4 route");
+        eprintln!(
+            "skipping network_true_reaches_out_through_its_own_stack: the host has no non-loopback IPv4 route"
+        );
         return;
     };
     let sb = JailSandbox::new(JailConfig {
@@ -244,7 +248,11 @@ async fn network_true_reaches_out_through_its_own_stack() {
         )
     );
     let (mut conn, from) = outside.accept().unwrap();
-    assert_eq!(from.ip(), host, "the connection leaves with the host's address");
+    assert_eq!(
+        from.ip(),
+        host,
+        "the connection leaves with the host's address"
+    );
     let mut buf = [0u8; 2];
     std::io::Read::read_exact(&mut conn, &mut buf).unwrap();
     assert_eq!(&buf, b"hi");

@@ -1002,3 +1002,96 @@ fn limits_cpu_quota_doubles_speed() {
         "cpu 100 → 200 should be about 2× faster: {slow:.3} s vs {fast:.3} s"
     );
 }
+
+/// Outbound network on request (issue 3, item 3): a function created with `network=true`
+/// reaches the host's address through its jail's own user-mode stack, but not the server's
+/// loopback, where the API listens; turning `network` off retires its workers at once.
+#[test]
+fn networked_function_reaches_out_but_not_the_api() {
+    require_sandbox!();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED: {}: networked jails are tested as root (CI runs as root)",
+            module_path!()
+        );
+        return;
+    }
+    if qinling_sandbox::jail::find_slirp4netns().is_none() {
+        eprintln!(
+            "SKIPPED: {}: slirp4netns is not installed (`apt-get install slirp4netns`)",
+            module_path!()
+        );
+        return;
+    }
+    let Some(ip) = host_ip() else {
+        eprintln!(
+            "SKIPPED: {}: the host has no non-loopback address to connect to",
+            module_path!()
+        );
+        return;
+    };
+    let s = Server::start();
+    let hello = s.create_function("hello.py", HELLO, "hello.main", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fid = attack_function(&s, &[("network", "true")]);
+    assert_eq!(
+        s.get(&format!("/v1/functions/{fid}")).1["network"],
+        json!(true)
+    );
+
+    let outside = TcpListener::bind("0.0.0.0:0").unwrap();
+    outside.set_nonblocking(true).unwrap();
+    let port = outside.local_addr().unwrap().port();
+    let api = server_addr(&s).port();
+    let targets = json!([
+        [ip.to_string(), port],
+        ["127.0.0.1", api],
+        ["10.0.2.2", api],
+        [ip.to_string(), api]
+    ]);
+    let out = output_of(&s, &fid, "connect", json!({"targets": targets}));
+    assert_eq!(out["interfaces"], json!(["lo", "tap0"]), "{out}");
+    assert_eq!(out[format!("{ip}:{port}")]["ok"], json!(true), "{out}");
+    let accepted = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        outside.accept().is_ok()
+    });
+    assert!(accepted, "the connection reached the host's listener");
+    // The API on the host's loopback: the jail's 127.0.0.1 is its own, the gateway's
+    // loopback forwarding is refused, and the host's address has nothing on that port.
+    for target in [
+        format!("127.0.0.1:{api}"),
+        format!("10.0.2.2:{api}"),
+        format!("{ip}:{api}"),
+    ] {
+        assert_denied(
+            &target,
+            &out[&target],
+            &["ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH"],
+        );
+    }
+
+    // Off again: the next execution runs on a new worker without the network.
+    let (status, body) = s.put(&format!("/v1/functions/{fid}"), json!({"network": false}));
+    assert_eq!(
+        (status, body["network"].clone()),
+        (200, json!(false)),
+        "{body}"
+    );
+    let out = output_of(
+        &s,
+        &fid,
+        "connect",
+        json!({"targets": [[ip.to_string(), port]]}),
+    );
+    assert_eq!(out["interfaces"], json!(["lo"]), "{out}");
+    assert_denied(
+        "connect after network=false",
+        &out[format!("{ip}:{port}")],
+        &["ENETUNREACH", "EHOSTUNREACH"],
+    );
+    assert_healthy(&s, &hello);
+}
