@@ -1,4 +1,4 @@
-//! The command-line client: `qinling runtime|function|execution|alias|job|webhook …` over the
+//! The command-line client: `qinling runtime|function|execution|alias|job|webhook|quota …` over the
 //! v1 HTTP API.
 //! It knows only the wire format, never the server's crates, so it can talk to any
 //! Qinling-compatible endpoint. This file holds the argument tree's top and the dispatch; each
@@ -14,6 +14,7 @@ pub mod execution;
 pub mod function;
 pub mod job;
 mod output;
+pub mod quota;
 mod resource;
 pub mod runtime;
 #[cfg(test)]
@@ -42,6 +43,8 @@ pub enum CliCommand {
     Job(Box<Scoped<job::Command>>),
     /// Webhooks: URLs that run a function when POSTed to.
     Webhook(Box<Scoped<webhook::Command>>),
+    /// Quotas: a project's limits and use.
+    Quota(Box<Scoped<quota::Command>>),
 }
 
 /// A resource's subcommands, with the options every command takes. (Boxed in `CliCommand`
@@ -120,6 +123,7 @@ async fn dispatch(cmd: CliCommand) -> anyhow::Result<()> {
         CliCommand::Alias(s) => alias::run(s.command, &ctx(s.global)?).await,
         CliCommand::Job(s) => job::run(s.command, &ctx(s.global)?).await,
         CliCommand::Webhook(s) => webhook::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Quota(s) => quota::run(s.command, &ctx(s.global)?).await,
     }
 }
 
