@@ -49,13 +49,15 @@ impl Engine {
         // checked by the insert itself, which refuses the row if the definition changed or
         // its runtime is no longer available; the full checks below then decide.
         let mut refused = None;
+        // A reserved quota slot, held until the execution's row is written.
+        let mut slot = None;
         if req.function_version == 0
             && let Some(function) = self.inner.definitions.get(&req.function_id)
         {
             if !ctx.is_admin && function.project_id != ctx.project_id {
                 return Err(Error::not_found("Function", &req.function_id));
             }
-            self.check_execution_quota(&ctx.project_id).await?;
+            slot = self.check_execution_quota(&ctx.project_id).await?;
             if req.sync {
                 self.admit(&function.id, 0)?;
             }
@@ -67,6 +69,7 @@ impl Engine {
                 .await?
             {
                 Ok(execution) => {
+                    drop(slot);
                     return self
                         .start_execution(execution, &function, ctx.request_id.as_str())
                         .await;
@@ -80,8 +83,8 @@ impl Engine {
         let function = self.get_function(ctx, &req.function_id).await?;
         self.inner.definitions.put(&function);
         if refused.is_none() {
-            // (A refused row has been counted against the quota already.)
-            self.check_execution_quota(&ctx.project_id).await?;
+            // (A refused row has been counted against the quota already, and holds its slot.)
+            slot = self.check_execution_quota(&ctx.project_id).await?;
         }
         // Version N runs its own snapshot of the definition (`versions.rs`).
         let function = self
@@ -111,6 +114,7 @@ impl Engine {
             .insert_execution(new)
             .await?
             .ok_or_else(|| Error::not_found("Function", &function.id))?;
+        drop(slot);
         self.start_execution(execution, &function, ctx.request_id.as_str())
             .await
     }

@@ -82,8 +82,6 @@ impl Engine {
         }
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
         let id = self.check_package(&package, req.md5sum.as_deref())?;
-        self.check_function_quota(&ctx.project_id, true, id.size as i64)
-            .await?;
         let function = Function {
             id: new_id(),
             name: req.name,
@@ -109,7 +107,10 @@ impl Engine {
             created_at: now(),
             updated_at: None,
         };
+        // The quota check and the insert it guards happen under one lock (see `quotas.rs`).
         let _guard = self.inner.package_lock.lock().await;
+        self.check_function_quota(&ctx.project_id, true, id.size as i64)
+            .await?;
         let existed = self.inner.packages.list().contains(&id.sha256);
         self.inner.packages.put(&id, &package)?;
         if let Err(e) = self.inner.store.insert_function(&function).await {

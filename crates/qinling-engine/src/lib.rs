@@ -94,6 +94,8 @@ struct Inner {
     definitions: executions::DefinitionCache,
     /// Executions started per project in the last minute (quota `executions_per_minute`).
     rate: quotas::RateWindow,
+    /// Executions being admitted, per project (see `quotas.rs`).
+    slots: std::sync::Arc<quotas::Slots>,
     metrics: metrics::Metrics,
     /// Recent invocations per webhook.
     webhook_rate: webhooks::RateLimiter,
@@ -131,6 +133,7 @@ impl Engine {
                 tasks: tokio_util_lite::TaskCounter::default(),
                 definitions: executions::DefinitionCache::default(),
                 rate: quotas::RateWindow::default(),
+                slots: Default::default(),
                 metrics: metrics::Metrics::default(),
                 webhook_rate,
             }),

@@ -1085,3 +1085,61 @@ fn quota_cli() {
     assert!(!ok);
     assert!(err.contains("-1 for unlimited"), "{err}");
 }
+
+/// A burst of concurrent executions never overshoots `concurrent_executions`: each request
+/// reserves its slot before counting, so in-flight ones see each other.
+#[test]
+fn concurrent_execution_quota_holds_under_a_burst() {
+    let srv = token_server(&[]);
+    let admin = As::new(&srv, &make_token(&srv, "ops", "root", "admin", "1h"));
+    let member = make_token(&srv, "project-a", "alice", "member", "1h");
+    let a = As::new(&srv, &member);
+    let runtime = a.python_runtime();
+    let (status, f) = a.create_source(
+        &runtime,
+        "slow",
+        "slow.py",
+        "import time\ndef main(**kw):\n    time.sleep(4)\n    return 'done'\n",
+    );
+    assert_eq!(status, 201, "{f}");
+    let limit = 4;
+    let (status, q) = admin.put(
+        "/v1/quotas/project-a",
+        json!({"concurrent_executions": limit}),
+    );
+    assert_eq!(status, 200, "{q}");
+    let fid = f["id"].as_str().unwrap().to_string();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let (barrier, fid, a) = (barrier.clone(), fid.clone(), &a);
+                scope.spawn(move || {
+                    barrier.wait();
+                    a.post("/v1/executions", json!({"function_id": fid, "sync": false}))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert!(
+        (1..=limit).contains(&accepted),
+        "{accepted} of 16 accepted with a limit of {limit}: {answers:?}"
+    );
+    for (status, body) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 429, "{body}");
+        assert!(
+            faultstring(body).starts_with("Quota exceeded for concurrent_executions: limit 4"),
+            "{body}"
+        );
+    }
+    let (_, q) = a.get("/v1/quotas/project-a");
+    assert!(
+        q["quota"]["usage"]["concurrent_executions"]
+            .as_i64()
+            .unwrap()
+            <= limit as i64,
+        "{q}"
+    );
+}
