@@ -59,6 +59,8 @@ pub struct Launcher {
     pub args: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub read_only_paths: Vec<PathBuf>,
+    /// The sandbox's pid 1 reaps orphans around the program (see `LaunchSpec::reaper`).
+    pub reaper: bool,
 }
 
 /// Pool settings.
@@ -410,6 +412,7 @@ impl Pool {
             read_only_paths: launcher.read_only_paths.clone(),
             limits: *limits,
             network,
+            reaper: launcher.reaper,
         };
         let proc = self
             .inner

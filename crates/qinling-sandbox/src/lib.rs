@@ -64,6 +64,10 @@ pub struct LaunchSpec {
     pub limits: Limits,
     /// Whether the worker may open outbound network connections (beyond its own loopback).
     pub network: bool,
+    /// Whether the sandbox's pid 1 should be a reaper that runs the program as its child and
+    /// reaps every orphan, rather than the program itself. For runtimes that cannot reap
+    /// processes they did not start (Node.js); others reap as child subreapers themselves.
+    pub reaper: bool,
 }
 
 /// Resource use of a worker as the backend measures it.

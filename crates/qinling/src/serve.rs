@@ -345,6 +345,7 @@ fn python_launcher(cfg: &Config, shim_dir: &Path) -> anyhow::Result<Launcher> {
             ("TMPDIR".into(), "/tmp".into()),
         ],
         read_only_paths,
+        reaper: false,
     })
 }
 

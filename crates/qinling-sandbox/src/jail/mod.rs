@@ -192,6 +192,7 @@ impl JailSandbox {
             // The monitor runs as the same user in the same user namespace.
             nproc: u64::from(spec.limits.pids) + 1,
             fsize_bytes: spec.limits.fsize_bytes,
+            reaper: spec.reaper,
             hostname: plan::JAIL_HOSTNAME.into(),
             uid: plan::JAIL_UID,
             gid: plan::JAIL_GID,

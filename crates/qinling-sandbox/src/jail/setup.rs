@@ -60,6 +60,9 @@ pub struct InitConfig {
     pub nofile: u64,
     pub nproc: u64,
     pub fsize_bytes: u64,
+    /// Pid 1 stays a reaper and runs the program as its child ([`crate::LaunchSpec::reaper`]).
+    #[serde(default)]
+    pub reaper: bool,
     pub hostname: String,
     /// The uid and gid inside the jail (mapped by the server to an unprivileged host id).
     pub uid: u32,
@@ -159,9 +162,23 @@ pub fn become_jail_user(sys: &dyn Sys, cfg: &InitConfig) -> Result<(), SetupErro
 /// Jail: builds the root, confines the process and runs the program. Returns only on
 /// failure; the program never starts unless every step before it succeeded.
 pub fn build_and_exec(sys: &dyn Sys, cfg: &InitConfig, trees: &[Option<RawFd>]) -> SetupError {
-    if let Err(e) = build_root(sys, cfg, trees).and_then(|()| confine(sys, cfg)) {
-        return e;
+    match build_and_confine(sys, cfg, trees) {
+        Ok(()) => exec(sys, cfg),
+        Err(e) => e,
     }
+}
+
+/// Jail: every step before the program runs (the root, then the confinement).
+pub fn build_and_confine(
+    sys: &dyn Sys,
+    cfg: &InitConfig,
+    trees: &[Option<RawFd>],
+) -> Result<(), SetupError> {
+    build_root(sys, cfg, trees).and_then(|()| confine(sys, cfg))
+}
+
+/// Jail: runs the program; returns only on failure.
+pub fn exec(sys: &dyn Sys, cfg: &InitConfig) -> SetupError {
     let error = sys.execve(&cfg.program, &cfg.args, &cfg.env);
     SetupError {
         step: format!("execute {}", cfg.program.display()),
@@ -430,6 +447,7 @@ mod tests {
             nofile: 1024,
             nproc: 129,
             fsize_bytes: 500 << 20,
+            reaper: false,
             hostname: "qinling".into(),
             uid: 1000,
             gid: 1000,

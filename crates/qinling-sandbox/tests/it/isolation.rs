@@ -499,3 +499,17 @@ async fn read_only_path_under_tmp() {
     let out = run(&sb, &spec).await;
     assert_eq!(out.stdout, "shim\nRead-only file system\ntmp-writable\n2\n");
 }
+
+/// With `reaper`, pid 1 runs the program as its child (pid 2), reaps orphans the program
+/// never waits for, and ends with the program's exit status.
+#[tokio::test]
+async fn reaper_pid1_reaps_orphans_and_passes_the_status_on() {
+    require_root!();
+    let sb = sandbox();
+    let mut spec = sh("echo pid=$$; (sh -c 'sleep 0.1' &); sleep 0.5; \
+         echo zombies=$(cat /proc/[0-9]*/stat | awk '$3 == \"Z\"' | wc -l); exit 3");
+    spec.reaper = true;
+    let out = run(&sb, &spec).await;
+    assert_eq!(out.stdout, "pid=2\nzombies=0\n");
+    assert_eq!(out.status.code(), Some(3));
+}

@@ -85,6 +85,7 @@ pub fn sh(script: &str) -> LaunchSpec {
         read_only_paths: vec![],
         limits: Limits::default(),
         network: false,
+        reaper: false,
     }
 }
 
@@ -101,6 +102,7 @@ pub fn py(code: &str) -> LaunchSpec {
         read_only_paths: vec![prefix.clone()],
         limits: Limits::default(),
         network: false,
+        reaper: false,
     }
 }
 

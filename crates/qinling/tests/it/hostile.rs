@@ -881,6 +881,52 @@ fn hostile_bombs_spins_and_daemons() {
     assert_eq!(out["before"], out["after"], "a daemon still writes: {e}");
     assert_no_host_processes_with(&daemon);
 
+    // And in nodejs, whose executors stay warm between executions: a child in the executor's
+    // group, a detached one (a session of its own) and a double-forked daemon re-parented to
+    // the jail's pid 1 all end with the execution, and none is left a zombie.
+    let daemon = tag("nd");
+    let runtime = crate::runtimes_node::runtime_named(&s, "nodejs");
+    let source = format!(
+        r#"
+const cp = require('child_process');
+const fs = require('fs');
+const loop = (name) => `while :; do date +%s%N > /tmp/{daemon}-${{name}}; sleep 0.1; done`;
+const files = ['group', 'detached', 'double'];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+exports.main = async (context, input) => {{
+  if (input.start) {{
+    cp.spawn('/bin/sh', ['-c', loop('group')], {{ stdio: 'ignore' }}).unref();
+    cp.spawn('/bin/sh', ['-c', loop('detached')], {{ stdio: 'ignore', detached: true }}).unref();
+    cp.spawn('/bin/sh', ['-c', `(${{loop('double')}}) </dev/null >/dev/null 2>&1 &`], {{ stdio: 'ignore' }}).unref();
+    while (!files.every((f) => fs.existsSync(`/tmp/{daemon}-${{f}}`))) await sleep(50);
+    return 'started';
+  }}
+  const read = () => files.map((f) => fs.readFileSync(`/tmp/{daemon}-${{f}}`, 'utf8'));
+  const before = read();
+  await sleep(600);
+  const states = fs.readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p)).map((p) => {{
+    try {{ const st = fs.readFileSync(`/proc/${{p}}/stat`, 'latin1'); return st.slice(st.lastIndexOf(')') + 2)[0]; }} catch (_) {{ return '?'; }}
+  }});
+  return {{ before, after: read(), zombies: states.filter((s) => s === 'Z').length }};
+}};
+"#
+    );
+    let (status, f) = s.create_function_raw(
+        &runtime,
+        crate::harness::zip_of(&[("daemon.js", &source)]),
+        "daemon.main",
+        &[],
+    );
+    assert_eq!(status, 201, "{f}");
+    let node = f["id"].as_str().unwrap();
+    let e = s.execute(node, Some(r#"{"start": 1}"#));
+    assert_eq!(result(&e)["output"], json!("started"), "{e}");
+    let e = s.execute(node, Some(r#"{"check": 1}"#));
+    let out = result(&e)["output"].clone();
+    assert_eq!(out["before"], out["after"], "a daemon still writes: {e}");
+    assert_eq!(out["zombies"], json!(0), "{e}");
+    assert_no_host_processes_with(&daemon);
+
     assert_healthy(&s, &hello);
 }
 
