@@ -41,6 +41,7 @@ fn create_show_list_download_delete() {
             "cpu",
             "memory_size",
             "timeout",
+            "network",
             "runtime_id",
             "code",
             "entry",

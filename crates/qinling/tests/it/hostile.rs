@@ -866,20 +866,7 @@ fn hostile_bombs_spins_and_daemons() {
          *) a=$(cat /tmp/{daemon} 2>&1); sleep 0.6; b=$(cat /tmp/{daemon} 2>&1)\n  \
          printf '{{\"before\": \"%s\", \"after\": \"%s\"}}' \"$a\" \"$b\" ;;\nesac\n"
     );
-    let (status, f) = s.create_function_raw(
-        &runtime,
-        crate::harness::zip_of(&[("handler", &handler)]),
-        "handler",
-        &[],
-    );
-    assert_eq!(status, 201, "{f}");
-    let custom = f["id"].as_str().unwrap();
-    let e = s.execute(custom, Some(r#"{"start": 1}"#));
-    assert_eq!(result(&e)["output"], json!("started"), "{e}");
-    let e = s.execute(custom, Some(r#"{"check": 1}"#));
-    let out = result(&e)["output"].clone();
-    assert_eq!(out["before"], out["after"], "a daemon still writes: {e}");
-    assert_no_host_processes_with(&daemon);
+    daemons_end_with_their_execution(&s, &runtime, ("handler", &handler), "handler", &daemon);
 
     // And in nodejs, whose executors stay warm between executions: a child in the executor's
     // group, a detached one (a session of its own) and a double-forked daemon re-parented to
@@ -911,23 +898,39 @@ exports.main = async (context, input) => {{
 }};
 "#
     );
-    let (status, f) = s.create_function_raw(
+    let out = daemons_end_with_their_execution(
+        &s,
         &runtime,
-        crate::harness::zip_of(&[("daemon.js", &source)]),
+        ("daemon.js", &source),
         "daemon.main",
-        &[],
+        &daemon,
     );
-    assert_eq!(status, 201, "{f}");
-    let node = f["id"].as_str().unwrap();
-    let e = s.execute(node, Some(r#"{"start": 1}"#));
-    assert_eq!(result(&e)["output"], json!("started"), "{e}");
-    let e = s.execute(node, Some(r#"{"check": 1}"#));
-    let out = result(&e)["output"].clone();
-    assert_eq!(out["before"], out["after"], "a daemon still writes: {e}");
-    assert_eq!(out["zombies"], json!(0), "{e}");
-    assert_no_host_processes_with(&daemon);
+    assert_eq!(out["zombies"], json!(0), "{out}");
 
     assert_healthy(&s, &hello);
+}
+
+/// Runs a function's `start` execution (which leaves daemons behind that write `tag` files)
+/// and its `check` one (which reads them twice, 0.6 s apart): the files must not change, and
+/// no host process may mention `tag`. Returns the check's output.
+#[track_caller]
+fn daemons_end_with_their_execution(
+    s: &Server,
+    runtime: &str,
+    file: (&str, &str),
+    entry: &str,
+    tag: &str,
+) -> Value {
+    let (status, f) = s.create_function_raw(runtime, crate::harness::zip_of(&[file]), entry, &[]);
+    assert_eq!(status, 201, "{f}");
+    let id = f["id"].as_str().unwrap();
+    let e = s.execute(id, Some(r#"{"start": 1}"#));
+    assert_eq!(result(&e)["output"], json!("started"), "{e}");
+    let e = s.execute(id, Some(r#"{"check": 1}"#));
+    let out = result(&e)["output"].clone();
+    assert_eq!(out["before"], out["after"], "a daemon still writes: {e}");
+    assert_no_host_processes_with(tag);
+    out
 }
 
 /// Waits (up to 3 s) for every host process whose command line mentions `needle` to be gone.
