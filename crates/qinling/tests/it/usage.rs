@@ -360,6 +360,18 @@ fn usage_matches_the_executions_that_ran() {
         shown.contains("| request_id ") && shown.contains("req-usage-6"),
         "{shown}"
     );
+    // The function sees the request id in its context, async executions included.
+    let echo = s.create_function(
+        "echo.py",
+        "def main(context=None, **kwargs):\n    return context['request_id']\n",
+        "echo.main",
+        &[],
+    );
+    let echo = echo["id"].as_str().unwrap();
+    for (sync, rid) in [(true, "req-ctx-sync"), (false, "req-ctx-async")] {
+        let e = run(&s, echo, None, sync, rid);
+        assert_eq!(result(&e)["output"], rid, "{e}");
+    }
 }
 
 /// `qinling token create` on the server's data directory; returns the secret.
