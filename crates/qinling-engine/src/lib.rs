@@ -16,6 +16,7 @@ pub mod policy;
 pub mod quotas;
 mod runtimes;
 pub mod tokens;
+pub mod usage;
 mod versions;
 pub mod webhooks;
 mod workers;

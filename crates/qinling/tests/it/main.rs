@@ -23,6 +23,7 @@ mod recovery;
 mod runtimes;
 mod runtimes_custom;
 mod runtimes_node;
+mod usage;
 mod versions;
 mod webhooks;
 mod workers;
