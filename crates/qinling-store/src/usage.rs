@@ -171,6 +171,7 @@ mod tests {
             cpu: 100,
             memory_size,
             timeout: 5,
+            network: false,
             count: 0,
             latest_version: 0,
             project_id: project.into(),
