@@ -323,6 +323,23 @@ pub fn action_for(
         ["jobs", _] => one("job")?,
         ["webhooks"] => collection("webhook")?,
         ["webhooks", _] => one("webhook")?,
+        // Whose usage: the named project (owner or admin), or every project (admin).
+        ["usage"] if *method == Method::GET => {
+            let params: Vec<(String, String)> =
+                serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+            if params
+                .iter()
+                .any(|(k, v)| k == "all_projects" && wire::truthy(v))
+            {
+                return Some(("usage:get:all_projects".into(), None));
+            }
+            let project = params
+                .into_iter()
+                .rev()
+                .find(|(k, _)| k == "project_id")
+                .map(|(_, v)| v);
+            return Some(("usage:get".into(), project));
+        }
         ["quotas", project] => {
             let action = if *method == Method::GET {
                 "quota:get"
@@ -576,6 +593,19 @@ mod tests {
             action_for(&Method::GET, "/v1/quotas/p1", None),
             Some(("quota:get".into(), Some("p1".into())))
         );
+        assert_eq!(
+            action_for(&Method::GET, "/v1/usage", Some("since=2026-01-01")),
+            Some(("usage:get".into(), None))
+        );
+        assert_eq!(
+            action_for(&Method::GET, "/v1/usage", Some("project_id=a&project_id=b")),
+            Some(("usage:get".into(), Some("b".into())))
+        );
+        assert_eq!(
+            action_for(&Method::GET, "/v1/usage", Some("all_projects=yes")),
+            Some(("usage:get:all_projects".into(), None))
+        );
+        assert_eq!(action_for(&Method::POST, "/v1/usage", None), None);
         assert_eq!(action_for(&Method::GET, "/v2/functions", None), None);
         assert_eq!(action_for(&Method::PATCH, "/v1/functions", None), None);
     }

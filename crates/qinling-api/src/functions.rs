@@ -162,6 +162,7 @@ pub async fn create(
         cpu: nonempty(form.get("cpu")),
         memory_size: nonempty(form.get("memory_size")),
         timeout: nonempty(form.get("timeout")),
+        network: nonempty(form.get("network")),
         md5sum: code
             .get("md5sum")
             .and_then(|m| m.as_str())
@@ -291,6 +292,7 @@ pub async fn update(
         cpu: form.get("cpu"),
         memory_size: form.get("memory_size"),
         timeout: form.get("timeout"),
+        network: nonempty(form.get("network")),
         md5sum,
         package: form.package,
     };

@@ -12,6 +12,7 @@ mod functions;
 mod jobs;
 mod quotas;
 mod runtimes;
+mod usage;
 mod versions;
 mod webhooks;
 mod wire;
@@ -163,7 +164,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/quotas/{project_id}",
             get(quotas::show).put(quotas::update).delete(quotas::reset),
-        );
+        )
+        .route("/usage", get(usage::show));
     Router::new()
         .route("/", get(root))
         .route(

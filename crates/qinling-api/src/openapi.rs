@@ -90,6 +90,8 @@ const OPS: &[Op] = &[
     Op { method: "get", path: "/v1/quotas/{project_id}", summary: "A project's quota limits and usage", query: &[], body: Body::None, responses: &[(200, "Quota", Some("Quota")), (400, "Bad request", Some("Fault")), (403, "Not allowed", Some("Fault"))] },
     Op { method: "put", path: "/v1/quotas/{project_id}", summary: "Change a project's quota limits (admin; null resets one, -1 is unlimited)", query: &[], body: Body::Json("QuotaUpdate"), responses: &[(200, "Quota", Some("Quota")), (400, "Bad request", Some("Fault")), (403, "Not allowed", Some("Fault"))] },
     Op { method: "delete", path: "/v1/quotas/{project_id}", summary: "Reset a project's quota limits to the defaults (admin)", query: &[], body: Body::None, responses: &[(204, "Reset", None), (400, "Bad request", Some("Fault")), (403, "Not allowed", Some("Fault"))] },
+    // Usage for billing (not in upstream).
+    Op { method: "get", path: "/v1/usage", summary: "Usage of finished executions per project and function (or per project) created in [since, until): counts, duration, CPU, GiB-seconds (memory limit / 2^30 × seconds), peak memory; CSV with format=csv or Accept: text/csv", query: &["since", "until", "project_id", "all_projects", "function_id", "group_by", "format"], body: Body::None, responses: &[(200, "Usage", Some("Usage")), (400, "Bad request (a time, group_by or format)", Some("Fault")), (403, "Another project's usage", Some("Fault"))] },
 ];
 
 fn schemas() -> Value {
@@ -98,7 +100,7 @@ fn schemas() -> Value {
     let s = json!({"type": "string"});
     let s_null = json!({"type": "string", "nullable": true});
     let list = |key: &str, item: &str| json!({"type": "object", "required": [key], "properties": {key: {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}}});
-    json!({
+    let mut out = json!({
         "Fault": {"type": "object", "required": ["faultcode", "faultstring"], "properties": {"faultcode": {"type": "string", "enum": ["Client", "Server"]}, "faultstring": s, "debuginfo": s_null}},
         "PecanFault": {"type": "object", "required": ["faultstring"], "properties": {"faultstring": s}},
         "Text": {"type": "string"},
@@ -116,16 +118,16 @@ fn schemas() -> Value {
         "RuntimeUpdate": {"type": "object", "additionalProperties": false, "properties": {"name": s_null, "description": s_null, "image": s}},
         "Pool": {"type": "object", "properties": {"name": s, "capacity": {"type": "object", "properties": {"total": {"type": "integer"}, "available": {"type": "integer"}}}}},
         "Function": {"type": "object", "required": ["id", "code", "cpu", "memory_size", "timeout", "project_id", "created_at"], "properties": {
-            "id": s, "name": s_null, "description": s_null, "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"},
+            "id": s, "name": s_null, "description": s_null, "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"},
             "runtime_id": s_null, "code": {"oneOf": [{"type": "object"}, {"type": "string"}]}, "entry": s_null, "count": {"type": "integer"},
             "latest_version": {"type": "integer"}, "project_id": s, "created_at": ts, "updated_at": ts_null}},
         "FunctionList": list("functions", "Function"),
         "FunctionCreate": {"type": "object", "required": ["runtime_id", "code", "package"], "properties": {
             "runtime_id": s, "code": {"type": "string", "example": "{\"source\": \"package\"}"}, "package": {"type": "string", "format": "binary"},
-            "name": s, "description": s, "entry": {"type": "string", "example": "main.main"}, "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}}},
+            "name": s, "description": s, "entry": {"type": "string", "example": "main.main"}, "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"}}},
         "FunctionUpdate": {"type": "object", "properties": {
             "package": {"type": "string", "format": "binary"}, "code": s, "source": s, "name": s, "description": s, "entry": s,
-            "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}}},
+            "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"}}},
         "Worker": {"type": "object", "properties": {"function_id": s, "function_version": {"type": "integer"}, "worker_name": s}},
         "WorkerList": list("workers", "Worker"),
         "Scale": {"type": "object", "required": ["count"], "additionalProperties": false, "properties": {"count": {"type": "integer", "minimum": 1, "maximum": qinling_engine::MAX_SCALE_COUNT}}},
@@ -138,7 +140,24 @@ fn schemas() -> Value {
         "ExecutionCreate": {"type": "object", "additionalProperties": false, "properties": {
             "function_id": s_null, "function_version": {"type": "integer", "nullable": true}, "function_alias": s_null, "description": s_null,
             "sync": {"type": "boolean"}, "input": s_null}},
-    })
+    });
+    // Added here: more in the one `json!` above would pass the macro's recursion limit.
+    let int_null = json!({"type": "integer", "nullable": true});
+    let e = &mut out["Execution"]["properties"];
+    e["duration_ms"] = int_null.clone();
+    e["memory_size"] = int_null;
+    e["request_id"] = s_null.clone();
+    let n = json!({"type": "number"});
+    let int = json!({"type": "integer"});
+    out["UsageSums"] = json!({"type": "object", "properties": {
+        "executions": int, "succeeded": int, "failed": int, "errored": int, "duration_s": n, "cpu_s": n,
+        "gb_seconds": {"type": "number", "description": "GiB-seconds: memory limit in bytes / 2^30 × seconds run"},
+        "memory_peak_max_kb": {"type": "integer", "nullable": true}}});
+    out["UsageRow"] = json!({"allOf": [{"type": "object", "properties": {"project_id": s, "function_id": s_null, "function_name": s_null}}, {"$ref": "#/components/schemas/UsageSums"}]});
+    out["Usage"] = json!({"type": "object", "required": ["usage", "totals", "until", "group_by"], "properties": {
+        "usage": {"type": "array", "items": {"$ref": "#/components/schemas/UsageRow"}}, "totals": {"$ref": "#/components/schemas/UsageSums"},
+        "since": ts_null, "until": ts, "group_by": {"type": "string", "enum": ["function", "project"]}}});
+    out
 }
 
 /// The whole document.

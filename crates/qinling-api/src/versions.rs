@@ -40,6 +40,7 @@ pub(crate) fn version_json(v: &FunctionVersion) -> Value {
         "cpu": v.cpu,
         "memory_size": v.memory_size,
         "timeout": v.timeout,
+        "network": v.network,
         "project_id": v.project_id,
         "created_at": format_ts(v.created_at),
         "updated_at": v.updated_at.map(format_ts),

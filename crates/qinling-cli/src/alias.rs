@@ -5,12 +5,12 @@
 use anyhow::bail;
 use clap::{ArgGroup, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use crate::Ctx;
 use crate::function::FUNCTIONS;
 use crate::output::{self, Column};
 use crate::resource::insert_some;
-use crate::Ctx;
 
 const COLUMNS: &[Column] = &[
     Column::Field("name"),

@@ -9,8 +9,8 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context};
-use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use anyhow::{Context, anyhow, bail};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::multipart::Part;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde_json::Value;
@@ -311,7 +311,7 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
-    use crate::stub::{block_on, Stub};
+    use crate::stub::{Stub, block_on};
 
     fn message(
         status: u16,
@@ -338,7 +338,13 @@ mod tests {
         let json = Some("application/json");
         let cases = [
             // plain pecan handlers
-            (404, json, None, r#"{"faultstring": "Function not found [id=x]"}"#, "Function not found [id=x]"),
+            (
+                404,
+                json,
+                None,
+                r#"{"faultstring": "Function not found [id=x]"}"#,
+                "Function not found [id=x]",
+            ),
             // WSME handlers
             (
                 400,
@@ -347,7 +353,13 @@ mod tests {
                 r#"{"faultcode": "Client", "faultstring": "Unknown argument: \"name\"", "debuginfo": null}"#,
                 "Unknown argument: \"name\"",
             ),
-            (500, json, None, r#"{"faultcode": "Server", "faultstring": "boom", "debuginfo": "trace"}"#, "boom"),
+            (
+                500,
+                json,
+                None,
+                r#"{"faultcode": "Server", "faultstring": "boom", "debuginfo": "trace"}"#,
+                "boom",
+            ),
             // WebOb errors with Accept: application/json
             (
                 401,
@@ -356,7 +368,13 @@ mod tests {
                 r#"{"code": 401, "title": "Unauthorized", "description": "Failed to validate access token: Authentication required"}"#,
                 "Failed to validate access token: Authentication required",
             ),
-            (406, json, None, r#"{"code": 406, "title": "Not Acceptable", "description": null}"#, "Not Acceptable"),
+            (
+                406,
+                json,
+                None,
+                r#"{"code": 406, "title": "Not Acceptable", "description": null}"#,
+                "Not Acceptable",
+            ),
             (
                 405,
                 json,
@@ -380,9 +398,21 @@ mod tests {
                 "404 Not Found The resource could not be found.",
             ),
             // anything else
-            (500, Some("text/plain"), None, "A server error occurred.  Please contact the administrator.\n", "A server error occurred.  Please contact the administrator."),
+            (
+                500,
+                Some("text/plain"),
+                None,
+                "A server error occurred.  Please contact the administrator.\n",
+                "A server error occurred.  Please contact the administrator.",
+            ),
             (502, None, None, "", "Bad Gateway"),
-            (400, json, None, r#"["not", "an", "object"]"#, r#"["not", "an", "object"]"#),
+            (
+                400,
+                json,
+                None,
+                r#"["not", "an", "object"]"#,
+                r#"["not", "an", "object"]"#,
+            ),
         ];
         for (status, content_type, header, body, expected) in cases {
             assert_eq!(

@@ -5,13 +5,13 @@
 use anyhow::bail;
 use clap::{ArgGroup, Subcommand};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::function::FUNCTIONS;
 use crate::output::{self, Column};
-use crate::resource::{insert_some, Resource};
-use crate::{parse_filter, Ctx};
+use crate::resource::{Resource, insert_some};
+use crate::{Ctx, parse_filter};
 
 pub(crate) const EXECUTIONS: Resource = Resource {
     kind: "execution",
@@ -217,7 +217,7 @@ pub(crate) fn check_succeeded(execution: &Value) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::output::Format;
-    use crate::stub::{block_on, Stub};
+    use crate::stub::{Stub, block_on};
 
     fn execution(status: &str, result: Value) -> Value {
         json!({"id": "e1", "function_id": "f1", "function_version": 0, "status": status, "sync": true,

@@ -10,15 +10,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{ArgGroup, Subcommand};
 use md5::Digest;
-use reqwest::multipart::Form;
 use reqwest::Method;
-use serde_json::{json, Value};
+use reqwest::multipart::Form;
+use serde_json::{Value, json};
 
 use crate::client::file_part;
 use crate::output::{self, Column, Format};
 use crate::resource::Resource;
 use crate::runtime::RUNTIMES;
-use crate::{execution, parse_filter, Ctx};
+use crate::{Ctx, execution, parse_filter};
 
 pub(crate) const FUNCTIONS: Resource = Resource {
     kind: "function",
@@ -79,7 +79,7 @@ pub enum Command {
     },
     /// Change a function's metadata, limits or code.
     #[command(group(ArgGroup::new("changes").required(true).multiple(true)
-        .args(["name", "description", "entry", "file", "package", "cpu", "memory_size", "timeout"])))]
+        .args(["name", "description", "entry", "file", "package", "cpu", "memory_size", "timeout", "network"])))]
     Update {
         /// Function id or name.
         function: String,
@@ -163,7 +163,8 @@ pub enum Command {
     },
 }
 
-/// Resource limits, sent only when given (the server applies its defaults).
+/// Resource limits and network access, sent only when given (the server applies its
+/// defaults: no network).
 #[derive(Debug, clap::Args)]
 pub struct Limits {
     /// CPU in millicpu.
@@ -175,6 +176,10 @@ pub struct Limits {
     /// Timeout in seconds.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: Option<u64>,
+    /// Outbound network access: `--network` (or `--network true`) allows it, `--network false`
+    /// takes it away. Without it a function reaches nothing but its own loopback.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    network: Option<bool>,
 }
 
 impl Limits {
@@ -186,6 +191,7 @@ impl Limits {
         ]
         .into_iter()
         .filter_map(|(key, value)| value.map(|v| (key, v.to_string())))
+        .chain(self.network.map(|on| ("network", on.to_string())))
         .collect()
     }
 }
@@ -487,7 +493,7 @@ mod tests {
 
     use super::*;
     use crate::client::Client;
-    use crate::stub::{block_on, Stub};
+    use crate::stub::{Stub, block_on};
 
     #[test]
     fn md5_of_known_inputs() {
@@ -558,6 +564,7 @@ mod tests {
             cpu: None,
             memory_size: Some(67108864),
             timeout: Some(9),
+            network: Some(true),
         };
         assert_eq!(
             optional_fields(Some("n".into()), None, Some("hello.main".into()), &limits),
@@ -565,7 +572,8 @@ mod tests {
                 ("name", "n".into()),
                 ("entry", "hello.main".into()),
                 ("memory_size", "67108864".into()),
-                ("timeout", "9".into())
+                ("timeout", "9".into()),
+                ("network", "true".into())
             ]
         );
     }
@@ -606,6 +614,7 @@ mod tests {
                 cpu: None,
                 memory_size: None,
                 timeout: Some(7),
+                network: None,
             },
         };
         block_on(run(cmd, &ctx)).unwrap();
@@ -617,10 +626,12 @@ mod tests {
             "{}",
             request.head
         );
-        assert!(request
-            .header("content-type")
-            .unwrap()
-            .starts_with("multipart/form-data; boundary="));
+        assert!(
+            request
+                .header("content-type")
+                .unwrap()
+                .starts_with("multipart/form-data; boundary=")
+        );
         let body = request.body_text();
         let md5 = md5_hex(&zip_single_file("hello.py", b"def main():\n    return 1\n").unwrap());
         let field = |name: &str, value: &str| {
@@ -667,6 +678,7 @@ mod tests {
                 cpu: None,
                 memory_size: None,
                 timeout: Some(7),
+                network: None,
             },
         };
         block_on(run(cmd, &ctx)).unwrap();
@@ -683,5 +695,32 @@ mod tests {
             Some("application/x-www-form-urlencoded")
         );
         assert_eq!(request.body_text(), "name=n+2&timeout=7");
+    }
+
+    #[test]
+    fn network_flag_forms() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            cmd: Command,
+        }
+        let network = |args: &[&str]| {
+            let mut argv = vec!["qinling", "update", "f"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).map(|c| c.cmd) {
+                Ok(Command::Update { limits, .. }) => Ok(limits.network),
+                Ok(_) => unreachable!(),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(network(&["--network"]), Ok(Some(true)));
+        assert_eq!(network(&["--network", "true"]), Ok(Some(true)));
+        assert_eq!(network(&["--network", "false"]), Ok(Some(false)));
+        assert_eq!(network(&["--timeout", "3"]), Ok(None));
+        assert_eq!(
+            network(&["--network", "maybe"]),
+            Err(clap::error::ErrorKind::InvalidValue)
+        );
     }
 }

@@ -5,10 +5,10 @@ use clap::{ArgGroup, Subcommand};
 use reqwest::Method;
 use serde_json::json;
 
+use crate::Ctx;
 use crate::function::FUNCTIONS;
 use crate::output::{self, Column};
-use crate::resource::{insert_some, Resource};
-use crate::Ctx;
+use crate::resource::{Resource, insert_some};
 
 pub(crate) const JOBS: Resource = Resource {
     kind: "job",

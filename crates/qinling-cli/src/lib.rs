@@ -1,5 +1,5 @@
-//! The command-line client: `qinling runtime|function|execution|alias|job|webhook …` over the
-//! v1 HTTP API.
+//! The command-line client: `qinling runtime|function|execution|alias|job|webhook|quota …` and
+//! `qinling usage` over the v1 HTTP API.
 //! It knows only the wire format, never the server's crates, so it can talk to any
 //! Qinling-compatible endpoint. This file holds the argument tree's top and the dispatch; each
 //! resource's commands live in the module of the same name, HTTP and its errors in `client`,
@@ -14,10 +14,12 @@ pub mod execution;
 pub mod function;
 pub mod job;
 mod output;
+pub mod quota;
 mod resource;
 pub mod runtime;
 #[cfg(test)]
 mod stub;
+pub mod usage;
 pub mod version;
 pub mod webhook;
 
@@ -42,6 +44,10 @@ pub enum CliCommand {
     Job(Box<Scoped<job::Command>>),
     /// Webhooks: URLs that run a function when POSTed to.
     Webhook(Box<Scoped<webhook::Command>>),
+    /// Quotas: a project's limits and use.
+    Quota(Box<Scoped<quota::Command>>),
+    /// Usage for billing: executions, duration, CPU and GiB-seconds per project and function.
+    Usage(Box<Single<usage::Command>>),
 }
 
 /// A resource's subcommands, with the options every command takes. (Boxed in `CliCommand`
@@ -51,6 +57,15 @@ pub struct Scoped<C: Subcommand> {
     #[command(flatten)]
     global: GlobalOpts,
     #[command(subcommand)]
+    command: C,
+}
+
+/// A command without subcommands, with the options every command takes.
+#[derive(Debug, Args)]
+pub struct Single<C: Args> {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(flatten)]
     command: C,
 }
 
@@ -120,6 +135,8 @@ async fn dispatch(cmd: CliCommand) -> anyhow::Result<()> {
         CliCommand::Alias(s) => alias::run(s.command, &ctx(s.global)?).await,
         CliCommand::Job(s) => job::run(s.command, &ctx(s.global)?).await,
         CliCommand::Webhook(s) => webhook::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Quota(s) => quota::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Usage(s) => usage::run(s.command, &ctx(s.global)?).await,
     }
 }
 
@@ -227,6 +244,12 @@ mod tests {
             ValueValidation
         );
         assert_eq!(kind(&["runtime", "list", "-f", "xml"]), InvalidValue);
+        assert_eq!(
+            kind(&["usage", "--project", "p", "--all-projects"]),
+            ArgumentConflict
+        );
+        assert_eq!(kind(&["usage", "--group-by", "runtime"]), InvalidValue);
+        assert!(parse(&["usage", "--since", "2026-11-01", "-f", "csv"]).is_ok());
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Rendering API objects for the terminal, in the four `--format`s: `table` (prettytable-style
+//! Rendering API objects for the terminal, in the five `--format`s: `table` (prettytable-style
 //! boxes, as `openstack` prints them), `json` (the server's objects, pretty-printed), `yaml`
-//! (written here, no YAML crate) and `value` (bare values, for scripts). Every renderer returns
-//! a `String` ending in a newline, so tests compare exact text; only [`emit`] writes.
+//! (written here, no YAML crate), `csv` (a header line, then one line per object, RFC 4180
+//! quoting and line ends, as `openstack -f csv`) and `value` (bare values, for scripts). Every
+//! renderer returns a `String` ending in a newline, so tests compare exact text; only [`emit`]
+//! writes.
 //!
 //! `show` renders one object with all its fields in the server's order; `list` renders the
 //! [`Column`]s a resource chooses for its rows. JSON and YAML ignore the columns: they are the
@@ -16,6 +18,7 @@ pub enum Format {
     Table,
     Json,
     Yaml,
+    Csv,
     Value,
 }
 
@@ -55,6 +58,10 @@ pub fn show(format: Format, object: &Value) -> String {
         }
         Format::Json => json(object),
         Format::Yaml => yaml(object),
+        Format::Csv => {
+            let headers: Vec<&str> = fields.keys().map(String::as_str).collect();
+            csv(&headers, &[fields.values().map(cell).collect()])
+        }
         Format::Value => fields.values().map(|v| cell(v) + "\n").collect(),
     }
 }
@@ -70,6 +77,10 @@ pub fn list(format: Format, items: &[Value], columns: &[Column]) -> String {
         }
         Format::Json => json(&Value::Array(items.to_vec())),
         Format::Yaml => yaml(&Value::Array(items.to_vec())),
+        Format::Csv => {
+            let headers: Vec<&str> = columns.iter().map(Column::header).collect();
+            csv(&headers, &items.iter().map(row).collect::<Vec<_>>())
+        }
         Format::Value => items
             .iter()
             .map(|item| row(item).join(" ") + "\n")
@@ -101,6 +112,28 @@ fn json(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("a Value always serializes");
     text.push('\n');
     text
+}
+
+/// CSV: a header line and the rows, fields quoted when they hold a comma, a quote or a line
+/// break (RFC 4180), lines ending in CRLF.
+pub fn csv(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let line = |fields: &mut dyn Iterator<Item = &str>| -> String {
+        let quoted: Vec<String> = fields
+            .map(|f| {
+                if f.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", f.replace('"', "\"\""))
+                } else {
+                    f.to_string()
+                }
+            })
+            .collect();
+        quoted.join(",") + "\r\n"
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
 }
 
 /// A prettytable box: left-aligned cells, a cell with line breaks spans several lines.
@@ -369,6 +402,23 @@ mod tests {
         assert_eq!(
             list(Format::Value, &[json!({"id": "x", "n": 21})], columns),
             "x 42\n"
+        );
+    }
+
+    #[test]
+    fn csv_format() {
+        let items = vec![
+            runtime(),
+            json!({"id": "b", "name": "a, \"quoted\"\nname", "is_public": false}),
+        ];
+        assert_eq!(
+            list(Format::Csv, &items, COLUMNS),
+            "id,name,is_public\r\na2819aff-7cc5-441b-b154-1ac97fc626ba,python3,true\r\nb,\"a, \"\"quoted\"\"\nname\",false\r\n"
+        );
+        assert_eq!(list(Format::Csv, &[], COLUMNS), "id,name,is_public\r\n");
+        assert_eq!(
+            show(Format::Csv, &json!({"id": "x", "n": 3, "none": null})),
+            "id,n,none\r\nx,3,\r\n"
         );
     }
 

@@ -124,7 +124,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::stub::{block_on, Stub};
+    use crate::stub::{Stub, block_on};
 
     const FUNCTIONS: Resource = Resource {
         kind: "function",

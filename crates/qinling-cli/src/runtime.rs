@@ -3,11 +3,11 @@
 
 use clap::{ArgGroup, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::output::{self, Column};
-use crate::resource::{insert_some, Resource};
 use crate::Ctx;
+use crate::output::{self, Column};
+use crate::resource::{Resource, insert_some};
 
 pub(crate) const RUNTIMES: Resource = Resource {
     kind: "runtime",

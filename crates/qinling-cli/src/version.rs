@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::function::{download_to, FUNCTIONS};
-use crate::output::{self, Column};
 use crate::Ctx;
+use crate::function::{FUNCTIONS, download_to};
+use crate::output::{self, Column};
 
 const COLUMNS: &[Column] = &[
     Column::Field("version_number"),

@@ -4,12 +4,12 @@
 
 use clap::{ArgGroup, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::function::FUNCTIONS;
 use crate::output::{self, Column};
-use crate::resource::{insert_some, Resource};
-use crate::{parse_filter, Ctx};
+use crate::resource::{Resource, insert_some};
+use crate::{Ctx, parse_filter};
 
 pub(crate) const WEBHOOKS: Resource = Resource {
     kind: "webhook",

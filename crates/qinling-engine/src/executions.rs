@@ -50,17 +50,19 @@ impl Engine {
         // checked by the insert itself, which refuses the row if the definition changed or
         // its runtime is no longer available; the full checks below then decide.
         let mut refused = None;
+        // A reserved quota slot, held until the execution's row is written.
+        let mut slot = None;
         if req.function_version == 0
             && let Some(function) = self.inner.definitions.get(&req.function_id)
         {
             if !ctx.is_admin && function.project_id != ctx.project_id {
                 return Err(Error::not_found("Function", &req.function_id));
             }
-            self.check_execution_quota(&ctx.project_id).await?;
+            slot = self.check_execution_quota(&ctx.project_id).await?;
             if req.sync {
                 self.admit(&function.id, 0)?;
             }
-            let new = new_execution(&function, &req);
+            let new = new_execution(&function, &req, ctx);
             match self
                 .inner
                 .store
@@ -68,9 +70,8 @@ impl Engine {
                 .await?
             {
                 Ok(execution) => {
-                    return self
-                        .start_execution(execution, &function, ctx.request_id.as_str())
-                        .await;
+                    drop(slot);
+                    return self.start_execution(execution, &function).await;
                 }
                 Err(new) => {
                     self.inner.definitions.forget(&function.id);
@@ -81,8 +82,8 @@ impl Engine {
         let function = self.get_function(ctx, &req.function_id).await?;
         self.inner.definitions.put(&function);
         if refused.is_none() {
-            // (A refused row has been counted against the quota already.)
-            self.check_execution_quota(&ctx.project_id).await?;
+            // (A refused row has been counted against the quota already, and holds its slot.)
+            slot = self.check_execution_quota(&ctx.project_id).await?;
         }
         // Version N runs its own snapshot of the definition (`versions.rs`).
         let function = self
@@ -105,15 +106,15 @@ impl Engine {
         if req.sync {
             self.admit(&function.id, req.function_version)?;
         }
-        let new = refused.unwrap_or_else(|| new_execution(&function, &req));
+        let new = refused.unwrap_or_else(|| new_execution(&function, &req, ctx));
         let execution = self
             .inner
             .store
             .insert_execution(new)
             .await?
             .ok_or_else(|| Error::not_found("Function", &function.id))?;
-        self.start_execution(execution, &function, ctx.request_id.as_str())
-            .await
+        drop(slot);
+        self.start_execution(execution, &function).await
     }
 
     /// After an execution is recorded: hands an async one to the dispatcher, runs a sync
@@ -122,7 +123,6 @@ impl Engine {
         &self,
         execution: Execution,
         function: &Function,
-        request_id: &str,
     ) -> Result<Execution, Error> {
         if !execution.sync {
             // The row is durable before we answer; the dispatcher (or recovery after a
@@ -130,24 +130,24 @@ impl Engine {
             let _ = self.inner.queue.send(execution.id.clone());
             return Ok(execution);
         }
-        let outcome = self.run(&execution, function, request_id).await;
+        let outcome = self.run(&execution, function).await;
         let finished = self
             .inner
             .store
-            .finish_execution(&execution.id, &outcome)
+            .finish_execution(&execution.id, &outcome, Some(function.memory_size))
             .await?;
-        Ok(apply(execution, outcome, finished))
+        Ok(apply(execution, outcome, function.memory_size, finished))
     }
 
     /// Runs one recorded execution on a worker and reports what happened, and counts it in
     /// the metrics. Never fails: every platform problem becomes an outcome the user can read.
-    async fn run(&self, execution: &Execution, function: &Function, request_id: &str) -> Outcome {
+    async fn run(&self, execution: &Execution, function: &Function) -> Outcome {
         let runtime = function.runtime_id.as_deref().unwrap_or_default();
         // A wasm function runs in this process, not on a pool worker (`wasm.rs`).
         let outcome = if self.runs_in_process(function) {
             self.run_wasm(execution, function).await
         } else {
-            self.run_on_worker(execution, function, request_id).await
+            self.run_on_worker(execution, function).await
         };
         self.metrics()
             .execution(&execution.project_id, &function.id, runtime, &outcome);
@@ -157,12 +157,7 @@ impl Engine {
         outcome
     }
 
-    async fn run_on_worker(
-        &self,
-        execution: &Execution,
-        function: &Function,
-        request_id: &str,
-    ) -> Outcome {
+    async fn run_on_worker(&self, execution: &Execution, function: &Function) -> Outcome {
         let key = FunctionKey {
             function_id: function.id.clone(),
             version: execution.function_version,
@@ -218,7 +213,7 @@ impl Engine {
                 "function_id": function.id,
                 "function_version": execution.function_version,
                 "project_id": function.project_id,
-                "request_id": request_id,
+                "request_id": execution.request_id,
             }),
             rlimits: Rlimits {
                 nofile: cfg.rlimit_nofile,
@@ -286,27 +281,41 @@ impl Engine {
                 }
             },
         };
-        let outcome = match function {
-            Some(function) if execution.function_version == 0 => {
-                self.run(&execution, &function, "async").await
-            }
+        // The outcome, and the memory limit of the definition that ran (none if none did).
+        let (outcome, memory_size) = match function {
+            Some(function) if execution.function_version == 0 => (
+                self.run(&execution, &function).await,
+                Some(function.memory_size),
+            ),
             Some(function) => match self
                 .function_at_version(Function::clone(&function), execution.function_version)
                 .await
             {
-                Ok(function) => self.run(&execution, &function, "async").await,
-                Err(Error::NotFound { .. }) => Outcome::error(
-                    ExecutionStatus::Error,
-                    "The function version was deleted before the execution could run.",
+                Ok(function) => (
+                    self.run(&execution, &function).await,
+                    Some(function.memory_size),
+                ),
+                Err(Error::NotFound { .. }) => (
+                    Outcome::error(
+                        ExecutionStatus::Error,
+                        "The function version was deleted before the execution could run.",
+                    ),
+                    None,
                 ),
                 Err(e) => return Err(e),
             },
-            None => Outcome::error(
-                ExecutionStatus::Error,
-                "The function was deleted before the execution could run.",
+            None => (
+                Outcome::error(
+                    ExecutionStatus::Error,
+                    "The function was deleted before the execution could run.",
+                ),
+                None,
             ),
         };
-        self.inner.store.finish_execution(id, &outcome).await?;
+        self.inner
+            .store
+            .finish_execution(id, &outcome, memory_size)
+            .await?;
         Ok(())
     }
 
@@ -382,10 +391,17 @@ fn outcome_of(reply: ExecReply, oom: bool) -> Outcome {
     }
 }
 
-/// The execution row as it reads after `outcome` was recorded at `finished` (now, if the
-/// row was deleted meanwhile).
-fn apply(mut e: Execution, outcome: Outcome, finished: Option<Timestamp>) -> Execution {
+/// The execution row as it reads after `outcome` of a run with `memory_size` was recorded at
+/// `finished` (now, if the row was deleted meanwhile).
+fn apply(
+    mut e: Execution,
+    outcome: Outcome,
+    memory_size: u64,
+    finished: Option<Timestamp>,
+) -> Execution {
     e.status = outcome.status;
+    e.duration_ms = Some(outcome.duration_ms());
+    e.memory_size = Some(memory_size as i64);
     e.result = Some(outcome.result_json());
     e.logs = Some(outcome.logs);
     e.cpu_ms = outcome.cpu_ms.map(|v| v as i64);
@@ -394,8 +410,8 @@ fn apply(mut e: Execution, outcome: Outcome, finished: Option<Timestamp>) -> Exe
     e
 }
 
-/// The row to record for `req` of `function`.
-fn new_execution(function: &Function, req: &CreateExecution) -> NewExecution {
+/// The row to record for `req` of `function`, made by the request `ctx`.
+fn new_execution(function: &Function, req: &CreateExecution, ctx: &RequestContext) -> NewExecution {
     NewExecution {
         id: new_id(),
         function_id: function.id.clone(),
@@ -405,6 +421,7 @@ fn new_execution(function: &Function, req: &CreateExecution) -> NewExecution {
         sync: req.sync,
         input: Input::parse(req.input.as_deref()).to_wire(),
         project_id: function.project_id.clone(),
+        request_id: Some(ctx.request_id.clone()),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct CreateFunction {
     pub cpu: Option<String>,
     pub memory_size: Option<String>,
     pub timeout: Option<String>,
+    /// Outbound network access (`true`/`false`), our extension.
+    pub network: Option<String>,
     /// The client's md5 of the package, if it sent one.
     pub md5sum: Option<String>,
     pub package: Option<Vec<u8>>,
@@ -34,6 +36,7 @@ pub struct UpdateFunction {
     pub cpu: Option<String>,
     pub memory_size: Option<String>,
     pub timeout: Option<String>,
+    pub network: Option<String>,
     pub md5sum: Option<String>,
     pub package: Option<Vec<u8>>,
 }
@@ -63,6 +66,7 @@ impl Engine {
         if let Some(m) = &req.memory_size {
             limits.memory_size = ranges.parse("memory", m)?;
         }
+        let network = self.parse_network(req.network.as_deref())?.unwrap_or(false);
         let runtime_id = req
             .runtime_id
             .filter(|r| !r.is_empty())
@@ -81,11 +85,9 @@ impl Engine {
         let kind = RuntimeKind::from_image(&runtime.image);
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
         let id = self.check_package(&package, req.md5sum.as_deref(), kind)?;
-        self.check_function_quota(&ctx.project_id, true, id.size as i64)
-            .await?;
-        // A wasm function's module is compiled now, so an invalid one is refused with the
-        // reason and the first execution only instantiates it. Without an entry, the entry
-        // is the module's name in the package.
+        // A wasm function's module is compiled now (before the lock below: it may take a
+        // while), so an invalid one is refused with the reason and the first execution only
+        // instantiates it. Without an entry, the entry is the module's name in the package.
         let entry = match kind {
             Some(RuntimeKind::Wasm) => {
                 let name = self
@@ -112,13 +114,17 @@ impl Engine {
             cpu: limits.cpu,
             memory_size: limits.memory_size,
             timeout: limits.timeout,
+            network,
             count: 0,
             latest_version: 0,
             project_id: ctx.project_id.clone(),
             created_at: now(),
             updated_at: None,
         };
+        // The quota check and the insert it guards happen under one lock (see `quotas.rs`).
         let _guard = self.inner.package_lock.lock().await;
+        self.check_function_quota(&ctx.project_id, true, id.size as i64)
+            .await?;
         let existed = self.inner.packages.list().contains(&id.sha256);
         self.inner.packages.put(&id, &package)?;
         if let Err(e) = self.inner.store.insert_function(&function).await {
@@ -128,6 +134,27 @@ impl Engine {
             return Err(e.into());
         }
         Ok(function)
+    }
+
+    /// The `network` field: a boolean, and `true` only where the sandbox can give functions
+    /// egress and the operator allows it.
+    fn parse_network(&self, value: Option<&str>) -> Result<Option<bool>, Error> {
+        let Some(value) = value else { return Ok(None) };
+        let on = match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                return Err(Error::input(format!(
+                    "Invalid value for network: '{value}'. Expected true or false."
+                )));
+            }
+        };
+        if on && let Some(why) = self.inner.pool.network_unavailable() {
+            return Err(Error::input(format!(
+                "This function cannot have network access: {why}."
+            )));
+        }
+        Ok(Some(on))
     }
 
     /// Validates a package and its md5 against the size limit. A function of the wasm
@@ -199,6 +226,7 @@ impl Engine {
         if let Some(m) = &req.memory_size {
             update.memory_size = Some(ranges.parse("memory", m)?);
         }
+        update.network = self.parse_network(req.network.as_deref())?;
         let Code::Package {
             md5sum: current_md5,
         } = &current.code;
@@ -271,7 +299,8 @@ impl Engine {
         let definition_changed = update.package.is_some()
             || update.entry.is_some()
             || update.cpu.is_some()
-            || update.memory_size.is_some();
+            || update.memory_size.is_some()
+            || update.network.is_some_and(|n| n != current.network);
         if definition_changed {
             self.inner.pool.release(id, Some(0));
         }

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod quotas;
 mod runtimes;
 pub mod tokens;
+pub mod usage;
 mod versions;
 mod wasm;
 pub mod webhooks;
@@ -99,6 +100,8 @@ struct Inner {
     definitions: executions::DefinitionCache,
     /// Executions started per project in the last minute (quota `executions_per_minute`).
     rate: quotas::RateWindow,
+    /// Executions being admitted, per project (see `quotas.rs`).
+    slots: std::sync::Arc<quotas::Slots>,
     metrics: metrics::Metrics,
     /// Recent invocations per webhook.
     webhook_rate: webhooks::RateLimiter,
@@ -138,6 +141,7 @@ impl Engine {
                 tasks: tokio_util_lite::TaskCounter::default(),
                 definitions: executions::DefinitionCache::default(),
                 rate: quotas::RateWindow::default(),
+                slots: Default::default(),
                 metrics: metrics::Metrics::default(),
                 webhook_rate,
                 wasm_slots: wasm::Slots::default(),

@@ -73,6 +73,9 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("quota:update", "rule:context_is_admin"),
     // `/metrics` names every project's runtimes and request counts.
     ("metrics:get", "rule:context_is_admin"),
+    // Usage for billing (`GET /v1/usage`): one's own project, or any (and all) for admins.
+    ("usage:get", "rule:admin_or_owner"),
+    ("usage:get:all_projects", "rule:context_is_admin"),
 ];
 
 /// A parsed rule.

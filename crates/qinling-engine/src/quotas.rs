@@ -4,9 +4,13 @@
 //! Exceeding one is a 403 (functions, workers), 413 (package bytes) or 429 (executions), with
 //! a message that names the quota, its limit and the current use.
 //!
-//! The checks run before the change they guard and are not transactional with it, so a burst
-//! of concurrent requests can overshoot a limit by the requests in flight; the per-minute rate
-//! is counted in memory (per server) and starts afresh on restart.
+//! Checks and the changes they guard are atomic within one server: function creates and
+//! package changes check under the engine's package lock, which they hold until the row is
+//! written; an execution reserves a slot ([`Slots`]) before it counts the unfinished ones and
+//! keeps it until its row is written, so concurrent requests see each other (at worst a request
+//! in flight is counted twice and the limit is briefly stricter, never looser). Several servers
+//! on one database would need the check in the row's transaction (scale-out, later). The
+//! per-minute rate is counted in memory (per server) and starts afresh on restart.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -177,6 +181,49 @@ impl RateWindow {
     }
 }
 
+/// Executions being admitted per project: reserved before the unfinished ones are counted,
+/// released once the execution's row is written (or the request failed).
+#[derive(Debug, Default)]
+pub struct Slots {
+    held: Mutex<HashMap<String, i64>>,
+}
+
+impl Slots {
+    /// Reserves one slot of `project` and returns how many others were held.
+    fn reserve(self: &std::sync::Arc<Self>, project: &str) -> (Slot, i64) {
+        let mut held = self.held.lock().expect("quota slots lock");
+        let n = held.entry(project.to_string()).or_default();
+        *n += 1;
+        let others = *n - 1;
+        (
+            Slot {
+                slots: self.clone(),
+                project: project.to_string(),
+            },
+            others,
+        )
+    }
+}
+
+/// One reserved execution slot; dropping it releases it.
+#[derive(Debug)]
+pub struct Slot {
+    slots: std::sync::Arc<Slots>,
+    project: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().expect("quota slots lock");
+        if let Some(n) = held.get_mut(&self.project) {
+            *n -= 1;
+            if *n <= 0 {
+                held.remove(&self.project);
+            }
+        }
+    }
+}
+
 impl Engine {
     fn quota_config(&self) -> &QuotaConfig {
         &self.inner.config.quotas
@@ -274,24 +321,31 @@ impl Engine {
         Ok(())
     }
 
-    /// Before an execution is recorded: unfinished executions and the per-minute rate.
-    pub(crate) async fn check_execution_quota(&self, project_id: &str) -> Result<(), Error> {
+    /// Before an execution is recorded: unfinished executions and the per-minute rate. The
+    /// returned slot must be held until the execution's row is written.
+    pub(crate) async fn check_execution_quota(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<Slot>, Error> {
         if !self.quota_config().enforce {
-            return Ok(());
+            return Ok(None);
         }
         let limits = self.quota_limits(project_id).await?;
+        // Reserve first, then count: of two concurrent requests at least one sees the other.
+        let (slot, others) = self.inner.slots.reserve(project_id);
         if limits.concurrent_executions >= 0 {
             let running = self.inner.store.unfinished_executions(project_id).await?;
             check(
                 Resource::ConcurrentExecutions,
                 limits.concurrent_executions,
-                running,
+                running + others,
                 1,
             )?;
         }
         self.inner
             .rate
-            .admit(project_id, limits.executions_per_minute, Instant::now())
+            .admit(project_id, limits.executions_per_minute, Instant::now())?;
+        Ok(Some(slot))
     }
 
     /// Before `count` workers are added to a project's function by `scale_up`.

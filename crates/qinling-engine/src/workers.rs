@@ -14,15 +14,16 @@ use crate::Engine;
 pub const MAX_SCALE_COUNT: usize = 100;
 
 impl Engine {
-    /// What a function's workers are bound to; a change (new package, entry or limits)
-    /// retires the bound workers.
+    /// What a function's workers are bound to; a change (new package, entry, limits or
+    /// network access) retires the bound workers.
     pub(crate) fn revision(function: &Function) -> String {
         format!(
-            "{}:{}:{}:{}",
+            "{}:{}:{}:{}:{}",
             function.package_sha256,
             function.entry_or_default(),
             function.cpu,
-            function.memory_size
+            function.memory_size,
+            if function.network { "net" } else { "lo" }
         )
     }
 
@@ -50,6 +51,7 @@ impl Engine {
                 cpu_millis: function.cpu,
                 ..self.inner.pool.config().pool_limits
             },
+            network: function.network,
         })
     }
 

@@ -209,15 +209,27 @@ function executorMain(dir, entry) {
 // ---------------------------------------------------------------------------------------
 // The supervisor: protocol, bind, and executors.
 
-function readProcCpuMs(pid) {
+// The fields of /proc/<pid>/stat after the command name, or null when the process is gone.
+function procStat(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Math.round((Number(fields[11]) + Number(fields[12])) * 10); // 100 Hz clock ticks
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch (_) {
-    return 0;
+    return null;
   }
 }
+
+function readProcCpuMs(pid) {
+  const fields = procStat(pid);
+  return fields === null ? 0 : Math.round((Number(fields[11]) + Number(fields[12])) * 10); // 100 Hz clock ticks
+}
+
+// Rounds of killLeftovers: each must find a process the previous ones did not kill.
+const MAX_LEFTOVER_PASSES = 1000;
+// Whether this supervisor runs in a pid namespace of its own (the jail: pid 1, or pid 2 under
+// the jail's reaper), where every process in /proc belongs to this worker. Elsewhere (the
+// insecure process sandbox) /proc is the host's, and leftovers are not hunted there.
+const OWN_PID_NAMESPACE = process.pid === 1 || (process.pid === 2 && process.ppid === 1);
 
 function readLog(fd, limit) {
   let size = 0;
@@ -435,12 +447,59 @@ class Supervisor {
       if (this.idle.length < MAX_IDLE) this.idle.push(ex);
       else this.killGroup(ex);
     }
+    this.killLeftovers();
+  }
+
+  // Kills what finished executions left behind: every process of the jail (its own pid
+  // namespace, so /proc shows nothing else) that is not pid 1 (the reaper), this supervisor,
+  // an executor, or a descendant or process-group member of an executor that is running an
+  // execution. Children an execution started (detached ones included) and daemons that
+  // escaped to pid 1 are all caught; pid 1 reaps what is killed. The scan repeats until it
+  // finds nothing new, so a process forking while it is killed leaves no child behind.
+  killLeftovers() {
+    if (!OWN_PID_NAMESPACE) return;
+    const keep = new Set([1, process.pid]);
+    const busy = new Set();
+    for (const ex of this.executors) {
+      keep.add(ex.child.pid);
+      if (ex.current !== null) busy.add(ex.child.pid);
+    }
+    const killed = new Set();
+    for (let pass = 0; pass < MAX_LEFTOVER_PASSES; pass++) {
+      let entries;
+      try { entries = fs.readdirSync('/proc'); } catch (_) { return; }
+      const parent = new Map();
+      const group = new Map();
+      for (const entry of entries) {
+        if (!/^[0-9]+$/.test(entry)) continue;
+        const fields = procStat(Number(entry));
+        if (fields === null || fields[0] === 'Z') continue;
+        parent.set(Number(entry), Number(fields[1]));
+        group.set(Number(entry), Number(fields[2]));
+      }
+      const runningOwns = (pid) => {
+        for (let p = pid, hops = 0; p > 1 && hops < 4096; p = parent.get(p), hops++) {
+          if (busy.has(p) || busy.has(group.get(p))) return true;
+          if (!parent.has(p)) return false;
+        }
+        return false;
+      };
+      let found = 0;
+      for (const pid of parent.keys()) {
+        if (keep.has(pid) || killed.has(pid) || runningOwns(pid)) continue;
+        try { process.kill(pid, 'SIGKILL'); } catch (_) { /* gone */ }
+        killed.add(pid);
+        found++;
+      }
+      if (found === 0) return;
+    }
   }
 
   died(ex, code, signal) {
     const execution = ex.current;
     ex.current = null;
     clearTimeout(execution.timer);
+    this.killLeftovers();
     const logs = readLog(ex.logFd, execution.logLimit);
     let record;
     if (execution.timedOut) record = { success: false, output: JSON.stringify(TIMEOUT_MSG), reason: 'timeout' };

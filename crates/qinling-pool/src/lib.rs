@@ -59,6 +59,8 @@ pub struct Launcher {
     pub args: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub read_only_paths: Vec<PathBuf>,
+    /// The sandbox's pid 1 reaps orphans around the program (see `LaunchSpec::reaper`).
+    pub reaper: bool,
 }
 
 /// Pool settings.
@@ -74,8 +76,9 @@ pub struct PoolConfig {
     pub bind_timeout: Duration,
     /// Limits of an unbound pool worker.
     pub pool_limits: Limits,
-    /// Whether workers may reach the network.
-    pub network: bool,
+    /// Whether functions may be given outbound network access at all (an operator's switch;
+    /// pre-started pool workers never have it).
+    pub allow_network: bool,
     /// Most workers one function version may have (its concurrency limit is this times
     /// `function_concurrency`); beyond, executions wait for a free slot.
     pub max_workers_per_function: usize,
@@ -98,7 +101,7 @@ impl Default for PoolConfig {
                 cpu_millis: 1000,
                 ..Limits::default()
             },
-            network: false,
+            allow_network: true,
             max_workers_per_function: 10,
             max_waiting_per_function: 100,
             idle_timeout: Duration::from_secs(3600),
@@ -121,6 +124,9 @@ pub struct BindSpec {
     pub entry: String,
     pub package: Arc<Vec<u8>>,
     pub limits: Limits,
+    /// Outbound network access: such a worker is started for the function, never taken from
+    /// the runtime's pool (pool workers have none).
+    pub network: bool,
 }
 
 /// A worker handed to one execution; dropping it ends the execution's claim.
@@ -240,6 +246,16 @@ impl Pool {
 
     pub fn sandbox_name(&self) -> &'static str {
         self.inner.sandbox.name()
+    }
+
+    /// Why functions cannot be given outbound network access here, or `None` when they can.
+    pub fn network_unavailable(&self) -> Option<String> {
+        if !self.inner.config.allow_network {
+            return Some(
+                "outbound network access for functions is disabled on this server (allow_network = false)".into(),
+            );
+        }
+        self.inner.sandbox.network_unavailable()
     }
 
     /// Registers a runtime so that its pool is filled (a runtime that runs in process has
@@ -367,7 +383,9 @@ impl Pool {
             todo
         };
         for (runtime_id, kind) in todo {
-            let started = self.launch(kind, &self.inner.config.pool_limits).await;
+            let started = self
+                .launch(kind, &self.inner.config.pool_limits, false)
+                .await;
             let mut runtimes = self.inner.runtimes.lock().expect("runtimes lock");
             match (runtimes.get_mut(&runtime_id), started) {
                 (Some(rp), Ok(w)) => {
@@ -384,7 +402,12 @@ impl Pool {
         }
     }
 
-    async fn launch(&self, kind: RuntimeKind, limits: &Limits) -> Result<Arc<Worker>, PoolError> {
+    async fn launch(
+        &self,
+        kind: RuntimeKind,
+        limits: &Limits,
+        network: bool,
+    ) -> Result<Arc<Worker>, PoolError> {
         let launcher = self
             .inner
             .launchers
@@ -399,7 +422,8 @@ impl Pool {
             env: launcher.env.clone(),
             read_only_paths: launcher.read_only_paths.clone(),
             limits: *limits,
-            network: self.inner.config.network,
+            network,
+            reaper: launcher.reaper,
         };
         let proc = self
             .inner
@@ -519,7 +543,9 @@ impl Pool {
         key: &FunctionKey,
         spec: &BindSpec,
     ) -> Result<Arc<Worker>, PoolError> {
-        let pooled = {
+        let pooled = if spec.network {
+            None
+        } else {
             let mut runtimes = self.inner.runtimes.lock().expect("runtimes lock");
             let mut found = None;
             if let Some(rp) = runtimes.get_mut(&spec.runtime_id) {
@@ -535,7 +561,7 @@ impl Pool {
         self.inner.refill.notify_one();
         let worker = match pooled {
             Some(w) => w,
-            None => self.launch(spec.kind, &spec.limits).await?,
+            None => self.launch(spec.kind, &spec.limits, spec.network).await?,
         };
         worker.set_limits(&spec.limits)?;
         if let Err(e) = worker
@@ -763,7 +789,9 @@ impl Pool {
     /// Checks that workers of `kind` start: launches one and keeps it in the runtime's
     /// pool if the pool has room, else stops it.
     pub async fn probe(&self, kind: RuntimeKind) -> Result<(), PoolError> {
-        let worker = self.launch(kind, &self.inner.config.pool_limits).await?;
+        let worker = self
+            .launch(kind, &self.inner.config.pool_limits, false)
+            .await?;
         worker.kill();
         Ok(())
     }

@@ -62,8 +62,12 @@ pub struct LaunchSpec {
     /// Limits in force from the start; [`SandboxedProcess::set_limits`] changes them later,
     /// when a pre-started worker is bound to a function.
     pub limits: Limits,
-    /// Whether the worker may open network connections beyond its own loopback.
+    /// Whether the worker may open outbound network connections (beyond its own loopback).
     pub network: bool,
+    /// Whether the sandbox's pid 1 should be a reaper that runs the program as its child and
+    /// reaps every orphan, rather than the program itself. For runtimes that cannot reap
+    /// processes they did not start (Node.js); others reap as child subreapers themselves.
+    pub reaper: bool,
 }
 
 /// Resource use of a worker as the backend measures it.
@@ -112,6 +116,9 @@ pub trait Sandbox: Send + Sync + 'static {
     fn launch(&self, spec: &LaunchSpec) -> Result<SandboxedProcess, SandboxError>;
     /// Limits this backend cannot enforce on this machine, stated once at start-up.
     fn unenforced(&self) -> Vec<String>;
+    /// Why launches with [`LaunchSpec::network`] cannot work on this machine, or `None` when
+    /// they can.
+    fn network_unavailable(&self) -> Option<String>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -85,4 +85,9 @@ impl Sandbox for ProcessSandbox {
             "network isolation".into(),
         ]
     }
+
+    /// Unsandboxed processes always have the host's network.
+    fn network_unavailable(&self) -> Option<String> {
+        None
+    }
 }

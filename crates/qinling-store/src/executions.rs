@@ -26,6 +26,8 @@ pub struct NewExecution {
     pub sync: bool,
     pub input: Option<String>,
     pub project_id: String,
+    /// The request that created it (`X-Openstack-Request-Id`).
+    pub request_id: Option<String>,
 }
 
 /// Filters of `GET /v1/executions`.
@@ -55,6 +57,9 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Execution> {
         logs: row.try_get("logs")?,
         cpu_ms: row.try_get("cpu_ms")?,
         memory_peak_kb: row.try_get("memory_peak_kb")?,
+        duration_ms: row.try_get("duration_ms")?,
+        memory_size: row.try_get("memory_size")?,
+        request_id: row.try_get("request_id")?,
         project_id: row.try_get("project_id")?,
         created_at: ts::from_db(&created).ok_or(StoreError::Corrupt {
             table: "executions",
@@ -119,11 +124,11 @@ fn chunk_sql(
 /// available; the others need the function (version) to exist. The counts are bumped after,
 /// once per function (version), for the rows that went in.
 const INSERT_SQL: &str = "WITH v (id, function_id, function_version, function_alias, description, sync, input,
-               queue_state, project_id, created_at, guarded, expect_updated_at) AS (VALUES {rows})
+               queue_state, project_id, request_id, created_at, guarded, expect_updated_at) AS (VALUES {rows})
 INSERT INTO executions (id, function_id, function_version, function_alias, description, status, sync, input,
-                        queue_state, project_id, created_at)
+                        queue_state, project_id, request_id, created_at)
 SELECT id, function_id, function_version, function_alias, description, 'running', sync, input,
-       queue_state, project_id, created_at
+       queue_state, project_id, request_id, created_at
 FROM v
 WHERE CASE
     WHEN v.guarded THEN EXISTS (
@@ -156,7 +161,7 @@ impl WriteOp for Insert {
             let sql = chunk_sql(
                 &TEXTS,
                 INSERT_SQL,
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 size,
             );
             let mut q = sqlx::query(sql);
@@ -172,6 +177,7 @@ impl WriteOp for Insert {
                     .bind(&e.input)
                     .bind(if e.sync { "started" } else { "queued" })
                     .bind(&e.project_id)
+                    .bind(&e.request_id)
                     .bind(&op.created)
                     // The definition check is about version 0, the only one cached.
                     .bind(op.unchanged.is_some() && e.function_version == 0)
@@ -273,12 +279,17 @@ struct Finish {
     logs: String,
     cpu_ms: Option<i64>,
     memory_peak_kb: Option<i64>,
+    duration_ms: i64,
+    memory_size: Option<i64>,
     updated_at: String,
 }
 
-const FINISH_SQL: &str = "WITH v (id, status, result, logs, cpu_ms, memory_peak_kb, updated_at) AS (VALUES {rows})
+const FINISH_SQL: &str =
+    "WITH v (id, status, result, logs, cpu_ms, memory_peak_kb, duration_ms, memory_size,
+               updated_at) AS (VALUES {rows})
 UPDATE executions SET status = v.status, result = v.result, logs = v.logs, cpu_ms = v.cpu_ms,
-                      memory_peak_kb = v.memory_peak_kb, queue_state = NULL, updated_at = v.updated_at
+                      memory_peak_kb = v.memory_peak_kb, duration_ms = v.duration_ms,
+                      memory_size = v.memory_size, queue_state = NULL, updated_at = v.updated_at
 FROM v
 WHERE executions.id = v.id AND executions.status = 'running'
 RETURNING id";
@@ -301,7 +312,12 @@ impl WriteOp for Finish {
         for size in chunks(ops.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let mut q = sqlx::query(chunk_sql(&TEXTS, FINISH_SQL, "(?, ?, ?, ?, ?, ?, ?)", size));
+            let mut q = sqlx::query(chunk_sql(
+                &TEXTS,
+                FINISH_SQL,
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                size,
+            ));
             for op in chunk {
                 q = q
                     .bind(&op.id)
@@ -310,6 +326,8 @@ impl WriteOp for Finish {
                     .bind(&op.logs)
                     .bind(op.cpu_ms)
                     .bind(op.memory_peak_kb)
+                    .bind(op.duration_ms)
+                    .bind(op.memory_size)
                     .bind(&op.updated_at);
             }
             for row in q.fetch_all(&mut *conn).await? {
@@ -370,6 +388,9 @@ impl Store {
             logs: None,
             cpu_ms: None,
             memory_peak_kb: None,
+            duration_ms: None,
+            memory_size: None,
+            request_id: e.request_id,
             project_id: e.project_id,
             created_at: created,
             updated_at: None,
@@ -382,9 +403,16 @@ impl Store {
         self.writer.submit(Claim { id: id.to_string() }).await
     }
 
-    /// Records the outcome of a running execution. Returns when it was recorded (the row's
-    /// new `updated_at`), or `None` if the execution was deleted or finished meanwhile.
-    pub async fn finish_execution(&self, id: &str, outcome: &Outcome) -> Result<Option<Timestamp>> {
+    /// Records the outcome of a running execution, with the memory limit (bytes) of the
+    /// definition it ran (`None`: nothing ran), in one statement. Returns when it was recorded
+    /// (the row's new `updated_at`), or `None` if the execution was deleted or finished
+    /// meanwhile.
+    pub async fn finish_execution(
+        &self,
+        id: &str,
+        outcome: &Outcome,
+        memory_size: Option<u64>,
+    ) -> Result<Option<Timestamp>> {
         let at = now();
         let op = Finish {
             id: id.to_string(),
@@ -393,6 +421,8 @@ impl Store {
             logs: outcome.logs.clone(),
             cpu_ms: outcome.cpu_ms.map(|v| v as i64),
             memory_peak_kb: outcome.memory_peak_kb.map(|v| v as i64),
+            duration_ms: outcome.duration_ms(),
+            memory_size: memory_size.map(|v| v as i64),
             updated_at: ts::to_db(at),
         };
         Ok(self.writer.submit(op).await?.then_some(at))
@@ -512,6 +542,7 @@ mod tests {
             cpu: 100,
             memory_size: 1 << 25,
             timeout: 5,
+            network: false,
             count: 0,
             latest_version: 0,
             project_id: "p".into(),
@@ -532,6 +563,7 @@ mod tests {
             sync,
             input: Some("{\"a\": 1}".into()),
             project_id: "p".into(),
+            request_id: Some(format!("req-{id}")),
         }
     }
 
@@ -633,10 +665,11 @@ mod tests {
             logs: "log\n".into(),
             cpu_ms: Some(3),
             memory_peak_kb: Some(9),
+            duration: 1.2345,
             ..Outcome::error(ExecutionStatus::Success, "out")
         };
         let at = store
-            .finish_execution("a", &outcome)
+            .finish_execution("a", &outcome, Some(1 << 27))
             .await
             .unwrap()
             .unwrap();
@@ -648,12 +681,17 @@ mod tests {
         assert_eq!(row.status, ExecutionStatus::Success);
         assert_eq!(row.logs.as_deref(), Some("log\n"));
         assert_eq!((row.cpu_ms, row.memory_peak_kb), (Some(3), Some(9)));
+        assert_eq!(
+            (row.duration_ms, row.memory_size),
+            (Some(1235), Some(1 << 27))
+        );
+        assert_eq!(row.request_id.as_deref(), Some("req-a"));
         assert_eq!(row.result, Some(outcome.result_json()));
         assert_eq!(row.updated_at.map(ts::to_db), Some(ts::to_db(at)));
         // Finished once only.
         assert!(
             store
-                .finish_execution("a", &outcome)
+                .finish_execution("a", &outcome, None)
                 .await
                 .unwrap()
                 .is_none()
@@ -759,7 +797,7 @@ mod tests {
                 let (store, outcome) = (store.clone(), outcome.clone());
                 async move {
                     store
-                        .finish_execution(&format!("e{i}"), &outcome)
+                        .finish_execution(&format!("e{i}"), &outcome, Some(1 << 20))
                         .await
                         .unwrap()
                 }

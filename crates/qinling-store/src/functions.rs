@@ -14,6 +14,7 @@ pub struct FunctionUpdate {
     pub cpu: Option<u32>,
     pub memory_size: Option<u64>,
     pub timeout: Option<u32>,
+    pub network: Option<bool>,
     /// A new package: (md5, sha256, size).
     pub package: Option<(String, String, u64)>,
 }
@@ -44,6 +45,7 @@ pub(crate) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Function> {
         cpu: row.try_get::<i64, _>("cpu")? as u32,
         memory_size: row.try_get::<i64, _>("memory_size")? as u64,
         timeout: row.try_get::<i64, _>("timeout")? as u32,
+        network: row.try_get("network")?,
         count: row.try_get("count")?,
         latest_version: row.try_get("latest_version")?,
         project_id: row.try_get("project_id")?,
@@ -60,8 +62,8 @@ impl Store {
         let Code::Package { md5sum } = &f.code;
         sqlx::query(
             "INSERT INTO functions (id, name, description, runtime_id, code_source, md5sum, package_sha256, package_size,
-                                    entry, cpu, memory_size, timeout, count, latest_version, project_id, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'package', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    entry, cpu, memory_size, timeout, network, count, latest_version, project_id, created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'package', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&f.id)
         .bind(&f.name)
@@ -74,6 +76,7 @@ impl Store {
         .bind(f.cpu as i64)
         .bind(f.memory_size as i64)
         .bind(f.timeout as i64)
+        .bind(f.network)
         .bind(f.count)
         .bind(f.latest_version)
         .bind(&f.project_id)
@@ -155,6 +158,9 @@ impl Store {
         if let Some(v) = update.timeout {
             f.timeout = v;
         }
+        if let Some(v) = update.network {
+            f.network = v;
+        }
         if let Some((md5, sha, size)) = &update.package {
             f.code = Code::Package {
                 md5sum: md5.clone(),
@@ -165,7 +171,7 @@ impl Store {
         f.updated_at = Some(now());
         let Code::Package { md5sum } = &f.code;
         sqlx::query(
-            "UPDATE functions SET name = ?, description = ?, entry = ?, cpu = ?, memory_size = ?, timeout = ?,
+            "UPDATE functions SET name = ?, description = ?, entry = ?, cpu = ?, memory_size = ?, timeout = ?, network = ?,
                     md5sum = ?, package_sha256 = ?, package_size = ?, updated_at = ? WHERE id = ?",
         )
         .bind(&f.name)
@@ -174,6 +180,7 @@ impl Store {
         .bind(f.cpu as i64)
         .bind(f.memory_size as i64)
         .bind(f.timeout as i64)
+        .bind(f.network)
         .bind(md5sum)
         .bind(&f.package_sha256)
         .bind(f.package_size as i64)

@@ -12,6 +12,7 @@ mod quotas;
 mod runtimes;
 mod stats;
 mod tokens;
+mod usage;
 mod versions;
 mod webhooks;
 mod writer;
@@ -29,6 +30,7 @@ pub use functions::FunctionUpdate;
 pub use jobs::JobAdvance;
 pub use runtimes::RuntimeUpdate;
 pub use tokens::TokenRow;
+pub use usage::{UsageGroup, UsageQuery, UsageRow};
 pub use versions::VersionCreate;
 pub use writer::WriterStats;
 

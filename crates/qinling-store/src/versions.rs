@@ -32,6 +32,7 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FunctionVersion> {
         cpu: row.try_get::<i64, _>("cpu")? as u32,
         memory_size: row.try_get::<i64, _>("memory_size")? as u64,
         timeout: row.try_get::<i64, _>("timeout")? as u32,
+        network: row.try_get("network")?,
         count: row.try_get("count")?,
         project_id: row.try_get("project_id")?,
         created_at: ts::from_db(&created).ok_or(StoreError::Corrupt {
@@ -94,6 +95,7 @@ impl Store {
             cpu: function.cpu,
             memory_size: function.memory_size,
             timeout: function.timeout,
+            network: function.network,
             count: 0,
             project_id: function.project_id.clone(),
             created_at: now(),
@@ -101,8 +103,8 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO function_versions (id, function_id, version_number, description, md5sum, package_sha256,
-                    package_size, entry, cpu, memory_size, timeout, count, project_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                    package_size, entry, cpu, memory_size, timeout, network, count, project_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
         )
         .bind(&version.id)
         .bind(&version.function_id)
@@ -115,6 +117,7 @@ impl Store {
         .bind(version.cpu as i64)
         .bind(version.memory_size as i64)
         .bind(version.timeout as i64)
+        .bind(version.network)
         .bind(&version.project_id)
         .bind(ts::to_db(version.created_at))
         .execute(&mut *tx)

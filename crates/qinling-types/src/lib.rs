@@ -11,7 +11,7 @@ mod triggers;
 pub use error::{Error, Result};
 pub use limits::{LimitRanges, Range, ResourceLimits};
 pub use model::*;
-pub use time_fmt::{Timestamp, format_ts, now};
+pub use time_fmt::{Timestamp, format_precise, format_ts, now};
 pub use triggers::*;
 
 /// A fresh random resource id (UUID4, 36 characters), as upstream uses.

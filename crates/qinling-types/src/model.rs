@@ -131,6 +131,9 @@ pub struct Function {
     pub cpu: u32,
     pub memory_size: u64,
     pub timeout: u32,
+    /// Whether the function's workers may open outbound connections (our extension; off by
+    /// default, as upstream's functions had no network policy of their own).
+    pub network: bool,
     pub count: i64,
     pub latest_version: i64,
     pub project_id: String,
@@ -302,6 +305,17 @@ impl Outcome {
         py_json(&serde_json::Value::Object(map))
     }
 
+    /// The duration in whole milliseconds, as `result` shows it (3 decimals of a second);
+    /// never negative.
+    pub fn duration_ms(&self) -> i64 {
+        let ms = (self.duration * 1000.0).round();
+        if ms.is_finite() && ms > 0.0 {
+            ms as i64
+        } else {
+            0
+        }
+    }
+
     /// A platform-side failure with a message and no log.
     pub fn error(status: ExecutionStatus, message: &str) -> Self {
         Outcome {
@@ -331,6 +345,14 @@ pub struct Execution {
     pub logs: Option<String>,
     pub cpu_ms: Option<i64>,
     pub memory_peak_kb: Option<i64>,
+    /// Milliseconds the function ran (the `duration` of `result`), once finished.
+    pub duration_ms: Option<i64>,
+    /// Bytes: the memory limit of the definition it ran, once finished; `None` when nothing
+    /// ran. Usage bills `memory_size × duration` (`GiB-seconds`).
+    pub memory_size: Option<i64>,
+    /// The request that created it (`X-Openstack-Request-Id`); `None` on rows older than
+    /// the column.
+    pub request_id: Option<String>,
     pub project_id: String,
     pub created_at: Timestamp,
     pub updated_at: Option<Timestamp>,
@@ -389,6 +411,15 @@ mod tests {
             ..Outcome::error(ExecutionStatus::Success, "x")
         };
         assert_eq!(o.result_json(), r#"{"output": "x", "duration": 0.012}"#);
+        assert_eq!(o.duration_ms(), 12);
+        let odd = |duration| {
+            Outcome {
+                duration,
+                ..o.clone()
+            }
+            .duration_ms()
+        };
+        assert_eq!((odd(2.0006), odd(-1.0), odd(f64::NAN)), (2001, 0, 0));
     }
 
     #[test]

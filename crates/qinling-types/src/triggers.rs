@@ -21,6 +21,7 @@ pub struct FunctionVersion {
     pub cpu: u32,
     pub memory_size: u64,
     pub timeout: u32,
+    pub network: bool,
     /// Executions of this version.
     pub count: i64,
     pub project_id: String,
@@ -42,6 +43,7 @@ impl FunctionVersion {
             cpu: self.cpu,
             memory_size: self.memory_size,
             timeout: self.timeout,
+            network: self.network,
             count: self.count,
             ..function.clone()
         }
@@ -54,6 +56,7 @@ impl FunctionVersion {
             && self.cpu == function.cpu
             && self.memory_size == function.memory_size
             && self.timeout == function.timeout
+            && self.network == function.network
     }
 }
 

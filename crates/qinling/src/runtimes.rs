@@ -60,6 +60,9 @@ pub fn node_launcher(node: &Path, shim_dir: &Path) -> anyhow::Result<Launcher> {
         args: vec![shim.into_os_string()],
         env: base_env(),
         read_only_paths: vec![prefix, shim_dir.to_path_buf()],
+        // Node cannot wait for processes it did not start: orphans of its executions need
+        // a pid 1 that reaps them.
+        reaper: true,
     })
 }
 

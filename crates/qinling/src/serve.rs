@@ -55,6 +55,13 @@ pub struct ServeArgs {
     /// The node executable for the nodejs runtime.
     #[arg(long, env = "QINLING_NODE")]
     pub node: Option<PathBuf>,
+    /// Whether functions may be created with outbound network access (`network=true`).
+    #[arg(long, env = "QINLING_ALLOW_NETWORK", value_name = "BOOL")]
+    pub allow_network: Option<bool>,
+    /// The slirp4netns executable that gives networked functions egress. Default: found on
+    /// `PATH`.
+    #[arg(long, env = "QINLING_SLIRP4NETNS")]
+    pub slirp4netns: Option<PathBuf>,
     /// Authentication: `none` (project `default`, admin), `token` or `keystone`.
     #[arg(long, env = "QINLING_AUTH")]
     pub auth: Option<String>,
@@ -96,6 +103,10 @@ pub struct Config {
     pub max_input_bytes: usize,
     pub python: PathBuf,
     pub node: PathBuf,
+    /// Whether functions may have outbound network access (`network=true`).
+    pub allow_network: bool,
+    /// slirp4netns for networked functions; `None`: looked up on `PATH`.
+    pub slirp4netns: Option<PathBuf>,
     pub log_format: String,
     pub insecure_no_sandbox: bool,
     pub limits: qinling_types::LimitRanges,
@@ -124,6 +135,8 @@ impl Default for Config {
             max_input_bytes: 1024 * 1024,
             python: PathBuf::from("python3"),
             node: PathBuf::from("node"),
+            allow_network: true,
+            slirp4netns: None,
             log_format: "text".into(),
             insecure_no_sandbox: false,
             limits: Default::default(),
@@ -195,6 +208,12 @@ impl Config {
         }
         if let Some(v) = &args.node {
             cfg.node = v.clone();
+        }
+        if let Some(v) = args.allow_network {
+            cfg.allow_network = v;
+        }
+        if let Some(v) = &args.slirp4netns {
+            cfg.slirp4netns = Some(v.clone());
         }
         if let Some(v) = &args.log_format {
             cfg.log_format = v.clone();
@@ -326,6 +345,7 @@ fn python_launcher(cfg: &Config, shim_dir: &Path) -> anyhow::Result<Launcher> {
             ("TMPDIR".into(), "/tmp".into()),
         ],
         read_only_paths,
+        reaper: false,
     })
 }
 
@@ -336,7 +356,7 @@ fn choose_sandbox(cfg: &Config) -> anyhow::Result<Arc<dyn Sandbox>> {
         );
         return Ok(Arc::new(qinling_sandbox::ProcessSandbox));
     }
-    sandbox_backend()
+    sandbox_backend(cfg)
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
@@ -347,6 +367,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let sandbox = choose_sandbox(&cfg)?;
     for limit in sandbox.unenforced() {
         tracing::warn!(sandbox = sandbox.name(), "not enforced: {limit}");
+    }
+    if !cfg.allow_network {
+        tracing::info!("functions may not have network access (allow_network = false)");
+    } else if let Some(why) = sandbox.network_unavailable() {
+        tracing::warn!(sandbox = sandbox.name(), "{why}");
     }
     let mut launchers = HashMap::new();
     let python = python_launcher(&cfg, &shim_dir)?;
@@ -373,6 +398,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             max_workers_per_function: cfg.max_workers_per_function,
             max_waiting_per_function: cfg.max_waiting_per_function,
             idle_timeout: Duration::from_secs(cfg.worker_idle_timeout),
+            allow_network: cfg.allow_network,
             ..PoolConfig::default()
         },
         launchers,
@@ -471,8 +497,16 @@ async fn shutdown_signal() {
 }
 
 /// The default sandbox backend.
-fn sandbox_backend() -> anyhow::Result<Arc<dyn Sandbox>> {
-    let jail = qinling_sandbox::JailSandbox::new(qinling_sandbox::JailConfig::default())
-        .context("setting up the jail sandbox")?;
+fn sandbox_backend(cfg: &Config) -> anyhow::Result<Arc<dyn Sandbox>> {
+    let slirp4netns = match &cfg.slirp4netns {
+        Some(path) if path.is_file() => Some(path.clone()),
+        Some(path) => bail!("slirp4netns {} does not exist", path.display()),
+        None => qinling_sandbox::jail::find_slirp4netns(),
+    };
+    let jail = qinling_sandbox::JailSandbox::new(qinling_sandbox::JailConfig {
+        slirp4netns,
+        ..qinling_sandbox::JailConfig::default()
+    })
+    .context("setting up the jail sandbox")?;
     Ok(Arc::new(jail))
 }

@@ -127,7 +127,7 @@ fn monitor(mut ctl: UnixStream, status: File) -> ! {
             fail(&status, &e.report())
         }
     };
-    step(setup::enter_namespaces(&sys, &cfg));
+    step(setup::enter_namespaces(&sys));
     // The server writes our uid/gid maps between these two messages.
     let mut answer = [0u8; 1];
     if let Err(e) = ctl
@@ -175,6 +175,14 @@ fn monitor(mut ctl: UnixStream, status: File) -> ! {
             }
             drop(me);
             drop(devnull);
+            if cfg.reaper {
+                if let Err(e) = setup::build_and_confine(&sys, &cfg, &trees) {
+                    let _ = (&status).write_all(e.report().as_bytes());
+                    // SAFETY: as above.
+                    unsafe { libc::_exit(1) };
+                }
+                reap_around(&sys, &cfg, status);
+            }
             let error = setup::build_and_exec(&sys, &cfg, &trees);
             let _ = (&status).write_all(error.report().as_bytes());
             // SAFETY: as above.
@@ -198,6 +206,51 @@ fn monitor(mut ctl: UnixStream, status: File) -> ! {
             // The monitor needs no capability from here on.
             let _ = sys.clear_caps();
             wait_for(child, ctl)
+        }
+    }
+}
+
+/// Pid 1 of a reaper jail, fully confined: runs the program as its child and reaps every
+/// process that ends up orphaned in the jail until the program exits, then exits as it did
+/// (a signal as 128 + its number: pid 1 cannot die of a signal it sends itself).
+fn reap_around(sys: &LinuxSys, cfg: &InitConfig, status: File) -> ! {
+    // SAFETY: single-threaded; the child only execs or reports and exits.
+    let runtime = unsafe { libc::fork() };
+    if runtime == 0 {
+        let error = setup::exec(sys, cfg);
+        let _ = (&status).write_all(error.report().as_bytes());
+        // SAFETY: _exit(2) ends the process without running anything else.
+        unsafe { libc::_exit(127) };
+    }
+    if runtime == -1 {
+        let _ = (&status)
+            .write_all(format!("fork the runtime: {}", io::Error::last_os_error()).as_bytes());
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    // The runtime alone holds the worker's pipes and the status pipe from here on.
+    drop(status);
+    // SAFETY: closing descriptors this process owns and no longer uses.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+    }
+    loop {
+        let mut wstatus = 0;
+        // SAFETY: wait4(2) with a valid out-pointer and no rusage.
+        let pid = unsafe { libc::waitpid(-1, &mut wstatus, 0) };
+        if pid == runtime {
+            let code = if libc::WIFSIGNALED(wstatus) {
+                128 + libc::WTERMSIG(wstatus)
+            } else {
+                libc::WEXITSTATUS(wstatus)
+            };
+            // SAFETY: as above.
+            unsafe { libc::_exit(code) };
+        }
+        if pid == -1 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // SAFETY: as above (no children left: the runtime is gone).
+            unsafe { libc::_exit(1) };
         }
     }
 }

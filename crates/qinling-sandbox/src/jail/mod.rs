@@ -1,8 +1,7 @@
 //! The Linux jail: the default sandbox for native runtimes (python3 now, nodejs and custom
 //! runtimes later).
 //!
-//! A jailed worker gets new user, pid, mount, ipc, uts, cgroup and (by default) network
-//! namespaces; a read-only root holding only the system directories, a few harmless `/etc`
+//! A jailed worker gets new user, pid, mount, ipc, uts, cgroup and network namespaces; a read-only root holding only the system directories, a few harmless `/etc`
 //! files, generated `passwd`/`group`/`hosts`, a handful of device nodes and the launch's
 //! read-only paths ([`plan`]); a private `/tmp` capped at `tmp_bytes`; its own `/proc`; an
 //! unprivileged uid/gid; no capabilities; `no_new_privs`; a seccomp filter ([`seccomp`]);
@@ -24,14 +23,13 @@
 //!
 //! # Network
 //!
-//! Without [`LaunchSpec::network`](crate::LaunchSpec::network) the worker has a network
-//! namespace of its own with only loopback, brought up: it can talk to itself and nothing
-//! else, the server included. With `network = true` the worker stays in the **host's** network
-//! namespace: its connections leave through the host's interfaces and routing, and it can
-//! reach whatever the host can, including services bound to the host's loopback and abstract
-//! Unix sockets (those belong to the network namespace). It still has no capabilities there,
-//! so it cannot reconfigure the network or bind privileged ports. A later change may give
-//! networked workers a veth pair and NAT instead.
+//! Every jail has a network namespace of its own. Without
+//! [`LaunchSpec::network`](crate::LaunchSpec::network) it holds only loopback, brought up: the
+//! worker can talk to itself and nothing else, the server included. With `network = true` the
+//! server attaches a user-mode network stack to that namespace ([`net`], slirp4netns): the
+//! worker gets outbound TCP/UDP and DNS through it, leaving with the host's address, but never
+//! the host's loopback (where the API listens by default), interfaces, routes or abstract Unix
+//! sockets. A networked launch fails when [`JailConfig::slirp4netns`] is not set.
 //!
 //! # Without root
 //!
@@ -50,6 +48,7 @@
 
 mod cgroup;
 mod init;
+mod net;
 mod plan;
 #[cfg(target_arch = "x86_64")]
 mod seccomp;
@@ -71,6 +70,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 pub use init::{INIT_ARG, init_main, run_init_if_requested};
+pub use net::find_slirp4netns;
 #[cfg(target_arch = "x86_64")]
 pub use seccomp::DENIED as SECCOMP_DENIED;
 
@@ -93,6 +93,9 @@ pub struct JailConfig {
     pub host_gid: u32,
     /// How long a launch may take to set up the jail.
     pub setup_timeout: Duration,
+    /// The slirp4netns executable that gives networked jails egress; `None`: networked
+    /// launches are refused.
+    pub slirp4netns: Option<PathBuf>,
 }
 
 impl Default for JailConfig {
@@ -103,6 +106,7 @@ impl Default for JailConfig {
             host_uid: 65534,
             host_gid: 65534,
             setup_timeout: Duration::from_secs(10),
+            slirp4netns: None,
         }
     }
 }
@@ -188,7 +192,7 @@ impl JailSandbox {
             // The monitor runs as the same user in the same user namespace.
             nproc: u64::from(spec.limits.pids) + 1,
             fsize_bytes: spec.limits.fsize_bytes,
-            network: spec.network,
+            reaper: spec.reaper,
             hostname: plan::JAIL_HOSTNAME.into(),
             uid: plan::JAIL_UID,
             gid: plan::JAIL_GID,
@@ -253,32 +257,41 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Reads the status pipe to its end (the runtime was executed) or to the deadline.
-fn read_status(status: &OwnedFd, deadline: Instant) -> io::Result<String> {
-    let mut file = std::fs::File::from(status.try_clone()?);
-    let mut out = Vec::new();
+/// Waits until `fd` is readable (data or end of file), or fails with `TimedOut` at `deadline`.
+fn wait_readable(fd: &OwnedFd, deadline: Instant, what: &str) -> io::Result<()> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd {
-            fd: status.as_raw_fd(),
+            fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if n == -1 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        match n {
+            -1 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
-            return Err(e);
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{what} did not finish in time"),
+                ));
+            }
+            _ => return Ok(()),
         }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the jail setup did not finish in time",
-            ));
-        }
+    }
+}
+
+/// Reads the status pipe to its end (the runtime was executed) or to the deadline.
+fn read_status(status: &OwnedFd, deadline: Instant) -> io::Result<String> {
+    let mut file = std::fs::File::from(status.try_clone()?);
+    let mut out = Vec::new();
+    loop {
+        wait_readable(status, deadline, "the jail setup")?;
         let mut buf = [0u8; 4096];
         match file.read(&mut buf) {
             Ok(0) => return Ok(String::from_utf8_lossy(&out).into_owned()),
@@ -295,6 +308,11 @@ impl Sandbox for JailSandbox {
     }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<SandboxedProcess, SandboxError> {
+        if spec.network
+            && let Some(why) = self.network_unavailable()
+        {
+            return Err(SandboxError::Unavailable(why));
+        }
         let cfg = self.init_config(spec)?;
         let cgroup = WorkerCgroup::create(&self.layout, &spec.name).map_err(|source| {
             SandboxError::Limit {
@@ -353,6 +371,7 @@ impl Sandbox for JailSandbox {
             })?;
 
         let deadline = Instant::now() + self.config.setup_timeout;
+        let mut net = None;
         let handshake = (|| -> io::Result<()> {
             ctl.set_read_timeout(Some(self.config.setup_timeout))?;
             let body = serde_json::to_vec(&cfg).map_err(io::Error::other)?;
@@ -368,6 +387,11 @@ impl Sandbox for JailSandbox {
                 ));
             }
             self.write_id_maps(pid)?;
+            if spec.network
+                && let Some(program) = &self.config.slirp4netns
+            {
+                net = Some(net::attach(program, pid, self.privileged, deadline)?);
+            }
             ctl.write_all(b"M")
         })();
         if handshake.is_err() {
@@ -396,6 +420,7 @@ impl Sandbox for JailSandbox {
             cgroup,
             monitor,
             _lifeline: ctl,
+            _net: net,
         };
         Ok(SandboxedProcess {
             child,
@@ -407,6 +432,15 @@ impl Sandbox for JailSandbox {
 
     fn unenforced(&self) -> Vec<String> {
         self.unenforced.clone()
+    }
+
+    fn network_unavailable(&self) -> Option<String> {
+        match &self.config.slirp4netns {
+            Some(_) => None,
+            None => Some(
+                "functions cannot be given network access: slirp4netns was not found on this server (install it, e.g. `apt-get install slirp4netns`, or name it with --slirp4netns)".into(),
+            ),
+        }
     }
 }
 
@@ -429,12 +463,13 @@ impl JailSandbox {
     }
 }
 
-/// A jailed worker's handle: its cgroups, the monitor's pidfd, and the control socket whose
-/// closing kills the jail.
+/// A jailed worker's handle: its cgroups, the monitor's pidfd, the control socket whose
+/// closing kills the jail, and the network stack of a networked jail (dropped after the kill).
 struct JailControl {
     cgroup: WorkerCgroup,
     monitor: OwnedFd,
     _lifeline: UnixStream,
+    _net: Option<net::Slirp>,
 }
 
 impl Control for JailControl {

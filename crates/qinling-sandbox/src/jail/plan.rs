@@ -70,8 +70,10 @@ pub const ETC_ENTRIES: &[&str] = &[
     "/etc/alternatives",
 ];
 
-/// `/etc` files a networked jail also needs to resolve names.
-pub const ETC_NETWORK_ENTRIES: &[&str] = &["/etc/resolv.conf"];
+/// The resolver of a networked jail: the DNS forwarder of its user-mode network stack
+/// (slirp4netns's default address), which asks the host's resolvers. The host's own
+/// `resolv.conf` may name a resolver on the host's loopback, which the jail cannot reach.
+pub const NETWORK_RESOLV_CONF: &str = "nameserver 10.0.2.3\noptions edns0\n";
 
 /// Host device nodes bound into the jail's `/dev`.
 pub const DEVICES: &[&str] = &[
@@ -203,13 +205,16 @@ pub fn system_entries(host: &Host, network: bool) -> Vec<Entry> {
             add_host_path(host, &mut entries, dir);
         }
     }
-    let etc = ETC_ENTRIES
-        .iter()
-        .chain(if network { ETC_NETWORK_ENTRIES } else { &[] });
-    for path in etc.map(Path::new) {
+    for path in ETC_ENTRIES.iter().map(Path::new) {
         add_host_path(host, &mut entries, path);
     }
     entries.extend(generated_etc());
+    if network {
+        entries.push(Entry::File {
+            dst: "/etc/resolv.conf".into(),
+            contents: NETWORK_RESOLV_CONF.into(),
+        });
+    }
     for dev in DEVICES.iter().map(Path::new) {
         if host.lstat(dev).is_some() {
             entries.push(Entry::Bind {
@@ -417,15 +422,20 @@ link /lib -> usr/lib";
     }
 
     #[test]
-    fn network_adds_resolv_conf_resolved() {
+    fn network_adds_the_user_mode_resolver_not_the_hosts() {
         let host = fake_host();
-        let entries = system_entries(&Host::new(host.path()), true);
-        assert!(entries.contains(&Entry::Bind {
-            src: "/etc/resolv.conf.real".into(),
-            dst: "/etc/resolv.conf".into(),
-            dir: false,
-            device: false
-        }));
+        let h = Host::new(host.path());
+        let resolv = |e: &&Entry| e.dst() == Path::new("/etc/resolv.conf");
+        let networked = system_entries(&h, true);
+        let found: Vec<_> = networked.iter().filter(resolv).collect();
+        assert_eq!(
+            found,
+            [&Entry::File {
+                dst: "/etc/resolv.conf".into(),
+                contents: NETWORK_RESOLV_CONF.into()
+            }]
+        );
+        assert_eq!(system_entries(&h, false).iter().filter(resolv).count(), 0);
     }
 
     #[test]

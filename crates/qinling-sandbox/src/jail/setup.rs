@@ -4,8 +4,9 @@
 //! The steps run in two processes (see `init.rs` for why):
 //!
 //! 1. the *monitor* (started by the server, still the host's user):
-//!    [`enter_namespaces`] — user, mount, pid, ipc, uts, cgroup and (unless the launch asks for
-//!    the network) net namespaces in one `unshare`; the server then writes the uid/gid maps;
+//!    [`enter_namespaces`] — user, mount, pid, ipc, uts, cgroup and net namespaces in one
+//!    `unshare`; the server then writes the uid/gid maps (and, for a networked launch, attaches
+//!    the user-mode network stack to the new net namespace);
 //!    [`open_trees`] — a detached, already read-only copy of every host path the plan binds,
 //!    taken while the process still has the host user's right to walk those paths (a Python
 //!    under `/root` is reachable only by root, and the jail's own user is not root);
@@ -59,7 +60,9 @@ pub struct InitConfig {
     pub nofile: u64,
     pub nproc: u64,
     pub fsize_bytes: u64,
-    pub network: bool,
+    /// Pid 1 stays a reaper and runs the program as its child ([`crate::LaunchSpec::reaper`]).
+    #[serde(default)]
+    pub reaper: bool,
     pub hostname: String,
     /// The uid and gid inside the jail (mapped by the server to an unprivileged host id).
     pub uid: u32,
@@ -98,24 +101,21 @@ impl<T> Step<T> for std::io::Result<T> {
     }
 }
 
-/// The namespaces a jail gets.
-pub fn namespace_flags(network: bool) -> libc::c_int {
-    let mut flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWCGROUP;
-    if !network {
-        flags |= libc::CLONE_NEWNET;
-    }
-    flags
-}
+/// The namespaces a jail gets. A networked jail has its own network namespace too: the
+/// server connects it to the outside through a user-mode network stack (slirp4netns), never by
+/// sharing the host's.
+pub const NAMESPACE_FLAGS: libc::c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWNET;
 
 /// Monitor, step 1: all namespaces at once (the user namespace is created first by the
 /// kernel, so it owns the others).
-pub fn enter_namespaces(sys: &dyn Sys, cfg: &InitConfig) -> Result<(), SetupError> {
-    sys.unshare(namespace_flags(cfg.network))
+pub fn enter_namespaces(sys: &dyn Sys) -> Result<(), SetupError> {
+    sys.unshare(NAMESPACE_FLAGS)
         .step(|| "unshare namespaces".into())
 }
 
@@ -162,9 +162,23 @@ pub fn become_jail_user(sys: &dyn Sys, cfg: &InitConfig) -> Result<(), SetupErro
 /// Jail: builds the root, confines the process and runs the program. Returns only on
 /// failure; the program never starts unless every step before it succeeded.
 pub fn build_and_exec(sys: &dyn Sys, cfg: &InitConfig, trees: &[Option<RawFd>]) -> SetupError {
-    if let Err(e) = build_root(sys, cfg, trees).and_then(|()| confine(sys, cfg)) {
-        return e;
+    match build_and_confine(sys, cfg, trees) {
+        Ok(()) => exec(sys, cfg),
+        Err(e) => e,
     }
+}
+
+/// Jail: every step before the program runs (the root, then the confinement).
+pub fn build_and_confine(
+    sys: &dyn Sys,
+    cfg: &InitConfig,
+    trees: &[Option<RawFd>],
+) -> Result<(), SetupError> {
+    build_root(sys, cfg, trees).and_then(|()| confine(sys, cfg))
+}
+
+/// Jail: runs the program; returns only on failure.
+pub fn exec(sys: &dyn Sys, cfg: &InitConfig) -> SetupError {
     let error = sys.execve(&cfg.program, &cfg.args, &cfg.env);
     SetupError {
         step: format!("execute {}", cfg.program.display()),
@@ -356,9 +370,7 @@ fn build_root(sys: &dyn Sys, cfg: &InitConfig, trees: &[Option<RawFd>]) -> Resul
 fn confine(sys: &dyn Sys, cfg: &InitConfig) -> Result<(), SetupError> {
     sys.sethostname(&cfg.hostname)
         .step(|| "set the host name".into())?;
-    if !cfg.network {
-        sys.loopback_up().step(|| "bring up loopback".into())?;
-    }
+    sys.loopback_up().step(|| "bring up loopback".into())?;
     // An rlimit can only be lowered without CAP_SYS_RESOURCE in the initial namespace, so a
     // limit above the current hard limit is clamped to it (stricter than asked, never looser).
     for (resource, value) in [
@@ -398,7 +410,7 @@ mod tests {
     use super::*;
     use crate::jail::sys::{FileKind, RecordingSys};
 
-    fn config(network: bool) -> InitConfig {
+    fn config() -> InitConfig {
         InitConfig {
             program: "/usr/bin/python3".into(),
             args: vec!["-c".into(), "print(1)".into()],
@@ -435,7 +447,7 @@ mod tests {
             nofile: 1024,
             nproc: 129,
             fsize_bytes: 500 << 20,
-            network,
+            reaper: false,
             hostname: "qinling".into(),
             uid: 1000,
             gid: 1000,
@@ -455,7 +467,7 @@ mod tests {
 
     /// The whole setup, monitor then jail, as the kernel sees it.
     fn run(sys: &RecordingSys, cfg: &InitConfig) -> Result<(), SetupError> {
-        enter_namespaces(sys, cfg)?;
+        enter_namespaces(sys)?;
         let trees = open_trees(sys, cfg)?;
         become_jail_user(sys, cfg)?;
         Err(build_and_exec(sys, cfg, &trees))
@@ -464,7 +476,7 @@ mod tests {
     #[test]
     fn full_setup_in_order() {
         let sys = sys_with_proc();
-        let err = run(&sys, &config(false)).unwrap_err();
+        let err = run(&sys, &config()).unwrap_err();
         assert_eq!(err.report(), "execute /usr/bin/python3: execve recorded");
         let want = r#"unshare user,mnt,pid,net,ipc,uts,cgroup
 clone_tree /usr [ro,nosuid,nodev] = fd 100
@@ -529,12 +541,12 @@ execve /usr/bin/python3 ["-c", "print(1)"] env ["PATH=/usr/bin"]"#;
     }
 
     #[test]
-    fn network_keeps_the_host_namespace() {
+    fn every_jail_gets_its_own_network_namespace() {
         let sys = sys_with_proc();
-        let _ = run(&sys, &config(true));
+        let _ = run(&sys, &config());
         let lines = sys.lines();
-        assert_eq!(lines[0], "unshare user,mnt,pid,ipc,uts,cgroup");
-        assert!(!lines.iter().any(|l| l == "loopback up"));
+        assert_eq!(lines[0], "unshare user,mnt,pid,net,ipc,uts,cgroup");
+        assert!(lines.iter().any(|l| l == "loopback up"));
     }
 
     #[test]
@@ -542,7 +554,7 @@ execve /usr/bin/python3 ["-c", "print(1)"] env ["PATH=/usr/bin"]"#;
         let sys = sys_with_proc();
         let cfg = InitConfig {
             clear_groups: false,
-            ..config(false)
+            ..config()
         };
         let _ = run(&sys, &cfg);
         assert!(!sys.lines().iter().any(|l| l.starts_with("setgroups")));
@@ -553,7 +565,7 @@ execve /usr/bin/python3 ["-c", "print(1)"] env ["PATH=/usr/bin"]"#;
     fn any_failure_stops_before_exec() {
         let full = {
             let sys = sys_with_proc();
-            let _ = run(&sys, &config(false));
+            let _ = run(&sys, &config());
             sys.lines()
         };
         for (i, line) in full
@@ -567,7 +579,7 @@ execve /usr/bin/python3 ["-c", "print(1)"] env ["PATH=/usr/bin"]"#;
                 continue;
             }
             sys.fail_on = Some(line.clone());
-            let err = run(&sys, &config(false)).unwrap_err();
+            let err = run(&sys, &config()).unwrap_err();
             let lines = sys.lines();
             assert!(
                 !lines.iter().any(|l| l.starts_with("execve")),
@@ -587,7 +599,7 @@ execve /usr/bin/python3 ["-c", "print(1)"] env ["PATH=/usr/bin"]"#;
         let sys = sys_with_proc();
         let cfg = InitConfig {
             tmp_bytes: 0,
-            ..config(false)
+            ..config()
         };
         let _ = run(&sys, &cfg);
         assert!(

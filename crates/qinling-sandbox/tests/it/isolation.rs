@@ -189,22 +189,101 @@ async fn no_network_by_default() {
     );
 }
 
+/// The host's own non-loopback IPv4 address (the one its default route leaves from).
+fn host_address() -> Option<std::net::IpAddr> {
+    // A UDP "connect" sends nothing; it only picks the route and the source address.
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    probe.connect("203.0.113.1:9").ok()?;
+    Some(probe.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback())
+}
+
+/// A networked jail reaches the host's address through its own user-mode stack, but not the
+/// host's loopback, and sees only its own interfaces and resolver; the stack dies with it.
 #[tokio::test]
-async fn network_true_shares_the_host_namespace() {
+async fn network_true_reaches_out_through_its_own_stack() {
     require_root!();
-    let sb = sandbox();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mut spec = py(&format!(
-        "import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=5)\ns.sendall(b'hi')\nprint('sent')"
-    ));
+    let Some(slirp) = qinling_sandbox::jail::find_slirp4netns() else {
+        eprintln!(
+            "skipping network_true_reaches_out_through_its_own_stack: slirp4netns is not installed"
+        );
+        return;
+    };
+    let Some(host) = host_address() else {
+        eprintln!(
+            "skipping network_true_reaches_out_through_its_own_stack: the host has no non-loopback IPv4 route"
+        );
+        return;
+    };
+    let sb = JailSandbox::new(JailConfig {
+        slirp4netns: Some(slirp),
+        ..sandbox_config()
+    })
+    .unwrap();
+    let outside = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = outside.local_addr().unwrap().port();
+    let code = format!(
+        "import socket, errno\n\
+         print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))\n\
+         print(open('/etc/resolv.conf').readline().strip())\n\
+         for addr in ['{host}', '10.0.2.2', '127.0.0.1']:\n\
+         \x20   s = socket.socket(); s.settimeout(5)\n\
+         \x20   try:\n\
+         \x20       s.connect((addr, {port})); s.sendall(b'hi'); print(addr, 'connected')\n\
+         \x20   except OSError as e:\n\
+         \x20       print(addr, errno.errorcode.get(e.errno, e))\n"
+    );
+    let mut spec = py(&code);
     spec.network = true;
-    let out = run(&sb, &spec).await;
-    assert_eq!(out.stdout, "sent\n");
-    let (mut conn, _) = listener.accept().unwrap();
+    let mut p = launch(&sb, &spec);
+    let init_pid = p.child.id().unwrap();
+    drop(p.stdin);
+    let mut stdout = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut p.stdout, &mut stdout)
+        .await
+        .unwrap();
+    assert_eq!(
+        stdout,
+        format!(
+            "['lo', 'tap0']\nnameserver 10.0.2.3\n{host} connected\n10.0.2.2 ENETUNREACH\n127.0.0.1 ECONNREFUSED\n"
+        )
+    );
+    let (mut conn, from) = outside.accept().unwrap();
+    assert_eq!(
+        from.ip(),
+        host,
+        "the connection leaves with the host's address"
+    );
     let mut buf = [0u8; 2];
     std::io::Read::read_exact(&mut conn, &mut buf).unwrap();
     assert_eq!(&buf, b"hi");
+    assert_eq!(slirp_for(init_pid), 1, "one stack while the worker lives");
+    p.child.wait().await.unwrap();
+    drop(p.control);
+    assert_eq!(slirp_for(init_pid), 0, "the stack is gone with the worker");
+}
+
+/// The slirp4netns processes attached to the jail whose init is `pid`.
+fn slirp_for(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmd| {
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"slirp4netns"))
+                && args.iter().any(|a| *a == pid.to_string().as_bytes())
+        })
+        .count()
+}
+
+/// Without slirp4netns a networked launch is refused, never run with the host's network.
+#[tokio::test]
+async fn network_true_without_a_stack_is_refused() {
+    require_root!();
+    let sb = sandbox();
+    let mut spec = sh("echo ran");
+    spec.network = true;
+    let err = sb.launch(&spec).unwrap_err();
+    assert!(chain(&err).contains("slirp4netns"), "{}", chain(&err));
 }
 
 /// The seccomp filter through libc, as a function would call it, and through the tools.
@@ -419,4 +498,18 @@ async fn read_only_path_under_tmp() {
     spec.read_only_paths = vec![dir.path().into()];
     let out = run(&sb, &spec).await;
     assert_eq!(out.stdout, "shim\nRead-only file system\ntmp-writable\n2\n");
+}
+
+/// With `reaper`, pid 1 runs the program as its child (pid 2), reaps orphans the program
+/// never waits for, and ends with the program's exit status.
+#[tokio::test]
+async fn reaper_pid1_reaps_orphans_and_passes_the_status_on() {
+    require_root!();
+    let sb = sandbox();
+    let mut spec = sh("echo pid=$$; (sh -c 'sleep 0.1' &); sleep 0.5; \
+         echo zombies=$(cat /proc/[0-9]*/stat | awk '$3 == \"Z\"' | wc -l); exit 3");
+    spec.reaper = true;
+    let out = run(&sb, &spec).await;
+    assert_eq!(out.stdout, "pid=2\nzombies=0\n");
+    assert_eq!(out.status.code(), Some(3));
 }

@@ -39,8 +39,13 @@ macro_rules! require_root {
 
 /// A jail with its own cgroup directory name.
 pub fn sandbox() -> JailSandbox {
+    JailSandbox::new(sandbox_config()).expect("jail sandbox")
+}
+
+/// The configuration of [`sandbox`], for tests that change one setting.
+pub fn sandbox_config() -> JailConfig {
     static N: AtomicU32 = AtomicU32::new(0);
-    let config = JailConfig {
+    JailConfig {
         init_program: env!("CARGO_BIN_EXE_qinling-jail-init").into(),
         cgroup_name: format!(
             "qinling-test-{}-{}",
@@ -48,8 +53,7 @@ pub fn sandbox() -> JailSandbox {
             N.fetch_add(1, Ordering::Relaxed)
         ),
         ..JailConfig::default()
-    };
-    JailSandbox::new(config).expect("jail sandbox")
+    }
 }
 
 /// The real python3 behind `python3` on PATH (a pyenv shim here) and its prefix, which the
@@ -81,6 +85,7 @@ pub fn sh(script: &str) -> LaunchSpec {
         read_only_paths: vec![],
         limits: Limits::default(),
         network: false,
+        reaper: false,
     }
 }
 
@@ -97,6 +102,7 @@ pub fn py(code: &str) -> LaunchSpec {
         read_only_paths: vec![prefix.clone()],
         limits: Limits::default(),
         network: false,
+        reaper: false,
     }
 }
 

@@ -50,14 +50,20 @@ impl<'a> As<'a> {
     }
 
     fn create_function(&self, runtime: &str, name: &str) -> (u16, Value) {
+        self.create_source(runtime, name, "hello.py", HELLO)
+    }
+
+    /// A function of one Python file `file` (entry `<module>.main`).
+    fn create_source(&self, runtime: &str, name: &str, file: &str, source: &str) -> (u16, Value) {
+        let module = file.trim_end_matches(".py");
         let form = reqwest::blocking::multipart::Form::new()
             .text("runtime_id", runtime.to_string())
             .text("name", name.to_string())
             .text("code", r#"{"source": "package"}"#.to_string())
-            .text("entry", "hello.main".to_string())
+            .text("entry", format!("{module}.main"))
             .part(
                 "package",
-                reqwest::blocking::multipart::Part::bytes(zip_of(&[("hello.py", HELLO)]))
+                reqwest::blocking::multipart::Part::bytes(zip_of(&[(file, source)]))
                     .file_name("package.zip"),
             );
         self.send(
@@ -919,4 +925,221 @@ fn keystone_mode_with_a_real_keystone() {
             .contains(fid)
     );
     assert_eq!(a.delete(&format!("/v1/functions/{fid}")).0, 204);
+}
+
+/// What a function gets of its caller's rights: a `context` naming only its own execution,
+/// function and project — no token, no credentials in its environment — and no way to the
+/// API, which listens on the host's loopback, outside the sandbox's network namespace.
+#[test]
+fn a_function_gets_no_rights_of_its_caller() {
+    let srv = token_server(&[]);
+    let admin_token = make_token(&srv, "ops", "root", "admin", "1h");
+    let alice_token = make_token(&srv, "project-a", "alice", "member", "1h");
+    let a = As::new(&srv, &alice_token);
+    let runtime = a.python_runtime();
+    let source = r#"
+import errno, os, socket
+
+def main(context=None, port=0, **kw):
+    out = {"context": context, "env": dict(os.environ)}
+    try:
+        socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
+        out["api"] = "connected"
+    except OSError as e:
+        out["api"] = errno.errorcode.get(e.errno, str(e))
+    return out
+"#;
+    let (status, f) = a.create_source(&runtime, "spy", "spy.py", source);
+    assert_eq!(status, 201, "{f}");
+    let port = srv.url.rsplit(':').next().unwrap().to_string();
+    let (status, e) = a.post(
+        "/v1/executions",
+        json!({"function_id": f["id"], "input": json!({"port": port}).to_string()}),
+    );
+    assert_eq!(
+        (status, e["status"].clone()),
+        (201, json!("success")),
+        "{e}"
+    );
+    let out: Value = serde_json::from_str(e["result"].as_str().unwrap()).unwrap();
+    let out = &out["output"];
+
+    let context = out["context"].as_object().unwrap();
+    let mut keys: Vec<&str> = context.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "execution_id",
+            "function_id",
+            "function_version",
+            "os_session",
+            "project_id",
+            "request_id"
+        ]
+    );
+    // Upstream's key for a Keystone session made from the function's trust: always none here.
+    assert_eq!(context["os_session"], Value::Null);
+    assert_eq!(context["project_id"], "project-a");
+    assert_eq!(context["execution_id"], e["id"]);
+    assert_eq!(context["function_id"], f["id"]);
+    let seen = out.to_string();
+    for secret in [&admin_token, &alice_token] {
+        assert!(
+            !seen.contains(secret.as_str()),
+            "a token reached the function: {seen}"
+        );
+    }
+    assert!(
+        !seen.contains("qnl_"),
+        "token material reached the function: {seen}"
+    );
+    assert!(
+        !seen.to_lowercase().contains("auth"),
+        "auth settings reached the function: {seen}"
+    );
+    if std::env::var_os("QINLING_TEST_INSECURE").is_some() {
+        eprintln!(
+            "note: QINLING_TEST_INSECURE runs functions unsandboxed; not checking that the API is out of reach"
+        );
+    } else {
+        assert_eq!(out["api"], "ECONNREFUSED", "{out}");
+    }
+}
+
+/// `qinling quota show|set|reset` against a token-mode server: admins change limits, members
+/// read their own, and the new limit holds for the next create.
+#[test]
+fn quota_cli() {
+    let srv = token_server(&[]);
+    let admin = make_token(&srv, "ops", "root", "admin", "1h");
+    let member = make_token(&srv, "project-a", "alice", "member", "1h");
+    let runtime = As::new(&srv, &member).python_runtime();
+    let cli = |token: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_qinling"))
+            .args(args)
+            .env("QINLING_URL", &srv.url)
+            .env("QINLING_TOKEN", token)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let (ok, _, err) = cli(&member, &["quota", "set", "project-a", "--functions", "5"]);
+    assert!(!ok, "a member changed a quota");
+    assert!(
+        err.contains("403")
+            || err.to_lowercase().contains("not allowed")
+            || err.to_lowercase().contains("policy"),
+        "{err}"
+    );
+
+    let (ok, out, err) = cli(
+        &admin,
+        &[
+            "quota",
+            "set",
+            "project-a",
+            "--functions",
+            "1",
+            "--workers",
+            "-1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("project project-a"), "{out}");
+    assert!(out.contains("| workers "), "{out}");
+    assert!(out.contains("unlimited"), "{out}");
+
+    let (ok, out, err) = cli(&member, &["quota", "show", "project-a", "-f", "json"]);
+    assert!(ok, "{err}");
+    let q: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(q["limits"]["functions"], 1, "{q}");
+    assert_eq!(q["usage"]["functions"], 0, "{q}");
+
+    let a = As::new(&srv, &member);
+    assert_eq!(a.create_function(&runtime, "one").0, 201);
+    let (status, body) = a.create_function(&runtime, "two");
+    assert_eq!(
+        (status, faultstring(&body)),
+        (
+            403,
+            "Quota exceeded for functions: limit 1, in use 1.".to_string()
+        )
+    );
+
+    let (ok, _, err) = cli(&admin, &["quota", "reset", "project-a"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(&member, &["quota", "show", "project-a", "-f", "json"]);
+    assert!(ok, "{err}");
+    let q: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(q["limits"]["functions"], 100, "{q}");
+    assert_eq!(q["usage"]["functions"], 1, "{q}");
+    assert_eq!(a.create_function(&runtime, "two").0, 201);
+
+    let (ok, _, err) = cli(&admin, &["quota", "set", "project-a", "--functions", "ten"]);
+    assert!(!ok);
+    assert!(err.contains("-1 for unlimited"), "{err}");
+}
+
+/// A burst of concurrent executions never overshoots `concurrent_executions`: each request
+/// reserves its slot before counting, so in-flight ones see each other.
+#[test]
+fn concurrent_execution_quota_holds_under_a_burst() {
+    let srv = token_server(&[]);
+    let admin = As::new(&srv, &make_token(&srv, "ops", "root", "admin", "1h"));
+    let member = make_token(&srv, "project-a", "alice", "member", "1h");
+    let a = As::new(&srv, &member);
+    let runtime = a.python_runtime();
+    let (status, f) = a.create_source(
+        &runtime,
+        "slow",
+        "slow.py",
+        "import time\ndef main(**kw):\n    time.sleep(4)\n    return 'done'\n",
+    );
+    assert_eq!(status, 201, "{f}");
+    let limit = 4;
+    let (status, q) = admin.put(
+        "/v1/quotas/project-a",
+        json!({"concurrent_executions": limit}),
+    );
+    assert_eq!(status, 200, "{q}");
+    let fid = f["id"].as_str().unwrap().to_string();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let (barrier, fid, a) = (barrier.clone(), fid.clone(), &a);
+                scope.spawn(move || {
+                    barrier.wait();
+                    a.post("/v1/executions", json!({"function_id": fid, "sync": false}))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert!(
+        (1..=limit).contains(&accepted),
+        "{accepted} of 16 accepted with a limit of {limit}: {answers:?}"
+    );
+    for (status, body) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 429, "{body}");
+        assert!(
+            faultstring(body).starts_with("Quota exceeded for concurrent_executions: limit 4"),
+            "{body}"
+        );
+    }
+    let (_, q) = a.get("/v1/quotas/project-a");
+    assert!(
+        q["quota"]["usage"]["concurrent_executions"]
+            .as_i64()
+            .unwrap()
+            <= limit as i64,
+        "{q}"
+    );
 }

@@ -28,11 +28,17 @@ fn sync_execution_result_and_log() {
             "result",
             "cpu_ms",
             "memory_peak_kb",
+            "duration_ms",
+            "memory_size",
+            "request_id",
             "project_id",
             "created_at",
             "updated_at"
         ]
     );
+    // The usage fields are there in the POST's answer already (extras beyond upstream).
+    assert_eq!(e["memory_size"], f["memory_size"]);
+    assert!(e["duration_ms"].is_i64() && e["request_id"].as_str().unwrap().starts_with("req-"));
     assert_eq!(
         (e["status"].clone(), e["sync"].clone(), e["input"].clone()),
         (

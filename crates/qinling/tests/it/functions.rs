@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::{HELLO, Server, zip_of};
+use crate::harness::{HELLO, Opts, Server, zip_of};
 
 #[test]
 fn create_show_list_download_delete() {
@@ -41,6 +41,7 @@ fn create_show_list_download_delete() {
             "cpu",
             "memory_size",
             "timeout",
+            "network",
             "runtime_id",
             "code",
             "entry",
@@ -195,6 +196,57 @@ fn update_replaces_code_and_limits() {
     );
     let (_, shown) = s.get(&format!("/v1/functions/{id}"));
     assert_eq!(shown["count"], json!(2));
+}
+
+/// `network` (our extension): off by default, a boolean, shown on the function and its
+/// versions, and refused where the operator turned it off.
+#[test]
+fn network_access_is_explicit() {
+    let s = Server::start();
+    let f = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    let id = f["id"].as_str().unwrap();
+    assert_eq!(f["network"], json!(false));
+    let (status, body) = s.put(&format!("/v1/functions/{id}"), json!({"network": "maybe"}));
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"faultstring": "Invalid value for network: 'maybe'. Expected true or false."})
+        )
+    );
+    let (status, body) = s.post(&format!("/v1/functions/{id}/versions"), json!({}));
+    assert_eq!(
+        (status, body["network"].clone()),
+        (201, json!(false)),
+        "{body}"
+    );
+    let zip = zip_of(&[("hello.py", HELLO)]);
+
+    let closed = Server::start_with(Opts {
+        extra: vec!["--allow-network".into(), "false".into()],
+        ..Opts::default()
+    });
+    let runtime_closed = closed.python_runtime();
+    let (status, body) = closed.create_function_raw(
+        &runtime_closed,
+        zip.clone(),
+        "hello.main",
+        &[("network", "true")],
+    );
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"faultstring": "This function cannot have network access: outbound network access for functions is disabled on this server (allow_network = false)."})
+        )
+    );
+    let (status, body) =
+        closed.create_function_raw(&runtime_closed, zip, "hello.main", &[("network", "false")]);
+    assert_eq!(
+        (status, body["network"].clone()),
+        (201, json!(false)),
+        "{body}"
+    );
 }
 
 fn md5_hex(bytes: &[u8]) -> String {

@@ -866,22 +866,71 @@ fn hostile_bombs_spins_and_daemons() {
          *) a=$(cat /tmp/{daemon} 2>&1); sleep 0.6; b=$(cat /tmp/{daemon} 2>&1)\n  \
          printf '{{\"before\": \"%s\", \"after\": \"%s\"}}' \"$a\" \"$b\" ;;\nesac\n"
     );
-    let (status, f) = s.create_function_raw(
-        &runtime,
-        crate::harness::zip_of(&[("handler", &handler)]),
-        "handler",
-        &[],
+    daemons_end_with_their_execution(&s, &runtime, ("handler", &handler), "handler", &daemon);
+
+    // And in nodejs, whose executors stay warm between executions: a child in the executor's
+    // group, a detached one (a session of its own) and a double-forked daemon re-parented to
+    // the jail's pid 1 all end with the execution, and none is left a zombie.
+    let daemon = tag("nd");
+    let runtime = crate::runtimes_node::runtime_named(&s, "nodejs");
+    let source = format!(
+        r#"
+const cp = require('child_process');
+const fs = require('fs');
+const loop = (name) => `while :; do date +%s%N > /tmp/{daemon}-${{name}}; sleep 0.1; done`;
+const files = ['group', 'detached', 'double'];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+exports.main = async (context, input) => {{
+  if (input.start) {{
+    cp.spawn('/bin/sh', ['-c', loop('group')], {{ stdio: 'ignore' }}).unref();
+    cp.spawn('/bin/sh', ['-c', loop('detached')], {{ stdio: 'ignore', detached: true }}).unref();
+    cp.spawn('/bin/sh', ['-c', `(${{loop('double')}}) </dev/null >/dev/null 2>&1 &`], {{ stdio: 'ignore' }}).unref();
+    while (!files.every((f) => fs.existsSync(`/tmp/{daemon}-${{f}}`))) await sleep(50);
+    return 'started';
+  }}
+  const read = () => files.map((f) => fs.readFileSync(`/tmp/{daemon}-${{f}}`, 'utf8'));
+  const before = read();
+  await sleep(600);
+  const states = fs.readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p)).map((p) => {{
+    try {{ const st = fs.readFileSync(`/proc/${{p}}/stat`, 'latin1'); return st.slice(st.lastIndexOf(')') + 2)[0]; }} catch (_) {{ return '?'; }}
+  }});
+  return {{ before, after: read(), zombies: states.filter((s) => s === 'Z').length }};
+}};
+"#
     );
-    assert_eq!(status, 201, "{f}");
-    let custom = f["id"].as_str().unwrap();
-    let e = s.execute(custom, Some(r#"{"start": 1}"#));
-    assert_eq!(result(&e)["output"], json!("started"), "{e}");
-    let e = s.execute(custom, Some(r#"{"check": 1}"#));
-    let out = result(&e)["output"].clone();
-    assert_eq!(out["before"], out["after"], "a daemon still writes: {e}");
-    assert_no_host_processes_with(&daemon);
+    let out = daemons_end_with_their_execution(
+        &s,
+        &runtime,
+        ("daemon.js", &source),
+        "daemon.main",
+        &daemon,
+    );
+    assert_eq!(out["zombies"], json!(0), "{out}");
 
     assert_healthy(&s, &hello);
+}
+
+/// Runs a function's `start` execution (which leaves daemons behind that write `tag` files)
+/// and its `check` one (which reads them twice, 0.6 s apart): the files must not change, and
+/// no host process may mention `tag`. Returns the check's output.
+#[track_caller]
+fn daemons_end_with_their_execution(
+    s: &Server,
+    runtime: &str,
+    file: (&str, &str),
+    entry: &str,
+    tag: &str,
+) -> Value {
+    let (status, f) = s.create_function_raw(runtime, crate::harness::zip_of(&[file]), entry, &[]);
+    assert_eq!(status, 201, "{f}");
+    let id = f["id"].as_str().unwrap();
+    let e = s.execute(id, Some(r#"{"start": 1}"#));
+    assert_eq!(result(&e)["output"], json!("started"), "{e}");
+    let e = s.execute(id, Some(r#"{"check": 1}"#));
+    let out = result(&e)["output"].clone();
+    assert_eq!(out["before"], out["after"], "a daemon still writes: {e}");
+    assert_no_host_processes_with(tag);
+    out
 }
 
 /// Waits (up to 3 s) for every host process whose command line mentions `needle` to be gone.
@@ -1001,4 +1050,97 @@ fn limits_cpu_quota_doubles_speed() {
         (1.5..3.0).contains(&ratio),
         "cpu 100 → 200 should be about 2× faster: {slow:.3} s vs {fast:.3} s"
     );
+}
+
+/// Outbound network on request (issue 3, item 3): a function created with `network=true`
+/// reaches the host's address through its jail's own user-mode stack, but not the server's
+/// loopback, where the API listens; turning `network` off retires its workers at once.
+#[test]
+fn networked_function_reaches_out_but_not_the_api() {
+    require_sandbox!();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED: {}: networked jails are tested as root (CI runs as root)",
+            module_path!()
+        );
+        return;
+    }
+    if qinling_sandbox::jail::find_slirp4netns().is_none() {
+        eprintln!(
+            "SKIPPED: {}: slirp4netns is not installed (`apt-get install slirp4netns`)",
+            module_path!()
+        );
+        return;
+    }
+    let Some(ip) = host_ip() else {
+        eprintln!(
+            "SKIPPED: {}: the host has no non-loopback address to connect to",
+            module_path!()
+        );
+        return;
+    };
+    let s = Server::start();
+    let hello = s.create_function("hello.py", HELLO, "hello.main", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fid = attack_function(&s, &[("network", "true")]);
+    assert_eq!(
+        s.get(&format!("/v1/functions/{fid}")).1["network"],
+        json!(true)
+    );
+
+    let outside = TcpListener::bind("0.0.0.0:0").unwrap();
+    outside.set_nonblocking(true).unwrap();
+    let port = outside.local_addr().unwrap().port();
+    let api = server_addr(&s).port();
+    let targets = json!([
+        [ip.to_string(), port],
+        ["127.0.0.1", api],
+        ["10.0.2.2", api],
+        [ip.to_string(), api]
+    ]);
+    let out = output_of(&s, &fid, "connect", json!({"targets": targets}));
+    assert_eq!(out["interfaces"], json!(["lo", "tap0"]), "{out}");
+    assert_eq!(out[format!("{ip}:{port}")]["ok"], json!(true), "{out}");
+    let accepted = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        outside.accept().is_ok()
+    });
+    assert!(accepted, "the connection reached the host's listener");
+    // The API on the host's loopback: the jail's 127.0.0.1 is its own, the gateway's
+    // loopback forwarding is refused, and the host's address has nothing on that port.
+    for target in [
+        format!("127.0.0.1:{api}"),
+        format!("10.0.2.2:{api}"),
+        format!("{ip}:{api}"),
+    ] {
+        assert_denied(
+            &target,
+            &out[&target],
+            &["ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH"],
+        );
+    }
+
+    // Off again: the next execution runs on a new worker without the network.
+    let (status, body) = s.put(&format!("/v1/functions/{fid}"), json!({"network": false}));
+    assert_eq!(
+        (status, body["network"].clone()),
+        (200, json!(false)),
+        "{body}"
+    );
+    let out = output_of(
+        &s,
+        &fid,
+        "connect",
+        json!({"targets": [[ip.to_string(), port]]}),
+    );
+    assert_eq!(out["interfaces"], json!(["lo"]), "{out}");
+    assert_denied(
+        "connect after network=false",
+        &out[format!("{ip}:{port}")],
+        &["ENETUNREACH", "EHOSTUNREACH"],
+    );
+    assert_healthy(&s, &hello);
 }

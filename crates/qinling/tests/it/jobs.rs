@@ -72,6 +72,7 @@ fn one_time_job_fires_once_even_across_a_restart() {
     };
     assert_eq!(e["status"], "success", "{e}");
     assert_eq!(e["description"], format!("Created by Job {jid}"));
+    assert_eq!(e["request_id"], format!("req-job-{jid}"));
     assert_eq!(e["sync"], false);
     assert!(s.log(e["id"].as_str().unwrap()).contains("Hello, job"));
     std::thread::sleep(Duration::from_secs(1));

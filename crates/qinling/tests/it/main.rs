@@ -24,6 +24,7 @@ mod runtimes;
 mod runtimes_custom;
 mod runtimes_node;
 mod runtimes_wasm;
+mod usage;
 mod versions;
 mod webhooks;
 mod workers;

@@ -218,7 +218,15 @@ exports.hog = () => {
 };
 exports.small = () => 'fine';
 "#;
-    let f = create_node(&s, "m.js", src, "m.hog", &[("memory_size", "67108864")]);
+    // A generous timeout: under a loaded machine the cgroup's reclaim before the OOM kill can
+    // take seconds at the default 0.1 cpu.
+    let f = create_node(
+        &s,
+        "m.js",
+        src,
+        "m.hog",
+        &[("memory_size", "67108864"), ("timeout", "60")],
+    );
     let fid = f["id"].as_str().unwrap();
     let e = s.execute(fid, None);
     assert_eq!(
