@@ -194,22 +194,14 @@ fn wasm_concurrency_limit_is_a_429() {
         .to_vec(),
         ..Opts::default()
     });
-    let f = create_wasm(&s, wasm(examples::SPIN), "", &[("timeout", "2")]);
+    let f = create_wasm(&s, wasm(examples::SPIN), "", &[("timeout", "3")]);
     let fid = f["id"].as_str().unwrap().to_string();
-    let busy = {
-        let (url, fid) = (s.url.clone(), fid.clone());
-        std::thread::spawn(move || {
-            let c = reqwest::blocking::Client::new();
-            let r = c
-                .post(format!("{url}/v1/executions"))
-                .json(&json!({"function_id": fid}))
-                .send()
-                .unwrap();
-            crate::harness::parse(r).1
-        })
-    };
-    // Once the first runs, a second sync execution is refused.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // An async execution is never refused: it takes the one slot when the dispatcher runs it.
+    let (status, busy) = s.post("/v1/executions", json!({"function_id": fid, "sync": false}));
+    assert_eq!(status, 201, "{busy}");
+    // While it runs, a sync execution is refused. (One sync request may get in before the
+    // dispatcher does; it then runs to its timeout and the next one is refused.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let (status, body) = s.post("/v1/executions", json!({"function_id": fid}));
         if status == 429 {
@@ -222,16 +214,17 @@ fn wasm_concurrency_limit_is_a_429() {
             );
             break;
         }
+        assert_eq!(status, 201, "{body}");
         assert!(
             std::time::Instant::now() < deadline,
             "never refused: {body}"
         );
     }
-    let e = busy.join().unwrap();
+    let e = s.wait_execution(
+        busy["id"].as_str().unwrap(),
+        std::time::Duration::from_secs(30),
+    );
     assert_eq!(result(&e)["output"], "Function execution timeout.");
-    // Async executions wait instead.
-    let (status, e) = s.post("/v1/executions", json!({"function_id": fid, "sync": false}));
-    assert_eq!(status, 201, "{e}");
 }
 
 #[test]
