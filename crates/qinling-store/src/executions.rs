@@ -509,46 +509,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use qinling_types::{Code, Function, Runtime, RuntimeStatus};
+    use qinling_types::{Function, RuntimeStatus};
 
     use super::*;
     use crate::{FunctionUpdate, RuntimeUpdate};
 
     async fn setup(store: &Store) -> Function {
-        store
-            .insert_runtime(&Runtime {
-                id: "rt".into(),
-                name: Some("python3".into()),
-                image: "python3".into(),
-                description: None,
-                is_public: true,
-                trusted: true,
-                status: RuntimeStatus::Available,
-                project_id: "p".into(),
-                created_at: now(),
-                updated_at: None,
-            })
-            .await
-            .unwrap();
-        let f = Function {
-            id: "f".into(),
-            name: None,
-            description: None,
-            runtime_id: Some("rt".into()),
-            code: Code::Package { md5sum: "m".into() },
-            package_sha256: "s".into(),
-            package_size: 1,
-            entry: None,
-            cpu: 100,
-            memory_size: 1 << 25,
-            timeout: 5,
-            network: false,
-            count: 0,
-            latest_version: 0,
-            project_id: "p".into(),
-            created_at: now(),
-            updated_at: None,
-        };
+        crate::fixtures::runtime(store).await;
+        let f = crate::fixtures::function("f", None, "p", 1 << 25);
         store.insert_function(&f).await.unwrap();
         store.get_function("f", &Scope::All).await.unwrap().unwrap()
     }

@@ -6,6 +6,8 @@
 mod aliases;
 mod executions;
 mod filter;
+#[cfg(test)]
+mod fixtures;
 mod functions;
 mod jobs;
 mod quotas;

@@ -153,31 +153,13 @@ FROM executions e LEFT JOIN functions f ON f.id = e.function_id"
 
 #[cfg(test)]
 mod tests {
-    use qinling_types::{Code, ExecutionStatus, Function, Outcome, Runtime, RuntimeStatus, now};
+    use qinling_types::{ExecutionStatus, Outcome, now};
 
     use super::*;
     use crate::NewExecution;
 
     async fn function(store: &Store, id: &str, project: &str, memory_size: u64) {
-        let f = Function {
-            id: id.into(),
-            name: Some(format!("{id}-name")),
-            description: None,
-            runtime_id: Some("rt".into()),
-            code: Code::Package { md5sum: "m".into() },
-            package_sha256: "s".into(),
-            package_size: 1,
-            entry: None,
-            cpu: 100,
-            memory_size,
-            timeout: 5,
-            network: false,
-            count: 0,
-            latest_version: 0,
-            project_id: project.into(),
-            created_at: now(),
-            updated_at: None,
-        };
+        let f = crate::fixtures::function(id, Some(format!("{id}-name")), project, memory_size);
         store.insert_function(&f).await.unwrap();
     }
 
@@ -220,21 +202,7 @@ mod tests {
 
     async fn setup() -> (Store, Timestamp, Timestamp) {
         let store = Store::in_memory().await.unwrap();
-        store
-            .insert_runtime(&Runtime {
-                id: "rt".into(),
-                name: None,
-                image: "python3".into(),
-                description: None,
-                is_public: true,
-                trusted: true,
-                status: RuntimeStatus::Available,
-                project_id: "p".into(),
-                created_at: now(),
-                updated_at: None,
-            })
-            .await
-            .unwrap();
+        crate::fixtures::runtime(&store).await;
         function(&store, "f1", "p1", 128 * MIB).await;
         function(&store, "f2", "p1", 256 * MIB).await;
         function(&store, "g", "p2", 1024 * MIB).await;
