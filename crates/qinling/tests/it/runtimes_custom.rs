@@ -105,11 +105,13 @@ fn custom_result_input_forms_and_log() {
 #[test]
 fn custom_memory_limit_and_concurrency() {
     let s = Server::start();
+    // A generous timeout: on a loaded machine the cgroup's reclaim before the OOM kill can
+    // take seconds at the default 0.1 cpu.
     let f = create_custom(
         &s,
         &[("handler.sh", HANDLER)],
         "handler.sh",
-        &[("memory_size", "67108864")],
+        &[("memory_size", "67108864"), ("timeout", "60")],
     );
     let fid = f["id"].as_str().unwrap().to_string();
     let e = s.execute(&fid, Some("hog"));
