@@ -374,29 +374,9 @@ fn usage_matches_the_executions_that_ran() {
     }
 }
 
-/// `qinling token create` on the server's data directory; returns the secret.
+/// A token of `project` with `roles` (user `u`, an hour).
 fn token(s: &Server, project: &str, roles: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_qinling"))
-        .args([
-            "token",
-            "create",
-            "--project",
-            project,
-            "--user",
-            "u",
-            "--roles",
-            roles,
-        ])
-        .args(["--expires-in", "1h", "--data-dir"])
-        .arg(&s.data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    crate::auth::make_token(s, project, "u", roles, "1h")
 }
 
 fn get_as(s: &Server, token: &str, path: &str) -> (u16, Value) {
