@@ -548,8 +548,13 @@ fn hostile_files_privileges_and_network() {
     let hello = s.create_function("hello.py", &victim_src, "hello.main", &[]);
     let hello = hello["id"].as_str().unwrap().to_string();
     assert_healthy(&s, &hello);
-    // 128 MiB of memory, so that filling /tmp meets its size cap before the memory limit.
-    let fid = attack_function(&s, &[("memory_size", "134217728")]);
+    // 128 MiB of memory, so that filling /tmp meets its size cap before the memory limit;
+    // the most cpu and a long timeout, as writing 64 MiB at 0.1 cpu takes seconds on a
+    // machine where first touches of memory are slow (a fresh VM).
+    let fid = attack_function(
+        &s,
+        &[("memory_size", "134217728"), ("cpu", "300"), ("timeout", "60")],
+    );
     let data_dir = s.data_dir.display().to_string();
     let db = format!("{data_dir}/qinling.sqlite");
     let victim_package = package_of(&s, &secret).display().to_string();
@@ -813,14 +818,17 @@ fn hostile_bombs_spins_and_daemons() {
     if let Some(why) = unenforced(&s, "memory limit") {
         eprintln!("SKIPPED: memory bomb: {why}");
     } else {
-        let e = run_case(&s, &fid, "memory_bomb", json!({}));
+        // The most cpu and a long timeout: at 0.1 cpu, reaching the limit can take longer
+        // than a short timeout where first touches of memory are slow (a fresh VM).
+        let roomy = attack_function(&s, &[("cpu", "300"), ("timeout", "60")]);
+        let e = run_case(&s, &roomy, "memory_bomb", json!({}));
         assert_eq!(
             (e["status"].clone(), result(&e)["output"].clone()),
             (json!("failed"), json!(RESOURCE_MSG)),
             "{e}"
         );
         assert_healthy(&s, &hello);
-        output_of(&s, &fid, "ps", json!({}));
+        output_of(&s, &roomy, "ps", json!({}));
     }
 
     // A spin past the timeout, in the execution, a child in its own session and a grandchild.
@@ -965,7 +973,9 @@ fn limits_files_processes_memory() {
     let s = Server::start();
     let hello = s.create_function("hello.py", HELLO, "hello.main", &[]);
     let hello = hello["id"].as_str().unwrap().to_string();
-    let fid = attack_function(&s, &[]);
+    // The 32 MiB default memory; the most cpu and a long timeout, as allocating 80 MiB at
+    // 0.1 cpu takes seconds where first touches of memory are slow (a fresh VM).
+    let fid = attack_function(&s, &[("cpu", "300"), ("timeout", "60")]);
 
     let e = run_case(&s, &fid, "nofile", json!({}));
     let out = result(&e)["output"].clone();

@@ -95,7 +95,15 @@ exports.pid = () => process.pid;
 exports.circular = () => { const o = {}; o.self = o; return o; };
 exports.exit = () => process.exit(3);
 "#;
-    let f = create_node(&s, "mod.js", src, "mod.context", &[("timeout", "1")]);
+    // The most cpu: a timeout replaces the executor, and starting Node at 0.1 cpu can take
+    // seconds where first touches of memory are slow (a fresh VM).
+    let f = create_node(
+        &s,
+        "mod.js",
+        src,
+        "mod.context",
+        &[("timeout", "1"), ("cpu", "300")],
+    );
     let fid = f["id"].as_str().unwrap();
     let set_entry = |entry: &str| {
         let (status, body) = s.put(&format!("/v1/functions/{fid}"), json!({"entry": entry}));
@@ -174,12 +182,16 @@ exports.exit = () => process.exit(3);
     );
     set_entry("mod.sleepy");
     let e = s.execute(fid, Some(r#"{"ms": 3000}"#));
-    assert_eq!(result(&e)["output"], json!("Function execution timeout."));
+    assert_eq!(
+        result(&e)["output"],
+        json!("Function execution timeout."),
+        "{e}"
+    );
     let e = s.execute(fid, Some(r#"{"ms": 10}"#));
     assert_eq!(
         result(&e)["output"],
         "woke",
-        "the worker survives a timeout"
+        "the worker survives a timeout: {e}"
     );
 
     set_entry("mod.exit");
@@ -254,8 +266,15 @@ exports.main = async (context, input) => {
   return process.ppid;
 };
 "#;
-    // Each Node executor costs ~8 MiB: three at once need more than the 32 MiB default.
-    let f = create_node(&s, "c.js", src, "c.main", &[("memory_size", "134217728")]);
+    // Each Node executor costs ~8 MiB: three at once need more than the 32 MiB default. The
+    // most cpu, as two executors start here, slowly at 0.1 cpu on a fresh VM.
+    let f = create_node(
+        &s,
+        "c.js",
+        src,
+        "c.main",
+        &[("memory_size", "134217728"), ("cpu", "300")],
+    );
     let fid = f["id"].as_str().unwrap().to_string();
     s.execute(&fid, Some(r#"{"name": "warm"}"#));
     let handles: Vec<_> = ["alpha", "beta", "gamma"]

@@ -196,28 +196,41 @@ fn wasm_concurrency_limit_is_a_429() {
     });
     let f = create_wasm(&s, wasm(examples::SPIN), "", &[("timeout", "3")]);
     let fid = f["id"].as_str().unwrap().to_string();
-    // An async execution is never refused: it takes the one slot when the dispatcher runs it.
+    // An async execution is never refused (it waits for the slot in the durable queue).
     let (status, busy) = s.post("/v1/executions", json!({"function_id": fid, "sync": false}));
     assert_eq!(status, 201, "{busy}");
-    // While it runs, a sync execution is refused. (One sync request may get in before the
-    // dispatcher does; it then runs to its timeout and the next one is refused.)
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (status, body) = s.post("/v1/executions", json!({"function_id": fid}));
-        if status == 429 {
-            assert!(
-                body["faultstring"]
-                    .as_str()
-                    .unwrap()
-                    .contains("is at its concurrency limit"),
-                "{body}"
-            );
-            break;
-        }
-        assert_eq!(status, 201, "{body}");
+    // Two clients each keep a sync execution going: once one runs, the other's next request
+    // is refused. (Two requests arriving together may both get in, one waiting for the
+    // slot; they then end 3 s apart, and the first to end is refused on its next try.)
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let refusals: Vec<Value> = std::thread::scope(|scope| {
+        let client = || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (status, body) = s.post("/v1/executions", json!({"function_id": fid}));
+                if status == 429 {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Some(body);
+                }
+                assert_eq!(status, 201, "{body}");
+                assert!(std::time::Instant::now() < deadline, "never refused: {body}");
+            }
+            None
+        };
+        let clients = [scope.spawn(client), scope.spawn(client)];
+        clients
+            .into_iter()
+            .filter_map(|c| c.join().unwrap())
+            .collect()
+    });
+    assert!(!refusals.is_empty(), "never refused");
+    for body in refusals {
         assert!(
-            std::time::Instant::now() < deadline,
-            "never refused: {body}"
+            body["faultstring"]
+                .as_str()
+                .unwrap()
+                .contains("is at its concurrency limit"),
+            "{body}"
         );
     }
     let e = s.wait_execution(

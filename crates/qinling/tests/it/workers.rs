@@ -22,7 +22,8 @@ fn worker_names(s: &Server, fid: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `n` sync executions at once; while they run, counts the function's workers.
+/// Runs `n` sync executions at once; returns them and the most workers the function had
+/// while they ran (sampled until the last one answers, so a slow worker start still counts).
 fn concurrent(s: &Server, fid: &str, n: usize, secs: f64) -> (Vec<Value>, usize) {
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
@@ -35,8 +36,11 @@ fn concurrent(s: &Server, fid: &str, n: usize, secs: f64) -> (Vec<Value>, usize)
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_secs_f64(secs / 2.0));
-        let during = worker_names(s, fid).len();
+        let mut during = 0;
+        while !handles.iter().all(|h| h.is_finished()) {
+            during = during.max(worker_names(s, fid).len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let results = handles
             .into_iter()
             .map(|h| {
