@@ -198,6 +198,7 @@ impl Engine {
             args: vec![function.entry_or_default().to_string()],
             memory_bytes: function.memory_size,
             timeout,
+            cpu_millis: Some(function.cpu),
             output_limit: self.inner.config.log_limit,
         };
         let report = wasm.execute(&module, req).await;

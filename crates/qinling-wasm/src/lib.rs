@@ -109,9 +109,18 @@ pub struct ExecRequest {
     /// Limit of the guest's linear memory, in bytes.
     pub memory_bytes: u64,
     pub timeout: Duration,
+    /// CPU the execution may use, in thousandths of a CPU (the function's `cpu`); `None`
+    /// for no limit. Enforced as the native sandbox's CFS quota is: a budget of
+    /// `cpu/1000 × elapsed` plus one period's worth of burst ([`CPU_PERIOD`]); past it the
+    /// guest is paused (at its next epoch tick) until the budget has caught up.
+    pub cpu_millis: Option<u32>,
     /// Bytes of stdout, and of stderr, kept; the rest is dropped and counted.
     pub output_limit: usize,
 }
+
+/// The period of the CPU budget: an execution may run ahead of its share by this period's
+/// worth of CPU (10 ms at 100 millicpu), as under the native sandbox's CFS quota.
+pub const CPU_PERIOD: Duration = Duration::from_millis(100);
 
 /// How an execution ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,13 +382,14 @@ impl WasmRuntime {
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call_async(&mut store, ()).await
         };
-        let (result, cpu) = CpuTimed::new(tokio::time::timeout(req.timeout, run)).await;
+        let share = req.cpu_millis.map(|m| f64::from(m.max(1)) / 1000.0);
+        let (result, cpu) = Governed::new(run, started + req.timeout, share).await;
         let duration = started.elapsed();
         let limits = &store.data().limits;
         let end = match result {
-            Err(_elapsed) => End::Timeout,
-            Ok(Ok(())) => End::Exit(0),
-            Ok(Err(e)) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            None => End::Timeout,
+            Some(Ok(())) => End::Exit(0),
+            Some(Err(e)) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
                 Some(exit) if exit.0 == 0 || !limits.refused => End::Exit(exit.0),
                 _ if limits.refused => End::MemoryLimit,
                 _ => trap(&e),
@@ -412,17 +422,29 @@ fn trap(e: &wasmtime::Error) -> End {
     End::Trap { message, detail }
 }
 
-/// A future that adds up the CPU time of the threads that poll it, while they do.
-struct CpuTimed<F> {
+/// A running execution under its deadline and CPU budget: adds up the CPU time of the
+/// threads that poll it, while they do; ends with `None` at the deadline; and, with a
+/// share, pauses it whenever it has used more than `share × elapsed` plus one
+/// [`CPU_PERIOD`] of burst, until the budget has caught up. The guest yields at every
+/// epoch tick, so it overdraws by at most a tick's worth of CPU.
+struct Governed<F> {
     inner: Pin<Box<F>>,
     cpu: Duration,
+    started: Instant,
+    share: Option<f64>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<F: Future> CpuTimed<F> {
-    fn new(inner: F) -> CpuTimed<F> {
-        CpuTimed {
+impl<F: Future> Governed<F> {
+    fn new(inner: F, deadline: Instant, share: Option<f64>) -> Governed<F> {
+        Governed {
             inner: Box::pin(inner),
             cpu: Duration::ZERO,
+            started: Instant::now(),
+            share,
+            deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
+            pause: None,
         }
     }
 }
@@ -432,18 +454,44 @@ fn thread_cpu() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
-impl<F: Future> Future for CpuTimed<F> {
-    type Output = (F::Output, Duration);
+/// When an execution that has used `cpu` may run again, as an offset from its start: the
+/// instant its budget (`share` of the elapsed time, plus one period's burst) covers `cpu`.
+/// `None` while it is within its budget at `elapsed`.
+fn resume_at(cpu: Duration, elapsed: Duration, share: f64) -> Option<Duration> {
+    let burst = CPU_PERIOD.as_secs_f64() * share;
+    let owed = cpu.as_secs_f64() - burst;
+    (owed > elapsed.as_secs_f64() * share).then(|| Duration::from_secs_f64(owed / share))
+}
+
+impl<F: Future> Future for Governed<F> {
+    type Output = (Option<F::Output>, Duration);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready((None, self.cpu));
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.pause = None;
+        }
         let before = thread_cpu();
         let polled = self.inner.as_mut().poll(cx);
         let spent = thread_cpu().saturating_sub(before);
         self.cpu += spent;
-        match polled {
-            Poll::Ready(out) => Poll::Ready((out, self.cpu)),
-            Poll::Pending => Poll::Pending,
+        if let Poll::Ready(out) = polled {
+            return Poll::Ready((Some(out), self.cpu));
         }
+        if let Some(share) = self.share
+            && let Some(at) = resume_at(self.cpu, self.started.elapsed(), share)
+        {
+            let mut pause = Box::pin(tokio::time::sleep_until((self.started + at).into()));
+            if pause.as_mut().poll(cx).is_pending() {
+                self.pause = Some(pause);
+            }
+        }
+        Poll::Pending
     }
 }
 

@@ -44,6 +44,7 @@ fn request(stdin: &str) -> ExecRequest {
         args: vec!["main.wasm".into()],
         memory_bytes: 32 * 1024 * 1024,
         timeout: Duration::from_secs(5),
+        cpu_millis: None,
         output_limit: 1024,
     }
 }
@@ -121,6 +122,54 @@ async fn timeouts_stop_busy_loops_and_host_waits() {
     let r = f.rt.execute(&m, req).await;
     assert!(r.cpu > Duration::from_millis(100), "{:?}", r.cpu);
     assert_eq!(text(&r.stderr), "spinning\n");
+}
+
+#[test]
+fn cpu_budget_is_share_of_elapsed_plus_one_period() {
+    let ms = Duration::from_millis;
+    // 100 millicpu: 10 ms of burst, then 0.1 ms of CPU per ms.
+    assert_eq!(resume_at(ms(10), ms(0), 0.1), None);
+    assert_eq!(resume_at(ms(19), ms(100), 0.1), None);
+    let at = resume_at(ms(30), ms(50), 0.1).unwrap();
+    assert!((at.as_secs_f64() - 0.2).abs() < 1e-9, "{at:?}");
+    // 300 millicpu: 30 ms of burst.
+    assert_eq!(resume_at(ms(30), ms(0), 0.3), None);
+    let at = resume_at(ms(60), ms(10), 0.3).unwrap();
+    assert!((at.as_secs_f64() - 0.1).abs() < 1e-9, "{at:?}");
+}
+
+/// A busy loop given a share of a CPU uses that share of its wall time (plus one period's
+/// burst and a tick or two), never more; without a share it takes what it gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_share_is_enforced() {
+    let f = fixture("cpu");
+    let m = compile(&f.rt, "spin", examples::SPIN);
+    let run = |cpu_millis| {
+        let mut req = request("");
+        req.timeout = Duration::from_millis(1000);
+        req.cpu_millis = cpu_millis;
+        f.rt.execute(&m, req)
+    };
+    for millis in [100u32, 200] {
+        let r = run(Some(millis)).await;
+        assert_eq!(r.end, End::Timeout);
+        let share = f64::from(millis) / 1000.0;
+        let most = share * r.duration.as_secs_f64() + share * CPU_PERIOD.as_secs_f64() + 0.015;
+        let used = r.cpu.as_secs_f64();
+        eprintln!(
+            "cpu {millis} millicpu: {used:.3} s of CPU in {:?}",
+            r.duration
+        );
+        assert!(
+            used <= most,
+            "{millis} millicpu used {used:.3} s, at most {most:.3}"
+        );
+        assert!(used > 0.0);
+    }
+    // The control: unthrottled, the same loop uses far more than the 100-millicpu bound.
+    let r = run(None).await;
+    eprintln!("no limit: {:?} of CPU in {:?}", r.cpu, r.duration);
+    assert!(r.cpu > Duration::from_millis(250), "{:?}", r.cpu);
 }
 
 #[tokio::test]

@@ -118,6 +118,10 @@ fn wasm_failures_timeout_and_memory_limit() {
     );
     assert!(result(&e)["duration"].as_f64().unwrap() >= 1.0, "{e}");
     assert!(s.log(e["id"].as_str().unwrap()).contains("spinning\n"));
+    // The default cpu (100 millicpu) holds: a tenth of the wall time, plus 10 ms of burst
+    // and a few ms of epoch ticks.
+    let (cpu, wall) = (e["cpu_ms"].as_u64().unwrap(), e["duration_ms"].as_u64().unwrap());
+    assert!(cpu <= wall / 10 + 25, "{cpu} ms of CPU in {wall} ms at 100 millicpu: {e}");
 
     let grow = create_wasm(&s, wasm(examples::GROW), "", &[("memory_size", "33554432")]);
     let e = s.execute(grow["id"].as_str().unwrap(), None);
