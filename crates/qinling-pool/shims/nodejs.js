@@ -14,8 +14,10 @@
 //! file-descriptor level, markers included, and survives a kill), and reports cpu time and
 //! peak RSS of its own process. A killed or crashed executor is replaced; idle ones are kept
 //! warm (module state persists between executions, as in other FaaS platforms' Node runtimes),
-//! and one spare is started ahead when the last idle one is taken, so a concurrent burst
-//! rarely waits for Node to start. ARCHITECTURE.md ("Decisions") weighs this choice.
+//! and a second one is started after the first execution, so a concurrent burst rarely waits
+//! for Node to start. A pool worker starts its first executor before it is
+//! bound; that executor loads the function when the bind comes, so a new function's first
+//! execution does not wait for Node to start either. ARCHITECTURE.md ("Decisions") weighs this choice.
 //!
 //! Node's standard library only (zip extraction is done by hand over zlib).
 'use strict';
@@ -135,9 +137,28 @@ function loadEntry(dir, entry) {
   return func;
 }
 
+// An executor started with a package and entry loads them at once; one started without
+// (the pre-started executor of a pool worker) waits for a `load` message naming them, so
+// that binding a pool worker does not wait for Node to start.
 function executorMain(dir, entry) {
   // The OOM killer should pick an executor, never the supervisor.
   try { fs.writeFileSync('/proc/self/oom_score_adj', '1000'); } catch (_) { /* not allowed */ }
+  process.on('disconnect', () => process.exit(0));
+  if (dir !== undefined) {
+    executorRun(dir, entry);
+    return;
+  }
+  const onLoad = (msg) => {
+    if (!msg || msg.op !== 'load') return;
+    process.removeListener('message', onLoad);
+    try { process.chdir(msg.dir); } catch (_) { /* the require below says what is wrong */ }
+    executorRun(msg.dir, msg.entry);
+  };
+  process.on('message', onLoad);
+  process.send({ op: 'started' });
+}
+
+function executorRun(dir, entry) {
   let func;
   try {
     func = loadEntry(dir, entry);
@@ -175,7 +196,6 @@ function executorMain(dir, entry) {
     if (current !== null) fail(err);
     else write(errorStack(err) + '\n');
   });
-  process.on('disconnect', () => process.exit(0));
   process.on('message', (msg) => {
     if (!msg || msg.op !== 'exec') return;
     current = { id: msg.id, cpu: process.cpuUsage() };
@@ -247,6 +267,13 @@ function readLog(fd, limit) {
   return text;
 }
 
+// Where packages are extracted (and executors' log files briefly named); made if missing.
+function packageBase() {
+  const base = process.env.QINLING_PACKAGE_DIR || os.tmpdir();
+  fs.mkdirSync(base, { recursive: true });
+  return base;
+}
+
 class Supervisor {
   constructor() {
     this.buf = Buffer.alloc(0);
@@ -259,6 +286,7 @@ class Supervisor {
     this.idle = [];
     this.running = new Map(); // execution id -> execution
     this.counter = 0;
+    this.prestarted = null; // an executor started before bind, waiting for `load`
   }
 
   send(msg) {
@@ -328,9 +356,7 @@ class Supervisor {
     }
     this.bindAttempted = true;
     try {
-      const base = process.env.QINLING_PACKAGE_DIR || os.tmpdir();
-      fs.mkdirSync(base, { recursive: true });
-      this.packageDir = fs.mkdtempSync(path.join(base, 'package-'));
+      this.packageDir = fs.mkdtempSync(path.join(packageBase(), 'package-'));
       extractZip(pkg, this.packageDir);
     } catch (err) {
       const text = String(err.message || err);
@@ -339,7 +365,11 @@ class Supervisor {
       return;
     }
     this.entry = msg.entry;
-    const ex = this.spawnExecutor();
+    // The executor started with the worker, if it is still there, loads the function now.
+    let ex = this.prestarted;
+    this.prestarted = null;
+    if (ex !== null && ex.alive) ex.child.send({ op: 'load', dir: this.packageDir, entry: this.entry });
+    else ex = this.spawnExecutor();
     ex.loaded.then((failure) => {
       if (failure === null) {
         this.bound = true;
@@ -351,29 +381,46 @@ class Supervisor {
     });
   }
 
+  // Starts the executor a pool worker keeps ready for its bind (see executorMain).
+  prestart() {
+    try {
+      this.prestarted = this.spawnExecutor();
+    } catch (_) {
+      this.prestarted = null; // bind starts one instead, and reports what fails then
+    }
+  }
+
+  // Starts an executor: bound to the function once there is one, else waiting for `load`.
   spawnExecutor() {
-    const logPath = path.join(this.packageDir, `..executor-${this.counter++}.log`);
+    const dir = this.packageDir === null ? packageBase() : this.packageDir;
+    const logPath = path.join(dir, `..executor-${this.counter++}.log`);
     const logFd = fs.openSync(logPath, 'a+', 0o600);
     fs.unlinkSync(logPath);
-    const child = childProcess.spawn(process.execPath, [__filename, '--executor', this.packageDir, this.entry], {
-      cwd: this.packageDir,
+    const args = this.entry === null ? [__filename, '--executor'] : [__filename, '--executor', this.packageDir, this.entry];
+    const child = childProcess.spawn(process.execPath, args, {
+      cwd: dir,
       stdio: ['ignore', logFd, logFd, 'ipc'],
       detached: true, // its own process group: a timeout kills exactly this execution
       env: process.env,
       serialization: 'json',
     });
-    const ex = { child, logFd, current: null, alive: true, loaded: null };
+    const ex = { child, logFd, current: null, alive: true, loaded: null, started: null };
     this.executors.add(ex);
     let settle;
+    let settleStarted;
     ex.loaded = new Promise((resolve) => { settle = resolve; });
+    // Settles when a pre-started executor waits for `load` (or has died).
+    ex.started = new Promise((resolve) => { settleStarted = resolve; });
     child.on('message', (m) => {
-      if (m && m.op === 'loaded') settle(null);
+      if (m && m.op === 'started') settleStarted();
+      else if (m && m.op === 'loaded') settle(null);
       else if (m && m.op === 'load_failed') settle({ error: m.error, logs: readLog(logFd, DEFAULT_LOG_LIMIT) });
       else if (m && ex.current !== null && typeof m.output === 'string') this.complete(ex, m);
     });
-    child.on('error', () => {});
+    child.on('error', () => settleStarted());
     child.on('exit', (code, signal) => {
       ex.alive = false;
+      settleStarted();
       this.killGroup(ex);
       this.executors.delete(ex);
       this.idle = this.idle.filter((e) => e !== ex);
@@ -411,11 +458,6 @@ class Supervisor {
     this.running.set(id, execution);
     let ex = this.idle.pop();
     if (ex === undefined) ex = this.spawnExecutor();
-    // Keep one spare warm so that the next concurrent execution does not wait for Node; only
-    // while few executors run, as each costs ~8 MiB of the worker's memory_size.
-    if (this.idle.length === 0 && this.executors.size <= this.running.size && this.executors.size < 2) {
-      this.idle.push(this.spawnExecutor());
-    }
     ex.current = execution;
     execution.executor = ex;
     ex.loaded.then((failure) => {
@@ -448,6 +490,18 @@ class Supervisor {
       else this.killGroup(ex);
     }
     this.killLeftovers();
+    // Keep a second executor warm, so that a concurrent execution does not wait for Node
+    // (only two: each costs ~8 MiB of the worker's memory_size). It is started after an
+    // execution, not beside it: a Node start takes tens of ms of the worker's cpu quota,
+    // which the execution (a new function's first, say) would otherwise wait for.
+    // At the far end of the idle list: the warm one that just ran is taken first.
+    if (this.executors.size < 2) {
+      try {
+        this.idle.unshift(this.spawnExecutor());
+      } catch (_) {
+        // No spare (out of fds or processes): the next execution starts its own.
+      }
+    }
   }
 
   // Kills what finished executions left behind: every process of the jail (its own pid
@@ -547,7 +601,12 @@ function supervisorMain() {
   input.on('data', (chunk) => sup.onData(chunk));
   input.on('end', () => fail(0, null));
   input.on('error', () => fail(0, null));
-  sup.send({ op: 'ready', pid: process.pid, runtime: RUNTIME, version: process.versions.node });
+  // Ready once the pre-started executor is up (or could not be started): a pool worker
+  // that says ready can then be bound without waiting for Node to start.
+  const ready = () => sup.send({ op: 'ready', pid: process.pid, runtime: RUNTIME, version: process.versions.node });
+  sup.prestart();
+  if (sup.prestarted === null) ready();
+  else sup.prestarted.started.then(ready);
 }
 
 if (process.argv[2] === '--executor') executorMain(process.argv[3], process.argv[4]);
