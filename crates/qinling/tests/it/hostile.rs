@@ -553,7 +553,11 @@ fn hostile_files_privileges_and_network() {
     // machine where first touches of memory are slow (a fresh VM).
     let fid = attack_function(
         &s,
-        &[("memory_size", "134217728"), ("cpu", "300"), ("timeout", "60")],
+        &[
+            ("memory_size", "134217728"),
+            ("cpu", "300"),
+            ("timeout", "60"),
+        ],
     );
     let data_dir = s.data_dir.display().to_string();
     let db = format!("{data_dir}/qinling.sqlite");

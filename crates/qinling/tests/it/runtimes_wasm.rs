@@ -120,8 +120,14 @@ fn wasm_failures_timeout_and_memory_limit() {
     assert!(s.log(e["id"].as_str().unwrap()).contains("spinning\n"));
     // The default cpu (100 millicpu) holds: a tenth of the wall time, plus 10 ms of burst
     // and a few ms of epoch ticks.
-    let (cpu, wall) = (e["cpu_ms"].as_u64().unwrap(), e["duration_ms"].as_u64().unwrap());
-    assert!(cpu <= wall / 10 + 25, "{cpu} ms of CPU in {wall} ms at 100 millicpu: {e}");
+    let (cpu, wall) = (
+        e["cpu_ms"].as_u64().unwrap(),
+        e["duration_ms"].as_u64().unwrap(),
+    );
+    assert!(
+        cpu <= wall / 10 + 25,
+        "{cpu} ms of CPU in {wall} ms at 100 millicpu: {e}"
+    );
 
     let grow = create_wasm(&s, wasm(examples::GROW), "", &[("memory_size", "33554432")]);
     let e = s.execute(grow["id"].as_str().unwrap(), None);
@@ -217,7 +223,10 @@ fn wasm_concurrency_limit_is_a_429() {
                     return Some(body);
                 }
                 assert_eq!(status, 201, "{body}");
-                assert!(std::time::Instant::now() < deadline, "never refused: {body}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never refused: {body}"
+                );
             }
             None
         };
@@ -290,17 +299,8 @@ fn wasm_invalid_modules_are_refused_with_the_reason() {
     // An update with an invalid module changes nothing.
     let f = create_wasm(&s, wasm(examples::HELLO), "", &[]);
     let fid = f["id"].as_str().unwrap();
-    let form = reqwest::blocking::multipart::Form::new().part(
-        "package",
-        reqwest::blocking::multipart::Part::bytes(wasm(reactor)).file_name("f.wasm"),
-    );
-    let r = s
-        .http
-        .put(format!("{}/v1/functions/{fid}", s.url))
-        .multipart(form)
-        .send()
-        .unwrap();
-    let (status, body) = crate::harness::parse(r);
+    let (status, body) =
+        crate::versions::update_function_raw(&s, fid, &[], Some((wasm(reactor), "f.wasm")));
     assert_eq!(status, 400, "{body}");
     let e = s.execute(fid, None);
     assert_eq!(

@@ -16,14 +16,27 @@ pub fn update_function(
     fields: &[(&str, &str)],
     zip: Option<Vec<u8>>,
 ) -> Value {
+    let (status, body) = update_function_raw(s, fid, fields, zip.map(|z| (z, "package.zip")));
+    assert_eq!(status, 200, "function update failed: {body}");
+    body
+}
+
+/// `PUT /v1/functions/{fid}` as a form with `fields` and an optional package (its bytes
+/// and file name); the status and body, whatever they are.
+pub fn update_function_raw(
+    s: &Server,
+    fid: &str,
+    fields: &[(&str, &str)],
+    package: Option<(Vec<u8>, &str)>,
+) -> (u16, Value) {
     let mut form = reqwest::blocking::multipart::Form::new();
     for (k, v) in fields {
         form = form.text(k.to_string(), v.to_string());
     }
-    if let Some(zip) = zip {
+    if let Some((bytes, name)) = package {
         form = form.part(
             "package",
-            reqwest::blocking::multipart::Part::bytes(zip).file_name("package.zip"),
+            reqwest::blocking::multipart::Part::bytes(bytes).file_name(name.to_string()),
         );
     }
     let r = s
@@ -32,9 +45,7 @@ pub fn update_function(
         .multipart(form)
         .send()
         .unwrap();
-    let (status, body) = crate::harness::parse(r);
-    assert_eq!(status, 200, "function update failed: {body}");
-    body
+    crate::harness::parse(r)
 }
 
 pub fn create_version(s: &Server, fid: &str) -> (u16, Value) {
