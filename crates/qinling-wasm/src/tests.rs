@@ -154,7 +154,9 @@ async fn cpu_share_is_enforced() {
         let r = run(Some(millis)).await;
         assert_eq!(r.end, End::Timeout);
         let share = f64::from(millis) / 1000.0;
-        let most = share * r.duration.as_secs_f64() + share * CPU_PERIOD.as_secs_f64() + 0.015;
+        // The budget, plus what the last slice before a check overran (a tick, or more when
+        // the ticker thread is late on a loaded machine).
+        let most = share * r.duration.as_secs_f64() + share * CPU_PERIOD.as_secs_f64() + 0.05;
         let used = r.cpu.as_secs_f64();
         eprintln!(
             "cpu {millis} millicpu: {used:.3} s of CPU in {:?}",
@@ -169,7 +171,7 @@ async fn cpu_share_is_enforced() {
     // The control: unthrottled, the same loop uses far more than the 100-millicpu bound.
     let r = run(None).await;
     eprintln!("no limit: {:?} of CPU in {:?}", r.cpu, r.duration);
-    assert!(r.cpu > Duration::from_millis(250), "{:?}", r.cpu);
+    assert!(r.cpu > Duration::from_millis(200), "{:?}", r.cpu);
 }
 
 #[tokio::test]

@@ -119,13 +119,14 @@ fn wasm_failures_timeout_and_memory_limit() {
     assert!(result(&e)["duration"].as_f64().unwrap() >= 1.0, "{e}");
     assert!(s.log(e["id"].as_str().unwrap()).contains("spinning\n"));
     // The default cpu (100 millicpu) holds: a tenth of the wall time, plus 10 ms of burst
-    // and a few ms of epoch ticks.
+    // and what the last slice before a check overran (one epoch tick, more when the ticker
+    // thread is late on a loaded machine). Unthrottled, the loop would use ~1000 ms.
     let (cpu, wall) = (
         e["cpu_ms"].as_u64().unwrap(),
         e["duration_ms"].as_u64().unwrap(),
     );
     assert!(
-        cpu <= wall / 10 + 25,
+        cpu <= wall / 10 + 75,
         "{cpu} ms of CPU in {wall} ms at 100 millicpu: {e}"
     );
 
