@@ -383,7 +383,7 @@ impl WasmRuntime {
             start.call_async(&mut store, ()).await
         };
         let share = req.cpu_millis.map(|m| f64::from(m.max(1)) / 1000.0);
-        let (result, cpu) = Governed::new(run, started + req.timeout, share).await;
+        let (result, cpu) = Governed::new(run, started, req.timeout, share).await;
         let duration = started.elapsed();
         let limits = &store.data().limits;
         let end = match result {
@@ -437,13 +437,14 @@ struct Governed<F> {
 }
 
 impl<F: Future> Governed<F> {
-    fn new(inner: F, deadline: Instant, share: Option<f64>) -> Governed<F> {
+    /// Governs `inner`, an execution that started at `started`, for `timeout` from then.
+    fn new(inner: F, started: Instant, timeout: Duration, share: Option<f64>) -> Governed<F> {
         Governed {
             inner: Box::pin(inner),
             cpu: Duration::ZERO,
-            started: Instant::now(),
+            started,
             share,
-            deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
+            deadline: Box::pin(tokio::time::sleep_until((started + timeout).into())),
             pause: None,
         }
     }
