@@ -130,13 +130,24 @@ impl Engine {
             let _ = self.inner.queue.send(execution.id.clone());
             return Ok(execution);
         }
-        let outcome = self.run(&execution, function).await;
-        let finished = self
-            .inner
-            .store
-            .finish_execution(&execution.id, &outcome, Some(function.memory_size))
-            .await?;
-        Ok(apply(execution, outcome, function.memory_size, finished))
+        // Run and record in a task of its own, so that a client hanging up (which drops this
+        // request's future) neither leaves the row `running` nor cuts a worker start short;
+        // shutdown waits for it as for async executions.
+        let engine = self.clone();
+        let function = function.clone();
+        let guard = self.inner.tasks.enter();
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            let outcome = engine.run(&execution, &function).await;
+            let finished = engine
+                .inner
+                .store
+                .finish_execution(&execution.id, &outcome, Some(function.memory_size))
+                .await?;
+            Ok(apply(execution, outcome, function.memory_size, finished))
+        });
+        task.await
+            .map_err(|e| Error::internal("running a sync execution", e))?
     }
 
     /// Runs one recorded execution on a worker and reports what happened, and counts it in

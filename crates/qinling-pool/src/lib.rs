@@ -600,7 +600,9 @@ impl Pool {
     }
 
     /// Adds `count` workers bound to `spec` (at most up to `max_workers_per_function`), and
-    /// returns once they are ready.
+    /// returns once they are ready, or with the first failure. The workers start at once,
+    /// each in a task of its own that records its outcome even if the caller goes away
+    /// (a dropped request must not leave `starting` counted for ever).
     pub async fn scale_up(
         &self,
         key: &FunctionKey,
@@ -632,26 +634,39 @@ impl Pool {
             s.starting += todo;
             todo
         };
+        let starts: Vec<_> = (0..todo)
+            .map(|_| {
+                let (pool, fw, key, spec) = (self.clone(), fw.clone(), key.clone(), spec.clone());
+                let revision = revision.to_string();
+                tokio::spawn(async move {
+                    let started = pool.start_bound(&key, &spec).await;
+                    let mut s = fw.state.lock().expect("function workers lock");
+                    s.starting -= 1;
+                    let result = match started {
+                        Ok(w) if s.revision == revision => {
+                            s.workers.push(w);
+                            Ok(())
+                        }
+                        Ok(w) => {
+                            w.kill();
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    };
+                    drop(s);
+                    fw.changed.notify_waiters();
+                    result
+                })
+            })
+            .collect();
         let mut result = Ok(());
-        for _ in 0..todo {
-            let started = if result.is_ok() {
-                self.start_bound(key, spec).await
-            } else {
-                Err(PoolError::Timeout)
-            };
-            let mut s = fw.state.lock().expect("function workers lock");
-            s.starting -= 1;
-            match started {
-                Ok(w) if s.revision == revision => s.workers.push(w),
-                Ok(w) => w.kill(),
-                Err(e) => {
-                    if result.is_ok() {
-                        result = Err(e);
-                    }
-                }
+        for start in starts {
+            let started = start
+                .await
+                .unwrap_or_else(|e| Err(PoolError::Protocol(format!("worker start task: {e}"))));
+            if result.is_ok() {
+                result = started;
             }
-            drop(s);
-            fw.changed.notify_waiters();
         }
         result
     }

@@ -392,3 +392,32 @@ fn recorded_rows_and_definitions_follow_changes() {
     let (status, body) = s.post("/v1/executions", json!({"function_id": fid}));
     assert_eq!(status, 404, "{body}");
 }
+
+/// A sync execution whose client hangs up still runs to its end and is recorded: the row is
+/// not left `running`, and the function keeps working.
+#[test]
+fn a_sync_execution_outlives_its_client() {
+    let s = Server::start();
+    let src = "import time\ndef main(**kw):\n    time.sleep(2)\n    return 'done'\n";
+    let f = s.create_function("slow.py", src, "slow.main", &[]);
+    let fid = f["id"].as_str().unwrap();
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let hung_up = impatient
+        .post(format!("{}/v1/executions", s.url))
+        .json(&json!({"function_id": fid}))
+        .send();
+    assert!(hung_up.is_err(), "the client should have timed out");
+    let (status, list) = s.get(&format!("/v1/executions?function_id={fid}"));
+    assert_eq!(status, 200, "{list}");
+    let id = list["executions"][0]["id"].as_str().unwrap().to_string();
+    let e = s.wait_execution(&id, Duration::from_secs(30));
+    assert_eq!(
+        (e["status"].clone(), result(&e)["output"].clone()),
+        (json!("success"), json!("done")),
+        "{e}"
+    );
+    assert_eq!(result(&s.execute(fid, None))["output"], "done");
+}
