@@ -6,10 +6,10 @@ mod aliases;
 pub mod auth;
 mod error;
 mod executions;
-mod metrics;
-pub mod openapi;
 mod functions;
 mod jobs;
+mod metrics;
+pub mod openapi;
 mod quotas;
 mod runtimes;
 mod usage;
@@ -120,10 +120,7 @@ pub fn router(state: AppState) -> Router {
             "/functions/{id}/versions/{n}/scale_down",
             post(workers::scale_down),
         )
-        .route(
-            "/functions/{id}/versions/{n}/detach",
-            post(workers::detach),
-        )
+        .route("/functions/{id}/versions/{n}/detach", post(workers::detach))
         .route("/aliases", get(aliases::list).post(aliases::create))
         .route("/aliases/", get(aliases::list).post(aliases::create))
         .route(

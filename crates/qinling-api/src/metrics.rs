@@ -23,7 +23,10 @@ struct Route(String);
 /// Inner layer (`route_layer`): runs only for matched routes and tags the response with the
 /// template.
 pub(crate) async fn tag_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let mut resp = next.run(req).await;
     if let Some(route) = route {
         resp.extensions_mut().insert(Route(route));
@@ -33,7 +36,10 @@ pub(crate) async fn tag_route(req: Request, next: Next) -> Response {
 
 /// Outer layer: counts every request and its latency.
 pub(crate) fn observe(method: &axum::http::Method, started: Instant, resp: &Response) {
-    let route = resp.extensions().get::<Route>().map_or_else(|| "unmatched".to_string(), |r| r.0.clone());
+    let route = resp
+        .extensions()
+        .get::<Route>()
+        .map_or_else(|| "unmatched".to_string(), |r| r.0.clone());
     let method = method.as_str().to_string();
     let status = resp.status().as_u16().to_string();
     metrics::counter!("qinling_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
@@ -44,8 +50,19 @@ pub(crate) fn observe(method: &axum::http::Method, started: Instant, resp: &Resp
 
 pub(crate) async fn scrape(State(s): State<AppState>) -> Response {
     let Some(render) = &s.metrics else {
-        return (StatusCode::NOT_FOUND, "metrics are not enabled on this server\n").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled on this server\n",
+        )
+            .into_response();
     };
     s.engine.refresh_metrics().await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(),
+    )
+        .into_response()
 }

@@ -7,9 +7,9 @@ use clap::{Args, ValueEnum};
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::Ctx;
 use crate::function::FUNCTIONS;
 use crate::output::{self, Format};
-use crate::Ctx;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GroupBy {
@@ -132,7 +132,7 @@ mod tests {
 
     use super::*;
     use crate::client::Client;
-    use crate::stub::{block_on, Stub};
+    use crate::stub::{Stub, block_on};
 
     fn answer() -> Value {
         json!({

@@ -1,11 +1,9 @@
-//! Executions: admission (resolve, validate, record), running on a leased worker, the
-//! durable async queue and recovery after a restart.
+//! Executions: admission (resolve, validate, record), the sync and async ways to a run
+//! (`run.rs` runs one), the durable async queue and recovery after a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use qinling_pool::{ExecReply, ExecRequest, FunctionKey, PoolError, Rlimits};
 use qinling_store::{ExecutionFilter, NewExecution, Scope};
 use qinling_types::{
     Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext, RuntimeStatus,
@@ -25,11 +23,6 @@ pub struct CreateExecution {
     pub sync: bool,
     pub input: Option<String>,
 }
-
-pub(crate) const TIMEOUT_MSG: &str = "Function execution timeout.";
-pub(crate) const RESOURCE_MSG: &str =
-    "Function execution failed because of too much resource consumption";
-pub(crate) const FAILED_MSG: &str = "Function execution failed.";
 
 impl Engine {
     pub async fn create_execution(
@@ -148,110 +141,6 @@ impl Engine {
         });
         task.await
             .map_err(|e| Error::internal("running a sync execution", e))?
-    }
-
-    /// Runs one recorded execution on a worker and reports what happened, and counts it in
-    /// the metrics. Never fails: every platform problem becomes an outcome the user can read.
-    async fn run(&self, execution: &Execution, function: &Function) -> Outcome {
-        let runtime = function.runtime_id.as_deref().unwrap_or_default();
-        // A wasm function runs in this process, not on a pool worker (`wasm.rs`).
-        let outcome = if self.runs_in_process(function) {
-            self.run_wasm(execution, function).await
-        } else {
-            self.run_on_worker(execution, function).await
-        };
-        self.metrics()
-            .execution(&execution.project_id, &function.id, runtime, &outcome);
-        if outcome.output.as_str() == Some(RESOURCE_MSG) {
-            self.metrics().oom_kill(runtime);
-        }
-        outcome
-    }
-
-    async fn run_on_worker(&self, execution: &Execution, function: &Function) -> Outcome {
-        let key = FunctionKey {
-            function_id: function.id.clone(),
-            version: execution.function_version,
-        };
-        let revision = Self::revision(function);
-        let load = || async { self.bind_spec(function) };
-        let lease_started = std::time::Instant::now();
-        let lease = match self.inner.pool.lease(&key, &revision, load).await {
-            Ok(lease) => {
-                if lease.cold {
-                    let runtime = function.runtime_id.as_deref().unwrap_or_default();
-                    self.metrics().cold_start(runtime, lease_started.elapsed());
-                }
-                lease
-            }
-            Err(PoolError::Bind { error, logs }) => {
-                let mut log = format!("Start execution: {}\n", execution.id);
-                log.push_str(&logs);
-                if !logs.is_empty() && !logs.ends_with('\n') {
-                    log.push('\n');
-                }
-                log.push_str(&format!("Finished execution: {}\n", execution.id));
-                return Outcome {
-                    logs: log,
-                    ..Outcome::error(
-                        ExecutionStatus::Failed,
-                        &format!(
-                            "Failed to load function {}: {error}",
-                            function.entry_or_default()
-                        ),
-                    )
-                };
-            }
-            Err(error) => {
-                tracing::error!(%error, execution_id = %execution.id, function_id = %function.id, "no worker for execution");
-                self.metrics().sandbox_failure("no_worker");
-                return Outcome::error(ExecutionStatus::Error, FAILED_MSG);
-            }
-        };
-        let (kwargs, args) = match execution.parsed_input() {
-            Input::None => (None, vec![]),
-            Input::Kwargs(map) => (Some(map), vec![]),
-            Input::Positional(raw) => (None, vec![raw]),
-        };
-        let cfg = &self.inner.config;
-        let req = ExecRequest {
-            execution_id: execution.id.clone(),
-            kwargs,
-            args,
-            timeout: Duration::from_secs(function.timeout as u64),
-            context: serde_json::json!({
-                "execution_id": execution.id,
-                "function_id": function.id,
-                "function_version": execution.function_version,
-                "project_id": function.project_id,
-                "request_id": execution.request_id,
-            }),
-            rlimits: Rlimits {
-                nofile: cfg.rlimit_nofile,
-                nproc: cfg.rlimit_nproc,
-                fsize: cfg.rlimit_fsize,
-            },
-            log_limit: cfg.log_limit,
-        };
-        let oom_before = lease.worker.usage().oom_kills;
-        match lease.worker.execute(&req).await {
-            Ok(reply) => {
-                let oom = lease.worker.usage().oom_kills > oom_before;
-                outcome_of(reply, oom)
-            }
-            Err(PoolError::Timeout) => Outcome {
-                duration: function.timeout as f64,
-                ..Outcome::error(ExecutionStatus::Failed, TIMEOUT_MSG)
-            },
-            Err(error) => {
-                let oom = lease.worker.usage().oom_kills > oom_before;
-                tracing::warn!(%error, execution_id = %execution.id, oom, "worker failed during execution");
-                Outcome::error(
-                    ExecutionStatus::Failed,
-                    if oom { RESOURCE_MSG } else { FAILED_MSG },
-                )
-            }
-        }
     }
 
     /// The async dispatcher: runs queued executions, at most `async_concurrency` at once.
@@ -377,28 +266,6 @@ impl Engine {
         self.get_execution(ctx, id).await?;
         self.inner.store.delete_execution(id).await?;
         Ok(())
-    }
-}
-
-/// Maps the shim's report to an outcome.
-fn outcome_of(reply: ExecReply, oom: bool) -> Outcome {
-    let status = if reply.success {
-        ExecutionStatus::Success
-    } else {
-        ExecutionStatus::Failed
-    };
-    let output = if !reply.success && oom && reply.reason != "timeout" {
-        serde_json::Value::String(RESOURCE_MSG.into())
-    } else {
-        reply.output
-    };
-    Outcome {
-        status,
-        output,
-        duration: reply.duration,
-        logs: reply.logs,
-        cpu_ms: reply.cpu_ms,
-        memory_peak_kb: reply.max_rss_kb,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Functions: create with a package, show, list, update (which retires the workers bound to
 //! the old definition), delete, download.
 
+use qinling_executor::ExecutorError;
 use qinling_store::{FunctionUpdate, Scope};
 use qinling_types::{
     Code, Error, Function, RequestContext, RuntimeKind, RuntimeStatus, new_id, now,
@@ -66,7 +67,7 @@ impl Engine {
         if let Some(m) = &req.memory_size {
             limits.memory_size = ranges.parse("memory", m)?;
         }
-        let network = self.parse_network(req.network.as_deref())?.unwrap_or(false);
+        let network = parse_network(req.network.as_deref())?.unwrap_or(false);
         let runtime_id = req
             .runtime_id
             .filter(|r| !r.is_empty())
@@ -83,23 +84,23 @@ impl Engine {
             )));
         }
         let kind = RuntimeKind::from_image(&runtime.image);
+        if network {
+            self.check_network(kind)?;
+        }
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
         let id = self.check_package(&package, req.md5sum.as_deref(), kind)?;
-        // A wasm function's module is compiled now (before the lock below: it may take a
-        // while), so an invalid one is refused with the reason and the first execution only
-        // instantiates it. Without an entry, the entry is the module's name in the package.
-        let entry = match kind {
-            Some(RuntimeKind::Wasm) => {
-                let name = self
-                    .compile_wasm(&package, &id.sha256, req.entry.as_deref())
-                    .await?;
-                req.entry.filter(|e| !e.is_empty()).unwrap_or(name)
-            }
-            _ => req
-                .entry
-                .filter(|e| !e.is_empty())
-                .unwrap_or_else(|| "main.main".into()),
-        };
+        // The executor checks the package now (before the lock below: compiling a wasm
+        // module may take a while), so one that cannot run is refused with the reason.
+        // Without an entry, the entry is the one the executor chose, else `main.main`.
+        let package = std::sync::Arc::new(package);
+        let chosen = self
+            .prepare_package(kind, &package, &id.sha256, req.entry.as_deref())
+            .await?;
+        let entry = req
+            .entry
+            .filter(|e| !e.is_empty())
+            .or(chosen)
+            .unwrap_or_else(|| "main.main".into());
         let function = Function {
             id: new_id(),
             name: req.name,
@@ -125,36 +126,57 @@ impl Engine {
         let _guard = self.inner.package_lock.lock().await;
         self.check_function_quota(&ctx.project_id, true, id.size as i64)
             .await?;
-        let existed = self.inner.packages.list().contains(&id.sha256);
-        self.inner.packages.put(&id, &package)?;
+        let existed = self.inner.packages.exists(&id.sha256).await;
+        self.inner.packages.store(&id, package.clone()).await?;
         if let Err(e) = self.inner.store.insert_function(&function).await {
             if !existed {
-                self.remove_package(&id.sha256);
+                self.remove_package(&id.sha256).await;
             }
             return Err(e.into());
         }
         Ok(function)
     }
 
-    /// The `network` field: a boolean, and `true` only where the sandbox can give functions
-    /// egress and the operator allows it.
-    fn parse_network(&self, value: Option<&str>) -> Result<Option<bool>, Error> {
-        let Some(value) = value else { return Ok(None) };
-        let on = match value.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            _ => {
-                return Err(Error::input(format!(
-                    "Invalid value for network: '{value}'. Expected true or false."
-                )));
-            }
+    /// Refuses outbound network access where the executor of the function's runtime
+    /// cannot give it (or the operator does not allow it).
+    fn check_network(&self, kind: Option<RuntimeKind>) -> Result<(), Error> {
+        let why = match kind {
+            Some(kind) => self.inner.executor.network_unavailable(kind),
+            None => Some("its runtime is not known".into()),
         };
-        if on && let Some(why) = self.inner.pool.network_unavailable() {
-            return Err(Error::input(format!(
+        match why {
+            Some(why) => Err(Error::input(format!(
                 "This function cannot have network access: {why}."
-            )));
+            ))),
+            None => Ok(()),
         }
-        Ok(Some(on))
+    }
+
+    /// Has the executor of `kind` check a package before it is stored; returns the entry
+    /// the executor chose, if it chooses one (a wasm package's module).
+    async fn prepare_package(
+        &self,
+        kind: Option<RuntimeKind>,
+        package: &std::sync::Arc<Vec<u8>>,
+        sha256: &str,
+        entry: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        let Some(kind) = kind else { return Ok(None) };
+        self.inner
+            .executor
+            .prepare(
+                kind,
+                package.clone(),
+                sha256,
+                entry.filter(|e| !e.is_empty()),
+            )
+            .await
+            .map_err(|e| match e {
+                ExecutorError::Invalid(why) => Error::input(why),
+                ExecutorError::TooLarge(why) => Error::TooLarge(why),
+                ExecutorError::Unavailable(why) => Error::Conflict(why),
+                e @ ExecutorError::Internal { .. } => Error::internal("checking the package", e),
+            })
     }
 
     /// Validates a package and its md5 against the size limit. A function of the wasm
@@ -172,7 +194,8 @@ impl Engine {
                 package.len()
             )));
         }
-        let id = if kind == Some(RuntimeKind::Wasm) && package.starts_with(crate::wasm::WASM_MAGIC)
+        let id = if kind == Some(RuntimeKind::Wasm)
+            && package.starts_with(crate::packages::WASM_MAGIC)
         {
             PackageStore::digest(package)
         } else {
@@ -200,7 +223,8 @@ impl Engine {
     }
 
     pub async fn function_package(&self, function: &Function) -> Result<Vec<u8>, Error> {
-        self.inner.packages.get(&function.package_sha256)
+        let package = self.inner.packages.read(&function.package_sha256).await?;
+        Ok(std::sync::Arc::unwrap_or_clone(package))
     }
 
     pub async fn update_function(
@@ -226,7 +250,7 @@ impl Engine {
         if let Some(m) = &req.memory_size {
             update.memory_size = Some(ranges.parse("memory", m)?);
         }
-        update.network = self.parse_network(req.network.as_deref())?;
+        update.network = parse_network(req.network.as_deref())?;
         let Code::Package {
             md5sum: current_md5,
         } = &current.code;
@@ -243,13 +267,17 @@ impl Engine {
         let kind = current
             .runtime_id
             .as_deref()
-            .and_then(|r| self.inner.pool.runtime_kind(r));
+            .and_then(|r| self.runtime_kind(r));
+        if update.network == Some(true) {
+            self.check_network(kind)?;
+        }
         let checked = match &req.package {
             Some(package) => Some(self.check_package(package, req.md5sum.as_deref(), kind)?),
             None => None,
         };
-        if kind == Some(RuntimeKind::Wasm) && (req.package.is_some() || update.entry.is_some()) {
-            // The module the updated function will run must compile before anything changes.
+        if req.package.is_some() || update.entry.is_some() {
+            // What the updated function will run must pass its executor's check before
+            // anything changes.
             let entry = match &update.entry {
                 Some(Some(e)) if !e.is_empty() => e.clone(),
                 Some(_) => Function {
@@ -261,13 +289,14 @@ impl Engine {
                 None => current.entry_or_default().to_string(),
             };
             let (package, sha) = match (&req.package, &checked) {
-                (Some(p), Some(pid)) => (p.clone(), pid.sha256.clone()),
+                (Some(p), Some(pid)) => (std::sync::Arc::new(p.clone()), pid.sha256.clone()),
                 _ => (
-                    self.inner.packages.get(&current.package_sha256)?,
+                    self.inner.packages.read(&current.package_sha256).await?,
                     current.package_sha256.clone(),
                 ),
             };
-            self.compile_wasm(&package, &sha, Some(&entry)).await?;
+            self.prepare_package(kind, &package, &sha, Some(&entry))
+                .await?;
         }
         let _guard = self.inner.package_lock.lock().await;
         let mut new_package = None;
@@ -275,8 +304,11 @@ impl Engine {
             let delta = pid.size as i64 - current.package_size as i64;
             self.check_function_quota(&current.project_id, false, delta)
                 .await?;
-            let existed = self.inner.packages.list().contains(&pid.sha256);
-            self.inner.packages.put(&pid, package)?;
+            let existed = self.inner.packages.exists(&pid.sha256).await;
+            self.inner
+                .packages
+                .store(&pid, std::sync::Arc::new(package.clone()))
+                .await?;
             update.package = Some((pid.md5.clone(), pid.sha256.clone(), pid.size));
             new_package = Some((pid.sha256, existed));
         }
@@ -284,7 +316,7 @@ impl Engine {
             Ok(Some(done)) => done,
             Ok(None) | Err(_) => {
                 if let Some((sha, false)) = &new_package {
-                    self.remove_package(sha);
+                    self.remove_package(sha).await;
                 }
                 return Err(Error::not_found("Function", id));
             }
@@ -293,7 +325,7 @@ impl Engine {
         if old_sha != function.package_sha256
             && self.inner.store.package_references(&old_sha).await? == 0
         {
-            self.remove_package(&old_sha);
+            self.remove_package(&old_sha).await;
         }
         // Workers bound to the old definition must not serve it any more.
         let definition_changed = update.package.is_some()
@@ -302,7 +334,7 @@ impl Engine {
             || update.memory_size.is_some()
             || update.network.is_some_and(|n| n != current.network);
         if definition_changed {
-            self.inner.pool.release(id, Some(0));
+            self.inner.executor.release(id, Some(0));
         }
         Ok(function)
     }
@@ -325,17 +357,30 @@ impl Engine {
         packages.dedup();
         for sha in packages {
             if self.inner.store.package_references(&sha).await? == 0 {
-                self.remove_package(&sha);
+                self.remove_package(&sha).await;
             }
         }
-        self.inner.pool.release(id, None);
+        self.inner.executor.release(id, None);
         Ok(())
     }
 
     /// Removes a package no function or version references any more, and what was
     /// compiled from it.
-    pub(crate) fn remove_package(&self, sha256: &str) {
-        self.inner.packages.remove(sha256);
-        self.forget_wasm(sha256);
+    pub(crate) async fn remove_package(&self, sha256: &str) {
+        self.inner.packages.discard(sha256).await;
+        self.inner.executor.forget_package(sha256);
+    }
+}
+
+/// The `network` field: a boolean (whether it may be `true` is checked against the
+/// function's runtime, `Engine::check_network`).
+fn parse_network(value: Option<&str>) -> Result<Option<bool>, Error> {
+    let Some(value) = value else { return Ok(None) };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(Some(true)),
+        "false" | "0" | "no" | "off" => Ok(Some(false)),
+        _ => Err(Error::input(format!(
+            "Invalid value for network: '{value}'. Expected true or false."
+        ))),
     }
 }

@@ -1,10 +1,13 @@
 //! The engine: every operation of the v1 API below the HTTP edge. It resolves and validates
-//! (ranges, ownership, states), records through the store, keeps packages, and runs
-//! executions on workers leased from the pool (or, for wasm functions, in this process) —
-//! synchronously for the caller, or from the durable queue for async executions.
+//! (ranges, ownership, states), records through the store, keeps packages, admits
+//! executions and runs them through the one execution seam, an
+//! [`Executor`](qinling_executor::Executor) — synchronously for the caller, or from the
+//! durable queue for async executions — and maps what a run reports to the recorded
+//! outcome, once (`executions.rs`).
 //!
 //! Invariants: the engine speaks domain types and [`qinling_types::Error`], never HTTP; it
-//! depends on the pool's API, never on a sandbox backend.
+//! depends on the executor trait only, never on an executor (pool, wasm) or a sandbox
+//! backend: the server binary chooses those.
 
 mod aliases;
 mod executions;
@@ -14,20 +17,21 @@ pub mod metrics;
 pub mod packages;
 pub mod policy;
 pub mod quotas;
+mod run;
 mod runtimes;
 pub mod tokens;
 pub mod usage;
 mod versions;
-mod wasm;
 pub mod webhooks;
 mod workers;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use qinling_pool::Pool;
+use qinling_executor::Executor;
 use qinling_store::Store;
-use qinling_types::LimitRanges;
+use qinling_types::{LimitRanges, RuntimeKind};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 pub use aliases::{CreateAlias, UpdateAlias};
@@ -61,9 +65,9 @@ pub struct EngineConfig {
     pub webhook_invocations_per_minute: u32,
     /// Whether this engine runs the job ticker (`jobs.rs`).
     pub job_ticker: bool,
-    /// The in-process runtime of wasm functions (`wasm.rs`); without it, runtimes of the
-    /// wasm kind show `error`.
-    pub wasm: Option<qinling_wasm::WasmRuntime>,
+    /// Most sync executions of one function version waiting to run while it is at its
+    /// concurrency limit; beyond, new ones are refused (HTTP 429).
+    pub max_waiting_per_function: usize,
 }
 
 impl Default for EngineConfig {
@@ -80,15 +84,18 @@ impl Default for EngineConfig {
             quotas: quotas::QuotaConfig::default(),
             webhook_invocations_per_minute: 60,
             job_ticker: true,
-            wasm: None,
+            max_waiting_per_function: 100,
         }
     }
 }
 
 struct Inner {
     store: Store,
-    pool: Pool,
+    /// Where executions run: the server's executors behind one router.
+    executor: Arc<dyn Executor>,
     packages: PackageStore,
+    /// The kind of each registered runtime (from its image), by runtime id.
+    kinds: RwLock<HashMap<String, RuntimeKind>>,
     config: EngineConfig,
     /// Serializes package writes and deletions with the rows that reference them, so that a
     /// package is never removed while a new function is about to use it.
@@ -105,8 +112,6 @@ struct Inner {
     metrics: metrics::Metrics,
     /// Recent invocations per webhook.
     webhook_rate: webhooks::RateLimiter,
-    /// In-flight executions per wasm function version (`wasm.rs`).
-    wasm_slots: wasm::Slots,
 }
 
 /// The engine. Cheap to clone.
@@ -120,7 +125,7 @@ impl Engine {
     /// dispatcher and the job ticker.
     pub async fn start(
         store: Store,
-        pool: Pool,
+        executor: Arc<dyn Executor>,
         packages: PackageStore,
         config: EngineConfig,
     ) -> Result<Engine, qinling_types::Error> {
@@ -132,8 +137,9 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
-                pool,
+                executor,
                 packages,
+                kinds: RwLock::new(HashMap::new()),
                 async_slots: Arc::new(Semaphore::new(config.async_concurrency.max(1))),
                 config,
                 package_lock: Mutex::new(()),
@@ -144,7 +150,6 @@ impl Engine {
                 slots: Default::default(),
                 metrics: metrics::Metrics::default(),
                 webhook_rate,
-                wasm_slots: wasm::Slots::default(),
             }),
         };
         engine.restore_runtimes().await?;
@@ -160,8 +165,8 @@ impl Engine {
         &self.inner.store
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.inner.pool
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.inner.executor
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -176,7 +181,7 @@ impl Engine {
         while self.inner.tasks.count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.inner.pool.shutdown();
+        self.inner.executor.shutdown();
     }
 }
 

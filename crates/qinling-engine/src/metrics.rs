@@ -26,7 +26,10 @@ pub struct LabelLimiter {
 
 impl LabelLimiter {
     pub fn new(max: usize) -> Self {
-        Self { seen: Mutex::new(HashSet::new()), max }
+        Self {
+            seen: Mutex::new(HashSet::new()),
+            max,
+        }
     }
 
     /// `value` if it was seen before or there is room for it, else [`OTHER`].
@@ -52,7 +55,10 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self { functions: LabelLimiter::new(MAX_LABEL_VALUES), projects: LabelLimiter::new(MAX_LABEL_VALUES) }
+        Self {
+            functions: LabelLimiter::new(MAX_LABEL_VALUES),
+            projects: LabelLimiter::new(MAX_LABEL_VALUES),
+        }
     }
 }
 
@@ -74,7 +80,8 @@ impl Metrics {
 
     /// A worker added for an execution (the time it took to get one).
     pub fn cold_start(&self, runtime: &str, took: Duration) {
-        metrics::histogram!("qinling_cold_start_seconds", "runtime" => runtime.to_string()).record(took.as_secs_f64());
+        metrics::histogram!("qinling_cold_start_seconds", "runtime" => runtime.to_string())
+            .record(took.as_secs_f64());
     }
 
     /// An execution whose worker hit its memory limit.
@@ -88,11 +95,19 @@ impl Metrics {
     }
 
     /// Sets the gauges read from current state (called before each scrape).
-    pub fn gauges(&self, queued: i64, function_workers: &[(String, usize)], pools: &[(String, usize, usize)]) {
+    pub fn gauges(
+        &self,
+        queued: i64,
+        function_workers: &[(String, usize)],
+        pools: &[(String, usize, usize)],
+    ) {
         metrics::gauge!("qinling_async_queue_depth").set(queued as f64);
-        let mut per_function: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut per_function: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         for (function, n) in function_workers {
-            *per_function.entry(self.functions.label(function)).or_default() += n;
+            *per_function
+                .entry(self.functions.label(function))
+                .or_default() += n;
         }
         for (function, n) in per_function {
             metrics::gauge!("qinling_function_workers", "function" => function).set(n as f64);
@@ -125,7 +140,7 @@ impl crate::Engine {
         &self.inner.metrics
     }
 
-    /// Sets the gauges from the current state of the pool and the queue; call before
+    /// Sets the gauges from the current state of the executors and the queue; call before
     /// rendering a scrape.
     pub async fn refresh_metrics(&self) {
         let queued = match self.inner.store.queued_executions().await {
@@ -135,7 +150,9 @@ impl crate::Engine {
                 0
             }
         };
-        let (functions, pools) = self.inner.pool.stats();
-        self.inner.metrics.gauges(queued, &functions, &pools);
+        let stats = self.inner.executor.stats();
+        self.inner
+            .metrics
+            .gauges(queued, &stats.workers_per_function, &stats.pools);
     }
 }

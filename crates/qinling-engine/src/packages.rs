@@ -8,7 +8,10 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use md5::Digest as _;
+use qinling_executor::{ExecutorError, Packages};
 use qinling_types::Error;
 
 /// Digests of a stored package.
@@ -108,6 +111,60 @@ impl PackageStore {
         }
         out.sort();
         out
+    }
+}
+
+/// The first bytes of every WebAssembly binary module (a wasm function's package may be a
+/// bare module instead of a zip).
+pub(crate) const WASM_MAGIC: &[u8] = b"\0asm";
+
+/// The store as the engine's async code uses it: every file operation (reads, fsyncs,
+/// renames, removals) runs on the blocking pool, never on an async worker thread.
+impl PackageStore {
+    /// Whether a package is stored (one `stat`, not a walk of the directory).
+    pub async fn exists(&self, sha256: &str) -> bool {
+        let path = self.path(sha256);
+        tokio::fs::try_exists(path).await.unwrap_or(false)
+    }
+
+    /// Reads a stored package.
+    pub async fn read(&self, sha256: &str) -> Result<Arc<Vec<u8>>, Error> {
+        let (store, sha256) = (self.clone(), sha256.to_string());
+        blocking(move || store.get(&sha256).map(Arc::new)).await
+    }
+
+    /// Stores a validated package (see [`PackageStore::put`]).
+    pub async fn store(&self, id: &PackageId, bytes: Arc<Vec<u8>>) -> Result<(), Error> {
+        let (store, id) = (self.clone(), id.clone());
+        blocking(move || store.put(&id, &bytes)).await
+    }
+
+    /// Removes a package (see [`PackageStore::remove`]).
+    pub async fn discard(&self, sha256: &str) {
+        let (store, sha256) = (self.clone(), sha256.to_string());
+        let _ = blocking(move || {
+            store.remove(&sha256);
+            Ok(())
+        })
+        .await;
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal("a package file operation", e))?
+}
+
+/// Executors read packages through this (binding a worker, loading a wasm module).
+#[async_trait::async_trait]
+impl Packages for PackageStore {
+    async fn get(&self, sha256: &str) -> Result<Arc<Vec<u8>>, ExecutorError> {
+        self.read(sha256)
+            .await
+            .map_err(|e| ExecutorError::internal("reading a package", e))
     }
 }
 

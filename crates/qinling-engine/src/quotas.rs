@@ -290,7 +290,7 @@ impl Engine {
             .await?;
         Ok(functions
             .iter()
-            .map(|f| self.inner.pool.workers(&f.id, None).len() as i64)
+            .map(|f| self.inner.executor.workers(&f.id, None).len() as i64)
             .sum())
     }
 

@@ -1,13 +1,10 @@
-//! Runtimes: create (which registers a worker pool), update, delete, and restoring pools at
-//! start-up.
+//! Runtimes: create (which registers the runtime with the executor of its kind and probes
+//! it), update, delete, and restoring them at start-up.
 
 use qinling_store::{RuntimeUpdate, Scope};
 use qinling_types::{Error, RequestContext, Runtime, RuntimeKind, RuntimeStatus, new_id, now};
 
 use crate::Engine;
-
-/// Serializes the runtime writes of start-up (built-in inserts, probe status updates).
-static RUNTIME_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A validated runtime-create request.
 #[derive(Debug, Clone)]
@@ -89,36 +86,27 @@ impl Engine {
         Ok((runtime, probe))
     }
 
-    /// Registers the runtime's pool and, in a task, marks it `available` once a
-    /// worker has started (or `error` if none can).
+    /// Registers the runtime with the executor that runs its kind (which fills its pool of
+    /// pre-started workers, where it keeps one) and, in a task, marks it `available` once
+    /// the executor's probe passes (or `error` if it fails).
     fn activate_runtime(&self, id: String, kind: RuntimeKind) -> tokio::task::JoinHandle<()> {
-        self.inner.pool.add_runtime(&id, kind);
+        self.register_runtime(&id, kind);
         let engine = self.clone();
         tokio::spawn(async move {
-            let status = if kind.runs_in_process() {
-                // Nothing to start: the runtime is there if this server built it.
-                if engine.wasm().is_some() {
-                    RuntimeStatus::Available
-                } else {
-                    tracing::error!(runtime_id = %id, "the wasm runtime is not set up on this server");
+            let status = match engine.inner.executor.probe(kind).await {
+                Ok(()) => RuntimeStatus::Available,
+                Err(error) => {
+                    tracing::error!(%error, runtime_id = %id, "the runtime cannot run functions here");
                     RuntimeStatus::Error
-                }
-            } else {
-                match engine.inner.pool.probe(kind).await {
-                    Ok(()) => RuntimeStatus::Available,
-                    Err(error) => {
-                        tracing::error!(%error, runtime_id = %id, "runtime workers cannot start");
-                        RuntimeStatus::Error
-                    }
                 }
             };
             let update = RuntimeUpdate {
                 status: Some(status),
                 ..Default::default()
             };
-            // Start-up registers several runtimes whose probes end together; their writes
-            // are serialized so that SQLite never sees them race (SQLITE_BUSY).
-            let _serial = RUNTIME_WRITES.lock().await;
+            // Start-up probes several runtimes that end together; their writes need no lock
+            // of ours: `update_runtime` begins with `BEGIN IMMEDIATE` (`Store::begin_write`),
+            // so each waits for SQLite's write lock through the busy timeout.
             if let Err(error) = engine.inner.store.update_runtime(&id, &update).await {
                 tracing::error!(%error, runtime_id = %id, "could not record the runtime's status");
             }
@@ -206,7 +194,6 @@ impl Engine {
                 is_public: true,
                 trusted: true,
             };
-            let _serial = RUNTIME_WRITES.lock().await;
             probes.push(self.insert_runtime(&ctx, req).await?.1);
         }
         Ok(probes)
@@ -259,8 +246,8 @@ impl Engine {
                         "Runtime {id} is still in use by functions."
                     )));
                 }
-                self.inner.pool.remove_runtime(id);
-                self.inner.pool.add_runtime(id, new_kind);
+                self.deactivate_runtime(id);
+                self.register_runtime(id, new_kind);
             }
             update.image = Some(image);
         }
@@ -276,8 +263,27 @@ impl Engine {
         if !self.inner.store.delete_runtime(id).await? {
             return Err(Error::NotAllowed(format!("Runtime {id} is still in use.")));
         }
-        self.inner.pool.remove_runtime(id);
+        self.deactivate_runtime(id);
         Ok(())
+    }
+
+    /// Records a runtime's kind and registers it with the executor of that kind.
+    fn register_runtime(&self, id: &str, kind: RuntimeKind) {
+        self.inner
+            .kinds
+            .write()
+            .expect("runtime kinds lock")
+            .insert(id.to_string(), kind);
+        self.inner.executor.add_runtime(id, kind);
+    }
+
+    fn deactivate_runtime(&self, id: &str) {
+        self.inner
+            .kinds
+            .write()
+            .expect("runtime kinds lock")
+            .remove(id);
+        self.inner.executor.remove_runtime(id);
     }
 
     /// Pool capacity of a runtime (`GET /v1/runtimes/{id}/pool`).
@@ -285,10 +291,10 @@ impl Engine {
         &self,
         ctx: &RequestContext,
         id: &str,
-    ) -> Result<qinling_pool::Capacity, Error> {
+    ) -> Result<qinling_executor::Capacity, Error> {
         self.get_runtime(ctx, id).await?;
         self.inner
-            .pool
+            .executor
             .capacity(id)
             .ok_or_else(|| Error::not_found("Runtime", id))
     }

@@ -85,7 +85,8 @@ impl Engine {
 
     /// The package of a version, for download.
     pub async fn version_package(&self, version: &FunctionVersion) -> Result<Vec<u8>, Error> {
-        self.inner.packages.get(&version.package_sha256)
+        let package = self.inner.packages.read(&version.package_sha256).await?;
+        Ok(std::sync::Arc::unwrap_or_clone(package))
     }
 
     /// Deletes a version of the caller's own function, unless a job, webhook or alias uses
@@ -131,9 +132,9 @@ impl Engine {
             return Err(version_not_found(function_id, n));
         };
         if store.package_references(&deleted.package_sha256).await? == 0 {
-            self.remove_package(&deleted.package_sha256);
+            self.remove_package(&deleted.package_sha256).await;
         }
-        self.inner.pool.release(&function.id, Some(n));
+        self.inner.executor.release(&function.id, Some(n));
         Ok(())
     }
 

@@ -1,12 +1,10 @@
-//! Function workers as the engine sees them: what a worker of a function is bound to (its
-//! revision and bind spec, shared by executions and the worker API) and the admin operations
-//! of reference §3.3 and §3.4 — list, scale up, scale down, detach, per function version.
+//! Function workers as the engine sees them: admission of sync executions (the one 429
+//! rule, over the [`Load`](qinling_executor::Load) any executor reports) and the admin
+//! operations of reference §3.3 and §3.4 — list, scale up, scale down, detach, per function
+//! version — passed to the executor that runs the function's runtime.
 
-use std::sync::Arc;
-
-use qinling_pool::Limits;
-use qinling_pool::{BindSpec, FunctionKey, PoolError, WorkerInfo};
-use qinling_types::{Error, Function, RequestContext};
+use qinling_executor::{FunctionKey, WorkerInfo};
+use qinling_types::{Error, RequestContext, RuntimeKind};
 
 use crate::Engine;
 
@@ -14,64 +12,37 @@ use crate::Engine;
 pub const MAX_SCALE_COUNT: usize = 100;
 
 impl Engine {
-    /// What a function's workers are bound to; a change (new package, entry, limits or
-    /// network access) retires the bound workers.
-    pub(crate) fn revision(function: &Function) -> String {
-        format!(
-            "{}:{}:{}:{}:{}",
-            function.package_sha256,
-            function.entry_or_default(),
-            function.cpu,
-            function.memory_size,
-            if function.network { "net" } else { "lo" }
-        )
+    /// The kind of a registered runtime.
+    pub(crate) fn runtime_kind(&self, runtime_id: &str) -> Option<RuntimeKind> {
+        self.inner
+            .kinds
+            .read()
+            .expect("runtime kinds lock")
+            .get(runtime_id)
+            .copied()
     }
 
-    /// Everything needed to bind a worker to `function`: its package, entry and limits.
-    pub(crate) fn bind_spec(&self, function: &Function) -> Result<BindSpec, PoolError> {
-        let package = self
-            .inner
-            .packages
-            .get(&function.package_sha256)
-            .map_err(|e| PoolError::Package(e.to_string()))?;
-        let runtime_id = function.runtime_id.clone().unwrap_or_default();
-        // The pool knows every registered runtime's kind (from its image).
-        let kind = self
-            .inner
-            .pool
-            .runtime_kind(&runtime_id)
-            .ok_or(PoolError::NoLauncher("unregistered runtime"))?;
-        Ok(BindSpec {
-            runtime_id,
-            kind,
-            entry: function.entry_or_default().to_string(),
-            package: Arc::new(package),
-            limits: Limits {
-                memory_bytes: function.memory_size,
-                cpu_millis: function.cpu,
-                ..self.inner.pool.config().pool_limits
-            },
-            network: function.network,
-        })
-    }
-
-    /// Refuses a sync execution when its function is at its concurrency limit and enough
-    /// executions already wait (async ones wait in the durable queue instead).
+    /// Refuses a sync execution when its function version runs as many executions as it
+    /// may and enough already wait (async ones wait in the durable queue instead).
     pub(crate) fn admit(&self, function_id: &str, version: i64) -> Result<(), Error> {
         let key = FunctionKey {
             function_id: function_id.to_string(),
             version,
         };
-        if let Some(refused) = self.wasm_saturated(&key) {
-            return Err(refused);
+        let Some(load) = self.inner.executor.load(&key) else {
+            return Ok(());
+        };
+        if !load.at_capacity || load.waiting < self.inner.config.max_waiting_per_function {
+            return Ok(());
         }
-        match self.inner.pool.saturated(&key) {
-            None => Ok(()),
-            Some(s) => Err(Error::TooMany(format!(
-                "Function {function_id} is at its concurrency limit: {} workers run {} executions and {} more are waiting. Retry later, or run it asynchronously.",
-                s.workers, s.running, s.waiting
-            ))),
-        }
+        let running = match load.workers {
+            Some(workers) => format!("{workers} workers run {} executions", load.running),
+            None => format!("{} executions run", load.running),
+        };
+        Err(Error::TooMany(format!(
+            "Function {function_id} is at its concurrency limit: {running} and {} more are waiting. Retry later, or run it asynchronously.",
+            load.waiting
+        )))
     }
 
     /// The workers of a function, all versions or one.
@@ -82,7 +53,7 @@ impl Engine {
         version: Option<i64>,
     ) -> Result<Vec<WorkerInfo>, Error> {
         self.get_function(ctx, id).await?;
-        Ok(self.inner.pool.workers(id, version))
+        Ok(self.inner.executor.workers(id, version))
     }
 
     /// Adds `count` workers to a version of a function (0: the function itself), bound to
@@ -96,8 +67,9 @@ impl Engine {
     ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         let function = self.function_at_version(function, version).await?;
-        if self.runs_in_process(&function) {
-            // A wasm function has no workers to add: every execution gets its own instance.
+        let definition = self.definition(&function)?;
+        if definition.kind.runs_in_process() {
+            // No workers to add: every execution gets its own instance.
             return Ok(());
         }
         self.check_worker_quota(&function.project_id, count).await?;
@@ -105,12 +77,9 @@ impl Engine {
             function_id: function.id.clone(),
             version,
         };
-        let spec = self
-            .bind_spec(&function)
-            .map_err(|e| Error::internal("loading the function package", e))?;
         self.inner
-            .pool
-            .scale_up(&key, &Self::revision(&function), &spec, count)
+            .executor
+            .scale_up(&key, &definition, count)
             .await
             .map_err(|e| Error::internal(format!("scaling up function {id}"), e))
     }
@@ -125,7 +94,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         let function = self.function_at_version(function, version).await?;
-        self.inner.pool.scale_down(
+        self.inner.executor.scale_down(
             &FunctionKey {
                 function_id: function.id,
                 version,
@@ -140,24 +109,10 @@ impl Engine {
     pub async fn detach(&self, ctx: &RequestContext, id: &str, version: i64) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         let function = self.function_at_version(function, version).await?;
-        if self.runs_in_process(&function)
-            && let Some(wasm) = self.wasm()
-        {
-            wasm.evict(&qinling_wasm::ModuleKey {
-                package: function.package_sha256.clone(),
-                entry: function.entry_or_default().to_string(),
-            });
+        if let Ok(definition) = self.definition(&function) {
+            self.inner.executor.evict(&definition);
         }
-        self.inner.pool.release(&function.id, Some(version));
+        self.inner.executor.release(&function.id, Some(version));
         Ok(())
-    }
-
-    /// Whether `function`'s runtime runs executions in this process (wasm).
-    pub(crate) fn runs_in_process(&self, function: &Function) -> bool {
-        let runtime_id = function.runtime_id.as_deref().unwrap_or_default();
-        self.inner
-            .pool
-            .runtime_kind(runtime_id)
-            .is_some_and(|k| k.runs_in_process())
     }
 }

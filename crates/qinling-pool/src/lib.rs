@@ -1,29 +1,39 @@
-//! Warm workers. Per runtime, a pool of pre-started, unbound workers (interpreter already up);
-//! per function version, the bound workers that serve it. [`Pool::lease`] applies Qinling's
-//! scaling rule — add a worker when a version has none or when running executions per worker
-//! would exceed `function_concurrency` — and hands out the least-loaded worker.
+//! Warm workers: the pooled native executor. Per runtime, a pool of pre-started, unbound
+//! workers (interpreter already up); per function version, the bound workers that serve it.
+//! [`Pool::lease`] applies Qinling's scaling rule (`scaling.rs`) under the version's lock
+//! and hands out the least-loaded worker; `executor.rs` makes the pool one
+//! [`qinling_executor::Executor`] among others.
 //!
 //! The pool never touches the store and never names a sandbox backend: it gets an
-//! `Arc<dyn Sandbox>` and a [`Launcher`] per runtime kind from the server binary.
+//! `Arc<dyn Sandbox>`, a [`Launcher`] per runtime kind and the package source from the
+//! server binary. `config.rs` holds its settings, `reconcile.rs` the two reconcilers (idle
+//! release, pool refill), `worker.rs` one worker and its protocol channel.
 
+mod config;
+mod executor;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 mod protocol;
+mod reconcile;
+mod scaling;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::OsString;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use qinling_executor::{Capacity, FunctionKey, Load, Packages, Revision, Stats, WorkerInfo};
 use qinling_sandbox::{LaunchSpec, Sandbox, SandboxError};
 use qinling_types::RuntimeKind;
 use tokio::sync::Notify;
 
+pub use config::{Launcher, PoolConfig};
 pub use protocol::{ExecReply, Rlimits};
 pub use qinling_sandbox::Limits;
 pub use worker::{ExecRequest, Worker};
+
+use scaling::{Bounds, Decision, View};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -42,78 +52,6 @@ pub enum PoolError {
     NoLauncher(&'static str),
     #[error("loading the package failed: {0}")]
     Package(String),
-}
-
-/// Why an execution cannot be admitted now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Saturated {
-    pub workers: usize,
-    pub running: usize,
-    pub waiting: usize,
-}
-
-/// How to start a worker of one runtime kind.
-#[derive(Debug, Clone)]
-pub struct Launcher {
-    pub program: PathBuf,
-    pub args: Vec<OsString>,
-    pub env: Vec<(OsString, OsString)>,
-    pub read_only_paths: Vec<PathBuf>,
-    /// The sandbox's pid 1 reaps orphans around the program (see `LaunchSpec::reaper`).
-    pub reaper: bool,
-}
-
-/// Pool settings.
-#[derive(Debug, Clone)]
-pub struct PoolConfig {
-    /// Pre-started workers kept per runtime (0 = pool off: every worker starts on demand).
-    pub pool_size: usize,
-    /// Running executions per worker above which another worker is added.
-    pub function_concurrency: usize,
-    /// How long a starting worker may take to say it is ready.
-    pub ready_timeout: Duration,
-    /// How long loading a function (unzip + import) may take.
-    pub bind_timeout: Duration,
-    /// Limits of an unbound pool worker.
-    pub pool_limits: Limits,
-    /// Whether functions may be given outbound network access at all (an operator's switch;
-    /// pre-started pool workers never have it).
-    pub allow_network: bool,
-    /// Most workers one function version may have (its concurrency limit is this times
-    /// `function_concurrency`); beyond, executions wait for a free slot.
-    pub max_workers_per_function: usize,
-    /// Most sync executions of one function version waiting for a slot; beyond, new ones
-    /// are refused (HTTP 429).
-    pub max_waiting_per_function: usize,
-    /// A function worker idle this long is released (scale to zero).
-    pub idle_timeout: Duration,
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        Self {
-            pool_size: 3,
-            function_concurrency: 3,
-            ready_timeout: Duration::from_secs(20),
-            bind_timeout: Duration::from_secs(60),
-            pool_limits: Limits {
-                memory_bytes: 256 * 1024 * 1024,
-                cpu_millis: 1000,
-                ..Limits::default()
-            },
-            allow_network: true,
-            max_workers_per_function: 10,
-            max_waiting_per_function: 100,
-            idle_timeout: Duration::from_secs(3600),
-        }
-    }
-}
-
-/// Identifies the workers of one function version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FunctionKey {
-    pub function_id: String,
-    pub version: i64,
 }
 
 /// What binding a worker to a function needs; loaded only when a worker must be added.
@@ -141,9 +79,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let mut s = self.fw.state.lock().expect("function workers lock");
         s.running = s.running.saturating_sub(1);
-        self.worker
-            .leases
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.worker.leases.fetch_sub(1, Ordering::SeqCst);
         drop(s);
         // A slot is free: an execution waiting for one may take it.
         self.fw.changed.notify_waiters();
@@ -158,11 +94,27 @@ struct FunctionWorkers {
 
 #[derive(Default)]
 struct FwState {
-    /// What the workers were bound to (package hash, entry, limits); a change retires them.
-    revision: String,
+    /// What the workers were bound to; a change retires them.
+    revision: Revision,
     workers: Vec<Arc<Worker>>,
     running: usize,
     starting: usize,
+}
+
+impl FwState {
+    /// Moves to `revision` (workers bound to another serve no new executions: busy ones
+    /// finish what they run and die with their last lease) and forgets dead workers.
+    fn settle(&mut self, revision: &Revision) {
+        if self.revision != *revision {
+            self.workers.clear();
+            self.revision = revision.clone();
+        }
+        self.workers.retain(|w| !w.is_dead());
+    }
+
+    fn leases(&self) -> Vec<usize> {
+        self.workers.iter().map(|w| w.leases()).collect()
+    }
 }
 
 struct RuntimePool {
@@ -175,6 +127,7 @@ struct Inner {
     sandbox: Arc<dyn Sandbox>,
     config: PoolConfig,
     launchers: HashMap<RuntimeKind, Launcher>,
+    packages: Arc<dyn Packages>,
     runtimes: Mutex<HashMap<String, RuntimePool>>,
     functions: Mutex<HashMap<FunctionKey, Arc<FunctionWorkers>>>,
     refill: Arc<Notify>,
@@ -187,56 +140,26 @@ pub struct Pool {
     inner: Arc<Inner>,
 }
 
-/// One row of the worker listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerInfo {
-    pub function_id: String,
-    pub function_version: i64,
-    pub worker_name: String,
-}
-
-/// Capacity of a runtime's pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capacity {
-    pub total: usize,
-    pub available: usize,
-}
-
-enum Decision {
-    Use(Arc<Worker>),
-    Scale,
-    Wait,
-}
-
 impl Pool {
+    /// A pool that starts workers of the kinds in `launchers` in `sandbox`, and loads
+    /// functions' packages from `packages`. Starts the reconcilers.
     pub fn new(
         sandbox: Arc<dyn Sandbox>,
         config: PoolConfig,
         launchers: HashMap<RuntimeKind, Launcher>,
+        packages: Arc<dyn Packages>,
     ) -> Pool {
         let inner = Arc::new(Inner {
             sandbox,
             config,
             launchers,
+            packages,
             runtimes: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
             refill: Arc::new(Notify::new()),
             counter: AtomicU64::new(0),
         });
-        let weak = Arc::downgrade(&inner);
-        let refill = inner.refill.clone();
-        tokio::spawn(async move {
-            // The refill reconciler: keeps each runtime's pool at its size. Runs on demand
-            // and once a second; holds only a weak reference so the pool can be dropped.
-            loop {
-                let Some(inner) = weak.upgrade() else { return };
-                let pool = Pool { inner };
-                pool.reap_idle();
-                pool.refill_once().await;
-                drop(pool);
-                let _ = tokio::time::timeout(Duration::from_secs(1), refill.notified()).await;
-            }
-        });
+        reconcile::start(&inner);
         Pool { inner }
     }
 
@@ -244,8 +167,11 @@ impl Pool {
         &self.inner.config
     }
 
-    pub fn sandbox_name(&self) -> &'static str {
-        self.inner.sandbox.name()
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            concurrency: self.inner.config.function_concurrency,
+            max_workers: self.inner.config.max_workers_per_function,
+        }
     }
 
     /// Why functions cannot be given outbound network access here, or `None` when they can.
@@ -258,8 +184,7 @@ impl Pool {
         self.inner.sandbox.network_unavailable()
     }
 
-    /// Registers a runtime so that its pool is filled (a runtime that runs in process has
-    /// no pool, but the pool still answers its kind). Idempotent.
+    /// Registers a runtime so that its pool is filled. Idempotent.
     pub fn add_runtime(&self, runtime_id: &str, kind: RuntimeKind) {
         self.inner
             .runtimes
@@ -272,12 +197,6 @@ impl Pool {
                 starting: 0,
             });
         self.inner.refill.notify_one();
-    }
-
-    /// The kind of a registered runtime.
-    pub fn runtime_kind(&self, runtime_id: &str) -> Option<RuntimeKind> {
-        let runtimes = self.inner.runtimes.lock().expect("runtimes lock");
-        runtimes.get(runtime_id).map(|rp| rp.kind)
     }
 
     /// Stops a runtime's pool workers.
@@ -301,14 +220,13 @@ impl Pool {
         let rp = runtimes.get(runtime_id)?;
         let available = rp.idle.iter().filter(|w| !w.is_dead()).count();
         Some(Capacity {
-            total: self.pool_size(rp.kind).max(available),
+            total: self.inner.config.pool_size.max(available),
             available,
         })
     }
 
-    /// Bound workers per function (id, count; versions summed) and each runtime's pool
-    /// (id, available, target), for metrics.
-    pub fn stats(&self) -> (Vec<(String, usize)>, Vec<(String, usize, usize)>) {
+    /// Bound workers per function and each runtime's pool, for metrics.
+    pub fn stats(&self) -> Stats {
         let mut per_function: HashMap<String, usize> = HashMap::new();
         for (key, fw) in self.inner.functions.lock().expect("functions lock").iter() {
             let n = fw
@@ -331,74 +249,13 @@ impl Pool {
                 (
                     id.clone(),
                     rp.idle.iter().filter(|w| !w.is_dead()).count(),
-                    self.pool_size(rp.kind),
+                    self.inner.config.pool_size,
                 )
             })
             .collect();
-        (per_function.into_iter().collect(), pools)
-    }
-
-    /// Waits until every registered runtime's pool is full (or `timeout` passes).
-    pub async fn wait_filled(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let full = {
-                let runtimes = self.inner.runtimes.lock().expect("runtimes lock");
-                runtimes
-                    .values()
-                    .all(|rp| rp.idle.len() >= self.pool_size(rp.kind))
-            };
-            if full {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Pre-started workers wanted for a runtime of `kind`: none for a runtime whose
-    /// executions run in the server's process.
-    fn pool_size(&self, kind: RuntimeKind) -> usize {
-        if kind.runs_in_process() {
-            0
-        } else {
-            self.inner.config.pool_size
-        }
-    }
-
-    async fn refill_once(&self) {
-        let todo: Vec<(String, RuntimeKind)> = {
-            let mut runtimes = self.inner.runtimes.lock().expect("runtimes lock");
-            let mut todo = Vec::new();
-            for (id, rp) in runtimes.iter_mut() {
-                let want = self.pool_size(rp.kind);
-                rp.idle.retain(|w| !w.is_dead());
-                while rp.idle.len() + rp.starting < want {
-                    rp.starting += 1;
-                    todo.push((id.clone(), rp.kind));
-                }
-            }
-            todo
-        };
-        for (runtime_id, kind) in todo {
-            let started = self
-                .launch(kind, &self.inner.config.pool_limits, false)
-                .await;
-            let mut runtimes = self.inner.runtimes.lock().expect("runtimes lock");
-            match (runtimes.get_mut(&runtime_id), started) {
-                (Some(rp), Ok(w)) => {
-                    rp.starting -= 1;
-                    rp.idle.push_back(w);
-                }
-                (Some(rp), Err(error)) => {
-                    rp.starting -= 1;
-                    tracing::warn!(%error, runtime_id = %runtime_id, "pool worker failed to start");
-                }
-                (None, Ok(w)) => w.kill(),
-                (None, Err(_)) => {}
-            }
+        Stats {
+            workers_per_function: per_function.into_iter().collect(),
+            pools,
         }
     }
 
@@ -433,27 +290,30 @@ impl Pool {
         Worker::start(name, proc, self.inner.config.ready_timeout).await
     }
 
+    fn function_workers(&self, key: &FunctionKey) -> Arc<FunctionWorkers> {
+        self.inner
+            .functions
+            .lock()
+            .expect("functions lock")
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
     /// A worker for one execution of `key`, adding one if the scaling rule says so.
     /// `revision` names what the workers must be bound to; `load` is called only when a
     /// worker has to be bound.
     pub async fn lease<F, Fut>(
         &self,
         key: &FunctionKey,
-        revision: &str,
+        revision: &Revision,
         load: F,
     ) -> Result<Lease, PoolError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<BindSpec, PoolError>>,
     {
-        let fw = self
-            .inner
-            .functions
-            .lock()
-            .expect("functions lock")
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let fw = self.function_workers(key);
         fw.state.lock().expect("function workers lock").running += 1;
         // From here on the running count is ours; the guard gives it back on every early return.
         let mut claim = Claim {
@@ -465,38 +325,30 @@ impl Pool {
             let notified = fw.changed.notified();
             let decision = {
                 let mut s = fw.state.lock().expect("function workers lock");
-                if s.revision != revision {
-                    // Workers bound to an older definition serve no new executions; busy
-                    // ones finish what they run and die when their last lease drops.
-                    s.workers.clear();
-                    s.revision = revision.to_string();
-                }
-                s.workers.retain(|w| !w.is_dead());
-                let n = s.workers.len() + s.starting;
-                let cfg = &self.inner.config;
-                if n == 0
-                    || (s.running > n * cfg.function_concurrency
-                        && n < cfg.max_workers_per_function)
-                {
-                    s.starting += 1;
-                    Decision::Scale
-                } else if let Some(w) = s
-                    .workers
-                    .iter()
-                    .filter(|w| w.leases() < self.inner.config.function_concurrency)
-                    .min_by_key(|w| w.leases())
-                    .cloned()
-                {
-                    // Counted under the lock, so a burst of waiters woken together spreads
-                    // over the workers instead of piling onto the first one ready.
-                    w.leases.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    Decision::Use(w)
-                } else {
-                    Decision::Wait
+                s.settle(revision);
+                let leases = s.leases();
+                let view = View {
+                    leases: &leases,
+                    starting: s.starting,
+                    running: s.running,
+                };
+                match scaling::decide(view, self.bounds()) {
+                    Decision::Scale => {
+                        s.starting += 1;
+                        None
+                    }
+                    Decision::Use(i) => {
+                        // Counted under the lock, so a burst of waiters woken together
+                        // spreads over the workers instead of piling onto the first one ready.
+                        let w = s.workers[i].clone();
+                        w.leases.fetch_add(1, Ordering::SeqCst);
+                        Some(Some(w))
+                    }
+                    Decision::Wait => Some(None),
                 }
             };
             match decision {
-                Decision::Use(worker) => {
+                Some(Some(worker)) => {
                     claim.armed = false;
                     return Ok(Lease {
                         worker,
@@ -504,8 +356,8 @@ impl Pool {
                         cold: false,
                     });
                 }
-                Decision::Wait => notified.await,
-                Decision::Scale => {
+                Some(None) => notified.await,
+                None => {
                     let started = match load.take() {
                         Some(load) => match load().await {
                             Ok(spec) => self.start_bound(key, &spec).await,
@@ -519,10 +371,8 @@ impl Pool {
                     s.starting -= 1;
                     fw.changed.notify_waiters();
                     let worker = started?;
-                    worker
-                        .leases
-                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if s.revision == revision {
+                    worker.leases.fetch_add(1, Ordering::SeqCst);
+                    if s.revision == *revision {
                         s.workers.push(worker.clone());
                     }
                     drop(s);
@@ -581,22 +431,18 @@ impl Pool {
         Ok(worker)
     }
 
-    /// Whether a new sync execution of `key` would wait beyond the bound: every worker the
-    /// function may have is there and busy, and `max_waiting_per_function` already wait.
-    pub fn saturated(&self, key: &FunctionKey) -> Option<Saturated> {
+    /// How busy `key` is, for admission (see `scaling::load`).
+    pub fn load(&self, key: &FunctionKey) -> Option<Load> {
         let functions = self.inner.functions.lock().expect("functions lock");
         let fw = functions.get(key)?;
         let s = fw.state.lock().expect("function workers lock");
-        let cfg = &self.inner.config;
-        let workers = s.workers.len() + s.starting;
-        let leased: usize = s.workers.iter().map(|w| w.leases()).sum();
-        let waiting = s.running.saturating_sub(leased);
-        (workers >= cfg.max_workers_per_function && waiting >= cfg.max_waiting_per_function)
-            .then_some(Saturated {
-                workers,
-                running: leased,
-                waiting,
-            })
+        let leases = s.leases();
+        let view = View {
+            leases: &leases,
+            starting: s.starting,
+            running: s.running,
+        };
+        Some(scaling::load(view, self.bounds()))
     }
 
     /// Adds `count` workers bound to `spec` (at most up to `max_workers_per_function`), and
@@ -606,25 +452,14 @@ impl Pool {
     pub async fn scale_up(
         &self,
         key: &FunctionKey,
-        revision: &str,
+        revision: &Revision,
         spec: &BindSpec,
         count: usize,
     ) -> Result<(), PoolError> {
-        let fw = self
-            .inner
-            .functions
-            .lock()
-            .expect("functions lock")
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let fw = self.function_workers(key);
         let todo = {
             let mut s = fw.state.lock().expect("function workers lock");
-            if s.revision != revision {
-                s.workers.clear();
-                s.revision = revision.to_string();
-            }
-            s.workers.retain(|w| !w.is_dead());
+            s.settle(revision);
             let room = self
                 .inner
                 .config
@@ -637,7 +472,7 @@ impl Pool {
         let starts: Vec<_> = (0..todo)
             .map(|_| {
                 let (pool, fw, key, spec) = (self.clone(), fw.clone(), key.clone(), spec.clone());
-                let revision = revision.to_string();
+                let revision = revision.clone();
                 tokio::spawn(async move {
                     let started = pool.start_bound(&key, &spec).await;
                     let mut s = fw.state.lock().expect("function workers lock");
@@ -689,25 +524,6 @@ impl Pool {
         }
     }
 
-    /// The idle reconciler: releases function workers unused for `idle_timeout`.
-    fn reap_idle(&self) {
-        let idle_timeout = self.inner.config.idle_timeout;
-        let mut functions = self.inner.functions.lock().expect("functions lock");
-        functions.retain(|key, fw| {
-            let mut s = fw.state.lock().expect("function workers lock");
-            s.workers.retain(|w| {
-                let expired = !w.is_dead() && w.leases() == 0 && w.idle_for() >= idle_timeout;
-                if expired {
-                    tracing::info!(worker = %w.name, function_id = %key.function_id, version = key.version, "releasing an idle worker");
-                    w.kill();
-                }
-                !expired && !w.is_dead()
-            });
-            // Forget functions with nothing left, unless an execution is on its way.
-            !(s.workers.is_empty() && s.running == 0 && s.starting == 0)
-        });
-    }
-
     /// The workers bound to a function (all versions, or one).
     pub fn workers(&self, function_id: &str, version: Option<i64>) -> Vec<WorkerInfo> {
         let functions = self.inner.functions.lock().expect("functions lock");
@@ -745,7 +561,7 @@ impl Pool {
                     w.kill();
                 }
             }
-            s.revision.clear();
+            s.revision = Revision::none();
             false
         });
     }
@@ -783,6 +599,16 @@ impl Pool {
             }
         }
     }
+
+    /// Checks that workers of `kind` start: launches one (with the pool's limits) and
+    /// stops it again.
+    pub async fn probe(&self, kind: RuntimeKind) -> Result<(), PoolError> {
+        let worker = self
+            .launch(kind, &self.inner.config.pool_limits, false)
+            .await?;
+        worker.kill();
+        Ok(())
+    }
 }
 
 /// Gives back a lease's running count if the lease is never handed out.
@@ -797,18 +623,6 @@ impl Drop for Claim {
             let mut s = self.fw.state.lock().expect("function workers lock");
             s.running = s.running.saturating_sub(1);
         }
-    }
-}
-
-impl Pool {
-    /// Checks that workers of `kind` start: launches one and keeps it in the runtime's
-    /// pool if the pool has room, else stops it.
-    pub async fn probe(&self, kind: RuntimeKind) -> Result<(), PoolError> {
-        let worker = self
-            .launch(kind, &self.inner.config.pool_limits, false)
-            .await?;
-        worker.kill();
-        Ok(())
     }
 }
 

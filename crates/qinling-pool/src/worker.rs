@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use qinling_sandbox::{Control, Limits, SandboxedProcess, Usage};
-use tokio::process::ChildStdin;
+use qinling_sandbox::{Control, Limits, SandboxedProcess, Usage, Writer};
 use tokio::sync::oneshot;
 
 use crate::PoolError;
@@ -58,10 +57,9 @@ const PONG_KEY: &str = "\0pong";
 pub struct Worker {
     pub name: String,
     pid: Option<u32>,
-    stdin: tokio::sync::Mutex<ChildStdin>,
+    stdin: tokio::sync::Mutex<Writer>,
     shared: Arc<Shared>,
     control: Box<dyn Control>,
-    child: Mutex<Option<tokio::process::Child>>,
     in_flight: AtomicUsize,
     /// Executions leased to this worker (waiting to send or running); the pool's scaling
     /// rule counts these, under the function's lock.
@@ -86,10 +84,11 @@ impl Worker {
         ready_timeout: Duration,
     ) -> Result<Arc<Worker>, PoolError> {
         let SandboxedProcess {
-            child,
+            pid,
             stdin,
             mut stdout,
             control,
+            exit: _,
         } = proc;
         let shared = Arc::new(Shared {
             waiters: Mutex::new(HashMap::new()),
@@ -101,14 +100,12 @@ impl Worker {
             .lock()
             .expect("waiters lock")
             .insert(READY_KEY.into(), ready_tx);
-        let pid = child.id();
         let worker = Arc::new(Worker {
             name: name.clone(),
             pid,
             stdin: tokio::sync::Mutex::new(stdin),
             shared: shared.clone(),
             control,
-            child: Mutex::new(Some(child)),
             in_flight: AtomicUsize::new(0),
             leases: AtomicUsize::new(0),
             last_used: Mutex::new(Instant::now()),
@@ -186,16 +183,10 @@ impl Worker {
         self.control.set_limits(limits).map_err(PoolError::Sandbox)
     }
 
-    /// Kills the worker and everything it started. Idempotent.
+    /// Kills the worker and everything it started (the sandbox reaps its main process).
+    /// Idempotent.
     pub fn kill(&self) {
         self.control.kill_all();
-        if let Some(mut child) = self.child.lock().expect("child lock").take() {
-            let _ = child.start_kill();
-            // Reap in the background so no zombie is left.
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
-        }
         self.shared.fail_all("worker was killed");
     }
 
@@ -335,9 +326,6 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.control.kill_all();
-        if let Some(child) = self.child.get_mut().ok().and_then(|c| c.as_mut()) {
-            let _ = child.start_kill();
-        }
     }
 }
 

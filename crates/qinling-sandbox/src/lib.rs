@@ -1,16 +1,22 @@
 //! The sandbox seam: how a worker process is started and confined.
 //!
-//! The pool and engine see only [`Sandbox`] and [`SandboxedProcess`]; which backend runs a
-//! worker (a plain process for `--insecure-no-sandbox`, the Linux jail, later a microVM or a
-//! Kubernetes pod) is chosen once, by the server binary. A sandboxed process talks to its
-//! owner over two pipes (its stdin and stdout) carrying the framed worker protocol; this crate
-//! knows nothing of that protocol, nor of the store.
+//! The pool sees only [`Sandbox`] and [`SandboxedProcess`]; which backend runs a worker (a
+//! plain process for `--insecure-no-sandbox`, the Linux jail, later a microVM or a
+//! Kubernetes pod) is chosen once, by the server binary. A sandboxed process is a byte
+//! channel to its owner (for a process: its stdin and stdout) carrying the framed worker
+//! protocol, a [`Control`] handle and its [`Exit`]; nothing of `tokio::process` shows, so a
+//! test can drive the pool with an in-memory fake. This crate knows nothing of the
+//! protocol, nor of the store.
 
 pub mod jail;
 mod process;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::ExitStatus;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 
 pub use jail::{JailConfig, JailSandbox};
 pub use process::ProcessSandbox;
@@ -79,20 +85,65 @@ pub struct Usage {
     pub oom_kills: u64,
 }
 
-/// A started worker process.
+/// The worker's side of the channel: what it writes (its stdout).
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The owner's side of the channel: what the worker reads (its stdin).
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A started worker.
 pub struct SandboxedProcess {
-    pub child: tokio::process::Child,
-    pub stdin: tokio::process::ChildStdin,
-    pub stdout: tokio::process::ChildStdout,
+    /// The host pid of its main process, where it has one.
+    pub pid: Option<u32>,
+    /// Bytes to the worker.
+    pub stdin: Writer,
+    /// Bytes from the worker.
+    pub stdout: Reader,
     /// Backend-specific handle: limits, usage and clean-up.
     pub control: Box<dyn Control>,
+    /// Resolves when the worker's main process has exited (and was reaped).
+    pub exit: Exit,
 }
 
 impl std::fmt::Debug for SandboxedProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxedProcess")
-            .field("pid", &self.child.id())
+            .field("pid", &self.pid)
             .finish()
+    }
+}
+
+/// The end of a worker's main process. A started child is owned by a task that reaps it as
+/// soon as it exits (no zombie is ever left, whoever holds the worker) and publishes its
+/// status here.
+#[derive(Debug, Clone)]
+pub struct Exit(watch::Receiver<Option<ExitStatus>>);
+
+impl Exit {
+    /// Reaps `child` in a task of its own (it must run inside a tokio runtime).
+    pub fn of_child(mut child: tokio::process::Child) -> Exit {
+        let (tx, exit) = Exit::channel();
+        tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                let _ = tx.send(Some(status));
+            }
+        });
+        exit
+    }
+
+    /// An exit that the holder of the sender reports (an in-memory worker's).
+    pub fn channel() -> (watch::Sender<Option<ExitStatus>>, Exit) {
+        let (tx, rx) = watch::channel(None);
+        (tx, Exit(rx))
+    }
+
+    /// Waits for the exit; `None` if it can no longer be known (the reaper went away).
+    pub async fn wait(&mut self) -> Option<ExitStatus> {
+        self.0.wait_for(Option::is_some).await.ok().and_then(|s| *s)
+    }
+
+    /// Whether the main process has exited.
+    pub fn has_exited(&self) -> bool {
+        self.0.borrow().is_some()
     }
 }
 
@@ -103,7 +154,8 @@ pub trait Control: Send + Sync {
     fn set_limits(&self, limits: &Limits) -> Result<(), SandboxError>;
     /// Current resource use.
     fn usage(&self) -> Usage;
-    /// Kills every process of the worker, including any that left its process group.
+    /// Kills every process of the worker, its main process included, and any that left its
+    /// process group.
     fn kill_all(&self);
 }
 

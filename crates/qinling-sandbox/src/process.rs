@@ -4,7 +4,7 @@
 
 use std::process::Stdio;
 
-use crate::{Control, LaunchSpec, Limits, Sandbox, SandboxError, SandboxedProcess, Usage};
+use crate::{Control, Exit, LaunchSpec, Limits, Sandbox, SandboxError, SandboxedProcess, Usage};
 
 /// Starts workers as plain child processes.
 #[derive(Debug, Default, Clone)]
@@ -67,14 +67,16 @@ impl Sandbox for ProcessSandbox {
             name: spec.name.clone(),
             source,
         })?;
-        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+        let pid = child.id();
+        let pgid = pid.map(|p| p as i32).unwrap_or(0);
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         Ok(SandboxedProcess {
-            child,
-            stdin,
-            stdout,
+            pid,
+            stdin: Box::new(stdin),
+            stdout: Box::new(stdout),
             control: Box::new(ProcessControl { pgid }),
+            exit: Exit::of_child(child),
         })
     }
 

@@ -11,12 +11,14 @@
 //! clocks and randomness. No preopened directory, no socket: WASI calls on paths or
 //! sockets fail with `EBADF`/`ENOTSUP`-style errnos.
 //!
-//! This crate knows nothing of functions, executions or the store: the engine maps its
-//! [`Report`] to an execution outcome.
+//! [`WasmExecutor`] (`executor.rs`) puts this runtime behind the execution seam; below it,
+//! the runtime knows nothing of functions, executions or the store, and the executor knows
+//! them only as the seam's neutral nouns.
 
 mod cache;
 mod capture;
 pub mod examples;
+mod executor;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
 use crate::capture::Capture;
+
+pub use executor::WasmExecutor;
 
 /// The only import module a function's module may use.
 const WASI_P1: &str = "wasi_snapshot_preview1";

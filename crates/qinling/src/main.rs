@@ -51,7 +51,11 @@ fn main() -> std::process::ExitCode {
         Command::Token(token_args) => token::main(token_args),
         Command::BenchFloor { listen } => bench::floor_main(listen),
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&qinling_api::openapi::document()).expect("a JSON value serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&qinling_api::openapi::document())
+                    .expect("a JSON value serializes")
+            );
             std::process::ExitCode::SUCCESS
         }
         Command::Cli(cmd) => cli::main(cmd),

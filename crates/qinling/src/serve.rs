@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use qinling_executor::{Executor, Executors, Packages};
 use qinling_pool::{Launcher, Pool, PoolConfig};
 use qinling_sandbox::Sandbox;
 use qinling_types::RuntimeKind;
@@ -390,48 +391,68 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             "the nodejs runtime is unavailable (set --node or QINLING_NODE)"
         ),
     }
+    let store = qinling_store::Store::open(&cfg.data_dir.join("qinling.sqlite"))
+        .await
+        .context("opening the database")?;
+    let packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
+        .context("opening the package directory")?;
+    let package_source: Arc<dyn Packages> = Arc::new(packages.clone());
+    // The one place that chooses where executions run: native runtimes on pooled workers
+    // in the sandbox, wasm in this process (without the wasm runtime, wasm runtimes show
+    // `error`).
     let pool = Pool::new(
         sandbox,
         PoolConfig {
             pool_size: cfg.pool_size,
             function_concurrency: cfg.function_concurrency,
             max_workers_per_function: cfg.max_workers_per_function,
-            max_waiting_per_function: cfg.max_waiting_per_function,
             idle_timeout: Duration::from_secs(cfg.worker_idle_timeout),
             allow_network: cfg.allow_network,
             ..PoolConfig::default()
         },
         launchers,
+        package_source.clone(),
     );
-    let store = qinling_store::Store::open(&cfg.data_dir.join("qinling.sqlite"))
-        .await
-        .context("opening the database")?;
-    let packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
-        .context("opening the package directory")?;
-    // wasm functions run in this process; without the runtime they show `error`.
+    let mut executors = Executors::new().with(
+        &[
+            RuntimeKind::Python3,
+            RuntimeKind::Nodejs,
+            RuntimeKind::Custom,
+        ],
+        Arc::new(pool),
+    );
     let mut wasm_cfg = qinling_wasm::WasmConfig::new(cfg.data_dir.join("wasm"));
     wasm_cfg.max_memory_bytes = cfg.limits.memory.max;
-    let wasm = match qinling_wasm::WasmRuntime::new(wasm_cfg) {
-        Ok(wasm) => Some(wasm),
+    match qinling_wasm::WasmRuntime::new(wasm_cfg) {
+        Ok(wasm) => {
+            let in_flight = cfg.max_workers_per_function * cfg.function_concurrency;
+            let wasm = qinling_wasm::WasmExecutor::new(
+                wasm,
+                package_source,
+                in_flight,
+                cfg.max_package_bytes,
+            );
+            executors = executors.with(&[RuntimeKind::Wasm], Arc::new(wasm));
+        }
         Err(error) => {
             tracing::warn!(
                 error = format!("{:#}", anyhow::Error::from(error)),
                 "the wasm runtime is unavailable"
             );
-            None
         }
-    };
+    }
+    let executor: Arc<dyn Executor> = Arc::new(executors);
     let engine_cfg = qinling_engine::EngineConfig {
         limits: cfg.limits,
-        wasm,
         max_package_bytes: cfg.max_package_bytes,
         max_input_bytes: cfg.max_input_bytes,
+        max_waiting_per_function: cfg.max_waiting_per_function,
         quotas: cfg.quotas.engine_config(&cfg.auth),
         webhook_invocations_per_minute: cfg.webhook_invocations_per_minute,
         ..Default::default()
     };
     let engine =
-        qinling_engine::Engine::start(store.clone(), pool.clone(), packages, engine_cfg).await?;
+        qinling_engine::Engine::start(store.clone(), executor, packages, engine_cfg).await?;
     let state = qinling_api::AppState {
         engine: engine.clone(),
         config: qinling_api::ApiConfig {

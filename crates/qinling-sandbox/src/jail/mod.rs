@@ -74,7 +74,7 @@ pub use net::find_slirp4netns;
 #[cfg(target_arch = "x86_64")]
 pub use seccomp::DENIED as SECCOMP_DENIED;
 
-use crate::{Control, LaunchSpec, Limits, Sandbox, SandboxError, SandboxedProcess, Usage};
+use crate::{Control, Exit, LaunchSpec, Limits, Sandbox, SandboxError, SandboxedProcess, Usage};
 use cgroup::{Layout, Mounts, WorkerCgroup};
 use plan::{Entry, Host};
 use setup::InitConfig;
@@ -423,10 +423,11 @@ impl Sandbox for JailSandbox {
             _net: net,
         };
         Ok(SandboxedProcess {
-            child,
-            stdin,
-            stdout,
+            pid: Some(pid),
+            stdin: Box::new(stdin),
+            stdout: Box::new(stdout),
             control: Box::new(control),
+            exit: Exit::of_child(child),
         })
     }
 

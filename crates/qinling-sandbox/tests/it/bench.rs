@@ -16,7 +16,7 @@ async fn median_ready_ms(sb: &dyn Sandbox, spec: &LaunchSpec, n: usize) -> (f64,
         assert_eq!(read_line(&mut out).await, "1");
         times.push(t0.elapsed().as_secs_f64() * 1000.0);
         drop(p.stdin);
-        let _ = p.child.wait().await;
+        let _ = p.exit.wait().await;
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (times[n / 2], times[n * 9 / 10])

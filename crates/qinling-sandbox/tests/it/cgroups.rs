@@ -11,7 +11,7 @@ async fn waiting_worker(
     sb: &JailSandbox,
     script: &str,
     limits: Limits,
-) -> (SandboxedProcess, BufReader<tokio::process::ChildStdout>) {
+) -> (SandboxedProcess, BufReader<qinling_sandbox::Reader>) {
     let mut spec = sh(&format!("{script} echo ready; read x"));
     spec.limits = limits;
     let mut p = launch(sb, &spec);
@@ -21,14 +21,9 @@ async fn waiting_worker(
     (p, out)
 }
 
-/// A placeholder stdout (a finished `true`), so the real one can be read through a BufReader.
-fn dummy_stdout() -> tokio::process::ChildStdout {
-    #[expect(clippy::disallowed_methods, reason = "a throwaway pipe in a test")]
-    let mut c = tokio::process::Command::new("/bin/true")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdout.take().unwrap()
+/// A placeholder stdout (an empty reader), so the real one can be read through a BufReader.
+fn dummy_stdout() -> qinling_sandbox::Reader {
+    Box::new(tokio::io::empty())
 }
 
 #[tokio::test]
@@ -44,7 +39,7 @@ async fn set_limits_rewrites_a_live_worker() {
         },
     )
     .await;
-    let monitor = p.child.id().unwrap();
+    let monitor = p.pid.unwrap();
     let mem = cgroup_dir(monitor, "memory").expect("memory cgroup");
     let memsw = mem.join("memory.memsw.limit_in_bytes");
     let files: Vec<PathBuf> = [mem.join("memory.limit_in_bytes"), memsw.clone()]
@@ -97,7 +92,7 @@ async fn kill_all_leaves_no_process() {
     // Processes that left the runtime's process group and session, and a daemonised one.
     let script = "setsid sleep 100 & (sleep 100 &); sleep 100 &";
     let (mut p, _out) = waiting_worker(&sb, script, Limits::default()).await;
-    let monitor = p.child.id().unwrap();
+    let monitor = p.pid.unwrap();
     let dirs: Vec<PathBuf> = ["", "memory", "pids"]
         .iter()
         .filter_map(|c| cgroup_dir(monitor, c))
@@ -125,7 +120,7 @@ async fn kill_all_leaves_no_process() {
             .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'));
         assert!(!running, "{pid} survived: {state}");
     }
-    assert_eq!(p.child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(p.exit.wait().await.unwrap().signal(), Some(libc::SIGKILL));
 }
 
 /// A worker that has used up its cpu quota (here, processes spinning at the smallest quota)
@@ -137,7 +132,7 @@ async fn kill_all_is_prompt_for_a_throttled_worker() {
     let sb = sandbox();
     let script = "i=0; while [ $i -lt 60 ]; do (while :; do :; done) & i=$((i+1)); done;";
     let (mut p, _out) = waiting_worker(&sb, script, Limits::default()).await;
-    let monitor = p.child.id().unwrap();
+    let monitor = p.pid.unwrap();
     let pids = cgroup_dir(monitor, "pids").expect("pids cgroup");
     let throttled = Limits {
         cpu_millis: 10,
@@ -152,7 +147,7 @@ async fn kill_all_is_prompt_for_a_throttled_worker() {
     let took = t0.elapsed();
     assert_eq!(read(&pids.join("cgroup.procs")), "", "members left");
     assert!(took < Duration::from_millis(500), "kill_all took {took:?}");
-    assert_eq!(p.child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(p.exit.wait().await.unwrap().signal(), Some(libc::SIGKILL));
 }
 
 #[tokio::test]
@@ -160,7 +155,7 @@ async fn dropping_the_worker_removes_its_cgroups() {
     require_root!();
     let sb = sandbox();
     let (p, out) = waiting_worker(&sb, "sleep 100 &", Limits::default()).await;
-    let monitor = p.child.id().unwrap();
+    let monitor = p.pid.unwrap();
     let dirs: Vec<PathBuf> = ["", "memory", "cpu", "pids"]
         .iter()
         .filter_map(|c| cgroup_dir(monitor, c))
@@ -214,7 +209,7 @@ async fn cgroup_v2_where_the_kernel_offers_it() {
         },
     )
     .await;
-    let monitor = p.child.id().unwrap();
+    let monitor = p.pid.unwrap();
     let v2 = cgroup_dir(monitor, "").expect("a v2 group");
     assert!(v2.join("cgroup.kill").exists());
     assert!(

@@ -24,7 +24,7 @@ async fn runs_unprivileged_without_capabilities() {
          CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2"
     );
     // On the host the runtime is uid 65534, not root: its monitor's only child.
-    let monitor = p.child.id().unwrap();
+    let monitor = p.pid.unwrap();
     let children = read(Path::new(&format!(
         "/proc/{monitor}/task/{monitor}/children"
     )));
@@ -41,7 +41,7 @@ async fn runs_unprivileged_without_capabilities() {
         ["Uid:", "65534", "65534", "65534", "65534"]
     );
     drop(p.stdin);
-    assert!(p.child.wait().await.unwrap().success());
+    assert!(p.exit.wait().await.unwrap().success());
 }
 
 #[tokio::test]
@@ -235,7 +235,7 @@ async fn network_true_reaches_out_through_its_own_stack() {
     let mut spec = py(&code);
     spec.network = true;
     let mut p = launch(&sb, &spec);
-    let init_pid = p.child.id().unwrap();
+    let init_pid = p.pid.unwrap();
     drop(p.stdin);
     let mut stdout = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut p.stdout, &mut stdout)
@@ -257,7 +257,7 @@ async fn network_true_reaches_out_through_its_own_stack() {
     std::io::Read::read_exact(&mut conn, &mut buf).unwrap();
     assert_eq!(&buf, b"hi");
     assert_eq!(slirp_for(init_pid), 1, "one stack while the worker lives");
-    p.child.wait().await.unwrap();
+    p.exit.wait().await.unwrap();
     drop(p.control);
     assert_eq!(slirp_for(init_pid), 0, "the stack is gone with the worker");
 }

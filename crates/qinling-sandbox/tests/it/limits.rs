@@ -16,7 +16,7 @@ async fn memory_limit_kills_and_usage_reports_it() {
     drop(p.stdin);
     let mut stdout = String::new();
     p.stdout.read_to_string(&mut stdout).await.unwrap();
-    let status = p.child.wait().await.unwrap();
+    let status = p.exit.wait().await.unwrap();
     assert_eq!(stdout, "");
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
     let usage = p.control.usage();
@@ -66,7 +66,7 @@ async fn pids_limit_stops_a_fork_bomb() {
         // The runtime and the jail's monitor count: `pids` processes in all, runtime included.
         assert_eq!(read_line(&mut out).await, format!("{want} EAGAIN"));
         p.control.kill_all();
-        assert_eq!(p.child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+        assert_eq!(p.exit.wait().await.unwrap().signal(), Some(libc::SIGKILL));
     }
     // The host is fine.
     assert!(

@@ -139,7 +139,7 @@ pub async fn run_with(sb: &JailSandbox, spec: &LaunchSpec, input: &str) -> Outpu
     .await
     .expect("worker finishes")
     .unwrap();
-    let status = p.child.wait().await.unwrap();
+    let status = p.exit.wait().await.unwrap();
     Output { status, stdout }
 }
 
@@ -148,7 +148,7 @@ pub async fn run(sb: &JailSandbox, spec: &LaunchSpec) -> Output {
 }
 
 /// Reads one line from a worker's stdout.
-pub async fn read_line(reader: &mut BufReader<tokio::process::ChildStdout>) -> String {
+pub async fn read_line(reader: &mut BufReader<qinling_sandbox::Reader>) -> String {
     let mut line = String::new();
     tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line))
         .await

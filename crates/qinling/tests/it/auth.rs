@@ -108,7 +108,13 @@ impl<'a> As<'a> {
 }
 
 /// `qinling token create` on the server's data directory; returns the secret.
-pub(crate) fn make_token(srv: &Server, project: &str, user: &str, roles: &str, expires_in: &str) -> String {
+pub(crate) fn make_token(
+    srv: &Server,
+    project: &str,
+    user: &str,
+    roles: &str,
+    expires_in: &str,
+) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_qinling"))
         .args(["token", "create", "--project", project, "--user", user])
         .args(["--roles", roles, "--expires-in", expires_in])
