@@ -22,7 +22,7 @@ echo "== cargo test (workspace)"
 cargo test --workspace --locked 2>&1
 
 echo "== python shim tests"
-(cd crates/qinling-pool && python3 -m unittest -v shims/test_python3.py 2>&1)
+(cd crates/qinling-runtimes && python3 -m unittest -v shims/test_python3.py 2>&1)
 
 echo "== python-qinlingclient against a live server"
 export OSC_VENV="${OSC_VENV:-$PWD/.venv-osc/bin}"

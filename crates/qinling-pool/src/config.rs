@@ -1,22 +1,8 @@
-//! The pool's settings ([`PoolConfig`]) and how a worker of each runtime kind is started
-//! ([`Launcher`]), both given by the server binary.
+//! The pool's settings ([`PoolConfig`]), given by the server binary.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use qinling_sandbox::Limits;
-
-/// How to start a worker of one runtime kind.
-#[derive(Debug, Clone)]
-pub struct Launcher {
-    pub program: PathBuf,
-    pub args: Vec<OsString>,
-    pub env: Vec<(OsString, OsString)>,
-    pub read_only_paths: Vec<PathBuf>,
-    /// The sandbox's pid 1 reaps orphans around the program (see `LaunchSpec::reaper`).
-    pub reaper: bool,
-}
 
 /// Pool settings.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncWrite, WriteHalf};
 use tokio::sync::Notify;
 
-use crate::protocol::{read_frame, write_frame};
+use qinling_runtimes::protocol::{read_frame, write_frame};
 
 /// A package whose bind fails with an import error.
 pub const FAIL_BIND: &[u8] = b"fail-bind";

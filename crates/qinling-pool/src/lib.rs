@@ -13,9 +13,10 @@ mod config;
 mod executor;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
-mod protocol;
 mod reconcile;
 mod scaling;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
@@ -28,8 +29,9 @@ use qinling_sandbox::{LaunchSpec, Sandbox, SandboxError};
 use qinling_types::RuntimeKind;
 use tokio::sync::Notify;
 
-pub use config::{Launcher, PoolConfig};
-pub use protocol::{ExecReply, Rlimits};
+pub use config::PoolConfig;
+pub use qinling_runtimes::Launcher;
+pub use qinling_runtimes::protocol::{ExecReply, Rlimits};
 pub use qinling_sandbox::Limits;
 pub use worker::{ExecRequest, Worker};
 
@@ -624,14 +626,4 @@ impl Drop for Claim {
             s.running = s.running.saturating_sub(1);
         }
     }
-}
-
-/// The runtime shims, embedded so the binary is self-contained.
-pub mod shims {
-    /// The python3 worker shim (`shims/python3.py`).
-    pub const PYTHON3: &str = include_str!("../shims/python3.py");
-    /// The nodejs worker shim (`shims/nodejs.js`): a supervisor and its executors.
-    pub const NODEJS: &str = include_str!("../shims/nodejs.js");
-    /// The custom-runtime worker shim (`shims/custom.py`): runs the package's own executable.
-    pub const CUSTOM: &str = include_str!("../shims/custom.py");
 }

@@ -11,7 +11,7 @@ use qinling_sandbox::{Control, Limits, SandboxedProcess, Usage, Writer};
 use tokio::sync::oneshot;
 
 use crate::PoolError;
-use crate::protocol::{ExecReply, Reply, Request, Rlimits, read_frame, write_frame};
+use qinling_runtimes::protocol::{ExecReply, Reply, Request, Rlimits, read_frame, write_frame};
 
 /// Everything one execution needs from the worker.
 #[derive(Debug, Clone)]

@@ -8,6 +8,9 @@
 //! test can drive the pool with an in-memory fake. This crate knows nothing of the
 //! protocol, nor of the store.
 
+// Every unsafe block says why it is sound (checked by clippy in CI).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod jail;
 mod process;
 

@@ -4,7 +4,6 @@
 use qinling_cli as cli;
 mod auth;
 mod bench;
-mod runtimes;
 mod serve;
 mod token;
 

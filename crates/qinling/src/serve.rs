@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use qinling_executor::{Executor, Executors, Packages};
-use qinling_pool::{Launcher, Pool, PoolConfig};
+use qinling_pool::{Pool, PoolConfig};
 use qinling_sandbox::Sandbox;
 use qinling_types::RuntimeKind;
 use serde::Deserialize;
@@ -295,61 +295,6 @@ fn init_logging(format: &str) {
     }
 }
 
-/// The real interpreter behind `python` (which may be a wrapper such as a pyenv shim) and
-/// its installation prefix, which the sandbox must show read-only.
-fn resolve_python(python: &Path) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "a one-off host probe at start-up, not a function worker"
-    )]
-    let out = std::process::Command::new(python)
-        .args([
-            "-I",
-            "-c",
-            "import sys; print(sys.executable); print(sys.base_prefix)",
-        ])
-        .output()
-        .with_context(|| {
-            format!(
-                "running {} (set --python or QINLING_PYTHON)",
-                python.display()
-            )
-        })?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let exe = PathBuf::from(lines.next().unwrap_or_default());
-    let prefix = PathBuf::from(lines.next().unwrap_or_default());
-    Ok((exe, vec![prefix]))
-}
-
-fn python_launcher(cfg: &Config, shim_dir: &Path) -> anyhow::Result<Launcher> {
-    let (exe, prefixes) = resolve_python(&cfg.python)?;
-    let shim = shim_dir.join("python3.py");
-    std::fs::write(&shim, qinling_pool::shims::PYTHON3)
-        .with_context(|| format!("writing {}", shim.display()))?;
-    let mut read_only_paths = prefixes;
-    read_only_paths.push(shim_dir.to_path_buf());
-    Ok(Launcher {
-        program: exe,
-        args: vec!["-I".into(), "-B".into(), shim.into_os_string()],
-        env: vec![
-            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-            ("LANG".into(), "C.UTF-8".into()),
-            ("HOME".into(), "/tmp".into()),
-            ("TMPDIR".into(), "/tmp".into()),
-        ],
-        read_only_paths,
-        reaper: false,
-    })
-}
-
 fn choose_sandbox(cfg: &Config) -> anyhow::Result<Arc<dyn Sandbox>> {
     if cfg.insecure_no_sandbox {
         tracing::warn!(
@@ -375,14 +320,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(sandbox = sandbox.name(), "{why}");
     }
     let mut launchers = HashMap::new();
-    let python = python_launcher(&cfg, &shim_dir)?;
+    let python = qinling_runtimes::python_launcher(&cfg.python, &shim_dir)
+        .context("the python3 runtime (set --python or QINLING_PYTHON)")?;
     launchers.insert(
         RuntimeKind::Custom,
-        crate::runtimes::custom_launcher(&python, &shim_dir)?,
+        qinling_runtimes::custom_launcher(&python, &shim_dir)?,
     );
     launchers.insert(RuntimeKind::Python3, python);
     // Node is optional: without it the nodejs runtime is registered but shows `error`.
-    match crate::runtimes::node_launcher(&cfg.node, &shim_dir) {
+    match qinling_runtimes::node_launcher(&cfg.node, &shim_dir) {
         Ok(launcher) => {
             launchers.insert(RuntimeKind::Nodejs, launcher);
         }

@@ -18,6 +18,12 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+mod floor;
+mod measure;
+
+pub use floor::floor_main;
+use measure::{Dist, Target, Throughput, client, dist, latency, post_json, throughput};
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Seconds of the throughput run (after a one-second warm-up).
@@ -129,128 +135,6 @@ impl Proc {
     fn pid(&self) -> Option<u32> {
         self.child.id()
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .tcp_nodelay(true)
-        .build()
-        .expect("http client")
-}
-
-async fn post_json(c: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
-    let r = c.post(url).json(body).send().await?;
-    let status = r.status();
-    let v: Value = r.json().await?;
-    if !status.is_success() {
-        bail!("POST {url}: {status}: {v}");
-    }
-    Ok(v)
-}
-
-/// Percentiles of a sample, in milliseconds.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-struct Dist {
-    n: usize,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-}
-
-fn dist(mut d: Vec<Duration>) -> Dist {
-    d.sort();
-    let at = |q: f64| {
-        d.get(((d.len() as f64 * q).ceil() as usize).saturating_sub(1))
-            .map_or(f64::NAN, |x| x.as_secs_f64() * 1e3)
-    };
-    Dist {
-        n: d.len(),
-        p50_ms: at(0.50),
-        p90_ms: at(0.90),
-        p99_ms: at(0.99),
-        max_ms: at(1.0),
-    }
-}
-
-/// One execution request and a check of its answer.
-#[derive(Clone)]
-struct Target {
-    url: String,
-    body: Value,
-}
-
-impl Target {
-    async fn call(&self, c: &reqwest::Client) -> anyhow::Result<()> {
-        let v = post_json(c, &self.url, &self.body).await?;
-        if v["status"] != "success" {
-            bail!("execution did not succeed: {v}");
-        }
-        Ok(())
-    }
-}
-
-async fn latency(t: &Target, requests: usize) -> anyhow::Result<Dist> {
-    let c = client();
-    for _ in 0..requests / 10 + 1 {
-        t.call(&c).await?;
-    }
-    let mut out = Vec::with_capacity(requests);
-    for _ in 0..requests {
-        let start = Instant::now();
-        t.call(&c).await?;
-        out.push(start.elapsed());
-    }
-    Ok(dist(out))
-}
-
-#[derive(Debug, serde::Serialize)]
-struct Throughput {
-    clients: usize,
-    seconds: f64,
-    requests: u64,
-    per_second: f64,
-    latency: Dist,
-}
-
-async fn throughput(t: &Target, clients: usize, secs: u64) -> anyhow::Result<Throughput> {
-    let run = |secs: f64| {
-        let tasks: Vec<_> = (0..clients)
-            .map(|_| {
-                let t = t.clone();
-                tokio::spawn(async move {
-                    let c = client();
-                    let end = Instant::now() + Duration::from_secs_f64(secs);
-                    let mut lat = Vec::new();
-                    while Instant::now() < end {
-                        let start = Instant::now();
-                        t.call(&c).await?;
-                        lat.push(start.elapsed());
-                    }
-                    anyhow::Ok(lat)
-                })
-            })
-            .collect();
-        async move {
-            let start = Instant::now();
-            let mut all = Vec::new();
-            for task in tasks {
-                all.extend(task.await??);
-            }
-            anyhow::Ok((all, start.elapsed()))
-        }
-    };
-    run(1.0).await?;
-    let (lat, elapsed) = run(secs as f64).await?;
-    let n = lat.len() as u64;
-    Ok(Throughput {
-        clients,
-        seconds: elapsed.as_secs_f64(),
-        requests: n,
-        per_second: n as f64 / elapsed.as_secs_f64(),
-        latency: dist(lat),
-    })
 }
 
 fn zip_of(name: &str, source: &str) -> Vec<u8> {
@@ -794,32 +678,4 @@ fn print_table(r: &Value) {
         r["idle_warm_worker"]["workers"]
     );
     println!();
-}
-
-/// `qinling bench-floor`: the floor server. It answers `POST /v1/executions` with a small
-/// execution-shaped JSON document, parsing the request body like the real API does.
-pub fn floor_main(listen: std::net::SocketAddr) -> ExitCode {
-    use axum::routing::post;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async move {
-        let app = axum::Router::new().route(
-            "/v1/executions",
-            post(|axum::Json(body): axum::Json<Value>| async move {
-                let result =
-                    json!({"output": format!("Hello, {}", body["input"]), "duration": 0.0})
-                        .to_string();
-                (
-                    axum::http::StatusCode::CREATED,
-                    axum::Json(json!({"id": "floor", "status": "success", "result": result})),
-                )
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
-        eprintln!("floor listen={}", listener.local_addr().expect("address"));
-        axum::serve(listener, app).await.expect("serve");
-    });
-    ExitCode::SUCCESS
 }

@@ -3,7 +3,7 @@
 Each test starts the shim as the engine does (`python3 -I python3.py`), speaks the framed
 protocol over its stdin/stdout, and checks the replies. Standard library only:
 
-    cd crates/qinling-pool && python3 -m unittest shims/test_python3.py -v
+    cd crates/qinling-runtimes && python3 -m unittest shims/test_python3.py -v
 
 `QINLING_TEST_PYTHON` picks the interpreter that runs the shim (default: python3), e.g. an
 old one to check compatibility. The `Fallback` variant of the suite hides os.pidfd_open and

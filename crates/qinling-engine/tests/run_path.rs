@@ -1,0 +1,251 @@
+//! The engine's run path end to end below HTTP, with the real store (SQLite in a temporary
+//! directory) and the real pool, but the in-memory sandbox (`qinling-pool`'s `fake`
+//! feature): recorded executions, sync and async, how each kind of end is recorded, and
+//! the 429 admission rule. No process, no Python, no root; seconds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qinling_engine::{CreateExecution, CreateFunction, Engine, EngineConfig, PackageStore};
+use qinling_executor::{Executor, Executors, FunctionKey, Packages};
+use qinling_pool::fake::FakeSandbox;
+use qinling_pool::{Launcher, Pool, PoolConfig};
+use qinling_types::{
+    Error, Execution, ExecutionStatus, RequestContext, RuntimeKind, RuntimeStatus,
+};
+
+struct Fixture {
+    engine: Engine,
+    sandbox: Arc<FakeSandbox>,
+    runtime_id: String,
+    _dir: tempfile::TempDir,
+}
+
+fn ctx() -> RequestContext {
+    RequestContext::unauthenticated("req-test".into())
+}
+
+async fn fixture(pool: PoolConfig, engine: EngineConfig) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = qinling_store::Store::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let packages = PackageStore::open(&dir.path().join("packages")).unwrap();
+    let sandbox = Arc::new(FakeSandbox::default());
+    let launcher = Launcher {
+        program: "/fake".into(),
+        args: vec![],
+        env: vec![],
+        read_only_paths: vec![],
+        reaper: false,
+    };
+    let source: Arc<dyn Packages> = Arc::new(packages.clone());
+    let pool = Pool::new(
+        sandbox.clone(),
+        pool,
+        HashMap::from([(RuntimeKind::Python3, launcher)]),
+        source,
+    );
+    let executor: Arc<dyn Executor> =
+        Arc::new(Executors::new().with(&[RuntimeKind::Python3], Arc::new(pool)));
+    let engine = Engine::start(store, executor, packages, engine)
+        .await
+        .unwrap();
+    let runtimes = engine.list_runtimes(&ctx()).await.unwrap();
+    let python = runtimes
+        .iter()
+        .find(|r| r.image == "python3")
+        .expect("the built-in python3 runtime");
+    assert_eq!(python.status, RuntimeStatus::Available);
+    // Kinds with no executor here cannot run functions.
+    let wasm = runtimes.iter().find(|r| r.image == "wasm").unwrap();
+    assert_eq!(wasm.status, RuntimeStatus::Error);
+    let runtime_id = python.id.clone();
+    Fixture {
+        engine,
+        sandbox,
+        runtime_id,
+        _dir: dir,
+    }
+}
+
+fn zip() -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut w = zip::ZipWriter::new(&mut buf);
+    w.start_file("main.py", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(b"def main(**kw): return kw").unwrap();
+    w.finish().unwrap();
+    buf.into_inner()
+}
+
+async fn function(f: &Fixture, timeout: &str) -> String {
+    let req = CreateFunction {
+        name: Some("f".into()),
+        runtime_id: Some(f.runtime_id.clone()),
+        timeout: Some(timeout.into()),
+        package: Some(zip()),
+        ..Default::default()
+    };
+    f.engine.create_function(&ctx(), req).await.unwrap().id
+}
+
+async fn execute(
+    f: &Fixture,
+    function_id: &str,
+    sync: bool,
+    input: &str,
+) -> Result<Execution, Error> {
+    let req = CreateExecution {
+        function_id: function_id.into(),
+        function_version: 0,
+        function_alias: None,
+        description: None,
+        sync,
+        input: Some(input.into()),
+    };
+    f.engine.create_execution(&ctx(), req).await
+}
+
+#[tokio::test]
+async fn executions_are_run_and_recorded() {
+    let f = fixture(PoolConfig::default(), EngineConfig::default()).await;
+    let id = function(&f, "1").await;
+    let e = execute(&f, &id, true, r#"{"name": "fake"}"#).await.unwrap();
+    assert_eq!(e.status, ExecutionStatus::Success);
+    let result: serde_json::Value = serde_json::from_str(e.result.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        result["output"]["echo"],
+        serde_json::json!({"name": "fake"})
+    );
+    assert_eq!(result["output"]["context"]["function_id"], id.as_str());
+    assert_eq!(result["output"]["context"]["request_id"], "req-test");
+    assert_eq!(
+        e.logs.as_deref(),
+        Some(
+            format!(
+                "Start execution: {0}\nfake log\nFinished execution: {0}\n",
+                e.id
+            )
+            .as_str()
+        )
+    );
+    // What the API reads back is what was returned.
+    let stored = f.engine.get_execution(&ctx(), &e.id).await.unwrap();
+    assert_eq!((stored.status, &stored.result), (e.status, &e.result));
+    assert_eq!(stored.memory_peak_kb, Some(2048));
+
+    // (input, status, output text)
+    let cases = [
+        (
+            r#"{"fail": true}"#,
+            ExecutionStatus::Failed,
+            "ValueError: asked to fail",
+        ),
+        (
+            r#"{"sleep_ms": 3000}"#,
+            ExecutionStatus::Failed,
+            "Function execution timeout.",
+        ),
+        (
+            r#"{"oom": true}"#,
+            ExecutionStatus::Failed,
+            "Function execution failed because of too much resource consumption",
+        ),
+        (
+            r#"{"die": true}"#,
+            ExecutionStatus::Failed,
+            "Function execution failed.",
+        ),
+    ];
+    for (input, status, output) in cases {
+        let e = execute(&f, &id, true, input).await.unwrap();
+        let result: serde_json::Value = serde_json::from_str(e.result.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (e.status, result["output"].as_str()),
+            (status, Some(output)),
+            "{input}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn async_executions_run_from_the_queue() {
+    let f = fixture(PoolConfig::default(), EngineConfig::default()).await;
+    let id = function(&f, "1").await;
+    let accepted = execute(&f, &id, false, "positional").await.unwrap();
+    assert_eq!(accepted.status, ExecutionStatus::Running);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let done = loop {
+        let e = f.engine.get_execution(&ctx(), &accepted.id).await.unwrap();
+        if e.status != ExecutionStatus::Running {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the async execution never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(done.status, ExecutionStatus::Success);
+    let result: serde_json::Value = serde_json::from_str(done.result.as_deref().unwrap()).unwrap();
+    assert_eq!(result["output"]["echo"], "positional");
+}
+
+#[tokio::test]
+async fn a_saturated_function_refuses_sync_executions() {
+    let pool = PoolConfig {
+        pool_size: 0,
+        function_concurrency: 1,
+        max_workers_per_function: 1,
+        ..PoolConfig::default()
+    };
+    let engine = EngineConfig {
+        max_waiting_per_function: 1,
+        ..EngineConfig::default()
+    };
+    let f = Arc::new(fixture(pool, engine).await);
+    let id = function(&f, "5").await;
+    // One runs, one waits: the function is at its limit with its waiting room full.
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let (f, id) = (f.clone(), id.clone());
+            tokio::spawn(async move { execute(&f, &id, true, r#"{"sleep_ms": 800}"#).await })
+        })
+        .collect();
+    let key = FunctionKey {
+        function_id: id.clone(),
+        version: 0,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let load = f.engine.executor().load(&key);
+        if load.is_some_and(|l| l.at_capacity && l.running == 1 && l.waiting == 1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never saturated: {load:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let refused = match execute(&f, &id, true, "{}").await {
+        Err(Error::TooMany(why)) => why,
+        other => panic!("expected a 429, got {other:?}"),
+    };
+    assert_eq!(
+        refused,
+        format!(
+            "Function {id} is at its concurrency limit: 1 workers run 1 executions and 1 more are waiting. Retry later, or run it asynchronously."
+        )
+    );
+    for b in busy {
+        assert_eq!(b.await.unwrap().unwrap().status, ExecutionStatus::Success);
+    }
+    // Async executions are never refused: they wait in the queue.
+    assert!(execute(&f, &id, false, "{}").await.is_ok());
+    assert_eq!(
+        f.sandbox.launched(),
+        2,
+        "the probe's worker and the function's one"
+    );
+}
