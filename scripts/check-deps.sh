@@ -34,6 +34,28 @@ forbid qinling-sandbox qinling-store sqlx qinling-engine qinling-pool qinling-ex
 # The CLI is an HTTP client: no server crate.
 forbid qinling-cli qinling-engine qinling-store qinling-api qinling-pool qinling-wasm qinling-sandbox qinling-executor
 
+# forbid_direct CRATE DEP...: CRATE must not name DEP among its own dependencies.
+forbid_direct() {
+    local crate=$1; shift
+    local deps
+    deps=$(cargo tree --offline -e normal -p "$crate" --depth 1 --prefix none --format '{p}' 2>/dev/null \
+        | awk '{print $1}' | sort -u) || { echo "check-deps: cargo tree failed for $crate"; exit 2; }
+    for dep in "$@"; do
+        if grep -qx "$dep" <<<"$deps"; then
+            echo "check-deps: $crate must not depend on $dep itself"
+            fail=1
+        fi
+    done
+}
+
+# Only qinling-store contains SQL; only qinling-api (and the binary that serves it, and
+# the CLI, a client) knows HTTP.
+for crate in qinling-engine qinling-executor qinling-pool qinling-wasm qinling-sandbox \
+        qinling-runtimes qinling-types; do
+    forbid_direct "$crate" sqlx axum hyper http reqwest
+done
+forbid_direct qinling-api sqlx
+
 if [ "$fail" = 0 ]; then
     echo "check-deps: layering holds"
 fi

@@ -158,6 +158,10 @@ async fn drain(body: axum::body::Body, limit: usize) {
 }
 
 /// Who the request is, or the refusal (with the request's body, to drain).
+#[expect(
+    clippy::result_large_err,
+    reason = "one call per request, returned at once to the middleware: boxing would only add an allocation"
+)]
 async fn decide(
     s: &AppState,
     req: Request,

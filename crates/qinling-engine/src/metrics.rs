@@ -119,21 +119,6 @@ impl Metrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limiter_admits_up_to_the_bound_then_reports_other() {
-        let l = LabelLimiter::new(2);
-        assert_eq!(l.label("a"), "a");
-        assert_eq!(l.label("b"), "b");
-        assert_eq!(l.label("c"), OTHER);
-        assert_eq!(l.label("a"), "a", "values seen before keep their label");
-        assert_eq!(l.label("d"), OTHER);
-    }
-}
-
 impl crate::Engine {
     /// The engine's metric recorders.
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -154,5 +139,20 @@ impl crate::Engine {
         self.inner
             .metrics
             .gauges(queued, &stats.workers_per_function, &stats.pools);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_admits_up_to_the_bound_then_reports_other() {
+        let l = LabelLimiter::new(2);
+        assert_eq!(l.label("a"), "a");
+        assert_eq!(l.label("b"), "b");
+        assert_eq!(l.label("c"), OTHER);
+        assert_eq!(l.label("a"), "a", "values seen before keep their label");
+        assert_eq!(l.label("d"), OTHER);
     }
 }

@@ -176,7 +176,8 @@ mod tests {
     #[test]
     fn admission_load() {
         // (leases, starting, running, workers, leased, waiting, at capacity)
-        let cases: &[(&[usize], usize, usize, usize, usize, usize, bool)] = &[
+        type Case = (&'static [usize], usize, usize, usize, usize, usize, bool);
+        let cases: &[Case] = &[
             (&[], 0, 0, 0, 0, 0, false),
             (&[], 1, 1, 1, 0, 1, false),
             (&[3], 0, 5, 1, 3, 2, false),

@@ -341,8 +341,11 @@ impl Executor for WasmExecutor {
         self.runtime.evict(&Self::key(definition));
     }
 
+    /// Drops the package's modules from memory and removes its artefacts from disk (a
+    /// directory walk, so on the blocking pool; a cache, so nothing waits for it).
     fn forget_package(&self, sha256: &str) {
-        self.runtime.forget(sha256);
+        let (runtime, sha256) = (self.runtime.clone(), sha256.to_string());
+        tokio::task::spawn_blocking(move || runtime.forget(&sha256));
     }
 
     fn stats(&self) -> Stats {

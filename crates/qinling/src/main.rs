@@ -21,6 +21,10 @@ struct Args {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; the size of one value does not matter"
+)]
 enum Command {
     /// Run the platform: API server, engine, worker pools and sandboxes.
     Serve(serve::ServeArgs),
