@@ -225,7 +225,10 @@ async fn a_saturated_function_refuses_sync_executions() {
         if load.is_some_and(|l| l.at_capacity && l.running == 1 && l.waiting == 1) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never saturated: {load:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never saturated: {load:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let refused = match execute(&f, &id, true, "{}").await {
