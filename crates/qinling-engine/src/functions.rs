@@ -368,7 +368,7 @@ impl Engine {
     /// compiled from it.
     pub(crate) async fn remove_package(&self, sha256: &str) {
         self.inner.packages.discard(sha256).await;
-        self.inner.executor.forget_package(sha256);
+        self.inner.executor.forget_package(sha256).await;
     }
 }
 

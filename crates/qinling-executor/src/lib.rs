@@ -300,8 +300,9 @@ pub trait Executor: Send + Sync + 'static {
     /// Drops what `definition` keeps warm besides workers (a compiled module in memory), so
     /// the next execution starts afresh.
     fn evict(&self, definition: &Definition);
-    /// Forgets everything made from a removed package (compiled artefacts).
-    fn forget_package(&self, sha256: &str);
+    /// Forgets everything made from a removed package (compiled artefacts); done when it
+    /// returns.
+    async fn forget_package(&self, sha256: &str);
 
     fn stats(&self) -> Stats;
     /// Stops every worker (server shutdown).

@@ -137,9 +137,9 @@ impl Executor for Executors {
         }
     }
 
-    fn forget_package(&self, sha256: &str) {
+    async fn forget_package(&self, sha256: &str) {
         for e in &self.all {
-            e.forget_package(sha256);
+            e.forget_package(sha256).await;
         }
     }
 

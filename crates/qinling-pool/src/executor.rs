@@ -202,7 +202,7 @@ impl Executor for Pool {
 
     fn evict(&self, _definition: &Definition) {}
 
-    fn forget_package(&self, _sha256: &str) {}
+    async fn forget_package(&self, _sha256: &str) {}
 
     fn stats(&self) -> Stats {
         Pool::stats(self)

@@ -342,10 +342,12 @@ impl Executor for WasmExecutor {
     }
 
     /// Drops the package's modules from memory and removes its artefacts from disk (a
-    /// directory walk, so on the blocking pool; a cache, so nothing waits for it).
-    fn forget_package(&self, sha256: &str) {
+    /// directory walk, so on the blocking pool).
+    async fn forget_package(&self, sha256: &str) {
         let (runtime, sha256) = (self.runtime.clone(), sha256.to_string());
-        tokio::task::spawn_blocking(move || runtime.forget(&sha256));
+        if let Err(error) = tokio::task::spawn_blocking(move || runtime.forget(&sha256)).await {
+            tracing::warn!(%error, "forgetting a package's wasm artefacts failed");
+        }
     }
 
     fn stats(&self) -> Stats {
