@@ -7,15 +7,14 @@
 //! depends on the pool's API, never on a sandbox backend.
 
 mod aliases;
+pub mod auth;
 mod executions;
 mod functions;
 pub mod jobs;
 pub mod metrics;
 pub mod packages;
-pub mod policy;
 pub mod quotas;
 mod runtimes;
-pub mod tokens;
 pub mod usage;
 mod versions;
 mod wasm;

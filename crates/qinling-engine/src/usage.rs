@@ -68,7 +68,7 @@ fn scope(ctx: &RequestContext, req: &UsageRequest) -> Result<Scope, Error> {
         (Some(p), _) if *p == ctx.project_id || ctx.is_admin => Ok(Scope::Project(p.clone())),
         (None, true) if ctx.is_admin => Ok(Scope::All),
         (None, false) => Ok(Scope::Project(ctx.project_id.clone())),
-        _ => Err(Error::NotAllowed(crate::policy::NOT_ALLOWED.into())),
+        _ => Err(Error::NotAllowed(crate::auth::policy::NOT_ALLOWED.into())),
     }
 }
 
@@ -152,7 +152,7 @@ mod tests {
             Ok(Scope::All) => "*".into(),
             Err(e) => format!("refused: {e}"),
         };
-        let refused = format!("refused: {}", crate::policy::NOT_ALLOWED);
+        let refused = format!("refused: {}", crate::auth::policy::NOT_ALLOWED);
         for is_admin in [false, true] {
             assert_eq!(name(scope(&ctx(is_admin), &req(None, false))), "mine");
             assert_eq!(
