@@ -20,14 +20,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 pub use futures_util::future::BoxFuture;
 use qinling_engine::auth::policy::{Identity, Policy, Target};
 use qinling_types::RequestContext;
 
-use crate::{ApiError, AppState, RequestId, wire};
+use crate::routes::action_for;
+use crate::{ApiError, AppState, RequestId};
 
 /// Why a token was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -259,106 +260,6 @@ fn unauthorized(headers: &HeaderMap, authn: &dyn Authenticator, message: String)
     resp
 }
 
-/// The policy action a request names, and the target's project when the path names one
-/// (quotas); otherwise the target is the caller's own project, as upstream. `None` for paths
-/// that are not API resources (they answer 404 or 405 after authentication).
-pub fn action_for(
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-) -> Option<(String, Option<String>)> {
-    if path == "/metrics" {
-        return Some(("metrics:get".into(), None));
-    }
-    let rest = path.strip_prefix("/v1")?;
-    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let cross_project = || {
-        let params: Vec<(String, String)> =
-            serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
-        params
-            .iter()
-            .any(|(k, v)| (k == "all_projects" && wire::truthy(v)) || k == "project_id")
-    };
-    let list = |resource: &str| {
-        if cross_project() {
-            format!("{resource}:get_all:all_projects")
-        } else {
-            format!("{resource}:get_all")
-        }
-    };
-    let one = |resource: &str| -> Option<String> {
-        Some(match *method {
-            Method::GET => format!("{resource}:get"),
-            Method::PUT => format!("{resource}:update"),
-            Method::DELETE => format!("{resource}:delete"),
-            _ => return None,
-        })
-    };
-    let collection = |resource: &str| -> Option<String> {
-        Some(match *method {
-            Method::GET => list(resource),
-            Method::POST => format!("{resource}:create"),
-            _ => return None,
-        })
-    };
-    let action = match segs.as_slice() {
-        ["runtimes"] => collection("runtime")?,
-        ["runtimes", _] => one("runtime")?,
-        ["runtimes", _, "pool"] => "runtime_pool:get_all".into(),
-        ["functions"] => collection("function")?,
-        ["functions", _] => one("function")?,
-        ["functions", _, "workers"] => "function_worker:get_all".into(),
-        ["functions", _, op @ ("scale_up" | "scale_down" | "detach")] => format!("function:{op}"),
-        ["functions", _, "versions"] => collection("function_version")?,
-        ["functions", _, "versions", _] => one("function_version")?,
-        [
-            "functions",
-            _,
-            "versions",
-            _,
-            op @ ("scale_up" | "scale_down" | "detach"),
-        ] => {
-            format!("function_version:{op}")
-        }
-        ["executions"] => collection("execution")?,
-        ["executions", _] => one("execution")?,
-        ["executions", _, "log"] => "execution_log:get".into(),
-        ["aliases"] => collection("function_alias")?,
-        ["aliases", _] => one("function_alias")?,
-        ["jobs"] => collection("job")?,
-        ["jobs", _] => one("job")?,
-        ["webhooks"] => collection("webhook")?,
-        ["webhooks", _] => one("webhook")?,
-        // Whose usage: the named project (owner or admin), or every project (admin).
-        ["usage"] if *method == Method::GET => {
-            let params: Vec<(String, String)> =
-                serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
-            if params
-                .iter()
-                .any(|(k, v)| k == "all_projects" && wire::truthy(v))
-            {
-                return Some(("usage:get:all_projects".into(), None));
-            }
-            let project = params
-                .into_iter()
-                .rev()
-                .find(|(k, _)| k == "project_id")
-                .map(|(_, v)| v);
-            return Some(("usage:get".into(), project));
-        }
-        ["quotas", project] => {
-            let action = if *method == Method::GET {
-                "quota:get"
-            } else {
-                "quota:update"
-            };
-            return Some((action.into(), Some(project.to_string())));
-        }
-        _ => return None,
-    };
-    Some((action, None))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,125 +286,5 @@ mod tests {
         ] {
             assert!(!is_exempt(p), "{p}");
         }
-    }
-
-    #[test]
-    fn routes_name_upstream_actions() {
-        let cases: &[(Method, &str, Option<&str>, &str)] = &[
-            (Method::POST, "/v1/runtimes", None, "runtime:create"),
-            (Method::POST, "/v1/runtimes/", None, "runtime:create"),
-            (Method::GET, "/v1/runtimes", None, "runtime:get_all"),
-            (Method::PUT, "/v1/runtimes/x", None, "runtime:update"),
-            (Method::DELETE, "/v1/runtimes/x", None, "runtime:delete"),
-            (
-                Method::GET,
-                "/v1/runtimes/x/pool",
-                None,
-                "runtime_pool:get_all",
-            ),
-            (
-                Method::GET,
-                "/v1/functions",
-                Some("all_projects=true"),
-                "function:get_all:all_projects",
-            ),
-            (
-                Method::GET,
-                "/v1/functions",
-                Some("all_projects=false"),
-                "function:get_all",
-            ),
-            (
-                Method::GET,
-                "/v1/functions",
-                Some("project_id=x"),
-                "function:get_all:all_projects",
-            ),
-            (Method::DELETE, "/v1/functions/f", None, "function:delete"),
-            (
-                Method::GET,
-                "/v1/functions/f/workers/",
-                None,
-                "function_worker:get_all",
-            ),
-            (
-                Method::POST,
-                "/v1/functions/f/scale_up",
-                None,
-                "function:scale_up",
-            ),
-            (
-                Method::POST,
-                "/v1/functions/f/detach",
-                None,
-                "function:detach",
-            ),
-            (
-                Method::POST,
-                "/v1/functions/f/versions",
-                None,
-                "function_version:create",
-            ),
-            (
-                Method::POST,
-                "/v1/functions/f/versions/1/scale_down",
-                None,
-                "function_version:scale_down",
-            ),
-            (
-                Method::GET,
-                "/v1/executions",
-                Some("all_projects=1"),
-                "execution:get_all:all_projects",
-            ),
-            (
-                Method::GET,
-                "/v1/executions/e/log",
-                None,
-                "execution_log:get",
-            ),
-            (
-                Method::GET,
-                "/v1/webhooks",
-                Some("all_projects=true"),
-                "webhook:get_all:all_projects",
-            ),
-            (
-                Method::GET,
-                "/v1/jobs",
-                Some("project_id=p"),
-                "job:get_all:all_projects",
-            ),
-            (Method::PUT, "/v1/aliases/a", None, "function_alias:update"),
-            (Method::GET, "/metrics", None, "metrics:get"),
-        ];
-        for (m, p, q, want) in cases {
-            let (action, target) = action_for(m, p, *q).unwrap_or_else(|| panic!("{m} {p}"));
-            assert_eq!(&action, want, "{m} {p} {q:?}");
-            assert_eq!(target, None);
-        }
-        assert_eq!(
-            action_for(&Method::PUT, "/v1/quotas/p1", None),
-            Some(("quota:update".into(), Some("p1".into())))
-        );
-        assert_eq!(
-            action_for(&Method::GET, "/v1/quotas/p1", None),
-            Some(("quota:get".into(), Some("p1".into())))
-        );
-        assert_eq!(
-            action_for(&Method::GET, "/v1/usage", Some("since=2026-01-01")),
-            Some(("usage:get".into(), None))
-        );
-        assert_eq!(
-            action_for(&Method::GET, "/v1/usage", Some("project_id=a&project_id=b")),
-            Some(("usage:get".into(), Some("b".into())))
-        );
-        assert_eq!(
-            action_for(&Method::GET, "/v1/usage", Some("all_projects=yes")),
-            Some(("usage:get:all_projects".into(), None))
-        );
-        assert_eq!(action_for(&Method::POST, "/v1/usage", None), None);
-        assert_eq!(action_for(&Method::GET, "/v2/functions", None), None);
-        assert_eq!(action_for(&Method::PATCH, "/v1/functions", None), None);
     }
 }
