@@ -8,6 +8,7 @@ use qinling_types::{
 
 use crate::Engine;
 use crate::packages::PackageStore;
+use crate::scope::{self, ListQuery, OwnProject};
 
 /// A function-create request, fields as received (limits still text, checked here in
 /// upstream's order: timeout, cpu, memory).
@@ -39,14 +40,6 @@ pub struct UpdateFunction {
     pub network: Option<String>,
     pub md5sum: Option<String>,
     pub package: Option<Vec<u8>>,
-}
-
-fn scope_for(ctx: &RequestContext) -> Scope {
-    if ctx.is_admin {
-        Scope::All
-    } else {
-        Scope::Project(ctx.project_id.clone())
-    }
 }
 
 impl Engine {
@@ -190,13 +183,18 @@ impl Engine {
     pub async fn get_function(&self, ctx: &RequestContext, id: &str) -> Result<Function, Error> {
         self.inner
             .store
-            .get_function(id, &scope_for(ctx))
+            .get_function(id, &scope::by_id(ctx))
             .await?
             .ok_or_else(|| Error::not_found("Function", id))
     }
 
-    pub async fn list_functions(&self, scope: &Scope) -> Result<Vec<Function>, Error> {
-        Ok(self.inner.store.list_functions(scope).await?)
+    pub async fn list_functions(
+        &self,
+        ctx: &RequestContext,
+        q: &ListQuery,
+    ) -> Result<Vec<Function>, Error> {
+        let scope = scope::for_list(ctx, q, OwnProject::Refused)?;
+        Ok(self.inner.store.list_functions(&scope).await?)
     }
 
     pub async fn function_package(&self, function: &Function) -> Result<Vec<u8>, Error> {

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod packages;
 pub mod quotas;
 mod runtimes;
+pub mod scope;
 pub mod usage;
 mod versions;
 mod wasm;
@@ -29,12 +30,13 @@ use qinling_store::Store;
 use qinling_types::LimitRanges;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
-pub use aliases::{CreateAlias, UpdateAlias};
+pub use aliases::{CreateAlias, ExecutionTarget, UpdateAlias};
 pub use executions::CreateExecution;
 pub use functions::{CreateFunction, UpdateFunction};
 pub use jobs::{CreateJob, UpdateJob};
 pub use packages::{PackageId, PackageStore};
 pub use runtimes::{CreateRuntime, UpdateRuntime};
+pub use scope::{ExecutionQuery, ListQuery};
 pub use webhooks::{UpdateWebhook, WebhookTarget};
 pub use workers::MAX_SCALE_COUNT;
 

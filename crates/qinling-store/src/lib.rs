@@ -32,7 +32,8 @@ pub use functions::FunctionUpdate;
 pub use jobs::JobAdvance;
 pub use runtimes::RuntimeUpdate;
 pub use tokens::TokenRow;
-pub use usage::{UsageGroup, UsageQuery, UsageRow};
+pub use qinling_types::{UsageGroup, UsageRow};
+pub use usage::UsageQuery;
 pub use versions::VersionCreate;
 pub use writer::WriterStats;
 
