@@ -453,7 +453,7 @@ fn new_execution(function: &Function, req: &Resolved, ctx: &RequestContext) -> N
         function_alias: req.function_alias.clone(),
         description: req.description.clone(),
         sync: req.sync,
-        input: Input::parse(req.input.as_deref()).to_wire(),
+        input: Input::parse(req.input.as_deref()),
         project_id: function.project_id.clone(),
         request_id: Some(ctx.request_id.clone()),
     }

@@ -49,16 +49,13 @@ impl Engine {
         req: CreateFunction,
     ) -> Result<Function, Error> {
         let ranges = &self.inner.config.limits;
-        let mut limits = ranges.defaults();
-        if let Some(t) = &req.timeout {
-            limits.timeout = ranges.parse("timeout", t)? as u32;
-        }
-        if let Some(c) = &req.cpu {
-            limits.cpu = ranges.parse("cpu", c)? as u32;
-        }
-        if let Some(m) = &req.memory_size {
-            limits.memory_size = ranges.parse("memory", m)?;
-        }
+        let limits = ranges
+            .parse_changes(
+                req.cpu.as_deref(),
+                req.memory_size.as_deref(),
+                req.timeout.as_deref(),
+            )?
+            .apply(ranges.defaults());
         let network = self.parse_network(req.network.as_deref())?.unwrap_or(false);
         let runtime_id = req
             .runtime_id
@@ -215,15 +212,14 @@ impl Engine {
             entry: req.entry,
             ..Default::default()
         };
-        if let Some(t) = &req.timeout {
-            update.timeout = Some(ranges.parse("timeout", t)? as u32);
-        }
-        if let Some(c) = &req.cpu {
-            update.cpu = Some(ranges.parse("cpu", c)? as u32);
-        }
-        if let Some(m) = &req.memory_size {
-            update.memory_size = Some(ranges.parse("memory", m)?);
-        }
+        let limits = ranges.parse_changes(
+            req.cpu.as_deref(),
+            req.memory_size.as_deref(),
+            req.timeout.as_deref(),
+        )?;
+        update.cpu = limits.cpu;
+        update.memory_size = limits.memory_size;
+        update.timeout = limits.timeout;
         update.network = self.parse_network(req.network.as_deref())?;
         let Code::Package {
             md5sum: current_md5,

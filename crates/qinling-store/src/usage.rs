@@ -123,7 +123,7 @@ mod tests {
             function_alias: None,
             description: None,
             sync: true,
-            input: None,
+            input: qinling_types::Input::None,
             project_id: project.into(),
             request_id: Some(format!("req-{id}")),
         };

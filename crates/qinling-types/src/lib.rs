@@ -10,7 +10,7 @@ mod triggers;
 mod usage;
 
 pub use error::{Error, Result};
-pub use limits::{LimitRanges, Range, ResourceLimits};
+pub use limits::{Limit, LimitChanges, LimitRanges, Range, ResourceLimits};
 pub use model::*;
 pub use time_fmt::{Timestamp, format_precise, format_ts, now};
 pub use triggers::*;
