@@ -24,7 +24,7 @@ forbid() {
 executors="qinling-pool qinling-wasm qinling-sandbox wasmtime"
 # The engine knows only the execution seam; the binary chooses executors.
 forbid qinling-engine $executors
-# The HTTP edge knows the engine, no executor.
+# The HTTP edge knows the engine, no executor (and names no store: below).
 forbid qinling-api $executors
 # Executors and sandboxes never touch the store.
 forbid qinling-executor qinling-store sqlx qinling-pool qinling-wasm qinling-sandbox
@@ -54,7 +54,7 @@ for crate in qinling-engine qinling-executor qinling-pool qinling-wasm qinling-s
         qinling-runtimes qinling-types; do
     forbid_direct "$crate" sqlx axum hyper http reqwest
 done
-forbid_direct qinling-api sqlx
+forbid_direct qinling-api sqlx qinling-store
 
 if [ "$fail" = 0 ]; then
     echo "check-deps: layering holds"

@@ -10,7 +10,7 @@ use qinling_engine::{CreateAlias, UpdateAlias};
 use qinling_types::{FunctionAlias, format_ts};
 use serde_json::{Map, Value, json};
 
-use crate::functions::list_scope;
+use crate::functions::list_query;
 use crate::wire::{self, Kind, Schema};
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
 
@@ -113,8 +113,10 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     let params = wire::query_params(q.as_deref(), &["all_projects", "project_id"])?;
-    let scope = list_scope(&context(&rid), &params)?;
-    let aliases = s.engine.list_aliases(&scope).await?;
+    let aliases = s
+        .engine
+        .list_aliases(&context(&rid), &list_query(&params))
+        .await?;
     let items: Vec<_> = aliases.iter().map(alias_json).collect();
     Ok(Json(json!({ "function_aliases": items })))
 }

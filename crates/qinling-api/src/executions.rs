@@ -4,10 +4,9 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use qinling_engine::CreateExecution;
-use qinling_store::{ExecutionFilter, Filter};
+use qinling_engine::{CreateExecution, ExecutionQuery, ExecutionTarget};
 
-use crate::functions::list_scope;
+use crate::functions::list_query;
 use crate::wire::{self, Kind, Schema};
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
 
@@ -49,21 +48,14 @@ pub async fn create(
             "Invalid input for field/attribute function_version. Value: '{version}'. Value should be greater or equal to 0"
         )));
     }
-    // An alias names the function and picks the version (of a weighted pair), as upstream
-    // it takes precedence over `function_id`/`function_version`.
-    let (function_id, version) = match (&alias, function_id) {
-        (Some(name), _) => s.engine.resolve_alias(&context(&rid), name).await?,
-        (None, Some(id)) => (id, version),
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "Either function_alias or function_id must be provided.",
-            ));
-        }
-    };
+    // An alias names the function and picks the version (of a weighted pair); as upstream
+    // it takes precedence over `function_id`/`function_version`. The engine resolves it.
+    let target = ExecutionTarget::named(alias.as_deref(), function_id.as_deref(), version)
+        .ok_or_else(|| {
+            ApiError::bad_request("Either function_alias or function_id must be provided.")
+        })?;
     let req = CreateExecution {
-        function_id,
-        function_version: version,
-        function_alias: alias,
+        target,
         description: wire::opt_str(&map, "description"),
         sync: wire::opt_bool(&map, "sync").unwrap_or(true),
         input: wire::opt_str(&map, "input"),
@@ -87,20 +79,20 @@ pub async fn list(
             "project_id",
         ],
     )?;
-    let scope = list_scope(&context(&rid), &params)?;
     let get = |k: &str| {
         params
             .iter()
             .rev()
             .find(|(key, _)| key == k)
-            .map(|(_, v)| Filter::parse(v))
+            .map(|(_, v)| v.clone())
     };
-    let filter = ExecutionFilter {
+    let query = ExecutionQuery {
+        projects: list_query(&params),
         function_id: get("function_id"),
         status: get("status"),
         description: get("description"),
     };
-    let executions = s.engine.list_executions(&scope, &filter).await?;
+    let executions = s.engine.list_executions(&context(&rid), &query).await?;
     let items: Vec<_> = executions.iter().map(wire::execution_json).collect();
     Ok(Json(serde_json::json!({ "executions": items })))
 }

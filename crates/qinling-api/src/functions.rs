@@ -6,8 +6,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use qinling_engine::{CreateFunction, UpdateFunction};
-use qinling_store::Scope;
+use qinling_engine::{CreateFunction, ListQuery, UpdateFunction};
 
 use crate::wire;
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
@@ -187,8 +186,10 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     let params = wire::query_params(q.as_deref(), &["all_projects", "project_id"])?;
-    let scope = list_scope(&context(&rid), &params)?;
-    let functions = s.engine.list_functions(&scope).await?;
+    let functions = s
+        .engine
+        .list_functions(&context(&rid), &list_query(&params))
+        .await?;
     let items: Vec<_> = functions
         .iter()
         .map(|f| wire::function_json(f, true))
@@ -196,30 +197,18 @@ pub async fn list(
     Ok(Json(serde_json::json!({ "functions": items })))
 }
 
-/// The projects a list may show: the caller's, or for admins all (`all_projects`) or one
-/// (`project_id`).
-pub(crate) fn list_scope(
-    ctx: &qinling_types::RequestContext,
-    params: &[(String, String)],
-) -> ApiResult<Scope> {
-    let all = params
-        .iter()
-        .any(|(k, v)| k == "all_projects" && wire::truthy(v));
-    let project = params
-        .iter()
-        .find(|(k, _)| k == "project_id")
-        .map(|(_, v)| v.clone());
-    if (all || project.is_some()) && !ctx.is_admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "Operation not allowed",
-        ));
+/// The projects a list asks for: `all_projects` (oslo truthy) and the first `project_id`.
+/// Whether the caller may see them is the engine's decision.
+pub(crate) fn list_query(params: &[(String, String)]) -> ListQuery {
+    ListQuery {
+        project_id: params
+            .iter()
+            .find(|(k, _)| k == "project_id")
+            .map(|(_, v)| v.clone()),
+        all_projects: params
+            .iter()
+            .any(|(k, v)| k == "all_projects" && wire::truthy(v)),
     }
-    Ok(match (project, all) {
-        (Some(p), _) => Scope::Project(p),
-        (None, true) => Scope::All,
-        (None, false) => Scope::Project(ctx.project_id.clone()),
-    })
 }
 
 pub async fn show(

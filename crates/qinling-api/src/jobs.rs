@@ -9,7 +9,7 @@ use qinling_types::{Job, format_ts};
 use serde_json::{Value, json};
 
 use crate::aliases::body_with_int_strings;
-use crate::functions::list_scope;
+use crate::functions::list_query;
 use crate::wire::{self, Kind, Schema};
 use crate::{ApiError, ApiResult, AppState, RequestId, context};
 
@@ -86,8 +86,10 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     let params = wire::query_params(q.as_deref(), &["all_projects", "project_id"])?;
-    let scope = list_scope(&context(&rid), &params)?;
-    let jobs = s.engine.list_jobs(&scope).await?;
+    let jobs = s
+        .engine
+        .list_jobs(&context(&rid), &list_query(&params))
+        .await?;
     let items: Vec<_> = jobs.iter().map(job_json).collect();
     Ok(Json(json!({ "jobs": items })))
 }

@@ -11,6 +11,7 @@ mod jobs;
 mod metrics;
 pub mod openapi;
 mod quotas;
+mod routes;
 mod runtimes;
 mod usage;
 mod versions;
@@ -22,7 +23,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use qinling_engine::Engine;
 use qinling_types::RequestContext;
@@ -76,102 +76,10 @@ pub fn context(req_id: &RequestId) -> RequestContext {
     }
 }
 
+/// The HTTP API: every route of the table (`routes.rs`), WebOb-style 404/405 for the rest,
+/// behind the request-id, auth and metrics layers.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/runtimes", get(runtimes::list).post(runtimes::create))
-        .route("/runtimes/", get(runtimes::list).post(runtimes::create))
-        .route(
-            "/runtimes/{id}",
-            get(runtimes::show)
-                .put(runtimes::update)
-                .delete(runtimes::delete),
-        )
-        .route("/runtimes/{id}/pool", get(runtimes::pool))
-        .route("/functions", get(functions::list).post(functions::create))
-        .route("/functions/", get(functions::list).post(functions::create))
-        .route(
-            "/functions/{id}",
-            get(functions::show)
-                .put(functions::update)
-                .delete(functions::delete),
-        )
-        .route("/functions/{id}/workers", get(workers::list))
-        .route("/functions/{id}/workers/", get(workers::list))
-        .route("/functions/{id}/scale_up", post(workers::scale_up))
-        .route("/functions/{id}/scale_down", post(workers::scale_down))
-        .route("/functions/{id}/detach", post(workers::detach))
-        .route(
-            "/functions/{id}/versions",
-            get(versions::list).post(versions::create),
-        )
-        .route(
-            "/functions/{id}/versions/",
-            get(versions::list).post(versions::create),
-        )
-        .route(
-            "/functions/{id}/versions/{n}",
-            get(versions::show).delete(versions::delete),
-        )
-        .route(
-            "/functions/{id}/versions/{n}/scale_up",
-            post(workers::scale_up),
-        )
-        .route(
-            "/functions/{id}/versions/{n}/scale_down",
-            post(workers::scale_down),
-        )
-        .route("/functions/{id}/versions/{n}/detach", post(workers::detach))
-        .route("/aliases", get(aliases::list).post(aliases::create))
-        .route("/aliases/", get(aliases::list).post(aliases::create))
-        .route(
-            "/aliases/{name}",
-            get(aliases::show)
-                .put(aliases::update)
-                .delete(aliases::delete),
-        )
-        .route("/jobs", get(jobs::list).post(jobs::create))
-        .route("/jobs/", get(jobs::list).post(jobs::create))
-        .route(
-            "/jobs/{id}",
-            get(jobs::show).put(jobs::update).delete(jobs::delete),
-        )
-        .route("/webhooks", get(webhooks::list).post(webhooks::create))
-        .route("/webhooks/", get(webhooks::list).post(webhooks::create))
-        .route(
-            "/webhooks/{id}",
-            get(webhooks::show)
-                .put(webhooks::update)
-                .delete(webhooks::delete),
-        )
-        .route("/webhooks/{id}/invoke", post(webhooks::invoke))
-        .route(
-            "/executions",
-            get(executions::list).post(executions::create),
-        )
-        .route(
-            "/executions/",
-            get(executions::list).post(executions::create),
-        )
-        .route(
-            "/executions/{id}",
-            get(executions::show).delete(executions::delete),
-        )
-        .route("/executions/{id}/log", get(executions::log))
-        .route("/openapi.json", get(openapi::serve))
-        .route(
-            "/quotas/{project_id}",
-            get(quotas::show).put(quotas::update).delete(quotas::reset),
-        )
-        .route("/usage", get(usage::show));
-    Router::new()
-        .route("/", get(root))
-        .route(
-            "/v1",
-            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/v1/")]) }),
-        )
-        .route("/v1/", get(v1_root))
-        .route("/metrics", get(metrics::scrape))
-        .nest("/v1", v1)
+    routes::add_routes(Router::new())
         .fallback(|| async {
             error::webob(
                 StatusCode::NOT_FOUND,
@@ -230,6 +138,10 @@ async fn root(headers: axum::http::HeaderMap, uri: Uri) -> impl IntoResponse {
     Json(
         serde_json::json!({"versions": [{"id": "v1.0", "status": "CURRENT", "links": [{"href": href, "target": "v1", "rel": "self"}]}]}),
     )
+}
+
+async fn v1_redirect() -> impl IntoResponse {
+    (StatusCode::FOUND, [(header::LOCATION, "/v1/")])
 }
 
 async fn v1_root(

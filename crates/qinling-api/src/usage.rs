@@ -18,8 +18,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use qinling_engine::usage::{Usage, UsageRequest, group_name};
-use qinling_store::UsageRow;
-use qinling_types::format_precise;
+use qinling_types::{UsageRow, format_precise};
 use serde_json::{Value, json};
 
 use crate::{ApiError, ApiResult, AppState, RequestId, context, wire};
@@ -176,7 +175,7 @@ pub async fn show(
 #[cfg(test)]
 mod tests {
     use qinling_engine::usage::parse_bound;
-    use qinling_store::UsageGroup;
+    use qinling_types::UsageGroup;
 
     use super::*;
 

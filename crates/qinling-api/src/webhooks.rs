@@ -12,7 +12,7 @@ use qinling_types::{Webhook, format_ts};
 use serde_json::{Map, Value, json};
 
 use crate::aliases::body_with_int_strings;
-use crate::functions::list_scope;
+use crate::functions::list_query;
 use crate::wire::{self, Kind, Schema};
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
 
@@ -93,8 +93,10 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     let params = wire::query_params(q.as_deref(), &["all_projects", "project_id"])?;
-    let scope = list_scope(&context(&rid), &params)?;
-    let webhooks = s.engine.list_webhooks(&scope).await?;
+    let webhooks = s
+        .engine
+        .list_webhooks(&context(&rid), &list_query(&params))
+        .await?;
     let base = public_base(&s, &headers, &uri);
     let items: Vec<_> = webhooks.iter().map(|w| webhook_json(w, &base)).collect();
     Ok(Json(json!({ "webhooks": items })))

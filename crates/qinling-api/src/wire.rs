@@ -203,7 +203,7 @@ pub fn execution_json(e: &Execution) -> Value {
         "description": e.description,
         "status": e.status.as_str(),
         "sync": e.sync,
-        "input": e.input,
+        "input": e.input.to_wire(),
         "result": e.result,
         "cpu_ms": e.cpu_ms,
         "memory_peak_kb": e.memory_peak_kb,

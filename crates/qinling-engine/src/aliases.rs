@@ -1,13 +1,49 @@
 //! Function aliases (reference §3.5): create, list, show, update, delete, addressed by name
 //! within the caller's project. Function and versions are validated (upstream: unchecked or a
 //! 500), and an alias in use by a job or webhook cannot be deleted. Beyond upstream, an alias
-//! may split executions between two versions by weight; [`Engine::resolve_alias`] picks one
-//! per execution.
+//! may split executions between two versions by weight; one is picked per execution. What an execution runs is an [`ExecutionTarget`] — a function version or an alias —
+//! and [`Engine::resolve_target`] is the one place an alias becomes a function version, for
+//! executions made by a request, a job tick or a webhook.
 
-use qinling_store::Scope;
 use qinling_types::{Error, FunctionAlias, RequestContext, new_id, now};
 
 use crate::Engine;
+use crate::scope::{self, ListQuery, OwnProject};
+
+/// What an execution runs: a function at a version (0 is the function itself), or an alias
+/// of the acting project, resolved when the execution is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionTarget {
+    Function { id: String, version: i64 },
+    Alias(String),
+}
+
+impl ExecutionTarget {
+    /// The target a request or a stored job/webhook names: the alias when it names one (it
+    /// takes precedence, as upstream), else the function at `version`; `None` when neither.
+    pub fn named(
+        alias: Option<&str>,
+        function_id: Option<&str>,
+        version: i64,
+    ) -> Option<ExecutionTarget> {
+        match (alias, function_id) {
+            (Some(name), _) => Some(ExecutionTarget::Alias(name.to_string())),
+            (None, Some(id)) => Some(ExecutionTarget::Function {
+                id: id.to_string(),
+                version,
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// The alias name, if the target is one (recorded on the execution).
+    pub fn alias(&self) -> Option<&str> {
+        match self {
+            ExecutionTarget::Alias(name) => Some(name),
+            ExecutionTarget::Function { .. } => None,
+        }
+    }
+}
 
 /// An alias-create request.
 #[derive(Debug, Clone, Default)]
@@ -128,8 +164,13 @@ impl Engine {
             .ok_or_else(|| alias_not_found(name))
     }
 
-    pub async fn list_aliases(&self, scope: &Scope) -> Result<Vec<FunctionAlias>, Error> {
-        Ok(self.inner.store.list_aliases(scope).await?)
+    pub async fn list_aliases(
+        &self,
+        ctx: &RequestContext,
+        q: &ListQuery,
+    ) -> Result<Vec<FunctionAlias>, Error> {
+        let scope = scope::for_list(ctx, q, OwnProject::Refused)?;
+        Ok(self.inner.store.list_aliases(&scope).await?)
     }
 
     pub async fn update_alias(
@@ -183,22 +224,22 @@ impl Engine {
         Ok(())
     }
 
-    /// The function and version an execution through alias `name` of the caller's project
-    /// runs; a weighted alias picks its additional version with the configured probability.
-    pub async fn resolve_alias(
-        &self,
-        ctx: &RequestContext,
-        name: &str,
-    ) -> Result<(String, i64), Error> {
-        self.resolve_alias_in(&ctx.project_id, name).await
-    }
-
-    /// [`Engine::resolve_alias`] for background work (jobs, webhooks) acting in `project_id`.
-    pub(crate) async fn resolve_alias_in(
+    /// The function and version `target` runs for work acting in `project_id` (a request's
+    /// caller, a job's or a webhook's owner).
+    pub(crate) async fn resolve_target(
         &self,
         project_id: &str,
-        name: &str,
+        target: &ExecutionTarget,
     ) -> Result<(String, i64), Error> {
+        match target {
+            ExecutionTarget::Function { id, version } => Ok((id.clone(), *version)),
+            ExecutionTarget::Alias(name) => self.resolve_alias_in(project_id, name).await,
+        }
+    }
+
+    /// The function and version an execution through alias `name` of `project_id` runs; a
+    /// weighted alias picks its additional version with the configured probability.
+    async fn resolve_alias_in(&self, project_id: &str, name: &str) -> Result<(String, i64), Error> {
         let alias = self
             .inner
             .store

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use qinling_store::{ExecutionFilter, NewExecution, Scope};
+use qinling_store::{NewExecution, Scope};
 use qinling_types::{
     Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext, RuntimeStatus,
     Timestamp, new_id,
@@ -12,16 +12,29 @@ use qinling_types::{
 use tokio::sync::mpsc;
 
 use crate::Engine;
+use crate::aliases::ExecutionTarget;
+use crate::scope::{self, ExecutionQuery, OwnProject};
 
-/// A validated execution-create request.
+/// An execution-create request (from the API, a job tick or a webhook).
 #[derive(Debug, Clone)]
 pub struct CreateExecution {
-    pub function_id: String,
-    pub function_version: i64,
-    pub function_alias: Option<String>,
+    /// What to run; an alias is resolved in the acting project when the execution is created.
+    pub target: ExecutionTarget,
     pub description: Option<String>,
     pub sync: bool,
+    /// The `input` text as given (checked for size, then parsed once).
     pub input: Option<String>,
+}
+
+/// A [`CreateExecution`] with its target resolved to a function version.
+#[derive(Debug, Clone)]
+struct Resolved {
+    function_id: String,
+    function_version: i64,
+    function_alias: Option<String>,
+    description: Option<String>,
+    sync: bool,
+    input: Option<String>,
 }
 
 impl Engine {
@@ -30,6 +43,16 @@ impl Engine {
         ctx: &RequestContext,
         req: CreateExecution,
     ) -> Result<Execution, Error> {
+        let (function_id, function_version) =
+            self.resolve_target(&ctx.project_id, &req.target).await?;
+        let req = Resolved {
+            function_id,
+            function_version,
+            function_alias: req.target.alias().map(str::to_string),
+            description: req.description,
+            sync: req.sync,
+            input: req.input,
+        };
         if let Some(input) = &req.input {
             let max = self.inner.config.max_input_bytes;
             if input.len() > max {
@@ -48,7 +71,7 @@ impl Engine {
         if req.function_version == 0
             && let Some(function) = self.inner.definitions.get(&req.function_id)
         {
-            if !ctx.is_admin && function.project_id != ctx.project_id {
+            if !scope::visible(ctx, &function.project_id) {
                 return Err(Error::not_found("Function", &req.function_id));
             }
             slot = self.check_execution_quota(&ctx.project_id).await?;
@@ -242,24 +265,24 @@ impl Engine {
     }
 
     pub async fn get_execution(&self, ctx: &RequestContext, id: &str) -> Result<Execution, Error> {
-        let scope = if ctx.is_admin {
-            Scope::All
-        } else {
-            Scope::Project(ctx.project_id.clone())
-        };
         self.inner
             .store
-            .get_execution(id, &scope)
+            .get_execution(id, &scope::by_id(ctx))
             .await?
             .ok_or_else(|| Error::not_found("Execution", id))
     }
 
     pub async fn list_executions(
         &self,
-        scope: &Scope,
-        filter: &ExecutionFilter,
+        ctx: &RequestContext,
+        q: &ExecutionQuery,
     ) -> Result<Vec<Execution>, Error> {
-        Ok(self.inner.store.list_executions(scope, filter).await?)
+        let scope = scope::for_list(ctx, &q.projects, OwnProject::Refused)?;
+        Ok(self
+            .inner
+            .store
+            .list_executions(&scope, &q.filter())
+            .await?)
     }
 
     pub async fn delete_execution(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
@@ -289,7 +312,7 @@ fn apply(
 }
 
 /// The row to record for `req` of `function`, made by the request `ctx`.
-fn new_execution(function: &Function, req: &CreateExecution, ctx: &RequestContext) -> NewExecution {
+fn new_execution(function: &Function, req: &Resolved, ctx: &RequestContext) -> NewExecution {
     NewExecution {
         id: new_id(),
         function_id: function.id.clone(),
@@ -297,7 +320,7 @@ fn new_execution(function: &Function, req: &CreateExecution, ctx: &RequestContex
         function_alias: req.function_alias.clone(),
         description: req.description.clone(),
         sync: req.sync,
-        input: Input::parse(req.input.as_deref()).to_wire(),
+        input: Input::parse(req.input.as_deref()),
         project_id: function.project_id.clone(),
         request_id: Some(ctx.request_id.clone()),
     }

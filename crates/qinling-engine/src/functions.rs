@@ -9,6 +9,7 @@ use qinling_types::{
 
 use crate::Engine;
 use crate::packages::PackageStore;
+use crate::scope::{self, ListQuery, OwnProject};
 
 /// A function-create request, fields as received (limits still text, checked here in
 /// upstream's order: timeout, cpu, memory).
@@ -42,14 +43,6 @@ pub struct UpdateFunction {
     pub package: Option<Vec<u8>>,
 }
 
-fn scope_for(ctx: &RequestContext) -> Scope {
-    if ctx.is_admin {
-        Scope::All
-    } else {
-        Scope::Project(ctx.project_id.clone())
-    }
-}
-
 impl Engine {
     pub async fn create_function(
         &self,
@@ -57,16 +50,13 @@ impl Engine {
         req: CreateFunction,
     ) -> Result<Function, Error> {
         let ranges = &self.inner.config.limits;
-        let mut limits = ranges.defaults();
-        if let Some(t) = &req.timeout {
-            limits.timeout = ranges.parse("timeout", t)? as u32;
-        }
-        if let Some(c) = &req.cpu {
-            limits.cpu = ranges.parse("cpu", c)? as u32;
-        }
-        if let Some(m) = &req.memory_size {
-            limits.memory_size = ranges.parse("memory", m)?;
-        }
+        let limits = ranges
+            .parse_changes(
+                req.cpu.as_deref(),
+                req.memory_size.as_deref(),
+                req.timeout.as_deref(),
+            )?
+            .apply(ranges.defaults());
         let network = parse_network(req.network.as_deref())?.unwrap_or(false);
         let runtime_id = req
             .runtime_id
@@ -213,13 +203,18 @@ impl Engine {
     pub async fn get_function(&self, ctx: &RequestContext, id: &str) -> Result<Function, Error> {
         self.inner
             .store
-            .get_function(id, &scope_for(ctx))
+            .get_function(id, &scope::by_id(ctx))
             .await?
             .ok_or_else(|| Error::not_found("Function", id))
     }
 
-    pub async fn list_functions(&self, scope: &Scope) -> Result<Vec<Function>, Error> {
-        Ok(self.inner.store.list_functions(scope).await?)
+    pub async fn list_functions(
+        &self,
+        ctx: &RequestContext,
+        q: &ListQuery,
+    ) -> Result<Vec<Function>, Error> {
+        let scope = scope::for_list(ctx, q, OwnProject::Refused)?;
+        Ok(self.inner.store.list_functions(&scope).await?)
     }
 
     pub async fn function_package(&self, function: &Function) -> Result<Vec<u8>, Error> {
@@ -241,15 +236,14 @@ impl Engine {
             entry: req.entry,
             ..Default::default()
         };
-        if let Some(t) = &req.timeout {
-            update.timeout = Some(ranges.parse("timeout", t)? as u32);
-        }
-        if let Some(c) = &req.cpu {
-            update.cpu = Some(ranges.parse("cpu", c)? as u32);
-        }
-        if let Some(m) = &req.memory_size {
-            update.memory_size = Some(ranges.parse("memory", m)?);
-        }
+        let limits = ranges.parse_changes(
+            req.cpu.as_deref(),
+            req.memory_size.as_deref(),
+            req.timeout.as_deref(),
+        )?;
+        update.cpu = limits.cpu;
+        update.memory_size = limits.memory_size;
+        update.timeout = limits.timeout;
         update.network = parse_network(req.network.as_deref())?;
         let Code::Package {
             md5sum: current_md5,

@@ -12,10 +12,11 @@
 
 use std::time::Duration;
 
-use qinling_store::{JobAdvance, Scope, Store};
+use qinling_store::{JobAdvance, Store};
 use qinling_types::{Error, Job, JobStatus, RequestContext, Timestamp, new_id, now};
 
-use crate::{CreateExecution, Engine};
+use crate::scope::{self, ListQuery, OwnProject};
+use crate::{CreateExecution, Engine, ExecutionTarget};
 
 /// How often the ticker looks for due jobs.
 pub const TICK: Duration = Duration::from_millis(500);
@@ -277,20 +278,16 @@ impl Engine {
     }
 
     pub async fn get_job(&self, ctx: &RequestContext, id: &str) -> Result<Job, Error> {
-        let scope = if ctx.is_admin {
-            Scope::All
-        } else {
-            Scope::Project(ctx.project_id.clone())
-        };
         self.inner
             .store
-            .get_job(id, &scope)
+            .get_job(id, &scope::by_id(ctx))
             .await?
             .ok_or_else(|| job_not_found(id))
     }
 
-    pub async fn list_jobs(&self, scope: &Scope) -> Result<Vec<Job>, Error> {
-        Ok(self.inner.store.list_jobs(scope).await?)
+    pub async fn list_jobs(&self, ctx: &RequestContext, q: &ListQuery) -> Result<Vec<Job>, Error> {
+        let scope = scope::for_list(ctx, q, OwnProject::Refused)?;
+        Ok(self.inner.store.list_jobs(&scope).await?)
     }
 
     pub async fn update_job(
@@ -394,17 +391,16 @@ impl Engine {
             is_admin: false,
             request_id: format!("req-job-{}", job.id),
         };
-        let (function_id, version) = match (&job.function_alias, &job.function_id) {
-            (Some(name), _) => self.resolve_alias_in(&job.project_id, name).await?,
-            (None, Some(f)) => (f.clone(), job.function_version),
-            (None, None) => return Err(Error::input("the job names no function")),
-        };
+        let target = ExecutionTarget::named(
+            job.function_alias.as_deref(),
+            job.function_id.as_deref(),
+            job.function_version,
+        )
+        .ok_or_else(|| Error::input("the job names no function"))?;
         self.create_execution(
             &owner,
             CreateExecution {
-                function_id,
-                function_version: version,
-                function_alias: job.function_alias.clone(),
+                target,
                 description: Some(format!("Created by Job {}", job.id)),
                 sync: false,
                 input: job.function_input.clone(),
@@ -542,7 +538,11 @@ mod tests {
             );
         }
         assert_eq!(total, 1);
-        let after1 = store.get_job(&j.id, &Scope::All).await.unwrap().unwrap();
+        let after1 = store
+            .get_job(&j.id, &qinling_store::Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(after1.count, Some(1));
         assert_eq!(after1.status, JobStatus::Running);
         assert_eq!(
@@ -556,7 +556,11 @@ mod tests {
             total += fired(claim_due(&store, late).await.unwrap());
         }
         assert_eq!(total, 1);
-        let done = store.get_job(&j.id, &Scope::All).await.unwrap().unwrap();
+        let done = store
+            .get_job(&j.id, &qinling_store::Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((done.status, done.count), (JobStatus::Done, Some(0)));
         // Done jobs never fire again.
         let much_later = datetime!(2026-11-29 00:00:00 UTC);

@@ -10,16 +10,16 @@
 //! backend: the server binary chooses those.
 
 mod aliases;
+pub mod auth;
 mod executions;
 mod functions;
 pub mod jobs;
 pub mod metrics;
 pub mod packages;
-pub mod policy;
 pub mod quotas;
 mod run;
 mod runtimes;
-pub mod tokens;
+pub mod scope;
 pub mod usage;
 mod versions;
 pub mod webhooks;
@@ -34,12 +34,13 @@ use qinling_store::Store;
 use qinling_types::{LimitRanges, RuntimeKind};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
-pub use aliases::{CreateAlias, UpdateAlias};
+pub use aliases::{CreateAlias, ExecutionTarget, UpdateAlias};
 pub use executions::CreateExecution;
 pub use functions::{CreateFunction, UpdateFunction};
 pub use jobs::{CreateJob, UpdateJob};
 pub use packages::{PackageId, PackageStore};
 pub use runtimes::{CreateRuntime, UpdateRuntime};
+pub use scope::{ExecutionQuery, ListQuery};
 pub use webhooks::{UpdateWebhook, WebhookTarget};
 pub use workers::MAX_SCALE_COUNT;
 

@@ -10,6 +10,7 @@ use qinling_store::{Scope, UsageGroup, UsageQuery, UsageRow};
 use qinling_types::{Error, RequestContext, Timestamp, now};
 
 use crate::Engine;
+use crate::scope::{self, ListQuery, OwnProject};
 
 /// A usage request as the caller gave it; times and grouping are checked here.
 #[derive(Debug, Clone, Default)]
@@ -40,10 +41,7 @@ pub struct Usage {
 
 /// The wire name of a grouping.
 pub fn group_name(g: UsageGroup) -> &'static str {
-    match g {
-        UsageGroup::Function => "function",
-        UsageGroup::Project => "project",
-    }
+    g.as_str()
 }
 
 /// A range bound: RFC 3339 (an offset or `Z`, optional fraction), a naive
@@ -64,12 +62,11 @@ pub fn parse_bound(what: &str, raw: &str) -> Result<Timestamp, Error> {
 /// Whose usage `ctx` reads: a named project (their own, or any for admins), every project
 /// (admins), else their own.
 fn scope(ctx: &RequestContext, req: &UsageRequest) -> Result<Scope, Error> {
-    match (&req.project_id, req.all_projects) {
-        (Some(p), _) if *p == ctx.project_id || ctx.is_admin => Ok(Scope::Project(p.clone())),
-        (None, true) if ctx.is_admin => Ok(Scope::All),
-        (None, false) => Ok(Scope::Project(ctx.project_id.clone())),
-        _ => Err(Error::NotAllowed(crate::policy::NOT_ALLOWED.into())),
-    }
+    let q = ListQuery {
+        project_id: req.project_id.clone(),
+        all_projects: req.all_projects,
+    };
+    scope::for_list(ctx, &q, OwnProject::Allowed)
 }
 
 impl Engine {
@@ -152,7 +149,7 @@ mod tests {
             Ok(Scope::All) => "*".into(),
             Err(e) => format!("refused: {e}"),
         };
-        let refused = format!("refused: {}", crate::policy::NOT_ALLOWED);
+        let refused = format!("refused: {}", crate::auth::policy::NOT_ALLOWED);
         for is_admin in [false, true] {
             assert_eq!(name(scope(&ctx(is_admin), &req(None, false))), "mine");
             assert_eq!(

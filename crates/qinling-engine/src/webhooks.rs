@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use qinling_store::Scope;
 use qinling_types::{Error, RequestContext, Webhook, new_id, now, py_json};
 
-use crate::{CreateExecution, Engine};
+use crate::scope::{self, ListQuery, OwnProject};
+use crate::{CreateExecution, Engine, ExecutionTarget};
 
 /// What a webhook runs: a function (and version), or an alias.
 #[derive(Debug, Clone, Default)]
@@ -131,20 +132,20 @@ impl Engine {
     }
 
     pub async fn get_webhook(&self, ctx: &RequestContext, id: &str) -> Result<Webhook, Error> {
-        let scope = if ctx.is_admin {
-            Scope::All
-        } else {
-            Scope::Project(ctx.project_id.clone())
-        };
         self.inner
             .store
-            .get_webhook(id, &scope)
+            .get_webhook(id, &scope::by_id(ctx))
             .await?
             .ok_or_else(|| webhook_not_found(id))
     }
 
-    pub async fn list_webhooks(&self, scope: &Scope) -> Result<Vec<Webhook>, Error> {
-        Ok(self.inner.store.list_webhooks(scope).await?)
+    pub async fn list_webhooks(
+        &self,
+        ctx: &RequestContext,
+        q: &ListQuery,
+    ) -> Result<Vec<Webhook>, Error> {
+        let scope = scope::for_list(ctx, q, OwnProject::Refused)?;
+        Ok(self.inner.store.list_webhooks(&scope).await?)
     }
 
     pub async fn update_webhook(
@@ -219,22 +220,21 @@ impl Engine {
             is_admin: false,
             request_id: request_id.to_string(),
         };
-        let (function_id, version) = match (&webhook.function_alias, &webhook.function_id) {
-            (Some(name), _) => self.resolve_alias_in(&webhook.project_id, name).await?,
-            (None, Some(f)) => (f.clone(), webhook.function_version.unwrap_or(0)),
-            (None, None) => {
-                return Err(Error::Conflict(format!(
-                    "Webhook {id} has no function or alias to run: update it."
-                )));
-            }
-        };
+        let target = ExecutionTarget::named(
+            webhook.function_alias.as_deref(),
+            webhook.function_id.as_deref(),
+            webhook.function_version.unwrap_or(0),
+        )
+        .ok_or_else(|| {
+            Error::Conflict(format!(
+                "Webhook {id} has no function or alias to run: update it."
+            ))
+        })?;
         let execution = self
             .create_execution(
                 &owner,
                 CreateExecution {
-                    function_id,
-                    function_version: version,
-                    function_alias: webhook.function_alias.clone(),
+                    target,
                     description: Some(format!("Created by Webhook {}", webhook.id)),
                     sync: false,
                     input: Some(py_json(&serde_json::Value::Object(params))),

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qinling_engine::{CreateExecution, CreateFunction, Engine, EngineConfig, PackageStore};
+use qinling_engine::{
+    CreateExecution, CreateFunction, Engine, EngineConfig, ExecutionTarget, PackageStore,
+};
 use qinling_executor::{Executor, Executors, FunctionKey, Packages};
 use qinling_pool::fake::FakeSandbox;
 use qinling_pool::{Launcher, Pool, PoolConfig};
@@ -99,9 +101,10 @@ async fn execute(
     input: &str,
 ) -> Result<Execution, Error> {
     let req = CreateExecution {
-        function_id: function_id.into(),
-        function_version: 0,
-        function_alias: None,
+        target: ExecutionTarget::Function {
+            id: function_id.into(),
+            version: 0,
+        },
         description: None,
         sync,
         input: Some(input.into()),

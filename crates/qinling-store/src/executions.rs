@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-use qinling_types::{Execution, ExecutionStatus, Outcome, Timestamp, now};
+use qinling_types::{Execution, ExecutionStatus, Input, Outcome, Timestamp, now};
 use sqlx::{Row, SqliteConnection};
 
 use crate::writer::WriteOp;
@@ -24,7 +24,8 @@ pub struct NewExecution {
     pub function_alias: Option<String>,
     pub description: Option<String>,
     pub sync: bool,
-    pub input: Option<String>,
+    /// Stored as its wire text (`Input::to_wire`), read back with `Input::parse`.
+    pub input: Input,
     pub project_id: String,
     /// The request that created it (`X-Openstack-Request-Id`).
     pub request_id: Option<String>,
@@ -52,7 +53,7 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Execution> {
             what: status.clone(),
         })?,
         sync: row.try_get("sync")?,
-        input: row.try_get("input")?,
+        input: Input::parse(row.try_get::<Option<String>, _>("input")?.as_deref()),
         result: row.try_get("result")?,
         logs: row.try_get("logs")?,
         cpu_ms: row.try_get("cpu_ms")?,
@@ -81,6 +82,8 @@ pub struct Claimed {
 /// Records a new execution (see [`Store::insert_execution`]).
 struct Insert {
     row: NewExecution,
+    /// The row's input as stored (rendered by the caller, not in the writer task).
+    input: Option<String>,
     created: String,
     /// `Some(updated_at)`: only if the function's definition is still this one and its
     /// runtime is available.
@@ -174,7 +177,7 @@ impl WriteOp for Insert {
                     .bind(&e.function_alias)
                     .bind(&e.description)
                     .bind(e.sync)
-                    .bind(&e.input)
+                    .bind(&op.input)
                     .bind(if e.sync { "started" } else { "queued" })
                     .bind(&e.project_id)
                     .bind(&e.request_id)
@@ -366,6 +369,7 @@ impl Store {
     ) -> Result<std::result::Result<Execution, NewExecution>> {
         let created = now();
         let op = Insert {
+            input: row.input.to_wire(),
             row,
             created: ts::to_db(created),
             unchanged,
@@ -529,7 +533,7 @@ mod tests {
             function_alias: None,
             description: None,
             sync,
-            input: Some("{\"a\": 1}".into()),
+            input: Input::parse(Some("{\"a\": 1}")),
             project_id: "p".into(),
             request_id: Some(format!("req-{id}")),
         }
@@ -626,7 +630,10 @@ mod tests {
             .unwrap()
             .unwrap();
         let claimed = store.claim_execution("a").await.unwrap().unwrap();
-        assert_eq!(claimed.execution.input.as_deref(), Some("{\"a\": 1}"));
+        assert_eq!(
+            claimed.execution.input.to_wire().as_deref(),
+            Some("{\"a\": 1}")
+        );
         assert_eq!(claimed.function_updated_at, Some(f.updated_at));
         assert!(store.claim_execution("a").await.unwrap().is_none());
         let outcome = Outcome {

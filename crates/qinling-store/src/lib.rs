@@ -30,9 +30,10 @@ pub use executions::{Claimed, ExecutionFilter, NewExecution};
 pub use filter::{Filter, FilterOp};
 pub use functions::FunctionUpdate;
 pub use jobs::JobAdvance;
+pub use qinling_types::{UsageGroup, UsageRow};
 pub use runtimes::RuntimeUpdate;
 pub use tokens::TokenRow;
-pub use usage::{UsageGroup, UsageQuery, UsageRow};
+pub use usage::UsageQuery;
 pub use versions::VersionCreate;
 pub use writer::WriterStats;
 

@@ -7,12 +7,14 @@ mod limits;
 mod model;
 mod time_fmt;
 mod triggers;
+mod usage;
 
 pub use error::{Error, Result};
-pub use limits::{LimitRanges, Range, ResourceLimits};
+pub use limits::{Limit, LimitChanges, LimitRanges, Range, ResourceLimits};
 pub use model::*;
 pub use time_fmt::{Timestamp, format_precise, format_ts, now};
 pub use triggers::*;
+pub use usage::{UsageGroup, UsageRow};
 
 /// A fresh random resource id (UUID4, 36 characters), as upstream uses.
 pub fn new_id() -> String {

@@ -338,8 +338,9 @@ pub struct Execution {
     pub description: Option<String>,
     pub status: ExecutionStatus,
     pub sync: bool,
-    /// The `input` field as shown on the wire.
-    pub input: Option<String>,
+    /// The input, parsed once when the execution was created (or read from its stored wire
+    /// text, [`Input::to_wire`]).
+    pub input: Input,
     /// The `result` field (a JSON string), once finished.
     pub result: Option<String>,
     pub logs: Option<String>,
@@ -359,9 +360,9 @@ pub struct Execution {
 }
 
 impl Execution {
-    /// How the function receives the input stored on this execution.
+    /// How the function receives the input of this execution (a copy of the parsed input).
     pub fn parsed_input(&self) -> Input {
-        Input::parse(self.input.as_deref())
+        self.input.clone()
     }
 }
 

@@ -5,7 +5,6 @@ use qinling_cli as cli;
 mod auth;
 mod bench;
 mod serve;
-mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -31,7 +30,7 @@ enum Command {
     /// Measure the platform end to end: starts its own servers and prints a table and JSON.
     Bench(bench::BenchArgs),
     /// Manage API tokens for `auth.mode = "token"` (on the server's data directory).
-    Token(token::TokenArgs),
+    Token(auth::token::TokenArgs),
     /// Print the OpenAPI 3 document of the v1 API (also served at /v1/openapi.json).
     Openapi,
     /// The benchmark's floor server (a minimal HTTP hello-world on the same stack).
@@ -51,7 +50,7 @@ fn main() -> std::process::ExitCode {
     match args.command {
         Command::Serve(serve_args) => serve::main(serve_args),
         Command::Bench(bench_args) => bench::main(bench_args),
-        Command::Token(token_args) => token::main(token_args),
+        Command::Token(token_args) => auth::token::main(token_args),
         Command::BenchFloor { listen } => bench::floor_main(listen),
         Command::Openapi => {
             println!(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use qinling_engine::tokens::{Tokens, parse_lifetime};
+use qinling_engine::auth::tokens::{Tokens, parse_lifetime};
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
@@ -98,9 +98,9 @@ async fn run(args: TokenArgs) -> anyhow::Result<()> {
         TokenCommand::List => {
             println!("id\tproject\tuser\troles\tcreated\texpires\tstate\tdescription");
             for t in tokens.list().await? {
-                let state = match qinling_engine::tokens::check(&t, now) {
+                let state = match qinling_engine::auth::tokens::check(&t, now) {
                     Ok(()) => "active",
-                    Err(qinling_engine::tokens::Invalid::Revoked) => "revoked",
+                    Err(qinling_engine::auth::tokens::Invalid::Revoked) => "revoked",
                     Err(_) => "expired",
                 };
                 println!(

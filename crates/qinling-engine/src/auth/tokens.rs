@@ -7,7 +7,7 @@ use qinling_store::{Store, TokenRow};
 use qinling_types::Error;
 use sha2::{Digest, Sha256};
 
-use crate::policy::Identity;
+use crate::auth::policy::Identity;
 
 /// Prefix of every secret, so leaked tokens are recognisable (secret scanners, logs).
 pub const SECRET_PREFIX: &str = "qnl_";
