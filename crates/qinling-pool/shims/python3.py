@@ -1429,6 +1429,16 @@ def set_child_subreaper():
         pass  # no libc via ctypes: leftovers are then the sandbox's to clean up
 
 
+def lift_int_str_limit():
+    """Python >= 3.11 refuses to convert integers of more than 4300 digits to and from
+    text (a guard against quadratic-time parsing of hostile input in web servers). A
+    function's own arithmetic is not such input, and upstream's functions print such
+    integers (its CPU-limit test prints 50,000 digits of pi), so the limit is lifted for
+    the function's import and every execution (children inherit it)."""
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)
+
+
 def main():
     # The protocol channel: private duplicates of stdin and stdout, taken before any user
     # code can run (os.dup makes them close-on-exec). Fds 0-2 then point at /dev/null, so
@@ -1448,6 +1458,7 @@ def main():
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
     set_child_subreaper()
+    lift_int_str_limit()
     zygote = Zygote(proto_in, proto_out, devnull, streams)
     code = 0
     try:

@@ -559,6 +559,18 @@ class ShimTest(unittest.TestCase):
 
     # -- failures ------------------------------------------------------------------------
 
+    def test_big_integers_convert_to_text(self):
+        # Upstream's CPU-limit function prints a 50,000-digit integer; Python >= 3.11 refuses
+        # to convert more than 4300 digits unless the shim lifts the limit.
+        src = ("def main(**kw):\n"
+               "    n = 10 ** 50000 + 7\n"
+               "    text = str(n)\n"
+               "    print(text)\n"
+               "    return [len(text), int(text) == n, text[-3:]]\n")
+        shim = self.bound({"big.py": src}, "big.main")
+        r = shim.run("e1")
+        self.assertEqual((r["success"], r["output"]), (True, [50001, True, "007"]), r)
+
     def test_exception(self):
         shim = self.bound(entry="funcs.boom")
         r = shim.run("e")
