@@ -37,6 +37,7 @@ impl Engine {
         ctx: &RequestContext,
         req: CreateExecution,
     ) -> Result<Execution, Error> {
+        crate::text::check_description("description", req.description.as_deref())?;
         if let Some(input) = &req.input {
             let max = self.inner.config.max_input_bytes;
             if input.len() > max {

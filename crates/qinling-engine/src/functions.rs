@@ -8,6 +8,7 @@ use qinling_types::{
 
 use crate::Engine;
 use crate::packages::PackageStore;
+use crate::text::{check_description, check_name};
 
 /// A function-create request, fields as received (limits still text, checked here in
 /// upstream's order: timeout, cpu, memory).
@@ -55,6 +56,8 @@ impl Engine {
         ctx: &RequestContext,
         req: CreateFunction,
     ) -> Result<Function, Error> {
+        check_name("name", req.name.as_deref())?;
+        check_description("description", req.description.as_deref())?;
         let ranges = &self.inner.config.limits;
         let mut limits = ranges.defaults();
         if let Some(t) = &req.timeout {
@@ -209,6 +212,11 @@ impl Engine {
         id: &str,
         req: UpdateFunction,
     ) -> Result<Function, Error> {
+        check_name("name", req.name.as_ref().and_then(Option::as_deref))?;
+        check_description(
+            "description",
+            req.description.as_ref().and_then(Option::as_deref),
+        )?;
         let current = self.get_function(ctx, id).await?;
         let ranges = &self.inner.config.limits;
         let mut update = FunctionUpdate {

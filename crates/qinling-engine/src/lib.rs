@@ -15,6 +15,7 @@ pub mod packages;
 pub mod policy;
 pub mod quotas;
 mod runtimes;
+pub mod text;
 pub mod tokens;
 pub mod usage;
 mod versions;
