@@ -414,7 +414,7 @@ fn assert_healthy(s: &Server, hello: &str) {
 }
 
 /// The pid of this test's server process, found through its data directory.
-fn server_pid(s: &Server) -> i32 {
+pub(crate) fn server_pid(s: &Server) -> i32 {
     let needle = s.data_dir.to_string_lossy().into_owned();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

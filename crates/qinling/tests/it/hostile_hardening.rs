@@ -221,3 +221,45 @@ fn names_and_descriptions_are_validated() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["name"], json!(fine));
 }
+
+/// Property 7: a server killed with SIGKILL while it wrote a package leaves its temporary
+/// file (`.<sha256>.<pid>.tmp`, here half a package, in every package directory and under a
+/// name of a package that is not stored); the next start removes them all and keeps the
+/// stored packages.
+#[test]
+fn temporary_package_files_of_a_killed_server_are_removed_at_start() {
+    let mut s = Server::start();
+    let f = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    let fid = f["id"].as_str().unwrap().to_string();
+    let pid = crate::hostile::server_pid(&s);
+    s.kill9();
+    let stored = s.package_files();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let dir = stored[0].parent().unwrap().to_path_buf();
+    let sha = stored[0]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let other = "0f".repeat(32);
+    let other_dir = s.data_dir.join("packages").join(&other[..2]);
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let leftovers = [
+        dir.join(format!(".{sha}.{pid}.tmp")),
+        other_dir.join(format!(".{other}.{pid}.tmp")),
+        // An older crash of a server whose pid is long gone.
+        other_dir.join(format!(".{other}.4194000.tmp")),
+    ];
+    for path in &leftovers {
+        std::fs::write(path, vec![b'x'; 1 << 20]).unwrap();
+    }
+    s.restart();
+    let left: Vec<_> = leftovers.iter().filter(|p| p.exists()).collect();
+    assert!(
+        left.is_empty(),
+        "temporary files survived the start: {left:?}"
+    );
+    assert_eq!(s.package_files(), stored);
+    let e = s.execute(&fid, Some("again"));
+    assert_eq!(result(&e)["output"], json!("Hello, again"), "{e}");
+}
