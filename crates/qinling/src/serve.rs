@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "QINLING_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Connections the kernel queues for the API before it is ready to accept them (capped
+    /// by `net.core.somaxconn`).
+    #[arg(long, env = "QINLING_LISTEN_BACKLOG")]
+    pub listen_backlog: Option<u32>,
     /// Pre-started workers per runtime (0 turns the pool off).
     #[arg(long, env = "QINLING_POOL_SIZE")]
     pub pool_size: Option<usize>,
@@ -93,6 +97,8 @@ pub struct ServeArgs {
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The API socket's listen backlog.
+    pub listen_backlog: u32,
     pub pool_size: usize,
     pub function_concurrency: usize,
     pub max_workers_per_function: usize,
@@ -126,6 +132,7 @@ impl Default for Config {
         Config {
             data_dir: default_data_dir(),
             listen: "127.0.0.1:7070".parse().expect("valid address"),
+            listen_backlog: 4096,
             pool_size: 3,
             function_concurrency: 3,
             max_workers_per_function: 10,
@@ -181,6 +188,9 @@ impl Config {
         }
         if let Some(v) = args.listen {
             cfg.listen = v;
+        }
+        if let Some(v) = args.listen_backlog {
+            cfg.listen_backlog = v;
         }
         if let Some(v) = args.pool_size {
             cfg.pool_size = v;
@@ -246,6 +256,9 @@ impl Config {
         if cfg.function_concurrency == 0 {
             bail!("function_concurrency must be at least 1");
         }
+        if cfg.listen_backlog == 0 {
+            bail!("listen_backlog must be at least 1");
+        }
         if !matches!(cfg.log_format.as_str(), "text" | "json") {
             bail!(
                 "log_format must be 'text' or 'json', not '{}'",
@@ -265,6 +278,7 @@ pub fn main(args: ServeArgs) -> std::process::ExitCode {
         }
     };
     init_logging(&cfg.log_format);
+    raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -443,8 +457,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         auth: cfg.auth.build(&store)?,
     };
     let app = qinling_api::router(state);
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
+    let listener = listen(cfg.listen, cfg.listen_backlog)
         .with_context(|| format!("listening on {}", cfg.listen))?;
     if cfg.auth.mode == "none" && !listener.local_addr()?.ip().is_loopback() {
         tracing::warn!(
@@ -462,6 +475,38 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .await;
     store.close().await;
     Ok(())
+}
+
+/// The API's socket. A burst of clients (a thousand sync requests at once) must queue in the
+/// kernel rather than be refused or reset, so the backlog is ours to choose (tokio's `bind`
+/// fixes it at 1024); the kernel caps it at `net.core.somaxconn`.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Raises this process's soft limit of open files to its hard limit: every connection of
+/// a burst is a descriptor, and at the usual soft limit of 1,024 a thousand clients plus the
+/// database and the workers' pipes would make `accept` fail. Workers are unaffected: the
+/// sandbox sets their own limit.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// Installs the Prometheus recorder for the `metrics` facade and returns its renderer.

@@ -263,3 +263,124 @@ fn temporary_package_files_of_a_killed_server_are_removed_at_start() {
     let e = s.execute(&fid, Some("again"));
     assert_eq!(result(&e)["output"], json!("Hello, again"), "{e}");
 }
+
+/// One raw HTTP/1.1 request on its own connection: the status code, or the I/O error
+/// (a reset, a refusal) the client saw.
+fn raw_post(
+    stream: &mut std::net::TcpStream,
+    host: &str,
+    path: &str,
+    body: &str,
+) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    stream
+        .read_to_end(&mut out)
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&out);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line in {:?}", &text[..text.len().min(200)]))
+}
+
+/// Sets this process's soft limit of open files (children inherit it); returns the old one.
+fn set_nofile_soft(soft: Option<u64>) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let old = lim.rlim_cur;
+        lim.rlim_cur = soft.unwrap_or(lim.rlim_max).min(lim.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        old
+    }
+}
+
+/// Property 6: a burst of 1,000 concurrent sync execution requests against one function,
+/// every connection opened before any answer is read (loopback only), gets 201 or 429 on
+/// every connection: no reset, no refused connection, no empty answer. The server starts
+/// with the usual default soft limit of 1,024 open files (systemd's, most shells'), which a
+/// thousand connections plus its own descriptors exceed.
+#[test]
+fn a_thousand_concurrent_sync_requests_get_clean_answers() {
+    const CLIENTS: usize = 1000;
+    const THREADS: usize = 50;
+    static NOFILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let s = {
+        let _one_at_a_time = NOFILE.lock().unwrap();
+        let old = set_nofile_soft(Some(1024));
+        let s = Server::start();
+        set_nofile_soft(Some(old));
+        s
+    };
+    // The clients need their own thousand descriptors.
+    set_nofile_soft(None);
+    let f = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    let fid = f["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        result(&s.execute(&fid, None))["output"],
+        json!("Hello, World")
+    );
+    let addr: std::net::SocketAddr = s.url.trim_start_matches("http://").parse().unwrap();
+    let body = json!({"function_id": fid, "input": "burst"}).to_string();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (barrier, body) = (barrier.clone(), body.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                // Connect all of this thread's clients first, so all 1,000 are open at once.
+                let conns: Vec<_> = (0..CLIENTS / THREADS)
+                    .map(|_| {
+                        std::net::TcpStream::connect_timeout(
+                            &addr,
+                            std::time::Duration::from_secs(60),
+                        )
+                    })
+                    .collect();
+                conns
+                    .into_iter()
+                    .map(|c| {
+                        let mut c = c.map_err(|e| format!("connect: {e}"))?;
+                        c.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+                            .unwrap();
+                        raw_post(&mut c, &addr.to_string(), "/v1/executions", &body)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for t in threads {
+        for r in t.join().unwrap() {
+            let key = match r {
+                Ok(code) => code.to_string(),
+                Err(e) => e,
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+    }
+    eprintln!("1,000 concurrent sync requests: {counts:?}");
+    let clean: usize = ["201", "429"].iter().filter_map(|k| counts.get(*k)).sum();
+    assert_eq!(clean, CLIENTS, "answers other than 201/429: {counts:?}");
+    assert!(counts.get("201").copied().unwrap_or(0) > 0, "{counts:?}");
+    assert_healthy_after(&s, &fid);
+}
+
+/// The server answers and the function still runs.
+#[track_caller]
+fn assert_healthy_after(s: &Server, fid: &str) {
+    let e = s.execute(fid, Some("still here"));
+    assert_eq!(result(&e)["output"], json!("Hello, still here"), "{e}");
+}
