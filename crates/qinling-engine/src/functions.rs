@@ -88,6 +88,12 @@ impl Engine {
         let kind = RuntimeKind::from_image(&runtime.image);
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
         let id = self.check_package(&package, req.md5sum.as_deref(), kind)?;
+        // The entry resolves inside the package (checked before a wasm module is compiled);
+        // the default entry of a runtime other than wasm is checked too.
+        let req_entry_was_default = req.entry.as_deref().is_none_or(str::is_empty);
+        if let Some(entry) = req.entry.as_deref().filter(|e| !e.is_empty()) {
+            crate::entry::check_entry(kind, entry, PackageStore::names(&package).as_deref())?;
+        }
         // A wasm function's module is compiled now (before the lock below: it may take a
         // while), so an invalid one is refused with the reason and the first execution only
         // instantiates it. Without an entry, the entry is the module's name in the package.
@@ -103,6 +109,9 @@ impl Engine {
                 .filter(|e| !e.is_empty())
                 .unwrap_or_else(|| "main.main".into()),
         };
+        if req_entry_was_default {
+            crate::entry::check_entry(kind, &entry, PackageStore::names(&package).as_deref())?;
+        }
         let function = Function {
             id: new_id(),
             name: req.name,
@@ -256,6 +265,25 @@ impl Engine {
             Some(package) => Some(self.check_package(package, req.md5sum.as_deref(), kind)?),
             None => None,
         };
+        if req.package.is_some() || update.entry.is_some() {
+            // The entry the updated function will run must resolve inside the package it
+            // will have.
+            let entry = match &update.entry {
+                Some(Some(e)) if !e.is_empty() => e.clone(),
+                Some(_) => Function {
+                    entry: None,
+                    ..current.clone()
+                }
+                .entry_or_default()
+                .to_string(),
+                None => current.entry_or_default().to_string(),
+            };
+            let names = match &req.package {
+                Some(p) => PackageStore::names(p),
+                None => PackageStore::names(&self.inner.packages.get(&current.package_sha256)?),
+            };
+            crate::entry::check_entry(kind, &entry, names.as_deref())?;
+        }
         if kind == Some(RuntimeKind::Wasm) && (req.package.is_some() || update.entry.is_some()) {
             // The module the updated function will run must compile before anything changes.
             let entry = match &update.entry {

@@ -7,6 +7,7 @@
 //! depends on the pool's API, never on a sandbox backend.
 
 mod aliases;
+mod entry;
 mod executions;
 mod functions;
 pub mod jobs;

@@ -85,6 +85,17 @@ impl PackageStore {
         Ok(Self::digest(bytes))
     }
 
+    /// The member names of a zip package; `None` when `bytes` is not a zip (a wasm
+    /// function's bare module).
+    pub fn names(bytes: &[u8]) -> Option<Vec<String>> {
+        let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+        archive
+            .file_names()
+            .map(|n| n.map(|name| name.into_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+    }
+
     /// The digests of a package that is not a zip (a wasm function's bare module, which
     /// the wasm runtime validates instead).
     pub fn digest(bytes: &[u8]) -> PackageId {

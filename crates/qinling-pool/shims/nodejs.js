@@ -107,6 +107,23 @@ function errorStack(err) {
   }
 }
 
+// The entry's module as a resolved file inside the package directory, or an error: an
+// entry with `..` (or anything that resolves through the file system to outside the package,
+// e.g. the host's node_modules) is refused here too, not only by the engine at create.
+function insidePackage(dir, candidate, moduleName) {
+  const lexical = path.resolve(dir) + path.sep;
+  const root = fs.realpathSync(dir) + path.sep;
+  const refuse = () => {
+    const err = new Error(`module '${moduleName}' is not in the function's package: the entry must name a module inside the package`);
+    err.code = 'ENTRY_OUTSIDE_PACKAGE';
+    return err;
+  };
+  if (!path.resolve(candidate).startsWith(lexical)) throw refuse();
+  const resolved = require.resolve(candidate);
+  if (!fs.realpathSync(resolved).startsWith(root)) throw refuse();
+  return resolved;
+}
+
 function loadEntry(dir, entry) {
   let moduleName = entry;
   let funcName = 'main';
@@ -117,12 +134,12 @@ function loadEntry(dir, entry) {
   }
   let mod;
   try {
-    mod = require(path.join(dir, moduleName));
+    mod = require(insidePackage(dir, path.join(dir, moduleName), moduleName));
   } catch (err) {
     // `pkg.mod.func` as in Python: try the dots as directories.
     if (err && err.code === 'MODULE_NOT_FOUND' && moduleName.includes('.')) {
       try {
-        mod = require(path.join(dir, ...moduleName.split('.')));
+        mod = require(insidePackage(dir, path.join(dir, ...moduleName.split('.')), moduleName));
       } catch (_) {
         throw err;
       }

@@ -557,8 +557,36 @@ def extract_package(package, dest):
                 os.chmod(target, (mode & 0o777) | 0o600)
 
 
-def import_entry(entry):
-    """Imports `module.func` (split on the last dot; a bare name means its `main`)."""
+def module_dirs(module):
+    """Where a module's code lives: its file, or a namespace package's directories."""
+    found = []
+    path = getattr(module, "__file__", None)
+    if isinstance(path, str):
+        found.append(path)
+    elif getattr(module, "__path__", None) is not None:
+        found.extend(p for p in module.__path__ if isinstance(p, str))
+    return found
+
+
+def check_in_package(module_name, package_dir):
+    """Refuses an entry whose module (or any package on the way to it) is not the package's
+    own: a module of that name that the interpreter had loaded already (`os`, `json`) or
+    found elsewhere on sys.path (the standard library, site-packages). The engine refuses
+    such entries at create; this is the defence in depth."""
+    root = os.path.realpath(package_dir) + os.sep
+    parts = module_name.split(".")
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        module = sys.modules.get(name)
+        places = module_dirs(module) if module is not None else []
+        if not places or not all(os.path.realpath(p).startswith(root) for p in places):
+            raise ImportError("module '%s' is not in the function's package: the entry must name a module "
+                              "inside the package (the runtime has its own module of that name)" % name)
+
+
+def import_entry(entry, package_dir=None):
+    """Imports `module.func` (split on the last dot; a bare name means its `main`); with
+    `package_dir`, only a module inside it."""
     import importlib
 
     module_name, _, func_name = entry.rpartition(".")
@@ -568,6 +596,8 @@ def import_entry(entry):
     # __import__ rather than importlib.import_module: the C import drops the import
     # machinery's frames from tracebacks, so the user sees only their own code.
     __import__(module_name)
+    if package_dir is not None:
+        check_in_package(module_name, package_dir)
     module = sys.modules[module_name]
     try:
         func = getattr(module, func_name)
@@ -759,7 +789,7 @@ class Zygote:
             sys.path.insert(0, self.package_dir)
             # Functions that open their data files by relative path find them.
             os.chdir(self.package_dir)
-            func = import_entry(msg["entry"])
+            func = import_entry(msg["entry"], self.package_dir)
             self.bound = Bound(func, self.streams, not self.use_pidfd)
             reply = {"op": "bound", "ok": True}
         except BaseException as exc:  # noqa: B902 - a module may even call sys.exit() on import

@@ -559,6 +559,23 @@ class ShimTest(unittest.TestCase):
 
     # -- failures ------------------------------------------------------------------------
 
+    def test_entry_outside_the_package_is_refused(self):
+        # The engine refuses these at create; the shim refuses them again at bind.
+        cases = (
+            ({"funcs.py": FUNCS}, "os.system"),  # loaded already by the interpreter
+            ({"funcs.py": FUNCS}, "json.dumps"),  # imported by the shim
+            ({"funcs.py": FUNCS}, "this.main"),  # found in the standard library
+            ({"os.py": "def system(*a):\n    return 'mine'\n"}, "os.system"),  # shadowed
+        )
+        for files, entry in cases:
+            shim, _ = self.start()
+            r = shim.bind(files, entry)
+            self.assertEqual((r["op"], r["ok"]), ("bound", False), (entry, r))
+            self.assertIn("is not in the function's package", r["error"], entry)
+        # A package's own dotted module still loads.
+        shim = self.bound({"pkg/__init__.py": "", "pkg/m.py": "def f(**kw):\n    return 1\n"}, "pkg.m.f")
+        self.assertEqual(shim.run("e")["output"], 1)
+
     def test_big_integers_convert_to_text(self):
         # Upstream's CPU-limit function prints a 50,000-digit integer; Python >= 3.11 refuses
         # to convert more than 4300 digits unless the shim lifts the limit.

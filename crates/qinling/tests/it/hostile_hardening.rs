@@ -384,3 +384,89 @@ fn assert_healthy_after(s: &Server, fid: &str) {
     let e = s.execute(fid, Some("still here"));
     assert_eq!(result(&e)["output"], json!("Hello, still here"), "{e}");
 }
+
+/// Property 3: an entry that would make a runtime load code from outside the package —
+/// `..`, an absolute path, a module the runtime finds elsewhere (Python's standard library,
+/// Node's built-ins and the host's global `node_modules`, the host's `/bin/sh`) — is a 400
+/// at create and at update, for every runtime; the function keeps its old entry.
+#[test]
+fn entries_resolving_outside_the_package_are_refused() {
+    let s = Server::start();
+    let node_pkg = zip_of(&[("index.js", "exports.main = () => 'mine';\n")]);
+    let custom_pkg = zip_of(&[("handler", "#!/bin/sh\necho '\"mine\"'\n")]);
+    let wasm_pkg = zip_of(&[("main.wat", "(module)")]);
+    let cases: Vec<(&str, Vec<u8>, &str, Vec<&str>)> = vec![
+        (
+            "python3",
+            zip_of(&[("hello.py", HELLO)]),
+            "hello.main",
+            vec![
+                "os.system",
+                "subprocess.getoutput",
+                "this.main",
+                "../hello.main",
+                "..hello.main",
+                "/etc/passwd",
+                "hello/../../x.main",
+            ],
+        ),
+        (
+            "nodejs",
+            node_pkg,
+            "index.main",
+            vec![
+                "../../usr/lib/node_modules/npm/index.main",
+                "../../../../usr/lib/node_modules/corepack/dist/corepack.main",
+                "/usr/lib/node_modules/npm/index.main",
+                "child_process.execSync",
+                "fs.readFileSync",
+                "./../index.main",
+            ],
+        ),
+        (
+            "custom",
+            custom_pkg,
+            "handler",
+            vec![
+                "/bin/sh",
+                "../../../bin/sh",
+                "handler/../../../bin/sh",
+                "bin\\sh",
+            ],
+        ),
+        (
+            "wasm",
+            wasm_pkg,
+            "main.wat",
+            vec!["../main.wat", "/main.wat"],
+        ),
+    ];
+    for (runtime_name, package, good, bad) in cases {
+        let runtime = crate::runtimes_node::runtime_named(&s, runtime_name);
+        for entry in &bad {
+            let (status, body) = s.create_function_raw(&runtime, package.clone(), entry, &[]);
+            assert_refused(
+                &format!("{runtime_name} create, entry {entry}"),
+                (status, body),
+                "Invalid entry",
+            );
+        }
+        if runtime_name == "wasm" {
+            continue; // a zip without a compiled module: its good entry cannot be created
+        }
+        let (status, f) = s.create_function_raw(&runtime, package.clone(), good, &[]);
+        assert_eq!(status, 201, "{runtime_name}: {f}");
+        let fid = f["id"].as_str().unwrap();
+        for entry in &bad {
+            assert_refused(
+                &format!("{runtime_name} update, entry {entry}"),
+                s.put(&format!("/v1/functions/{fid}"), json!({ "entry": entry })),
+                "Invalid entry",
+            );
+        }
+        let (_, f) = s.get(&format!("/v1/functions/{fid}"));
+        assert_eq!(f["entry"], json!(good), "{f}");
+        let e = s.execute(fid, Some("x"));
+        assert_eq!(e["status"], "success", "{runtime_name}: {e}");
+    }
+}
