@@ -534,7 +534,7 @@ clear ambient caps
 clear caps
 no_new_privs
 cloexec from 3
-seccomp 120 instructions
+seccomp 134 instructions
 execve /usr/bin/python3 ["-c", "print(1)"] env ["PATH=/usr/bin"]"#;
         let got = sys.lines().join("\n");
         assert_eq!(got, want, "\n--- got ---\n{got}\n");

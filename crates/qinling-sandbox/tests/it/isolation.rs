@@ -339,6 +339,53 @@ t = threading.Thread(target=lambda: print('thread ok')); t.start(); t.join()
     );
 }
 
+/// Issue 16, property 2: only Unix, IPv4 and IPv6 sockets can be made, by `socket` and by
+/// `socketpair`, with or without network; every other family (the hypervisor's vsock, the
+/// kernel's netlink, raw packets, kernel crypto, Bluetooth, CAN, TIPC, RDS, XDP, PF_KEY) is
+/// refused as unsupported, and Python's ordinary networking still works (a name lookup
+/// falls back without netlink).
+#[tokio::test]
+async fn only_unix_and_ip_socket_families() {
+    require_root!();
+    let sb = sandbox();
+    let code = r#"
+import errno, socket
+def attempt(make):
+    try:
+        s = make()
+        for x in (s if isinstance(s, tuple) else (s,)):
+            x.close()
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+families = [('AF_VSOCK', 40, socket.SOCK_STREAM), ('AF_NETLINK', 16, socket.SOCK_RAW),
+            ('AF_PACKET', 17, socket.SOCK_RAW), ('AF_PACKET dgram', 17, socket.SOCK_DGRAM),
+            ('AF_ALG', 38, socket.SOCK_SEQPACKET), ('AF_BLUETOOTH', 31, socket.SOCK_STREAM),
+            ('AF_CAN', 29, socket.SOCK_RAW), ('AF_TIPC', 30, socket.SOCK_RDM),
+            ('AF_RDS', 21, socket.SOCK_SEQPACKET), ('AF_XDP', 44, socket.SOCK_RAW),
+            ('AF_KEY', 15, socket.SOCK_RAW), ('AF_APPLETALK', 5, socket.SOCK_DGRAM),
+            ('AF_INET', 2, socket.SOCK_STREAM), ('AF_INET6', 10, socket.SOCK_DGRAM),
+            ('AF_UNIX', 1, socket.SOCK_STREAM)]
+for name, fam, ty in families:
+    print(name, attempt(lambda: socket.socket(fam, ty)))
+print('socketpair unix', attempt(lambda: socket.socketpair(socket.AF_UNIX)))
+print('socketpair tipc', attempt(lambda: socket.socketpair(30, socket.SOCK_DGRAM)))
+print('lookup', socket.getaddrinfo('localhost', 80, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG)[0][4])
+"#;
+    {
+        let out = run(&sb, &py(code)).await;
+        let refused = "EAFNOSUPPORT";
+        let want = format!(
+            "AF_VSOCK {refused}\nAF_NETLINK {refused}\nAF_PACKET {refused}\nAF_PACKET dgram {refused}\n\
+             AF_ALG {refused}\nAF_BLUETOOTH {refused}\nAF_CAN {refused}\nAF_TIPC {refused}\n\
+             AF_RDS {refused}\nAF_XDP {refused}\nAF_KEY {refused}\nAF_APPLETALK {refused}\n\
+             AF_INET ok\nAF_INET6 ok\nAF_UNIX ok\nsocketpair unix ok\nsocketpair tipc {refused}\n\
+             lookup ('127.0.0.1', 80)\n"
+        );
+        assert_eq!(out.stdout, want);
+    }
+}
+
 #[tokio::test]
 async fn pipes_pass_through_and_status_is_forwarded() {
     require_root!();

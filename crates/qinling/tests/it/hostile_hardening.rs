@@ -470,3 +470,76 @@ fn entries_resolving_outside_the_package_are_refused() {
         assert_eq!(e["status"], "success", "{runtime_name}: {e}");
     }
 }
+
+/// Why the jail-only cases cannot run here, if they cannot.
+fn insecure() -> bool {
+    if std::env::var_os("QINLING_TEST_INSECURE").is_some() {
+        eprintln!("SKIPPED: QINLING_TEST_INSECURE runs functions without the sandbox");
+        return true;
+    }
+    false
+}
+
+/// Property 2: a function without network finds no way out through a socket family its
+/// network namespace does not cover: vsock to the hypervisor (CID 2) and to the local host
+/// (CID 1), netlink (routing, uevents, audit), raw packets, the kernel's crypto sockets,
+/// Bluetooth, CAN, TIPC and RDS are all refused; Unix and IP sockets still work.
+#[test]
+fn no_socket_family_beyond_unix_and_ip() {
+    if insecure() {
+        return;
+    }
+    let s = Server::start();
+    let src = r#"
+import errno, socket
+def attempt(f):
+    try:
+        f()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+def vsock(cid):
+    s = socket.socket(40, socket.SOCK_STREAM)
+    try:
+        s.settimeout(1)
+        s.connect((cid, 22))
+    finally:
+        s.close()
+def make(fam, ty, proto=0):
+    socket.socket(fam, ty, proto).close()
+def alg():
+    s = socket.socket(38, socket.SOCK_SEQPACKET)
+    try:
+        s.bind(("hash", "sha256"))
+    finally:
+        s.close()
+def main(**kw):
+    return {
+        "vsock hypervisor": attempt(lambda: vsock(2)),
+        "vsock local": attempt(lambda: vsock(1)),
+        "netlink route": attempt(lambda: make(16, socket.SOCK_RAW, 0)),
+        "netlink uevent": attempt(lambda: make(16, socket.SOCK_DGRAM, 15)),
+        "netlink audit": attempt(lambda: make(16, socket.SOCK_RAW, 9)),
+        "packet": attempt(lambda: make(17, socket.SOCK_DGRAM)),
+        "alg": attempt(alg),
+        "bluetooth": attempt(lambda: make(31, socket.SOCK_STREAM)),
+        "can": attempt(lambda: make(29, socket.SOCK_RAW)),
+        "tipc": attempt(lambda: make(30, socket.SOCK_RDM)),
+        "rds": attempt(lambda: make(21, socket.SOCK_SEQPACKET)),
+        "unix": attempt(lambda: socket.socketpair()[0].close()),
+        "inet": attempt(lambda: make(socket.AF_INET, socket.SOCK_STREAM)),
+        "inet6": attempt(lambda: make(socket.AF_INET6, socket.SOCK_DGRAM)),
+    }
+"#;
+    let f = s.create_function("families.py", src, "families.main", &[]);
+    let e = s.execute(f["id"].as_str().unwrap(), None);
+    let out = result(&e)["output"].clone();
+    for (what, got) in out.as_object().unwrap() {
+        let want = if ["unix", "inet", "inet6"].contains(&what.as_str()) {
+            "ok"
+        } else {
+            "EAFNOSUPPORT"
+        };
+        assert_eq!(got, want, "{what}: {out}");
+    }
+}
