@@ -94,10 +94,13 @@ pub const DENIED: &[(&str, c_long)] = &[
     // Namespaces (clone's namespace flags and clone3 are handled below).
     ("unshare", libc::SYS_unshare),
     ("setns", libc::SYS_setns),
-    // Other processes' memory.
+    // Other processes' memory and descriptors (another execution's, or the runtime's: the
+    // separate ids and the non-dumpable runtime refuse them too; this holds without them).
     ("ptrace", libc::SYS_ptrace),
     ("process_vm_readv", libc::SYS_process_vm_readv),
     ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("pidfd_getfd", libc::SYS_pidfd_getfd),
+    ("kcmp", libc::SYS_kcmp),
     // Kernel code and kernel facilities.
     ("kexec_load", libc::SYS_kexec_load),
     ("kexec_file_load", libc::SYS_kexec_file_load),

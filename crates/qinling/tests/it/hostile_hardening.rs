@@ -543,3 +543,222 @@ def main(**kw):
         assert_eq!(got, want, "{what}: {out}");
     }
 }
+
+/// The python3 side of property 1: a victim execution that holds a secret input and prints
+/// it, and an attacker execution that tries every route to another process of its worker.
+const SPY_PY: &str = r#"
+import ctypes, errno, os, signal, time
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+def syscall(*args):
+    r = libc.syscall(*args)
+    if r == -1:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+
+def ok(f):
+    try:
+        f()
+        return True
+    except (OSError, ValueError, TypeError):
+        return False
+
+def pidfd_getfd(pid):
+    fd = os.pidfd_open(pid)
+    try:
+        for target in range(0, 16):
+            try:
+                os.close(syscall(438, fd, target, 0))
+                return
+            except OSError:
+                pass
+        raise OSError(errno.EPERM, "none")
+    finally:
+        os.close(fd)
+
+def pidfd_signal(pid):
+    fd = os.pidfd_open(pid)
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGTERM)
+    finally:
+        os.close(fd)
+
+def forge(pid):
+    # Another execution's result and log are files behind its descriptors.
+    for name in os.listdir("/proc/%d/fd" % pid):
+        with open("/proc/%d/fd/%s" % (pid, name), "r+b") as f:
+            f.write(b'{"success": true, "output": "forged", "reason": "ok"}')
+
+def vm_read(pid):
+    buf = ctypes.create_string_buffer(16)
+    local = (ctypes.c_void_p * 2)(ctypes.addressof(buf), 16)
+    remote = (ctypes.c_void_p * 2)(0x400000, 16)
+    syscall(310, pid, local, 1, remote, 1, 0)
+
+def main(role, secret="", **kw):
+    if role == "victim":
+        print("victim log: " + secret, flush=True)
+        time.sleep(float(kw.get("hold", 4)))
+        return {"secret": secret, "uid": os.getuid()}
+    me = os.getpid()
+    routes = {
+        "stop": lambda pid: (os.kill(pid, signal.SIGSTOP), os.kill(pid, signal.SIGCONT)),
+        "cont": lambda pid: os.kill(pid, signal.SIGCONT),
+        "pidfd_signal": pidfd_signal,
+        "mem": lambda pid: open("/proc/%d/mem" % pid, "rb").close(),
+        "environ": lambda pid: open("/proc/%d/environ" % pid, "rb").read(),
+        "fd": lambda pid: os.listdir("/proc/%d/fd" % pid),
+        "forge": forge,
+        "pidfd_getfd": pidfd_getfd,
+        "kcmp": lambda pid: syscall(312, me, pid, 0, 0, 0),
+        "process_vm_readv": vm_read,
+        "ptrace": lambda pid: syscall(101, 16, pid, 0, 0),
+    }
+    reached = {name: [] for name in routes}
+    own = {int(t) for t in os.listdir("/proc/self/task")}  # its own threads are pids too
+    for pid in range(1, 400):
+        if pid in own:
+            continue
+        for name, route in routes.items():
+            if ok(lambda: route(pid)):
+                reached[name].append(pid)
+    visible = sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me)
+    return {"reached": reached, "visible": visible, "uid": os.getuid()}
+"#;
+
+/// The nodejs side: the same attacks from an executor.
+const SPY_JS: &str = r#"
+const fs = require('fs');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const ok = (f) => { try { f(); return true; } catch (_) { return false; } };
+exports.main = async (context, input) => {
+  if (input.role === 'victim') {
+    console.log('victim log: ' + input.secret);
+    await sleep((input.hold || 4) * 1000);
+    return { secret: input.secret, uid: process.getuid() };
+  }
+  const me = process.pid;
+  const routes = {
+    stop: (pid) => process.kill(pid, 'SIGSTOP'),
+    cont: (pid) => process.kill(pid, 'SIGCONT'),
+    mem: (pid) => fs.closeSync(fs.openSync(`/proc/${pid}/mem`, 'r')),
+    environ: (pid) => fs.readFileSync(`/proc/${pid}/environ`),
+    fd: (pid) => fs.readdirSync(`/proc/${pid}/fd`),
+    forge: (pid) => {
+      for (const n of fs.readdirSync(`/proc/${pid}/fd`)) fs.writeFileSync(`/proc/${pid}/fd/${n}`, '{"output":"forged"}');
+    },
+  };
+  const reached = {};
+  for (const name of Object.keys(routes)) reached[name] = [];
+  // Its own threads are pids too: not a target.
+  const own = new Set(fs.readdirSync('/proc/self/task').map(Number));
+  for (let pid = 1; pid < 400; pid++) {
+    if (own.has(pid)) continue;
+    for (const [name, route] of Object.entries(routes)) {
+      if (ok(() => route(pid))) {
+        reached[name].push(pid);
+        if (name === 'stop') ok(() => process.kill(pid, 'SIGCONT'));
+      }
+    }
+  }
+  const visible = fs.readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p)).map(Number).filter((p) => p !== me).sort((a, b) => a - b);
+  return { reached, visible, uid: process.getuid() };
+};
+"#;
+
+/// Runs a victim (async, holding a secret for a few seconds) and, while it runs on the same
+/// worker, an attacker; returns (victim execution, attacker output).
+fn victim_and_attacker(s: &Server, fid: &str, secret: &str) -> (Value, Value) {
+    let (status, victim) = s.post(
+        "/v1/executions",
+        json!({"function_id": fid, "sync": false,
+               "input": json!({"role": "victim", "secret": secret, "hold": 6}).to_string()}),
+    );
+    assert_eq!(status, 201, "{victim}");
+    let vid = victim["id"].as_str().unwrap().to_string();
+    // The victim is running (its log line is out) before the attack starts.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let attack = s.execute(fid, Some(&json!({"role": "attacker"}).to_string()));
+    let victim = s.wait_execution(&vid, std::time::Duration::from_secs(60));
+    (victim, attack)
+}
+
+/// Property 1: executions of one function that run at the same time in one worker (python3
+/// forks them from one zygote; nodejs runs them in executors of one supervisor) cannot reach
+/// each other or the runtime: the attacker scans every pid and tries to signal it, open its
+/// memory, environment and descriptors, overwrite its result and log files, take its
+/// descriptors (pidfd_getfd), compare them (kcmp), read its memory (process_vm_readv) and
+/// trace it. None of it reaches anything; /proc shows the attacker nothing but itself; the
+/// victim's result, log and status are its own.
+#[test]
+fn concurrent_executions_cannot_reach_each_other_or_the_runtime() {
+    if insecure() {
+        return;
+    }
+    let s = Server::start();
+    let secret = format!("SIBLING-SECRET-{}", std::process::id());
+    let py = s.create_function(
+        "spy.py",
+        SPY_PY,
+        "spy.main",
+        &[("timeout", "30"), ("cpu", "300")],
+    );
+    let node_rt = crate::runtimes_node::runtime_named(&s, "nodejs");
+    let (status, js) = s.create_function_raw(
+        &node_rt,
+        zip_of(&[("spy.js", SPY_JS)]),
+        "spy.main",
+        &[("timeout", "30"), ("cpu", "300")],
+    );
+    assert_eq!(status, 201, "{js}");
+    for (runtime, f) in [("python3", &py), ("nodejs", &js)] {
+        let fid = f["id"].as_str().unwrap();
+        let (victim, attack) = victim_and_attacker(&s, fid, &secret);
+        let out = result(&attack)["output"].clone();
+        assert_eq!(attack["status"], "success", "{runtime}: {attack}");
+        for (route, pids) in out["reached"].as_object().unwrap() {
+            assert_eq!(
+                pids,
+                &json!([]),
+                "{runtime}: the attacker reached pids by {route}: {out}"
+            );
+        }
+        assert_eq!(
+            out["visible"],
+            json!([]),
+            "{runtime}: /proc shows others: {out}"
+        );
+        let vid = victim["id"].as_str().unwrap();
+        assert_eq!(victim["status"], "success", "{runtime}: {victim}");
+        let vout = result(&victim)["output"].clone();
+        assert_eq!(vout["secret"], json!(secret), "{runtime}: {victim}");
+        let log = s.log(vid);
+        assert!(
+            log.contains(&format!("victim log: {secret}")),
+            "{runtime}: {log}"
+        );
+        assert!(!log.contains("forged"), "{runtime}: {log}");
+        assert!(
+            !s.log(attack["id"].as_str().unwrap()).contains(&secret),
+            "{runtime}: the secret leaked into the attacker's log"
+        );
+        // Both ran under ids of their own, not the runtime's (0) nor each other's.
+        let (a, v) = (out["uid"].as_u64().unwrap(), vout["uid"].as_u64().unwrap());
+        assert!(
+            a >= 1000 && v >= 1000 && a != v,
+            "{runtime}: uids {a} and {v}"
+        );
+        // The worker is fine afterwards.
+        let e = s.execute(
+            fid,
+            Some(&json!({"role": "victim", "secret": "again", "hold": 0}).to_string()),
+        );
+        assert_eq!(
+            result(&e)["output"]["secret"],
+            json!("again"),
+            "{runtime}: {e}"
+        );
+    }
+}
