@@ -14,8 +14,10 @@
 //!    control socket and fd 4 a status pipe, and moves it into the cgroups before it does
 //!    anything, so every process of the worker is inside them;
 //! 3. it sends the [`setup::InitConfig`] (JSON); the init enters the namespaces and says so;
-//!    the server writes the uid/gid maps (the jail's uid 1000 is host uid
-//!    [`JailConfig::host_uid`], 65534 by default — nobody, never root); the init forks pid 1
+//!    the server writes the uid/gid maps (as root: the jail's uid 0, the runtime's, is host
+//!    uid [`JailConfig::host_uid`], 65534 by default — nobody, never root — and the
+//!    executions' ids 1000..=1255 a host range of their own; unprivileged: the jail's uid 1000
+//!    is the server's own); the init forks pid 1
 //!    of the new pid namespace, which builds the root and `execve`s the runtime ([`init`],
 //!    [`setup`]);
 //! 4. `launch` returns once the runtime has been executed, or fails with the step that
@@ -102,6 +104,10 @@ pub struct JailConfig {
     /// root (inside they are `1000 ..= 1255`): a range no host account uses. Every jail maps
     /// the same range; jails cannot see each other's processes or files.
     pub exec_host_id_base: u32,
+    /// Whether a root server gives executions ids of their own (the default). Off, every jail
+    /// maps one id, shared by the runtime and its executions, as before issue 16; kept for
+    /// the spawn benchmark's comparison, not for production.
+    pub exec_ids: bool,
     /// How long a launch may take to set up the jail.
     pub setup_timeout: Duration,
     /// The slirp4netns executable that gives networked jails egress; `None`: networked
@@ -117,6 +123,7 @@ impl Default for JailConfig {
             host_uid: 65534,
             host_gid: 65534,
             exec_host_id_base: 2_000_000_000,
+            exec_ids: true,
             setup_timeout: Duration::from_secs(10),
             slirp4netns: None,
         }
@@ -132,6 +139,8 @@ pub struct JailSandbox {
     system: [Vec<Entry>; 2],
     layout: Layout,
     privileged: bool,
+    /// Whether executions get ids of their own (root, and [`JailConfig::exec_ids`]).
+    exec_ids: bool,
     /// Host ids the jail's uid/gid map to.
     outside_uid: u32,
     outside_gid: u32,
@@ -198,6 +207,7 @@ impl JailSandbox {
             host,
             layout,
             privileged,
+            exec_ids: privileged && config.exec_ids,
             outside_uid,
             outside_gid,
             unenforced,
@@ -214,7 +224,7 @@ impl JailSandbox {
         // user namespace with the three capabilities it needs to start each execution under
         // an id of its own, and is told which ids those are.
         let mut env = spec.env.clone();
-        let (uid, gid, keep_caps) = if self.privileged {
+        let (uid, gid, keep_caps) = if self.exec_ids {
             env.push((
                 EXEC_IDS_ENV.into(),
                 format!("{}:{}", plan::EXEC_FIRST_ID, EXEC_IDS).into(),
@@ -494,7 +504,7 @@ impl JailSandbox {
         if !self.privileged {
             std::fs::write(proc.join("setgroups"), "deny")?;
         }
-        if !self.privileged {
+        if !self.exec_ids {
             std::fs::write(
                 proc.join("uid_map"),
                 format!("{} {} 1\n", plan::JAIL_UID, self.outside_uid),
