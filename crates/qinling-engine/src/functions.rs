@@ -190,6 +190,23 @@ impl Engine {
         } else {
             PackageStore::inspect(package)?
         };
+        // What the worker will unpack: checked here, where the user hears why, rather than
+        // when a worker runs out of /tmp or memory half way through.
+        if let Some((entries, unpacked)) = PackageStore::unpacked(package) {
+            let cfg = &self.inner.config;
+            if entries > cfg.max_package_entries {
+                return Err(Error::TooLarge(format!(
+                    "Package has {entries} entries, more than the maximum of {} (max_package_entries).",
+                    cfg.max_package_entries
+                )));
+            }
+            if unpacked > cfg.max_unpacked_package_bytes {
+                return Err(Error::TooLarge(format!(
+                    "Package unpacks to {unpacked} bytes, more than the maximum of {} bytes (max_unpacked_package_bytes); a worker unpacks it into its /tmp.",
+                    cfg.max_unpacked_package_bytes
+                )));
+            }
+        }
         if let Some(md5) = md5sum.filter(|m| !m.is_empty())
             && !md5.eq_ignore_ascii_case(&id.md5)
         {

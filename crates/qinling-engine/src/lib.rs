@@ -47,6 +47,11 @@ pub struct EngineConfig {
     pub limits: LimitRanges,
     /// Largest accepted package, in bytes.
     pub max_package_bytes: u64,
+    /// Most members a zip package may have.
+    pub max_package_entries: u64,
+    /// Largest total size of a zip package's members once unpacked, in bytes: a worker
+    /// unpacks the package into its `/tmp` (64 MiB by default, counted in its memory).
+    pub max_unpacked_package_bytes: u64,
     /// Largest accepted execution input, in bytes.
     pub max_input_bytes: usize,
     /// Largest log kept per execution, in bytes.
@@ -73,6 +78,8 @@ impl Default for EngineConfig {
         Self {
             limits: LimitRanges::default(),
             max_package_bytes: 50 * 1024 * 1024,
+            max_package_entries: 10_000,
+            max_unpacked_package_bytes: 64 * 1024 * 1024,
             max_input_bytes: 1024 * 1024,
             log_limit: 1024 * 1024,
             async_concurrency: 32,

@@ -85,6 +85,18 @@ impl PackageStore {
         Ok(Self::digest(bytes))
     }
 
+    /// The number of members of a zip package and their total size once unpacked (as its
+    /// central directory says; the shims stop at what the members really hold), or `None`
+    /// when `bytes` is not a zip.
+    pub fn unpacked(bytes: &[u8]) -> Option<(u64, u64)> {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+        let mut total = 0u64;
+        for i in 0..archive.len() {
+            total = total.saturating_add(archive.by_index_raw(i).ok()?.size());
+        }
+        Some((archive.len() as u64, total))
+    }
+
     /// The member names of a zip package; `None` when `bytes` is not a zip (a wasm
     /// function's bare module).
     pub fn names(bytes: &[u8]) -> Option<Vec<String>> {

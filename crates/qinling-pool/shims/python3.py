@@ -844,6 +844,12 @@ class Zygote:
         except BaseException as exc:  # noqa: B902 - a module may even call sys.exit() on import
             # The traceback goes after the (possibly cut) output, so it is never cut off.
             error = "%s: %s" % (type(exc).__name__, exception_text(exc))
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG):
+                error = ("PackageError: the unpacked package does not fit in the worker's /tmp "
+                         "(%s); make the package smaller" % exception_text(exc))
+            elif isinstance(exc, MemoryError):
+                error = ("PackageError: unpacking and loading the package ran out of memory; give "
+                         "the function more memory or make the package smaller")
             logs = read_text(capture, DEFAULT_LOG_LIMIT) + user_traceback(exc)
             reply = {"op": "bound", "ok": False, "error": error, "logs": logs}
         finally:

@@ -50,6 +50,12 @@ pub struct ServeArgs {
     /// Largest accepted package, in bytes.
     #[arg(long, env = "QINLING_MAX_PACKAGE_BYTES")]
     pub max_package_bytes: Option<u64>,
+    /// Most members a zip package may have.
+    #[arg(long, env = "QINLING_MAX_PACKAGE_ENTRIES")]
+    pub max_package_entries: Option<u64>,
+    /// Largest total size of a package's members once unpacked, in bytes.
+    #[arg(long, env = "QINLING_MAX_UNPACKED_PACKAGE_BYTES")]
+    pub max_unpacked_package_bytes: Option<u64>,
     /// Largest accepted execution input, in bytes.
     #[arg(long, env = "QINLING_MAX_INPUT_BYTES")]
     pub max_input_bytes: Option<usize>,
@@ -106,6 +112,8 @@ pub struct Config {
     /// Seconds after which an idle function worker is released.
     pub worker_idle_timeout: u64,
     pub max_package_bytes: u64,
+    pub max_package_entries: u64,
+    pub max_unpacked_package_bytes: u64,
     pub max_input_bytes: usize,
     pub python: PathBuf,
     pub node: PathBuf,
@@ -139,6 +147,8 @@ impl Default for Config {
             max_waiting_per_function: 100,
             worker_idle_timeout: 3600,
             max_package_bytes: 50 * 1024 * 1024,
+            max_package_entries: 10_000,
+            max_unpacked_package_bytes: 64 * 1024 * 1024,
             max_input_bytes: 1024 * 1024,
             python: PathBuf::from("python3"),
             node: PathBuf::from("node"),
@@ -209,6 +219,12 @@ impl Config {
         }
         if let Some(v) = args.max_package_bytes {
             cfg.max_package_bytes = v;
+        }
+        if let Some(v) = args.max_package_entries {
+            cfg.max_package_entries = v;
+        }
+        if let Some(v) = args.max_unpacked_package_bytes {
+            cfg.max_unpacked_package_bytes = v;
         }
         if let Some(v) = args.max_input_bytes {
             cfg.max_input_bytes = v;
@@ -439,6 +455,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         limits: cfg.limits,
         wasm,
         max_package_bytes: cfg.max_package_bytes,
+        max_package_entries: cfg.max_package_entries,
+        max_unpacked_package_bytes: cfg.max_unpacked_package_bytes,
         max_input_bytes: cfg.max_input_bytes,
         quotas: cfg.quotas.engine_config(&cfg.auth),
         webhook_invocations_per_minute: cfg.webhook_invocations_per_minute,

@@ -762,3 +762,141 @@ fn concurrent_executions_cannot_reach_each_other_or_the_runtime() {
         );
     }
 }
+
+/// A zip with `files` members of `size` zero bytes each (deflated: a few KiB on the wire).
+fn zeros_zip(files: usize, size: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("hello.py", opts).unwrap();
+        w.write_all(HELLO.as_bytes()).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for i in 0..files {
+            w.start_file(format!("data/{i}.bin"), opts).unwrap();
+            let mut left = size;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                w.write_all(&chunk[..n]).unwrap();
+                left -= n;
+            }
+        }
+        w.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+/// Property 4, at the source: a package is checked at create and update for its number of
+/// entries and its unpacked size (a zip bomb: 100 MiB of zeros in a few hundred KiB), with a
+/// 413 that names the limit; the limits are configurable.
+#[test]
+fn package_limits_are_checked_at_create() {
+    let s = Server::start();
+    let runtime = s.python_runtime();
+    let cases = [
+        (
+            "10,001 entries",
+            zeros_zip(10_001, 0),
+            "Package has 10002 entries, more than the maximum of 10000 (max_package_entries).",
+        ),
+        (
+            "a zip bomb",
+            zeros_zip(1, 100 << 20),
+            "more than the maximum of 67108864 bytes (max_unpacked_package_bytes)",
+        ),
+        (
+            "many parts",
+            zeros_zip(3, 30 << 20),
+            "(max_unpacked_package_bytes)",
+        ),
+    ];
+    let f = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    let fid = f["id"].as_str().unwrap();
+    for (what, zip, message) in &cases {
+        assert!(
+            zip.len() < 2 << 20,
+            "{what}: {} bytes on the wire",
+            zip.len()
+        );
+        let (status, body) = s.create_function_raw(&runtime, zip.clone(), "hello.main", &[]);
+        assert_eq!(status, 413, "{what}: {body}");
+        let fault = body["faultstring"].as_str().unwrap_or("");
+        assert!(fault.contains(message), "{what}: {fault}");
+        let (status, body) =
+            crate::versions::update_function_raw(&s, fid, &[], Some((zip.clone(), "package.zip")));
+        assert_eq!(status, 413, "{what} (update): {body}");
+    }
+    // Within the limits: fine.
+    let (status, body) =
+        s.create_function_raw(&runtime, zeros_zip(100, 1 << 10), "hello.main", &[]);
+    assert_eq!(status, 201, "{body}");
+    // The limits are the operator's.
+    let roomy = Server::start_with(crate::harness::Opts {
+        extra: vec![
+            "--max-package-entries".into(),
+            "20000".into(),
+            "--max-unpacked-package-bytes".into(),
+            (200u64 << 20).to_string(),
+        ],
+        ..Default::default()
+    });
+    let runtime = roomy.python_runtime();
+    let (status, body) =
+        roomy.create_function_raw(&runtime, zeros_zip(10_001, 0), "hello.main", &[]);
+    assert_eq!(status, 201, "{body}");
+}
+
+/// Property 4, at bind: a package that passes the limits but cannot be unpacked where the
+/// function runs fails its execution with a message that says so (not "Function execution
+/// failed." with an empty log): 60 MiB unpacked in a 32 MiB function (the memory limit
+/// kills the worker while it unpacks) and, with the limit raised by the operator, 100 MiB
+/// unpacked into a 64 MiB /tmp at the most memory.
+#[test]
+fn a_package_that_cannot_be_unpacked_says_why() {
+    if insecure() {
+        return;
+    }
+    let s = Server::start_with(crate::harness::Opts {
+        extra: vec![
+            "--max-unpacked-package-bytes".into(),
+            (200u64 << 20).to_string(),
+        ],
+        ..Default::default()
+    });
+    let runtime = s.python_runtime();
+    for (what, zip, memory, needle) in [
+        (
+            "60 MiB at 32 MiB of memory",
+            zeros_zip(1, 60 << 20),
+            "33554432",
+            "memory",
+        ),
+        (
+            "100 MiB into a 64 MiB /tmp",
+            zeros_zip(1, 100 << 20),
+            "134217728",
+            "/tmp",
+        ),
+    ] {
+        let (status, f) = s.create_function_raw(
+            &runtime,
+            zip,
+            "hello.main",
+            &[("memory_size", memory), ("cpu", "300"), ("timeout", "60")],
+        );
+        assert_eq!(status, 201, "{what}: {f}");
+        let e = s.execute(f["id"].as_str().unwrap(), None);
+        let out = result(&e)["output"].as_str().unwrap_or("").to_string();
+        assert_eq!(e["status"], "failed", "{what}: {e}");
+        assert!(
+            out.starts_with("Failed to load function hello.main: ")
+                && out.contains("package")
+                && out.contains(needle),
+            "{what}: {out}"
+        );
+        let log = s.log(e["id"].as_str().unwrap());
+        assert!(log.starts_with("Start execution: "), "{what}: {log:?}");
+    }
+}
