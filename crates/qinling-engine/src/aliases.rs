@@ -82,6 +82,8 @@ impl Engine {
         if req.name.trim().is_empty() {
             return Err(Error::input("Alias name must not be empty."));
         }
+        crate::text::check_name("name", Some(&req.name))?;
+        crate::text::check_description("description", req.description.as_deref())?;
         if req.additional_version.is_some() != req.additional_version_weight.is_some() {
             return Err(Error::input(
                 "additional_version and additional_version_weight go together: send both or neither.",
@@ -179,6 +181,7 @@ impl Engine {
         name: &str,
         req: UpdateAlias,
     ) -> Result<FunctionAlias, Error> {
+        crate::text::check_description("description", req.description.as_deref())?;
         let mut alias = self.get_alias(ctx, name).await?;
         if let Some(f) = req.function_id {
             alias.function_id = f;

@@ -43,6 +43,7 @@ impl Engine {
         ctx: &RequestContext,
         req: CreateExecution,
     ) -> Result<Execution, Error> {
+        crate::text::check_description("description", req.description.as_deref())?;
         let (function_id, function_version) =
             self.resolve_target(&ctx.project_id, &req.target).await?;
         let req = Resolved {

@@ -10,6 +10,7 @@ use qinling_types::{
 use crate::Engine;
 use crate::packages::PackageStore;
 use crate::scope::{self, ListQuery, OwnProject};
+use crate::text::{check_description, check_name};
 
 /// A function-create request, fields as received (limits still text, checked here in
 /// upstream's order: timeout, cpu, memory).
@@ -49,6 +50,8 @@ impl Engine {
         ctx: &RequestContext,
         req: CreateFunction,
     ) -> Result<Function, Error> {
+        check_name("name", req.name.as_deref())?;
+        check_description("description", req.description.as_deref())?;
         let ranges = &self.inner.config.limits;
         let limits = ranges
             .parse_changes(
@@ -79,6 +82,12 @@ impl Engine {
         }
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
         let id = self.check_package(&package, req.md5sum.as_deref(), kind)?;
+        // The entry resolves inside the package (checked before the executor's check);
+        // the default entry of a runtime other than wasm is checked too.
+        let req_entry_was_default = req.entry.as_deref().is_none_or(str::is_empty);
+        if let Some(entry) = req.entry.as_deref().filter(|e| !e.is_empty()) {
+            crate::entry::check_entry(kind, entry, PackageStore::names(&package).as_deref())?;
+        }
         // The executor checks the package now (before the lock below: compiling a wasm
         // module may take a while), so one that cannot run is refused with the reason.
         // Without an entry, the entry is the one the executor chose, else `main.main`.
@@ -91,6 +100,9 @@ impl Engine {
             .filter(|e| !e.is_empty())
             .or(chosen)
             .unwrap_or_else(|| "main.main".into());
+        if req_entry_was_default {
+            crate::entry::check_entry(kind, &entry, PackageStore::names(&package).as_deref())?;
+        }
         let function = Function {
             id: new_id(),
             name: req.name,
@@ -191,6 +203,23 @@ impl Engine {
         } else {
             PackageStore::inspect(package)?
         };
+        // What the worker will unpack: checked here, where the user hears why, rather than
+        // when a worker runs out of /tmp or memory half way through.
+        if let Some((entries, unpacked)) = PackageStore::unpacked(package) {
+            let cfg = &self.inner.config;
+            if entries > cfg.max_package_entries {
+                return Err(Error::TooLarge(format!(
+                    "Package has {entries} entries, more than the maximum of {} (max_package_entries).",
+                    cfg.max_package_entries
+                )));
+            }
+            if unpacked > cfg.max_unpacked_package_bytes {
+                return Err(Error::TooLarge(format!(
+                    "Package unpacks to {unpacked} bytes, more than the maximum of {} bytes (max_unpacked_package_bytes); a worker unpacks it into its /tmp.",
+                    cfg.max_unpacked_package_bytes
+                )));
+            }
+        }
         if let Some(md5) = md5sum.filter(|m| !m.is_empty())
             && !md5.eq_ignore_ascii_case(&id.md5)
         {
@@ -228,6 +257,11 @@ impl Engine {
         id: &str,
         req: UpdateFunction,
     ) -> Result<Function, Error> {
+        check_name("name", req.name.as_ref().and_then(Option::as_deref))?;
+        check_description(
+            "description",
+            req.description.as_ref().and_then(Option::as_deref),
+        )?;
         let current = self.get_function(ctx, id).await?;
         let ranges = &self.inner.config.limits;
         let mut update = FunctionUpdate {
@@ -270,8 +304,8 @@ impl Engine {
             None => None,
         };
         if req.package.is_some() || update.entry.is_some() {
-            // What the updated function will run must pass its executor's check before
-            // anything changes.
+            // What the updated function will run must resolve inside the package it will
+            // have and pass its executor's check, before anything changes.
             let entry = match &update.entry {
                 Some(Some(e)) if !e.is_empty() => e.clone(),
                 Some(_) => Function {
@@ -289,6 +323,7 @@ impl Engine {
                     current.package_sha256.clone(),
                 ),
             };
+            crate::entry::check_entry(kind, &entry, PackageStore::names(&package).as_deref())?;
             self.prepare_package(kind, &package, &sha, Some(&entry))
                 .await?;
         }

@@ -179,6 +179,7 @@ fn job_not_found(id: &str) -> Error {
 
 impl Engine {
     pub async fn create_job(&self, ctx: &RequestContext, req: CreateJob) -> Result<Job, Error> {
+        crate::text::check_name("name", req.name.as_deref())?;
         if req.function_id.is_none() && req.function_alias.is_none() {
             return Err(Error::input(
                 "Either function_alias or function_id must be provided.",
@@ -296,6 +297,7 @@ impl Engine {
         id: &str,
         req: UpdateJob,
     ) -> Result<Job, Error> {
+        crate::text::check_name("name", req.name.as_deref())?;
         let mut job = self.get_job(ctx, id).await?;
         if job.status.is_finished() {
             return Err(Error::input("Can not update a finished job."));

@@ -11,6 +11,7 @@
 
 mod aliases;
 pub mod auth;
+mod entry;
 mod executions;
 mod functions;
 pub mod jobs;
@@ -20,6 +21,7 @@ pub mod quotas;
 mod run;
 mod runtimes;
 pub mod scope;
+pub mod text;
 pub mod usage;
 mod versions;
 pub mod webhooks;
@@ -50,6 +52,11 @@ pub struct EngineConfig {
     pub limits: LimitRanges,
     /// Largest accepted package, in bytes.
     pub max_package_bytes: u64,
+    /// Most members a zip package may have.
+    pub max_package_entries: u64,
+    /// Largest total size of a zip package's members once unpacked, in bytes: a worker
+    /// unpacks the package into its `/tmp` (64 MiB by default, counted in its memory).
+    pub max_unpacked_package_bytes: u64,
     /// Largest accepted execution input, in bytes.
     pub max_input_bytes: usize,
     /// Largest log kept per execution, in bytes.
@@ -76,6 +83,8 @@ impl Default for EngineConfig {
         Self {
             limits: LimitRanges::default(),
             max_package_bytes: 50 * 1024 * 1024,
+            max_package_entries: 10_000,
+            max_unpacked_package_bytes: 64 * 1024 * 1024,
             max_input_bytes: 1024 * 1024,
             log_limit: 1024 * 1024,
             async_concurrency: 32,

@@ -3,7 +3,9 @@
 //! same name). A package is checked before it is stored: a readable zip,
 //! no entry escaping the package root, no symlinks, within the size limit. Writes are atomic
 //! (temporary file, fsync, rename), so a crash never leaves a half-written package under its
-//! final name.
+//! final name; the temporary files a crash does leave (`.<sha256>.<pid>.tmp`, named after the
+//! server that wrote them) are removed when the store is next opened, once that server is
+//! gone.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,9 +32,50 @@ pub struct PackageStore {
 impl PackageStore {
     pub fn open(dir: &Path) -> std::io::Result<PackageStore> {
         std::fs::create_dir_all(dir)?;
-        Ok(PackageStore {
+        let store = PackageStore {
             dir: dir.to_path_buf(),
-        })
+        };
+        let removed = store.remove_stale_temp_files(|pid| {
+            pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed temporary package files left by a server that stopped during an upload"
+            );
+        }
+        Ok(store)
+    }
+
+    /// Removes the temporary files of interrupted writes (`.<sha256>.<pid>.tmp`) whose
+    /// writer is not running (`alive` says whether a pid is another live process; a
+    /// server sharing the directory may be writing its own). Returns how many went.
+    fn remove_stale_temp_files(&self, alive: impl Fn(u32) -> bool) -> usize {
+        let mut removed = 0;
+        let Ok(dirs) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        for d in dirs.flatten() {
+            let Ok(files) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let Some(pid) = temp_file_writer(&name) else {
+                    continue;
+                };
+                if alive(pid) {
+                    continue;
+                }
+                match std::fs::remove_file(f.path()) {
+                    Ok(()) => removed += 1,
+                    Err(error) => {
+                        tracing::warn!(%error, file = %f.path().display(), "could not remove a temporary package file");
+                    }
+                }
+            }
+        }
+        removed
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
@@ -43,6 +86,29 @@ impl PackageStore {
     pub fn inspect(bytes: &[u8]) -> Result<PackageId, Error> {
         validate_zip(bytes)?;
         Ok(Self::digest(bytes))
+    }
+
+    /// The number of members of a zip package and their total size once unpacked (as its
+    /// central directory says; the shims stop at what the members really hold), or `None`
+    /// when `bytes` is not a zip.
+    pub fn unpacked(bytes: &[u8]) -> Option<(u64, u64)> {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+        let mut total = 0u64;
+        for i in 0..archive.len() {
+            total = total.saturating_add(archive.by_index_raw(i).ok()?.size());
+        }
+        Some((archive.len() as u64, total))
+    }
+
+    /// The member names of a zip package; `None` when `bytes` is not a zip (a wasm
+    /// function's bare module).
+    pub fn names(bytes: &[u8]) -> Option<Vec<String>> {
+        let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+        archive
+            .file_names()
+            .map(|n| n.map(|name| name.into_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
     }
 
     /// The digests of a package that is not a zip (a wasm function's bare module, which
@@ -168,6 +234,17 @@ impl Packages for PackageStore {
     }
 }
 
+/// The pid in the name of a temporary package file (`.<sha256>.<pid>.tmp`), or `None` for
+/// any other name.
+fn temp_file_writer(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (sha, pid) = rest.rsplit_once('.')?;
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 /// Checks that `bytes` is a zip whose entries all stay inside the package root and that
 /// contains no symlinks.
 fn validate_zip(bytes: &[u8]) -> Result<(), Error> {
@@ -271,6 +348,34 @@ pub(crate) mod tests {
                 .map_err(|e| e.to_string());
             assert_eq!(got, expect.map_err(str::to_string), "{what}");
         }
+    }
+
+    #[test]
+    fn temporary_files_of_dead_writers_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path()).unwrap();
+        let bytes = zip_of(&[("a.py", "x = 1")]);
+        let id = PackageStore::inspect(&bytes).unwrap();
+        store.put(&id, &bytes).unwrap();
+        let sub = dir.path().join(&id.sha256[..2]);
+        let sha = "ab".repeat(32);
+        let dead = sub.join(format!(".{sha}.4000001.tmp"));
+        let live = sub.join(format!(".{sha}.4000002.tmp"));
+        let other = sub.join(".notes.4000001.tmp");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, b"half a package").unwrap();
+        }
+        assert_eq!(store.remove_stale_temp_files(|pid| pid == 4000002), 1);
+        assert!(!dead.exists());
+        assert!(live.exists(), "a live writer's file stays");
+        assert!(other.exists(), "only our own temporary names are touched");
+        assert_eq!(store.get(&id.sha256).unwrap(), bytes);
+        // Opening does the same, with /proc telling who is alive (no pid 4000002 here).
+        drop(store);
+        PackageStore::open(dir.path()).unwrap();
+        assert!(!live.exists());
+        assert_eq!(temp_file_writer(&format!(".{sha}.12.tmp")), Some(12));
+        assert_eq!(temp_file_writer(&format!("{sha}.zip")), None);
     }
 
     #[test]

@@ -48,6 +48,8 @@ impl Engine {
         ctx: &RequestContext,
         req: CreateRuntime,
     ) -> Result<(Runtime, tokio::task::JoinHandle<()>), Error> {
+        crate::text::check_name("name", req.name.as_deref())?;
+        crate::text::check_description("description", req.description.as_deref())?;
         let kind = kind_of(&req.image)?;
         let id = match req.id {
             Some(id) if qinling_types::is_uuid(&id) => id,
@@ -222,6 +224,11 @@ impl Engine {
         id: &str,
         req: UpdateRuntime,
     ) -> Result<Runtime, Error> {
+        crate::text::check_name("name", req.name.as_ref().and_then(Option::as_deref))?;
+        crate::text::check_description(
+            "description",
+            req.description.as_ref().and_then(Option::as_deref),
+        )?;
         let current = self.get_runtime(ctx, id).await?;
         let mut update = RuntimeUpdate {
             name: req.name,

@@ -39,6 +39,7 @@ impl Engine {
         function_id: &str,
         description: Option<String>,
     ) -> Result<FunctionVersion, Error> {
+        crate::text::check_description("description", description.as_deref())?;
         // Versions reference packages: hold the package lock so a concurrent function update
         // cannot remove the package being snapshotted, and number versions one at a time.
         let _guard = self.inner.package_lock.lock().await;

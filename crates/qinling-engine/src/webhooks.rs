@@ -115,6 +115,7 @@ impl Engine {
         target: WebhookTarget,
         description: Option<String>,
     ) -> Result<Webhook, Error> {
+        crate::text::check_description("description", description.as_deref())?;
         self.check_webhook_target(ctx, &target).await?;
         let alias = target.function_alias.is_some();
         let webhook = Webhook {
@@ -154,6 +155,7 @@ impl Engine {
         id: &str,
         req: UpdateWebhook,
     ) -> Result<Webhook, Error> {
+        crate::text::check_description("description", req.description.as_deref())?;
         let mut webhook = self.get_webhook(ctx, id).await?;
         let t = req.target;
         if t.function_alias.is_some() {

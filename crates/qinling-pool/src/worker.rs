@@ -243,7 +243,11 @@ impl Worker {
             function_id,
             function_version,
         };
-        let rx = self.send(BIND_KEY, &msg, Some(package)).await?;
+        let rx = match self.send(BIND_KEY, &msg, Some(package)).await {
+            Ok(rx) => rx,
+            Err(PoolError::WorkerDied(_)) => return Err(self.died_binding(package.len())),
+            Err(e) => return Err(e),
+        };
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(Reply::Bound { ok: true, .. }))) => Ok(()),
             Ok(Ok(Ok(Reply::Bound {
@@ -257,10 +261,8 @@ impl Worker {
             Ok(Ok(Ok(other))) => Err(PoolError::Protocol(format!(
                 "expected bound, got {other:?}"
             ))),
+            Ok(Ok(Err(PoolError::WorkerDied(_))) | Err(_)) => Err(self.died_binding(package.len())),
             Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(PoolError::WorkerDied(
-                "worker exited while loading the function".into(),
-            )),
             Err(_) => {
                 self.kill();
                 Err(PoolError::Bind {
@@ -271,6 +273,23 @@ impl Worker {
                     logs: String::new(),
                 })
             }
+        }
+    }
+
+    /// Why a worker that died during its bind did: almost always the memory limit (the
+    /// unpacked files in /tmp count in it). Said as a load failure, so the user reads why
+    /// instead of "Function execution failed.".
+    fn died_binding(&self, package_bytes: usize) -> PoolError {
+        PoolError::Bind {
+            error: format!(
+                "the worker {} while unpacking and loading the package ({package_bytes} bytes): the unpacked package and what its import allocates must fit in the function's memory_size; give the function more memory or make the package smaller",
+                if self.usage().oom_kills > 0 {
+                    "ran out of memory"
+                } else {
+                    "ended"
+                },
+            ),
+            logs: String::new(),
         }
     }
 

@@ -18,6 +18,11 @@ library only; Python 3.8+ on Linux.
 Like python3.py it is a child subreaper (and pid 1 of the jail): processes an execution
 leaves behind, daemons that left its process group included, come back to it when their
 parent exits, and are killed with all their descendants once the execution has ended.
+
+Like python3.py, each execution runs under an id of its own when the sandbox maps a range
+($QINLING_EXEC_IDS; the shim is then uid 0 of the jail's user namespace with CAP_SETUID,
+CAP_SETGID and CAP_KILL, which the switch drops in the executable), and the shim is
+non-dumpable: no execution can signal, trace or read another one or the shim.
 """
 
 import errno
@@ -102,7 +107,8 @@ def extract_package(package, dest):
                         break
                     out.write(chunk)
             if mode & 0o777:
-                os.chmod(target, (mode & 0o777) | 0o600)
+                # Readable by every id in the sandbox (executions run under their own).
+                os.chmod(target, (mode & 0o777) | (0o755 if mode & 0o111 else 0o644))
 
 
 def proc_stat(pid):
@@ -184,13 +190,29 @@ def with_descendants(roots):
 
 def set_child_subreaper():
     """PR_SET_CHILD_SUBREAPER: orphans of our descendants are re-parented to us (outside a
-    jail too), so that kill_leftovers finds them."""
+    jail too), so that kill_leftovers finds them; and PR_SET_DUMPABLE 0: no other process of
+    the jail can open this one's /proc/<pid>/mem, fd or environ."""
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl(36, 1, 0, 0, 0)
+        prctl(4, 0, 0, 0, 0)
     except Exception:
         pass
+
+
+def exec_ids_from_env():
+    """The (first, count) of $QINLING_EXEC_IDS when this process can switch to them (uid 0
+    of the jail's user namespace), else None; the variable is removed either way."""
+    value = os.environ.pop("QINLING_EXEC_IDS", "")
+    try:
+        first, count = (int(x) for x in value.split(":"))
+    except ValueError:
+        return None
+    if count <= 0 or first <= 0 or os.geteuid() != 0:
+        return None
+    return first, count
 
 
 class Shim:
@@ -205,6 +227,9 @@ class Shim:
         self.starting = 0  # executions between Popen and their entry in `running`
         self.lock = threading.Lock()
         self.rlimits_applied = False
+        self.exec_ids = exec_ids_from_env()
+        self.ids_running = set()  # ids of running executions
+        self.ids_retiring = set()  # ids of ended executions whose leftovers may still live
 
     def send(self, msg):
         data = json.dumps(msg, separators=(",", ":")).encode()
@@ -276,6 +301,7 @@ class Shim:
             base = os.environ.get("QINLING_PACKAGE_DIR") or tempfile.gettempdir()
             os.makedirs(base, exist_ok=True)
             self.package_dir = tempfile.mkdtemp(prefix="package-", dir=base)
+            os.chmod(self.package_dir, 0o755)  # readable, not writable, by the executions' ids
             extract_package(package, self.package_dir)
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
             return {"op": "bound", "ok": False, "error": "PackageError: %s" % exc, "logs": ""}
@@ -286,8 +312,9 @@ class Shim:
                     "error": "EntryError: the package has no executable file '%s' (entry is the path of "
                              "the executable inside the package)" % entry}
         mode = os.stat(program).st_mode
-        if not mode & 0o100:
-            os.chmod(program, mode | 0o700)  # zips made on some systems drop the mode bits
+        if mode & 0o555 != 0o555:
+            # Zips made on some systems drop the mode bits; executions run under other ids.
+            os.chmod(program, mode | 0o755)
         self.program = program
         return {"op": "bound", "ok": True}
 
@@ -340,12 +367,17 @@ class Shim:
             started = time.monotonic()
             with self.lock:
                 self.starting += 1  # kill_leftovers waits until the process is in `running`
+                uid = self.take_id()
+            ids = {} if uid is None else {"user": uid, "group": uid, "extra_groups": [], "umask": 0o077}
             try:
+                if uid is False:
+                    raise OSError(errno.EAGAIN, "every execution id is taken")
                 proc = subprocess.Popen([self.program], stdin=stdin_fd, stdout=out_fd, stderr=log_fd,
-                                        cwd=self.package_dir, start_new_session=True, close_fds=True)
+                                        cwd=self.package_dir, start_new_session=True, close_fds=True, **ids)
             except OSError as exc:
                 with self.lock:
                     self.starting -= 1
+                    self.retire_id(uid)
                 # ENOEXEC, a missing interpreter, EACCES: the user's package is wrong.
                 reason = "resource" if exc.errno in (errno.EAGAIN, errno.ENOMEM) else "exception"
                 output = RESOURCE_MSG if reason == "resource" else "Cannot start %s: %s" % (
@@ -379,6 +411,7 @@ class Shim:
                 pass
             with self.lock:
                 self.running.pop(exec_id, None)
+                self.retire_id(uid)
             data, size = read_all(out_fd, MAX_FRAME)
             text = data.decode("utf-8", "replace").strip()
             try:
@@ -406,6 +439,27 @@ class Shim:
         # After the answer, so that it costs the execution nothing.
         self.kill_leftovers()
 
+    # -- execution ids -------------------------------------------------------------------
+
+    def take_id(self):
+        """An id no running execution holds and no ended one's leftovers may still hold
+        (None when executions share the shim's id, False when all are taken). Under the lock."""
+        if self.exec_ids is None:
+            return None
+        first, count = self.exec_ids
+        for uid in range(first, first + count):
+            if uid not in self.ids_running and uid not in self.ids_retiring:
+                self.ids_running.add(uid)
+                return uid
+        return False
+
+    def retire_id(self, uid):
+        """The execution under `uid` ended: the id is free once its leftovers are killed.
+        Under the lock."""
+        if uid:
+            self.ids_running.discard(uid)
+            self.ids_retiring.add(uid)
+
     # -- leftovers -----------------------------------------------------------------------
 
     def kill_leftovers(self):
@@ -431,6 +485,9 @@ class Shim:
                 killed |= new
                 if not new:
                     break
+            # Every leftover has SIGKILL pending (it runs no more code): the ids of ended
+            # executions may be given out again.
+            self.ids_retiring.clear()
         if killed:
             self.reap_leftovers(killed)
 

@@ -19,6 +19,12 @@
 //! bound; that executor loads the function when the bind comes, so a new function's first
 //! execution does not wait for Node to start either. ARCHITECTURE.md ("Decisions") weighs this choice.
 //!
+//! Each executor runs under an id of its own when the sandbox maps a range of them
+//! ($QINLING_EXEC_IDS, `<first>:<count>`; the supervisor is then uid 0 of the jail's user
+//! namespace with CAP_SETUID, CAP_SETGID and CAP_KILL, which the switch drops in the
+//! executor): concurrent executions, always in different executors, cannot signal, trace or
+//! read each other or the supervisor.
+//!
 //! Node's standard library only (zip extraction is done by hand over zlib).
 'use strict';
 
@@ -38,6 +44,18 @@ const DEFAULT_LOG_LIMIT = 1024 * 1024;
 const MAX_IDLE = 2;
 
 class ProtocolError extends Error {}
+
+// The ids executors run under ({ first, count }), or null when they share the supervisor's.
+// The variable is removed either way: executors inherit this environment.
+const EXEC_IDS = (() => {
+  const value = process.env.QINLING_EXEC_IDS || '';
+  delete process.env.QINLING_EXEC_IDS;
+  const m = /^([0-9]+):([0-9]+)$/.exec(value);
+  if (m === null || typeof process.geteuid !== 'function' || process.geteuid() !== 0) return null;
+  const first = Number(m[1]);
+  const count = Number(m[2]);
+  return first > 0 && count > 0 ? { first, count } : null;
+})();
 
 // ---------------------------------------------------------------------------------------
 // Package extraction: a minimal zip reader (stored and deflated members, no zip64).
@@ -86,7 +104,8 @@ function extractZip(buf, dest) {
     else throw new Error(`PackageError: package member '${name}' uses unsupported compression ${method}`);
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.writeFileSync(target, data);
-    if (mode & 0o777) fs.chmodSync(target, (mode & 0o777) | 0o600);
+    // Readable by every id in the sandbox (executors run under their own).
+    if (mode & 0o777) fs.chmodSync(target, (mode & 0o777) | ((mode & 0o111) ? 0o755 : 0o644));
   }
 }
 
@@ -107,6 +126,23 @@ function errorStack(err) {
   }
 }
 
+// The entry's module as a resolved file inside the package directory, or an error: an
+// entry with `..` (or anything that resolves through the file system to outside the package,
+// e.g. the host's node_modules) is refused here too, not only by the engine at create.
+function insidePackage(dir, candidate, moduleName) {
+  const lexical = path.resolve(dir) + path.sep;
+  const root = fs.realpathSync(dir) + path.sep;
+  const refuse = () => {
+    const err = new Error(`module '${moduleName}' is not in the function's package: the entry must name a module inside the package`);
+    err.code = 'ENTRY_OUTSIDE_PACKAGE';
+    return err;
+  };
+  if (!path.resolve(candidate).startsWith(lexical)) throw refuse();
+  const resolved = require.resolve(candidate);
+  if (!fs.realpathSync(resolved).startsWith(root)) throw refuse();
+  return resolved;
+}
+
 function loadEntry(dir, entry) {
   let moduleName = entry;
   let funcName = 'main';
@@ -117,12 +153,12 @@ function loadEntry(dir, entry) {
   }
   let mod;
   try {
-    mod = require(path.join(dir, moduleName));
+    mod = require(insidePackage(dir, path.join(dir, moduleName), moduleName));
   } catch (err) {
     // `pkg.mod.func` as in Python: try the dots as directories.
     if (err && err.code === 'MODULE_NOT_FOUND' && moduleName.includes('.')) {
       try {
-        mod = require(path.join(dir, ...moduleName.split('.')));
+        mod = require(insidePackage(dir, path.join(dir, ...moduleName.split('.')), moduleName));
       } catch (_) {
         throw err;
       }
@@ -287,6 +323,20 @@ class Supervisor {
     this.running = new Map(); // execution id -> execution
     this.counter = 0;
     this.prestarted = null; // an executor started before bind, waiting for `load`
+    this.idsInUse = new Set(); // execution ids of live executors
+  }
+
+  // The lowest execution id no live executor holds (null when executors share ours).
+  takeId() {
+    if (EXEC_IDS === null) return null;
+    for (let i = 0; i < EXEC_IDS.count; i++) {
+      const id = EXEC_IDS.first + i;
+      if (!this.idsInUse.has(id)) {
+        this.idsInUse.add(id);
+        return id;
+      }
+    }
+    throw new Error('every execution id is taken');
   }
 
   send(msg) {
@@ -357,6 +407,7 @@ class Supervisor {
     this.bindAttempted = true;
     try {
       this.packageDir = fs.mkdtempSync(path.join(packageBase(), 'package-'));
+      fs.chmodSync(this.packageDir, 0o755); // readable, not writable, by the executors' ids
       extractZip(pkg, this.packageDir);
     } catch (err) {
       const text = String(err.message || err);
@@ -397,13 +448,24 @@ class Supervisor {
     const logFd = fs.openSync(logPath, 'a+', 0o600);
     fs.unlinkSync(logPath);
     const args = this.entry === null ? [__filename, '--executor'] : [__filename, '--executor', this.packageDir, this.entry];
-    const child = childProcess.spawn(process.execPath, args, {
+    let id;
+    try {
+      id = this.takeId();
+    } catch (err) {
+      fs.closeSync(logFd);
+      throw err;
+    }
+    const options = {
       cwd: dir,
       stdio: ['ignore', logFd, logFd, 'ipc'],
       detached: true, // its own process group: a timeout kills exactly this execution
       env: process.env,
       serialization: 'json',
-    });
+    };
+    // Its own uid and gid, no supplementary groups (libuv drops them): from uid 0 the
+    // switch drops every capability before the executor's node starts.
+    if (id !== null) Object.assign(options, { uid: id, gid: id });
+    const child = childProcess.spawn(process.execPath, args, options);
     const ex = { child, logFd, current: null, alive: true, loaded: null, started: null };
     this.executors.add(ex);
     let settle;
@@ -426,6 +488,9 @@ class Supervisor {
       this.idle = this.idle.filter((e) => e !== ex);
       settle({ error: `Error: the executor exited while loading the function (${signal || code})`, logs: readLog(logFd, DEFAULT_LOG_LIMIT) });
       if (ex.current !== null) this.died(ex, code, signal);
+      else this.killLeftovers();
+      // Its leftovers are killed (above, or after its last execution): the id is free.
+      if (id !== null) this.idsInUse.delete(id);
       try { fs.closeSync(logFd); } catch (_) { /* already closed */ }
     });
     return ex;

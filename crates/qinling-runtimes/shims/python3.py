@@ -22,6 +22,12 @@ forked for it), and the replacement is forked from the zygote, never from a used
 once no execution runs. The child reports its result on its done pipe before it
 exits, so the answer does not wait for the teardown of its address space either.
 
+Each execution child runs under an id of its own when the sandbox maps a range of them
+($QINLING_EXEC_IDS, `<first>:<count>`; the zygote is then uid 0 of the jail's user namespace
+with CAP_SETUID, CAP_SETGID and CAP_KILL): no two live children share an id, so an execution
+cannot signal, trace or read the memory, descriptors or /proc of another execution, nor of
+the zygote, which is non-dumpable as well. The switch from uid 0 drops every capability.
+
 Standard library only; Python 3.8+ on Linux. On Python < 3.9 or kernels without pidfds the
 wait falls back to a SIGCHLD self-pipe, and without memfd_create to unlinked temp files.
 """
@@ -111,6 +117,17 @@ CO_VARKEYWORDS = 0x08
 # Python's original sys.stdout and sys.stderr, replaced at start. Kept referenced for the
 # process's life: collecting them would close fds 1 and 2.
 ORIGINAL_STREAMS = ()
+
+# Linux prctl(2) options.
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+# libc's prctl through ctypes, once the zygote has loaded it (None without ctypes).
+PRCTL = None
+
+# The ids (first, count) execution children run under, from $QINLING_EXEC_IDS; None: they
+# share the zygote's.
+EXEC_IDS = None
 
 # This file's name as code objects see it, to drop the shim's own frames from the
 # tracebacks shown to users.
@@ -324,7 +341,7 @@ def run_child(bound, ex, msg, rlimits, plans, inherited_fds, sample):
     """
     status = 70  # EX_SOFTWARE: the shim failed before it could write a result
     try:
-        prepare_child(bound, ex.log_fd, inherited_fds)
+        prepare_child(bound, ex.log_fd, inherited_fds, ex.uid)
         if msg is None:
             rehearse(bound, sample)
         # What the set-up cost is not the execution's: its cpu time is counted from here.
@@ -358,15 +375,43 @@ def prefer_for_oom_kill():
         pass  # no /proc: the worker is then replaced when the zygote is the one killed
 
 
-def prepare_child(bound, log_fd, inherited_fds):
-    """Everything a child does before it knows its execution: its own process group, none
-    of the zygote's descriptors, a fresh interpreter's signal dispositions, and fds 1 and 2
-    (and sys.stdout and sys.stderr) writing into its own log file."""
+def become_execution_id(uid):
+    """Switches this child to the execution id `uid` (uid and gid, no supplementary
+    groups): from uid 0 that drops every capability, and the child can no longer signal,
+    trace or read any process of another id. Dumpable again afterwards (the switch cleared
+    it), so that its own /proc files are its own. Any failure ends the child: the function
+    never runs under the zygote's id."""
     try:
-        os.setpgid(0, 0)
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise OSError("uid switch did not take")
     except OSError:
-        pass  # the zygote's setpgid already made the group
+        os._exit(71)  # EX_OSERR
+    if PRCTL is not None:
+        PRCTL(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    # Files an execution creates in /tmp are its own: a concurrent one cannot read them.
+    os.umask(0o077)
+
+
+def prepare_child(bound, log_fd, inherited_fds, uid=None):
+    """Everything a child does before it knows its execution: its own process group, its
+    own id (when the sandbox gives one), none of the zygote's descriptors, a fresh
+    interpreter's signal dispositions, and fds 1 and 2 (and sys.stdout and sys.stderr)
+    writing into its own log file."""
+    # A session of its own, not only a process group: the kernel lets any process of a
+    # session send SIGCONT to any other, whatever its id.
+    try:
+        os.setsid()
+    except OSError:
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
     prefer_for_oom_kill()
+    if uid is not None:
+        become_execution_id(uid)
     if bound.fallback:
         signal.set_wakeup_fd(-1)  # the self-pipe is closed just below
     # Descriptors the child must not keep: the protocol channel (a function writing there
@@ -554,11 +599,40 @@ def extract_package(package, dest):
                         break
                     out.write(chunk)
             if mode & 0o777:
-                os.chmod(target, (mode & 0o777) | 0o600)
+                # Readable by every id in the sandbox (executions run under their own).
+                os.chmod(target, (mode & 0o777) | (0o755 if mode & 0o111 else 0o644))
 
 
-def import_entry(entry):
-    """Imports `module.func` (split on the last dot; a bare name means its `main`)."""
+def module_dirs(module):
+    """Where a module's code lives: its file, or a namespace package's directories."""
+    found = []
+    path = getattr(module, "__file__", None)
+    if isinstance(path, str):
+        found.append(path)
+    elif getattr(module, "__path__", None) is not None:
+        found.extend(p for p in module.__path__ if isinstance(p, str))
+    return found
+
+
+def check_in_package(module_name, package_dir):
+    """Refuses an entry whose module (or any package on the way to it) is not the package's
+    own: a module of that name that the interpreter had loaded already (`os`, `json`) or
+    found elsewhere on sys.path (the standard library, site-packages). The engine refuses
+    such entries at create; this is the defence in depth."""
+    root = os.path.realpath(package_dir) + os.sep
+    parts = module_name.split(".")
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        module = sys.modules.get(name)
+        places = module_dirs(module) if module is not None else []
+        if not places or not all(os.path.realpath(p).startswith(root) for p in places):
+            raise ImportError("module '%s' is not in the function's package: the entry must name a module "
+                              "inside the package (the runtime has its own module of that name)" % name)
+
+
+def import_entry(entry, package_dir=None):
+    """Imports `module.func` (split on the last dot; a bare name means its `main`); with
+    `package_dir`, only a module inside it."""
     import importlib
 
     module_name, _, func_name = entry.rpartition(".")
@@ -568,6 +642,8 @@ def import_entry(entry):
     # __import__ rather than importlib.import_module: the C import drops the import
     # machinery's frames from tracebacks, so the user sees only their own code.
     __import__(module_name)
+    if package_dir is not None:
+        check_in_package(module_name, package_dir)
     module = sys.modules[module_name]
     try:
         func = getattr(module, func_name)
@@ -623,7 +699,7 @@ class Execution:
     `done_w`)."""
 
     __slots__ = ("id", "pid", "pidfd", "log_fd", "result_fd", "req_r", "req_w", "done_r", "done_w",
-                 "log_limit", "started", "deadline", "timed_out")
+                 "log_limit", "started", "deadline", "timed_out", "uid")
 
 
 class Zygote:
@@ -650,6 +726,7 @@ class Zygote:
         self.dying = {}  # pid -> pidfd or None: killed leftovers not yet reaped
         self.retired = set()  # pids in `dying` that are executions answered before their exit
         self.rlimit_plans = {}  # an exec's rlimits items -> rlimit_plan
+        self.ids_in_use = {}  # pid -> execution id, for every child not yet reaped
         self.sel = Poller()
         self.sel.register(proto_in, INPUT)
         self.my_pid = os.getpid()
@@ -755,16 +832,24 @@ class Zygote:
             base = os.environ.get("QINLING_PACKAGE_DIR") or tempfile.gettempdir()
             os.makedirs(base, exist_ok=True)
             self.package_dir = tempfile.mkdtemp(prefix="package-", dir=base)
+            # Readable (not writable) by the executions' ids.
+            os.chmod(self.package_dir, 0o755)
             extract_package(package, self.package_dir)
             sys.path.insert(0, self.package_dir)
             # Functions that open their data files by relative path find them.
             os.chdir(self.package_dir)
-            func = import_entry(msg["entry"])
+            func = import_entry(msg["entry"], self.package_dir)
             self.bound = Bound(func, self.streams, not self.use_pidfd)
             reply = {"op": "bound", "ok": True}
         except BaseException as exc:  # noqa: B902 - a module may even call sys.exit() on import
             # The traceback goes after the (possibly cut) output, so it is never cut off.
             error = "%s: %s" % (type(exc).__name__, exception_text(exc))
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG):
+                error = ("PackageError: the unpacked package does not fit in the worker's /tmp "
+                         "(%s); make the package smaller" % exception_text(exc))
+            elif isinstance(exc, MemoryError):
+                error = ("PackageError: unpacking and loading the package ran out of memory; give "
+                         "the function more memory or make the package smaller")
             logs = read_text(capture, DEFAULT_LOG_LIMIT) + user_traceback(exc)
             reply = {"op": "bound", "ok": False, "error": error, "logs": logs}
         finally:
@@ -918,6 +1003,11 @@ class Zygote:
         ex = Execution()
         ex.req_r = ex.req_w = ex.done_r = ex.done_w = ex.log_fd = ex.result_fd = -1
         ex.timed_out = False
+        ex.uid = None
+        if EXEC_IDS is not None:
+            ex.uid = self.free_id()
+            if ex.uid is None:
+                return None  # every id is taken by a live child: as out of processes
         try:
             ex.log_fd = new_memfd("log")
             ex.result_fd = new_memfd("result")
@@ -942,12 +1032,29 @@ class Zygote:
         ex.done_w = ex.req_r = -1
         if pid > 0:
             ex.pid = pid
+            if ex.uid is not None:
+                self.ids_in_use[pid] = ex.uid
             ex.pidfd = self.watch(pid, ex)
         if pid < 0 or ex.pidfd is False:
             self.close_fds(ex)
             return None
         self.sel.register(ex.done_r, ex)
         return ex
+
+    def free_id(self):
+        """The lowest execution id no unreaped child holds, or None."""
+        first, count = EXEC_IDS
+        taken = set(self.ids_in_use.values())
+        for uid in range(first, first + count):
+            if uid not in taken:
+                return uid
+        return None
+
+    def reaped(self, pid):
+        """A child of ours is gone for good: its id may be given out again. (What it left
+        behind under that id has been killed by then: leftovers are killed before a new
+        child is forked, and a process with SIGKILL pending runs no more code.)"""
+        self.ids_in_use.pop(pid, None)
 
     @staticmethod
     def close_fds(ex):
@@ -972,18 +1079,16 @@ class Zygote:
             self.reap_dying(ex.pid)  # fallback mode: else its pidfd tells when it is gone
 
     def fork(self, yield_to_child=True):
-        """os.fork() with the group set up on both sides; -1 if the fork failed."""
+        """os.fork(); -1 if the fork failed."""
         try:
             pid = os.fork()
         except OSError:
             return -1
         if pid:
-            # The child does this too; doing it here as well means the group exists before
-            # a timeout could try to kill it, whichever process runs first.
-            try:
-                os.setpgid(pid, pid)
-            except OSError:
-                pass
+            # The child makes itself a session (and group) of its own; a timeout that comes
+            # before it has (kill_group) still kills the child itself, which has started
+            # nothing yet. (A setpgid from here would make the child a group leader, which
+            # may not start a session.)
             if yield_to_child:
                 # Let an execution's child run first: it usually starts on this CPU's run
                 # queue, and the zygote's own bookkeeping can wait. Measured: ~0.2 ms less
@@ -1002,6 +1107,7 @@ class Zygote:
         except OSError:
             self.kill_group(pid)
             os.waitpid(pid, 0)
+            self.reaped(pid)
             return False
         self.sel.register(pidfd, data)
         return pidfd
@@ -1083,6 +1189,7 @@ class Zygote:
             _, status, usage = os.wait4(ex.pid, 0)
         except ChildProcessError:
             status, usage = 1 << 8, None
+        self.reaped(ex.pid)
         duration = time.monotonic() - ex.started
         del self.running[ex.pid]
         if ex.pidfd is not None:
@@ -1303,6 +1410,7 @@ class Zygote:
         except ChildProcessError:
             reaped = True  # not ours any more
         if reaped:
+            self.reaped(pid)
             pidfd = self.dying.pop(pid, None)
             if pidfd is not None:
                 self.sel.unregister(pidfd)
@@ -1417,16 +1525,55 @@ class Zygote:
             shutil.rmtree(self.package_dir, ignore_errors=True)
 
 
-def set_child_subreaper():
-    """PR_SET_CHILD_SUBREAPER: orphans of our descendants are re-parented to us, not to
-    the sandbox's init, so that we can find and kill them."""
+def load_prctl():
+    """libc's prctl through ctypes, or None where ctypes cannot load libc."""
+    global PRCTL
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)
+        PRCTL = ctypes.CDLL(None, use_errno=True).prctl
     except Exception:
-        pass  # no libc via ctypes: leftovers are then the sandbox's to clean up
+        PRCTL = None
+
+
+def set_child_subreaper():
+    """PR_SET_CHILD_SUBREAPER: orphans of our descendants are re-parented to us, not to
+    the sandbox's init, so that we can find and kill them."""
+    if PRCTL is not None:
+        PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # Without libc via ctypes leftovers are the sandbox's to clean up.
+
+
+def make_non_dumpable():
+    """PR_SET_DUMPABLE 0: no process of the jail's other ids, nor one of ours without
+    CAP_SYS_PTRACE, can open this process's /proc/<pid>/mem, fd, environ or trace it; its
+    /proc files belong to root."""
+    if PRCTL is not None:
+        PRCTL(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def exec_ids_from_env():
+    """The (first, count) of $QINLING_EXEC_IDS when this process can switch to them (it
+    is uid 0 of the jail's user namespace); else None. The variable is removed: the function
+    has no use for it."""
+    value = os.environ.pop("QINLING_EXEC_IDS", "")
+    try:
+        first, count = (int(x) for x in value.split(":"))
+    except ValueError:
+        return None
+    if count <= 0 or first <= 0 or os.geteuid() != 0:
+        return None
+    return first, count
+
+
+def lift_int_str_limit():
+    """Python >= 3.11 refuses to convert integers of more than 4300 digits to and from
+    text (a guard against quadratic-time parsing of hostile input in web servers). A
+    function's own arithmetic is not such input, and upstream's functions print such
+    integers (its CPU-limit test prints 50,000 digits of pi), so the limit is lifted for
+    the function's import and every execution (children inherit it)."""
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)
 
 
 def main():
@@ -1447,7 +1594,12 @@ def main():
     # Signals blocked by whoever started us would stay blocked in every execution.
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    load_prctl()
+    make_non_dumpable()
     set_child_subreaper()
+    global EXEC_IDS
+    EXEC_IDS = exec_ids_from_env()
+    lift_int_str_limit()
     zygote = Zygote(proto_in, proto_out, devnull, streams)
     code = 0
     try:

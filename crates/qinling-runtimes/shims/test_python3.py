@@ -559,6 +559,87 @@ class ShimTest(unittest.TestCase):
 
     # -- failures ------------------------------------------------------------------------
 
+    def test_entry_outside_the_package_is_refused(self):
+        # The engine refuses these at create; the shim refuses them again at bind.
+        cases = (
+            ({"funcs.py": FUNCS}, "os.system"),  # loaded already by the interpreter
+            ({"funcs.py": FUNCS}, "json.dumps"),  # imported by the shim
+            ({"funcs.py": FUNCS}, "this.main"),  # found in the standard library
+            ({"os.py": "def system(*a):\n    return 'mine'\n"}, "os.system"),  # shadowed
+        )
+        for files, entry in cases:
+            shim, _ = self.start()
+            r = shim.bind(files, entry)
+            self.assertEqual((r["op"], r["ok"]), ("bound", False), (entry, r))
+            self.assertIn("is not in the function's package", r["error"], entry)
+        # A package's own dotted module still loads.
+        shim = self.bound({"pkg/__init__.py": "", "pkg/m.py": "def f(**kw):\n    return 1\n"}, "pkg.m.f")
+        self.assertEqual(shim.run("e")["output"], 1)
+
+    def test_executions_run_under_ids_of_their_own(self):
+        # As root (the jail's runtime is uid 0 of its user namespace), with a range of ids:
+        # concurrent executions get different ids, none the zygote's, and cannot signal the
+        # zygote or each other; the zygote is non-dumpable. Here on the host, as real root.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to switch ids")
+        os.chmod(self.tmp, 0o755)
+        src = r"""
+import os, signal, time
+def who(wait=0, victim=0, **kw):
+    out = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+           "ppid_dumpable": None, "kill_zygote": None, "kill_victim": None, "mem": None}
+    try:
+        os.kill(os.getppid(), 0)
+        out["kill_zygote"] = "ok"
+    except OSError as e:
+        out["kill_zygote"] = e.errno
+    if victim:
+        try:
+            os.kill(victim, signal.SIGSTOP)
+            out["kill_victim"] = "ok"
+        except OSError as e:
+            out["kill_victim"] = e.errno
+    try:
+        open("/proc/%d/mem" % os.getppid(), "rb").close()
+        out["mem"] = "ok"
+    except OSError as e:
+        out["mem"] = e.errno
+    out["pid"] = os.getpid()
+    out["umask"] = os.umask(0o077)
+    time.sleep(wait)
+    return out
+"""
+        shim = self.bound({"who.py": src}, "who.who", QINLING_EXEC_IDS="61000:8")
+        with open("/proc/%d/status" % shim.proc.pid) as f:
+            self.assertNotIn("Uid:\t61", f.read())
+        shim.exec("slow", kwargs={"wait": 2})
+        time.sleep(0.5)
+        slow_pid = [p for p in children(shim.proc.pid)]
+        r = shim.run("fast", kwargs={"victim": max(slow_pid)})
+        slow = shim.recv()
+        a, b = slow["output"], r["output"]
+        self.assertTrue(61000 <= a["uid"] < 61008 and 61000 <= b["uid"] < 61008, (a, b))
+        self.assertNotEqual(a["uid"], b["uid"])
+        for out in (a, b):
+            self.assertEqual((out["gid"], out["groups"]), (out["uid"], []), out)
+            self.assertEqual(out["kill_zygote"], 1, out)  # EPERM
+            self.assertEqual(out["mem"], 13, out)  # EACCES
+            self.assertEqual(out["umask"], 0o077, out)
+        self.assertIn(b["kill_victim"], (1, 3), b)  # EPERM (or ESRCH had it ended)
+        self.assertTrue(slow["success"], slow)
+
+    def test_big_integers_convert_to_text(self):
+        # Upstream's CPU-limit function prints a 50,000-digit integer; Python >= 3.11 refuses
+        # to convert more than 4300 digits unless the shim lifts the limit.
+        src = ("def main(**kw):\n"
+               "    n = 10 ** 50000 + 7\n"
+               "    text = str(n)\n"
+               "    print(text)\n"
+               "    return [len(text), int(text) == n, text[-3:]]\n")
+        shim = self.bound({"big.py": src}, "big.main")
+        r = shim.run("e1")
+        self.assertEqual((r["success"], r["output"]), (True, [50001, True, "007"]), r)
+
     def test_exception(self):
         shim = self.bound(entry="funcs.boom")
         r = shim.run("e")

@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "QINLING_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Connections the kernel queues for the API before it is ready to accept them (capped
+    /// by `net.core.somaxconn`).
+    #[arg(long, env = "QINLING_LISTEN_BACKLOG")]
+    pub listen_backlog: Option<u32>,
     /// Pre-started workers per runtime (0 turns the pool off).
     #[arg(long, env = "QINLING_POOL_SIZE")]
     pub pool_size: Option<usize>,
@@ -47,6 +51,12 @@ pub struct ServeArgs {
     /// Largest accepted package, in bytes.
     #[arg(long, env = "QINLING_MAX_PACKAGE_BYTES")]
     pub max_package_bytes: Option<u64>,
+    /// Most members a zip package may have.
+    #[arg(long, env = "QINLING_MAX_PACKAGE_ENTRIES")]
+    pub max_package_entries: Option<u64>,
+    /// Largest total size of a package's members once unpacked, in bytes.
+    #[arg(long, env = "QINLING_MAX_UNPACKED_PACKAGE_BYTES")]
+    pub max_unpacked_package_bytes: Option<u64>,
     /// Largest accepted execution input, in bytes.
     #[arg(long, env = "QINLING_MAX_INPUT_BYTES")]
     pub max_input_bytes: Option<usize>,
@@ -94,6 +104,8 @@ pub struct ServeArgs {
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The API socket's listen backlog.
+    pub listen_backlog: u32,
     pub pool_size: usize,
     pub function_concurrency: usize,
     pub max_workers_per_function: usize,
@@ -101,6 +113,8 @@ pub struct Config {
     /// Seconds after which an idle function worker is released.
     pub worker_idle_timeout: u64,
     pub max_package_bytes: u64,
+    pub max_package_entries: u64,
+    pub max_unpacked_package_bytes: u64,
     pub max_input_bytes: usize,
     pub python: PathBuf,
     pub node: PathBuf,
@@ -127,12 +141,15 @@ impl Default for Config {
         Config {
             data_dir: default_data_dir(),
             listen: "127.0.0.1:7070".parse().expect("valid address"),
+            listen_backlog: 4096,
             pool_size: 3,
             function_concurrency: 3,
             max_workers_per_function: 10,
             max_waiting_per_function: 100,
             worker_idle_timeout: 3600,
             max_package_bytes: 50 * 1024 * 1024,
+            max_package_entries: 10_000,
+            max_unpacked_package_bytes: 64 * 1024 * 1024,
             max_input_bytes: 1024 * 1024,
             python: PathBuf::from("python3"),
             node: PathBuf::from("node"),
@@ -183,6 +200,9 @@ impl Config {
         if let Some(v) = args.listen {
             cfg.listen = v;
         }
+        if let Some(v) = args.listen_backlog {
+            cfg.listen_backlog = v;
+        }
         if let Some(v) = args.pool_size {
             cfg.pool_size = v;
         }
@@ -200,6 +220,12 @@ impl Config {
         }
         if let Some(v) = args.max_package_bytes {
             cfg.max_package_bytes = v;
+        }
+        if let Some(v) = args.max_package_entries {
+            cfg.max_package_entries = v;
+        }
+        if let Some(v) = args.max_unpacked_package_bytes {
+            cfg.max_unpacked_package_bytes = v;
         }
         if let Some(v) = args.max_input_bytes {
             cfg.max_input_bytes = v;
@@ -247,6 +273,9 @@ impl Config {
         if cfg.function_concurrency == 0 {
             bail!("function_concurrency must be at least 1");
         }
+        if cfg.listen_backlog == 0 {
+            bail!("listen_backlog must be at least 1");
+        }
         if !matches!(cfg.log_format.as_str(), "text" | "json") {
             bail!(
                 "log_format must be 'text' or 'json', not '{}'",
@@ -266,6 +295,7 @@ pub fn main(args: ServeArgs) -> std::process::ExitCode {
         }
     };
     init_logging(&cfg.log_format);
+    raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -391,6 +421,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let engine_cfg = qinling_engine::EngineConfig {
         limits: cfg.limits,
         max_package_bytes: cfg.max_package_bytes,
+        max_package_entries: cfg.max_package_entries,
+        max_unpacked_package_bytes: cfg.max_unpacked_package_bytes,
         max_input_bytes: cfg.max_input_bytes,
         max_waiting_per_function: cfg.max_waiting_per_function,
         quotas: cfg.quotas.engine_config(&cfg.auth),
@@ -410,8 +442,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         auth: cfg.auth.build(&store)?,
     };
     let app = qinling_api::router(state);
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
+    let listener = listen(cfg.listen, cfg.listen_backlog)
         .with_context(|| format!("listening on {}", cfg.listen))?;
     if cfg.auth.mode == "none" && !listener.local_addr()?.ip().is_loopback() {
         tracing::warn!(
@@ -429,6 +460,38 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .await;
     store.close().await;
     Ok(())
+}
+
+/// The API's socket. A burst of clients (a thousand sync requests at once) must queue in the
+/// kernel rather than be refused or reset, so the backlog is ours to choose (tokio's `bind`
+/// fixes it at 1024); the kernel caps it at `net.core.somaxconn`.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Raises this process's soft limit of open files to its hard limit: every connection of
+/// a burst is a descriptor, and at the usual soft limit of 1,024 a thousand clients plus the
+/// database and the workers' pipes would make `accept` fail. Workers are unaffected: the
+/// sandbox sets their own limit.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// Installs the Prometheus recorder for the `metrics` facade and returns its renderer.

@@ -204,7 +204,7 @@ fn monitor(mut ctl: UnixStream, status: File) -> ! {
             drop(devnull);
             drop(me);
             // The monitor needs no capability from here on.
-            let _ = sys.clear_caps();
+            let _ = sys.set_caps(0);
             wait_for(child, ctl)
         }
     }

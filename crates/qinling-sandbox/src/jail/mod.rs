@@ -14,8 +14,10 @@
 //!    control socket and fd 4 a status pipe, and moves it into the cgroups before it does
 //!    anything, so every process of the worker is inside them;
 //! 3. it sends the [`setup::InitConfig`] (JSON); the init enters the namespaces and says so;
-//!    the server writes the uid/gid maps (the jail's uid 1000 is host uid
-//!    [`JailConfig::host_uid`], 65534 by default — nobody, never root); the init forks pid 1
+//!    the server writes the uid/gid maps (as root: the jail's uid 0, the runtime's, is host
+//!    uid [`JailConfig::host_uid`], 65534 by default — nobody, never root — and the
+//!    executions' ids 1000..=1255 a host range of their own; unprivileged: the jail's uid 1000
+//!    is the server's own); the init forks pid 1
 //!    of the new pid namespace, which builds the root and `execve`s the runtime ([`init`],
 //!    [`setup`]);
 //! 4. `launch` returns once the runtime has been executed, or fails with the step that
@@ -71,6 +73,12 @@ use std::time::{Duration, Instant};
 
 pub use init::{INIT_ARG, init_main, run_init_if_requested};
 pub use net::find_slirp4netns;
+pub use plan::EXEC_IDS;
+
+/// The variable that tells a runtime which ids to run executions under
+/// (`<first>:<count>`); absent when executions share the runtime's id (an unprivileged server,
+/// or no jail at all).
+pub const EXEC_IDS_ENV: &str = "QINLING_EXEC_IDS";
 #[cfg(target_arch = "x86_64")]
 pub use seccomp::DENIED as SECCOMP_DENIED;
 
@@ -88,9 +96,18 @@ pub struct JailConfig {
     /// Name of the directory, under the server's own cgroup in each hierarchy, that holds the
     /// worker cgroups.
     pub cgroup_name: String,
-    /// The host uid and gid functions run as when the server is root (inside they are 1000).
+    /// The host uid and gid the runtime runs as when the server is root (inside it is uid 0
+    /// of the jail's user namespace, with no capability outside it).
     pub host_uid: u32,
     pub host_gid: u32,
+    /// The first of [`EXEC_IDS`] host uids (and gids) executions run as when the server is
+    /// root (inside they are `1000 ..= 1255`): a range no host account uses. Every jail maps
+    /// the same range; jails cannot see each other's processes or files.
+    pub exec_host_id_base: u32,
+    /// Whether a root server gives executions ids of their own (the default). Off, every jail
+    /// maps one id, shared by the runtime and its executions, as before issue 16; kept for
+    /// the spawn benchmark's comparison, not for production.
+    pub exec_ids: bool,
     /// How long a launch may take to set up the jail.
     pub setup_timeout: Duration,
     /// The slirp4netns executable that gives networked jails egress; `None`: networked
@@ -105,6 +122,8 @@ impl Default for JailConfig {
             cgroup_name: "qinling".into(),
             host_uid: 65534,
             host_gid: 65534,
+            exec_host_id_base: 2_000_000_000,
+            exec_ids: true,
             setup_timeout: Duration::from_secs(10),
             slirp4netns: None,
         }
@@ -120,6 +139,8 @@ pub struct JailSandbox {
     system: [Vec<Entry>; 2],
     layout: Layout,
     privileged: bool,
+    /// Whether executions get ids of their own (root, and [`JailConfig::exec_ids`]).
+    exec_ids: bool,
     /// Host ids the jail's uid/gid map to.
     outside_uid: u32,
     outside_gid: u32,
@@ -157,6 +178,22 @@ impl JailSandbox {
                 "dropping supplementary groups: an unprivileged user namespace must deny setgroups, so the server user's groups still apply to functions".into(),
             );
         }
+        if privileged {
+            let range = config.exec_host_id_base..config.exec_host_id_base.saturating_add(EXEC_IDS);
+            if range.end - range.start < EXEC_IDS
+                || range.contains(&config.host_uid)
+                || range.contains(&config.host_gid)
+            {
+                return Err(SandboxError::Unavailable(format!(
+                    "the execution id range {}..{} must fit below 2^32 and not contain the runtime's host ids {}/{}",
+                    range.start, range.end, config.host_uid, config.host_gid
+                )));
+            }
+        } else {
+            unenforced.push(
+                "an id of its own for each execution: the server is not root, so it can map only its own uid into the jail, and executions of one worker share it with the runtime: they can signal each other and the runtime, and reach a sibling's memory through /proc (ptrace, process_vm_*, pidfd_getfd and kcmp stay denied; the python3 and custom runtimes make themselves non-dumpable)".into(),
+            );
+        }
         let (outside_uid, outside_gid) = if privileged {
             (config.host_uid, config.host_gid)
         } else {
@@ -170,6 +207,7 @@ impl JailSandbox {
             host,
             layout,
             privileged,
+            exec_ids: privileged && config.exec_ids,
             outside_uid,
             outside_gid,
             unenforced,
@@ -182,10 +220,23 @@ impl JailSandbox {
         let mounts =
             plan::with_launch_paths(&self.host, system, &spec.read_only_paths, &spec.program)
                 .map_err(|e| jail_error(&spec.name, &error_chain(&e)))?;
+        // A privileged server maps a range of ids: the runtime runs as uid 0 of the jail's
+        // user namespace with the three capabilities it needs to start each execution under
+        // an id of its own, and is told which ids those are.
+        let mut env = spec.env.clone();
+        let (uid, gid, keep_caps) = if self.exec_ids {
+            env.push((
+                EXEC_IDS_ENV.into(),
+                format!("{}:{}", plan::EXEC_FIRST_ID, EXEC_IDS).into(),
+            ));
+            (0, 0, setup::EXEC_SWITCH_CAPS)
+        } else {
+            (plan::JAIL_UID, plan::JAIL_GID, 0)
+        };
         Ok(InitConfig {
             program: spec.program.clone(),
             args: spec.args.clone(),
-            env: spec.env.clone(),
+            env,
             mounts,
             tmp_bytes: spec.limits.tmp_bytes,
             nofile: spec.limits.nofile,
@@ -194,9 +245,10 @@ impl JailSandbox {
             fsize_bytes: spec.limits.fsize_bytes,
             reaper: spec.reaper,
             hostname: plan::JAIL_HOSTNAME.into(),
-            uid: plan::JAIL_UID,
-            gid: plan::JAIL_GID,
+            uid,
+            gid,
             clear_groups: self.privileged,
+            keep_caps,
         })
     }
 }
@@ -453,13 +505,33 @@ impl JailSandbox {
         if !self.privileged {
             std::fs::write(proc.join("setgroups"), "deny")?;
         }
+        if !self.exec_ids {
+            std::fs::write(
+                proc.join("uid_map"),
+                format!("{} {} 1\n", plan::JAIL_UID, self.outside_uid),
+            )?;
+            return std::fs::write(
+                proc.join("gid_map"),
+                format!("{} {} 1\n", plan::JAIL_GID, self.outside_gid),
+            );
+        }
+        // The runtime's id, then the executions' range (one write each: a map is written once).
+        let base = self.config.exec_host_id_base;
         std::fs::write(
             proc.join("uid_map"),
-            format!("{} {} 1\n", plan::JAIL_UID, self.outside_uid),
+            format!(
+                "0 {} 1\n{} {base} {EXEC_IDS}\n",
+                self.outside_uid,
+                plan::EXEC_FIRST_ID
+            ),
         )?;
         std::fs::write(
             proc.join("gid_map"),
-            format!("{} {} 1\n", plan::JAIL_GID, self.outside_gid),
+            format!(
+                "0 {} 1\n{} {base} {EXEC_IDS}\n",
+                self.outside_gid,
+                plan::EXEC_FIRST_ID
+            ),
         )
     }
 }

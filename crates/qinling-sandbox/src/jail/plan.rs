@@ -87,10 +87,16 @@ pub const DEVICES: &[&str] = &[
 /// Paths the init mounts itself; a read-only path may not be placed inside them.
 const RESERVED: &[&str] = &["/proc", "/dev"];
 
-/// The account the jail runs as, as seen inside.
+/// The account the jail runs as, as seen inside, when the server cannot map more than one
+/// id (an unprivileged server): the runtime and its executions share it.
 pub const JAIL_USER: &str = "sandbox";
 pub const JAIL_UID: u32 = 1000;
 pub const JAIL_GID: u32 = 1000;
+/// The ids executions run under when the server can map a range (root): inside
+/// `EXEC_FIRST_ID ..= EXEC_FIRST_ID + EXEC_IDS - 1`, one per live execution process (the
+/// first is [`JAIL_UID`]); the runtime itself is uid and gid 0 of the jail's user namespace.
+pub const EXEC_FIRST_ID: u32 = JAIL_UID;
+pub const EXEC_IDS: u32 = 256;
 /// The jail's host name (the same for every worker: it carries no information).
 pub const JAIL_HOSTNAME: &str = "qinling";
 
@@ -249,18 +255,27 @@ fn generated_etc() -> Vec<Entry> {
         dst: dst.into(),
         contents,
     };
+    // The runtime (uid 0 inside when executions get ids of their own), then one account per
+    // execution id (`sandbox` is the first, and the only one an unprivileged server maps).
+    let mut passwd = String::from("root:x:0:0:qinling runtime:/:/usr/sbin/nologin\n");
+    let mut group = String::from("root:x:0:\n");
+    for n in 0..EXEC_IDS {
+        let id = EXEC_FIRST_ID + n;
+        let name = if n == 0 {
+            JAIL_USER.to_string()
+        } else {
+            format!("{JAIL_USER}{n}")
+        };
+        passwd.push_str(&format!(
+            "{name}:x:{id}:{id}:qinling function:/tmp:/usr/sbin/nologin\n"
+        ));
+        group.push_str(&format!("{name}:x:{id}:\n"));
+    }
+    passwd.push_str("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+    group.push_str("nogroup:x:65534:\n");
     vec![
-        file(
-            "/etc/passwd",
-            format!(
-                "{JAIL_USER}:x:{JAIL_UID}:{JAIL_GID}:qinling function:/tmp:/usr/sbin/nologin\n\
-                 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-            ),
-        ),
-        file(
-            "/etc/group",
-            format!("{JAIL_USER}:x:{JAIL_GID}:\nnogroup:x:65534:\n"),
-        ),
+        file("/etc/passwd", passwd),
+        file("/etc/group", group),
         file(
             "/etc/hosts",
             format!(

@@ -60,6 +60,20 @@ pub const CLONE_NAMESPACE_FLAGS: u32 = (libc::CLONE_NEWNS
 /// `personality(2)` arguments that change nothing: the query and plain Linux.
 const PERSONALITY_ALLOWED: [u32; 2] = [0xffff_ffff, 0];
 
+/// The only socket families a jailed process may create (`socket(2)`, `socketpair(2)`):
+/// Unix, IPv4 and IPv6. Every other family fails with `EAFNOSUPPORT`, as on a kernel built
+/// without it: a network namespace confines only IP, while `AF_VSOCK` reaches the
+/// hypervisor of a VM, `AF_NETLINK` the kernel's routing, audit and uevent interfaces,
+/// `AF_PACKET` raw frames, `AF_ALG` the kernel's crypto, `AF_BLUETOOTH`, `AF_CAN`, `AF_TIPC`,
+/// `AF_RDS`, `AF_XDP` … hardware and large, rarely used kernel code. CPython and Node need
+/// none of them: glibc's `getaddrinfo` falls back when it cannot open its netlink socket,
+/// and only interface listings (`if_nameindex`, `os.networkInterfaces()`) fail.
+pub const SOCKET_FAMILIES_ALLOWED: [u32; 3] = [
+    libc::AF_UNIX as u32,
+    libc::AF_INET as u32,
+    libc::AF_INET6 as u32,
+];
+
 /// `ioctl(2)` requests denied on any descriptor: pushing input into a terminal.
 const IOCTL_DENIED: [u32; 2] = [libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
 
@@ -80,10 +94,13 @@ pub const DENIED: &[(&str, c_long)] = &[
     // Namespaces (clone's namespace flags and clone3 are handled below).
     ("unshare", libc::SYS_unshare),
     ("setns", libc::SYS_setns),
-    // Other processes' memory.
+    // Other processes' memory and descriptors (another execution's, or the runtime's: the
+    // separate ids and the non-dumpable runtime refuse them too; this holds without them).
     ("ptrace", libc::SYS_ptrace),
     ("process_vm_readv", libc::SYS_process_vm_readv),
     ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("pidfd_getfd", libc::SYS_pidfd_getfd),
+    ("kcmp", libc::SYS_kcmp),
     // Kernel code and kernel facilities.
     ("kexec_load", libc::SYS_kexec_load),
     ("kexec_file_load", libc::SYS_kexec_file_load),
@@ -186,6 +203,18 @@ pub fn filter() -> Vec<sock_filter> {
         stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
         stmt(BPF_RET_K, eperm),
     ]);
+    // socket and socketpair: only the allowed families.
+    for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+        p.extend([
+            jump(BPF_JEQ_K, nr as u32, 0, 6),
+            stmt(BPF_LD_W_ABS, off_arg_low(0)),
+            jump(BPF_JEQ_K, SOCKET_FAMILIES_ALLOWED[0], 3, 0),
+            jump(BPF_JEQ_K, SOCKET_FAMILIES_ALLOWED[1], 2, 0),
+            jump(BPF_JEQ_K, SOCKET_FAMILIES_ALLOWED[2], 1, 0),
+            stmt(BPF_RET_K, errno(libc::EAFNOSUPPORT)),
+            stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+        ]);
+    }
     p.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
     p
 }
@@ -248,6 +277,67 @@ mod tests {
     const ALLOW: u32 = SECCOMP_RET_ALLOW;
     const EPERM: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;
     const ENOSYS: u32 = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    const EAFNOSUPPORT: u32 = SECCOMP_RET_ERRNO | libc::EAFNOSUPPORT as u32;
+
+    #[test]
+    fn only_unix_and_ip_sockets() {
+        let prog = filter();
+        let socket = |nr: c_long, family: i32, ty: i32| {
+            run(&prog, &native(nr, [family as u64, ty as u64, 0, 0, 0, 0]))
+        };
+        for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+            for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+                assert_eq!(
+                    socket(nr, family, libc::SOCK_STREAM),
+                    ALLOW,
+                    "{nr} {family}"
+                );
+                assert_eq!(
+                    socket(nr, family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC),
+                    ALLOW,
+                    "{nr} {family}"
+                );
+            }
+            for family in [
+                libc::AF_VSOCK,
+                libc::AF_NETLINK,
+                libc::AF_PACKET,
+                libc::AF_ALG,
+                libc::AF_BLUETOOTH,
+                libc::AF_CAN,
+                libc::AF_TIPC,
+                libc::AF_RDS,
+                libc::AF_XDP,
+                libc::AF_KEY,
+                libc::AF_APPLETALK,
+                libc::AF_X25,
+                libc::AF_UNSPEC,
+                46, // AF_MCTP
+                255,
+            ] {
+                assert_eq!(
+                    socket(nr, family, libc::SOCK_STREAM),
+                    EAFNOSUPPORT,
+                    "{nr} {family}"
+                );
+            }
+            // The family is an int: the kernel ignores the upper half, and so does the filter.
+            assert_eq!(
+                run(
+                    &prog,
+                    &native(nr, [(1u64 << 32) | libc::AF_INET as u64, 1, 0, 0, 0, 0])
+                ),
+                ALLOW
+            );
+            assert_eq!(
+                run(
+                    &prog,
+                    &native(nr, [(1u64 << 32) | libc::AF_VSOCK as u64, 1, 0, 0, 0, 0])
+                ),
+                EAFNOSUPPORT
+            );
+        }
+    }
 
     #[test]
     fn every_denied_call_gets_eperm() {

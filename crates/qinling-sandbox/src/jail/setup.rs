@@ -70,7 +70,17 @@ pub struct InitConfig {
     /// Whether supplementary groups can be dropped (not when the server is unprivileged:
     /// such a user namespace must deny `setgroups`).
     pub clear_groups: bool,
+    /// Capabilities (a mask of bits) the runtime keeps in its user namespace; every other
+    /// one is dropped, from the bounding set too. A runtime that runs each execution under
+    /// an id of its own keeps `CAP_SETUID`, `CAP_SETGID` (to switch to it) and `CAP_KILL` (to
+    /// stop what runs under it); the switch away from uid 0 drops them all in the child.
+    #[serde(default)]
+    pub keep_caps: u64,
 }
+
+/// `CAP_KILL`, `CAP_SETGID`, `CAP_SETUID` (linux/capability.h): what a runtime that starts
+/// executions under their own ids keeps.
+pub const EXEC_SWITCH_CAPS: u64 = (1 << 5) | (1 << 6) | (1 << 7);
 
 /// A setup step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -244,15 +254,19 @@ fn build_root(sys: &dyn Sys, cfg: &InitConfig, trees: &[Option<RawFd>]) -> Resul
     };
 
     // /proc of the jail's pid namespace (the host's /proc is still visible, which the kernel
-    // requires before it lets a user namespace mount a new one).
+    // requires before it lets a user namespace mount a new one). `hidepid=2` (invisible): a
+    // process sees only the processes it could trace (its own uid's), so an execution running
+    // under an id of its own sees neither the runtime around it nor another execution; the
+    // runtime's group (`gid=`) sees every process, as it must to find leftovers.
     let proc_dir = at("/proc");
     dirs.make_all(&proc_dir, 0o555)?;
+    let proc_opts = format!("hidepid=2,gid={}", cfg.gid);
     sys.mount(
         Some(Path::new("proc")),
         &proc_dir,
         Some("proc"),
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        None,
+        Some(&proc_opts),
     )
     .step(|| "mount /proc".into())?;
     for name in PROC_MASKED {
@@ -385,8 +399,11 @@ fn confine(sys: &dyn Sys, cfg: &InitConfig) -> Result<(), SetupError> {
         sys.setrlimit(resource, value.min(hard))
             .step(|| format!("set rlimit {resource:?}"))?;
     }
-    // Bounding set first: dropping from it needs CAP_SETPCAP, which clear_caps removes.
+    // Bounding set first: dropping from it needs CAP_SETPCAP, which set_caps removes.
     for cap in 0.. {
+        if cap < 64 && cfg.keep_caps & (1 << cap) != 0 {
+            continue;
+        }
         match sys.drop_bounding_cap(cap) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
@@ -397,7 +414,8 @@ fn confine(sys: &dyn Sys, cfg: &InitConfig) -> Result<(), SetupError> {
     }
     sys.clear_ambient_caps()
         .step(|| "clear ambient capabilities".into())?;
-    sys.clear_caps().step(|| "drop capabilities".into())?;
+    sys.set_caps(cfg.keep_caps)
+        .step(|| "drop capabilities".into())?;
     sys.set_no_new_privs().step(|| "set no_new_privs".into())?;
     sys.cloexec_from(3)
         .step(|| "close inherited descriptors".into())?;
@@ -452,6 +470,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             clear_groups: true,
+            keep_caps: 0,
         }
     }
 
@@ -493,7 +512,7 @@ setsid
 mount - on / [rec,private]
 mount tmpfs on /tmp type tmpfs [nosuid,nodev] mode=0755,size=1048576,nr_inodes=4096
 mkdir /tmp/proc 555
-mount proc on /tmp/proc type proc [nosuid,nodev,noexec]
+mount proc on /tmp/proc type proc [nosuid,nodev,noexec] hidepid=2,gid=1000
 mount /dev/null on /tmp/proc/kcore [bind]
 mount /dev/null on /tmp/proc/keys [bind]
 mount /tmp/proc/sys on /tmp/proc/sys [bind,rec]
@@ -534,7 +553,7 @@ clear ambient caps
 clear caps
 no_new_privs
 cloexec from 3
-seccomp 120 instructions
+seccomp 138 instructions
 execve /usr/bin/python3 ["-c", "print(1)"] env ["PATH=/usr/bin"]"#;
         let got = sys.lines().join("\n");
         assert_eq!(got, want, "\n--- got ---\n{got}\n");
@@ -592,6 +611,35 @@ execve /usr/bin/python3 ["-c", "print(1)"] env ["PATH=/usr/bin"]"#;
                 err.report()
             );
         }
+    }
+
+    /// A runtime that switches each execution to its own ids keeps exactly the capabilities
+    /// that takes, in the bounding set and in its permitted and effective sets.
+    #[test]
+    fn exec_switching_runtime_keeps_three_capabilities() {
+        let sys = sys_with_proc();
+        let cfg = InitConfig {
+            uid: 0,
+            gid: 0,
+            keep_caps: EXEC_SWITCH_CAPS,
+            ..config()
+        };
+        let _ = run(&sys, &cfg);
+        let lines = sys.lines();
+        assert!(lines.iter().any(|l| l == "caps keep 0xe0"), "{lines:?}");
+        assert!(!lines.iter().any(|l| l == "clear caps"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with("type proc [nosuid,nodev,noexec] hidepid=2,gid=0")),
+            "{lines:?}"
+        );
+        assert_eq!(
+            sys.bounding_dropped(),
+            (0..=sys.last_cap)
+                .filter(|c| ![5, 6, 7].contains(c))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

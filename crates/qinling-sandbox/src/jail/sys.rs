@@ -101,7 +101,9 @@ pub trait Sys {
     fn drop_bounding_cap(&self, cap: u32) -> io::Result<()>;
     fn clear_ambient_caps(&self) -> io::Result<()>;
     /// Empties the effective, permitted and inheritable capability sets.
-    fn clear_caps(&self) -> io::Result<()>;
+    /// Sets the permitted and effective sets to `keep` (a mask of capability bits) and the
+    /// inheritable set to nothing; `0` drops every capability.
+    fn set_caps(&self, keep: u64) -> io::Result<()>;
     fn set_no_new_privs(&self) -> io::Result<()>;
     fn setsid(&self) -> io::Result<()>;
     fn umask(&self, mask: u32);
@@ -422,12 +424,17 @@ impl Sys for LinuxSys {
         })
     }
 
-    fn clear_caps(&self) -> io::Result<()> {
+    fn set_caps(&self, keep: u64) -> io::Result<()> {
         let mut header = CapHeader {
             version: LINUX_CAPABILITY_VERSION_3,
             pid: 0,
         };
-        let data = [CapData::default(); 2];
+        let mut data = [CapData::default(); 2];
+        for (i, d) in data.iter_mut().enumerate() {
+            let word = (keep >> (32 * i)) as u32;
+            d.permitted = word;
+            d.effective = word;
+        }
         // SAFETY: version 3 capset takes one header and an array of two data structs.
         check_long(unsafe {
             libc::syscall(
@@ -571,6 +578,8 @@ mod double {
         /// Capabilities past this one do not exist (`drop_bounding_cap` answers `EINVAL`).
         pub last_cap: u32,
         next_fd: std::cell::Cell<RawFd>,
+        /// Every capability dropped from the bounding set, in order.
+        bounding: RefCell<Vec<u32>>,
     }
 
     impl RecordingSys {
@@ -584,6 +593,10 @@ mod double {
 
         pub fn lines(&self) -> Vec<String> {
             self.calls.borrow().clone()
+        }
+
+        pub fn bounding_dropped(&self) -> Vec<u32> {
+            self.bounding.borrow().clone()
         }
 
         fn record(&self, line: String) -> io::Result<()> {
@@ -783,6 +796,7 @@ mod double {
             if cap > self.last_cap {
                 return Err(io::Error::from_raw_os_error(libc::EINVAL));
             }
+            self.bounding.borrow_mut().push(cap);
             // One line for the whole set keeps the listing readable.
             if cap == 0 {
                 self.record("drop bounding set".into())
@@ -795,8 +809,12 @@ mod double {
             self.record("clear ambient caps".into())
         }
 
-        fn clear_caps(&self) -> io::Result<()> {
-            self.record("clear caps".into())
+        fn set_caps(&self, keep: u64) -> io::Result<()> {
+            if keep == 0 {
+                self.record("clear caps".into())
+            } else {
+                self.record(format!("caps keep {keep:#x}"))
+            }
         }
 
         fn set_no_new_privs(&self) -> io::Result<()> {

@@ -32,6 +32,13 @@ async fn spawn_bench() {
         ..sandbox_config()
     })
     .unwrap();
+    // The jail as it was before issue 16 (one id shared by the runtime and its executions, no
+    // capabilities kept), for the price of the execution ids, measured in the same run.
+    let one_id = JailSandbox::new(JailConfig {
+        exec_ids: false,
+        ..sandbox_config()
+    })
+    .unwrap();
     let n = 30;
     // Two cores: the quota does not slow start-up (the default 100 millicpu would: see below).
     let unthrottled = |mut spec: LaunchSpec| {
@@ -46,6 +53,10 @@ async fn spawn_bench() {
         eprintln!("{label:24} process: median {p50:6.2} ms  p90 {p90:6.2} ms  ({n} launches)");
         let (p50, p90) = median_ready_ms(&jail, &spec, n).await;
         eprintln!("{label:24} jail:    median {p50:6.2} ms  p90 {p90:6.2} ms  ({n} launches)");
+        let (p50, p90) = median_ready_ms(&one_id, &spec, n).await;
+        eprintln!(
+            "{label:24} jail, one id (before #16): median {p50:6.2} ms  p90 {p90:6.2} ms  ({n} launches)"
+        );
         if slirp.is_none() {
             eprintln!("{label:24} jail+net: skipped, slirp4netns is not installed");
             continue;

@@ -10,18 +10,25 @@ use crate::*;
 async fn runs_unprivileged_without_capabilities() {
     require_root!();
     let sb = sandbox();
-    let script = "id -u; id -g; id -G; hostname; grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status";
+    // The runtime is uid 0 of the jail's user namespace with only CAP_KILL, CAP_SETGID and
+    // CAP_SETUID (0xe0: to start each execution under an id of its own); what it starts
+    // under such an id has no capability left at all.
+    let script = "id -u; id -g; id -G; hostname; grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
+                  setpriv --reuid=1001 --regid=1001 --clear-groups grep -E '^(Uid|Cap(Inh|Prm|Eff|Amb)):' /proc/self/status";
     let mut p = launch(&sb, &sh(&format!("{script}; read x; exit 0")));
     let mut out = BufReader::new(p.stdout);
     let mut lines = Vec::new();
-    for _ in 0..11 {
+    for _ in 0..16 {
         lines.push(read_line(&mut out).await);
     }
     assert_eq!(
         lines.join("\n"),
-        "1000\n1000\n1000\nqinling\n\
+        "0\n0\n0\nqinling\n\
+         CapInh:\t0000000000000000\nCapPrm:\t00000000000000e0\nCapEff:\t00000000000000e0\n\
+         CapBnd:\t00000000000000e0\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n\
+         Uid:\t1001\t1001\t1001\t1001\n\
          CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
-         CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2"
+         CapAmb:\t0000000000000000"
     );
     // On the host the runtime is uid 65534, not root: its monitor's only child.
     let monitor = p.pid.unwrap();
@@ -84,11 +91,34 @@ async fn host_files_are_invisible() {
             "/etc/{secret} visible: {ls}"
         );
     }
+    // Generated: the runtime (uid 0 inside), one account per execution id, nobody.
+    let accounts: Vec<&str> = passwd.lines().collect();
     assert_eq!(
-        passwd,
-        "sandbox:x:1000:1000:qinling function:/tmp:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        accounts.len(),
+        2 + qinling_sandbox::jail::EXEC_IDS as usize,
+        "{passwd}"
     );
-    assert_eq!(group, "sandbox:x:1000:\nnogroup:x:65534:\n");
+    assert_eq!(
+        accounts[0],
+        "root:x:0:0:qinling runtime:/:/usr/sbin/nologin"
+    );
+    assert_eq!(
+        accounts[1],
+        "sandbox:x:1000:1000:qinling function:/tmp:/usr/sbin/nologin"
+    );
+    assert_eq!(
+        accounts[2],
+        "sandbox1:x:1001:1001:qinling function:/tmp:/usr/sbin/nologin"
+    );
+    assert_eq!(
+        accounts.last().unwrap(),
+        &"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"
+    );
+    assert!(group.starts_with("root:x:0:\nsandbox:x:1000:\n"), "{group}");
+    assert!(
+        group.ends_with("sandbox255:x:1255:\nnogroup:x:65534:\n"),
+        "{group}"
+    );
 }
 
 #[tokio::test]
@@ -336,6 +366,124 @@ t = threading.Thread(target=lambda: print('thread ok')); t.start(); t.join()
     assert_eq!(
         out.stdout, "1\nrefused\nkept\n",
         "unshare and mount binaries must fail"
+    );
+}
+
+/// Issue 16, property 2: only Unix, IPv4 and IPv6 sockets can be made, by `socket` and by
+/// `socketpair`, with or without network; every other family (the hypervisor's vsock, the
+/// kernel's netlink, raw packets, kernel crypto, Bluetooth, CAN, TIPC, RDS, XDP, PF_KEY) is
+/// refused as unsupported, and Python's ordinary networking still works (a name lookup
+/// falls back without netlink).
+#[tokio::test]
+async fn only_unix_and_ip_socket_families() {
+    require_root!();
+    let sb = sandbox();
+    let code = r#"
+import errno, socket
+def attempt(make):
+    try:
+        s = make()
+        for x in (s if isinstance(s, tuple) else (s,)):
+            x.close()
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+families = [('AF_VSOCK', 40, socket.SOCK_STREAM), ('AF_NETLINK', 16, socket.SOCK_RAW),
+            ('AF_PACKET', 17, socket.SOCK_RAW), ('AF_PACKET dgram', 17, socket.SOCK_DGRAM),
+            ('AF_ALG', 38, socket.SOCK_SEQPACKET), ('AF_BLUETOOTH', 31, socket.SOCK_STREAM),
+            ('AF_CAN', 29, socket.SOCK_RAW), ('AF_TIPC', 30, socket.SOCK_RDM),
+            ('AF_RDS', 21, socket.SOCK_SEQPACKET), ('AF_XDP', 44, socket.SOCK_RAW),
+            ('AF_KEY', 15, socket.SOCK_RAW), ('AF_APPLETALK', 5, socket.SOCK_DGRAM),
+            ('AF_INET', 2, socket.SOCK_STREAM), ('AF_INET6', 10, socket.SOCK_DGRAM),
+            ('AF_UNIX', 1, socket.SOCK_STREAM)]
+for name, fam, ty in families:
+    print(name, attempt(lambda: socket.socket(fam, ty)))
+print('socketpair unix', attempt(lambda: socket.socketpair(socket.AF_UNIX)))
+print('socketpair tipc', attempt(lambda: socket.socketpair(30, socket.SOCK_DGRAM)))
+print('lookup', socket.getaddrinfo('localhost', 80, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG)[0][4])
+"#;
+    {
+        let out = run(&sb, &py(code)).await;
+        let refused = "EAFNOSUPPORT";
+        let want = format!(
+            "AF_VSOCK {refused}\nAF_NETLINK {refused}\nAF_PACKET {refused}\nAF_PACKET dgram {refused}\n\
+             AF_ALG {refused}\nAF_BLUETOOTH {refused}\nAF_CAN {refused}\nAF_TIPC {refused}\n\
+             AF_RDS {refused}\nAF_XDP {refused}\nAF_KEY {refused}\nAF_APPLETALK {refused}\n\
+             AF_INET ok\nAF_INET6 ok\nAF_UNIX ok\nsocketpair unix ok\nsocketpair tipc {refused}\n\
+             lookup ('127.0.0.1', 80)\n"
+        );
+        assert_eq!(out.stdout, want);
+    }
+}
+
+/// Issue 16, property 1, at the jail's level: a process the runtime starts under an
+/// execution id sees in /proc only its own processes (not the runtime, not a process of a
+/// sibling id), and cannot signal, open the memory, environment or descriptors of, or take a
+/// descriptor from, either of them.
+#[tokio::test]
+async fn execution_ids_are_isolated_from_each_other_and_the_runtime() {
+    require_root!();
+    let sb = sandbox();
+    let code = r#"
+import os, subprocess, sys, time
+victim = subprocess.Popen(["sleep", "30"], user=1002, group=1002, extra_groups=[])
+time.sleep(0.3)
+probe = r"""
+import ctypes, errno, json, os, signal
+def attempt(f):
+    try:
+        f()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+libc = ctypes.CDLL(None, use_errno=True)
+def syscall(*args):
+    if libc.syscall(*args) == -1:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+def pidfd_signal(pid):
+    fd = os.pidfd_open(pid)
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGSTOP)
+    finally:
+        os.close(fd)
+def pidfd_getfd(pid):
+    fd = os.pidfd_open(pid)
+    try:
+        syscall(438, fd, 0, 0)
+    finally:
+        os.close(fd)
+victim = int(os.environ["VICTIM"])
+me = os.getpid()
+out = {
+    "own only": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()) == [me],
+    "kill runtime": attempt(lambda: os.kill(1, signal.SIGSTOP)),
+    "kill sibling": attempt(lambda: os.kill(victim, signal.SIGSTOP)),
+    "pidfd signal runtime": attempt(lambda: pidfd_signal(1)),
+    "pidfd getfd runtime": attempt(lambda: pidfd_getfd(1)),
+    "kcmp": attempt(lambda: syscall(312, me, 1, 0, 0, 0)),
+    "runtime mem": attempt(lambda: open("/proc/1/mem", "rb").close()),
+    "runtime environ": attempt(lambda: open("/proc/1/environ", "rb").close()),
+    "runtime fd": attempt(lambda: os.listdir("/proc/1/fd")),
+    "sibling stat": attempt(lambda: open("/proc/%d/stat" % victim).close()),
+    "own stat": attempt(lambda: open("/proc/%d/stat" % me).close()),
+}
+print(json.dumps(out, sort_keys=True))
+"""
+r = subprocess.run([sys.executable, "-I", "-c", probe], user=1001, group=1001, extra_groups=[],
+                   env={"VICTIM": str(victim.pid)}, capture_output=True, text=True)
+print(r.stdout.strip() or r.stderr)
+print("victim", "alive" if victim.poll() is None else "gone")
+victim.kill()
+"#;
+    let out = run(&sb, &py(code)).await;
+    assert_eq!(
+        out.stdout,
+        "{\"kcmp\": \"EPERM\", \"kill runtime\": \"EPERM\", \"kill sibling\": \"EPERM\", \
+         \"own only\": true, \"own stat\": \"ok\", \"pidfd getfd runtime\": \"EPERM\", \
+         \"pidfd signal runtime\": \"EPERM\", \"runtime environ\": \"ENOENT\", \
+         \"runtime fd\": \"ENOENT\", \"runtime mem\": \"ENOENT\", \"sibling stat\": \"ENOENT\"}\n\
+         victim alive\n"
     );
 }
 

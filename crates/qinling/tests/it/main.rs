@@ -16,6 +16,7 @@ mod cli;
 mod executions;
 mod functions;
 mod hostile;
+mod hostile_hardening;
 mod jobs;
 mod metrics;
 mod openapi;

@@ -88,17 +88,18 @@ fn custom_result_input_forms_and_log() {
     let second = result(&s.execute(fid, Some("shim")))["output"].clone();
     assert_eq!(first, second, "executions reuse the warm worker");
 
-    // An entry that is not in the package fails to load, with a message that says why.
+    // An entry that is not in the package is refused at update, with a message that says why.
     let (status, body) = s.put(
         &format!("/v1/functions/{fid}"),
         json!({"entry": "bin/nope"}),
     );
-    assert_eq!(status, 200, "{body}");
-    let e = s.execute(fid, None);
-    let out = result(&e)["output"].as_str().unwrap().to_string();
+    assert_eq!(status, 400, "{body}");
     assert!(
-        out.starts_with("Failed to load function bin/nope: EntryError: the package has no executable file 'bin/nope'"),
-        "{out}"
+        body["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("the package has no file 'bin/nope'"),
+        "{body}"
     );
 }
 

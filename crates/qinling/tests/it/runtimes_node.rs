@@ -203,12 +203,17 @@ exports.exit = () => process.exit(3);
     let second = result(&s.execute(fid, None))["output"].clone();
     assert_eq!(first, second, "executions reuse the warm executor");
 
-    set_entry("nope.main");
-    let e = s.execute(fid, None);
-    assert_eq!(e["status"], "failed");
-    assert_eq!(
-        result(&e)["output"],
-        json!("Failed to load function nope.main: Error: Cannot find module 'nope'")
+    let (status, body) = s.put(
+        &format!("/v1/functions/{fid}"),
+        json!({"entry": "nope.main"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["faultstring"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid entry 'nope.main': the package has no module 'nope'"),
+        "{body}"
     );
     set_entry("mod.missing");
     let e = s.execute(fid, None);
