@@ -3,7 +3,6 @@
 //! feature): recorded executions, sync and async, how each kind of end is recorded, and
 //! the 429 admission rule. No process, no Python, no root; seconds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +10,8 @@ use qinling_engine::{
     CreateExecution, CreateFunction, Engine, EngineConfig, ExecutionTarget, PackageStore,
 };
 use qinling_executor::{Executor, Executors, FunctionKey, Packages};
-use qinling_pool::fake::FakeSandbox;
-use qinling_pool::{Launcher, Pool, PoolConfig};
+use qinling_pool::fake::{self, FakeSandbox};
+use qinling_pool::{Pool, PoolConfig};
 use qinling_types::{
     Error, Execution, ExecutionStatus, RequestContext, RuntimeKind, RuntimeStatus,
 };
@@ -35,18 +34,11 @@ async fn fixture(pool: PoolConfig, engine: EngineConfig) -> Fixture {
         .unwrap();
     let packages = PackageStore::open(&dir.path().join("packages")).unwrap();
     let sandbox = Arc::new(FakeSandbox::default());
-    let launcher = Launcher {
-        program: "/fake".into(),
-        args: vec![],
-        env: vec![],
-        read_only_paths: vec![],
-        reaper: false,
-    };
     let source: Arc<dyn Packages> = Arc::new(packages.clone());
     let pool = Pool::new(
         sandbox.clone(),
         pool,
-        HashMap::from([(RuntimeKind::Python3, launcher)]),
+        fake::launchers(&[RuntimeKind::Python3]),
         source,
     );
     let executor: Arc<dyn Executor> =

@@ -27,6 +27,20 @@ use qinling_runtimes::protocol::{read_frame, write_frame};
 /// A package whose bind fails with an import error.
 pub const FAIL_BIND: &[u8] = b"fail-bind";
 
+/// Launchers for `kinds` that this sandbox accepts (it starts no program).
+pub fn launchers(
+    kinds: &[qinling_types::RuntimeKind],
+) -> HashMap<qinling_types::RuntimeKind, crate::Launcher> {
+    let launcher = crate::Launcher {
+        program: "/fake".into(),
+        args: vec![],
+        env: vec![],
+        read_only_paths: vec![],
+        reaper: false,
+    };
+    kinds.iter().map(|k| (*k, launcher.clone())).collect()
+}
+
 /// Starts in-memory workers and counts them.
 #[derive(Default)]
 pub struct FakeSandbox {

@@ -2,7 +2,6 @@
 //! scaling rule as it plays out under concurrency, revisions, binds, how runs end, admission
 //! load, and the pre-started pool. No process, no Python, no root.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +11,8 @@ use qinling_executor::{
 use qinling_types::{Input, RuntimeKind};
 use serde_json::json;
 
-use crate::fake::{FAIL_BIND, FakeSandbox, MemoryPackages};
-use crate::{Launcher, Pool, PoolConfig};
+use crate::fake::{self, FAIL_BIND, FakeSandbox, MemoryPackages};
+use crate::{Pool, PoolConfig};
 
 struct Fixture {
     pool: Pool,
@@ -25,14 +24,7 @@ fn fixture(config: PoolConfig) -> Fixture {
     let packages = Arc::new(MemoryPackages::default());
     packages.put("good", b"a package");
     packages.put("bad", FAIL_BIND);
-    let launcher = Launcher {
-        program: "/fake".into(),
-        args: vec![],
-        env: vec![],
-        read_only_paths: vec![],
-        reaper: false,
-    };
-    let launchers = HashMap::from([(RuntimeKind::Python3, launcher)]);
+    let launchers = fake::launchers(&[RuntimeKind::Python3]);
     let pool = Pool::new(sandbox.clone(), config, launchers, packages);
     Fixture { pool, sandbox }
 }
