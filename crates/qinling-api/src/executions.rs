@@ -93,8 +93,9 @@ pub async fn list(
         description: get("description"),
     };
     let executions = s.engine.list_executions(&context(&rid), &query).await?;
-    let items: Vec<_> = executions.iter().map(wire::execution_json).collect();
-    Ok(Json(serde_json::json!({ "executions": items })))
+    Ok(Json(qinling_wire::ExecutionList {
+        executions: executions.iter().map(wire::execution_json).collect(),
+    }))
 }
 
 pub async fn show(

@@ -55,8 +55,9 @@ pub async fn list(
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
     let runtimes = s.engine.list_runtimes(&context(&rid)).await?;
-    let items: Vec<_> = runtimes.iter().map(wire::runtime_json).collect();
-    Ok(Json(serde_json::json!({ "runtimes": items })))
+    Ok(Json(qinling_wire::RuntimeList {
+        runtimes: runtimes.iter().map(wire::runtime_json).collect(),
+    }))
 }
 
 pub async fn show(
@@ -110,7 +111,11 @@ pub async fn pool(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let cap = s.engine.runtime_pool(&context(&rid), &id).await?;
-    Ok(Json(
-        serde_json::json!({"name": id, "capacity": {"total": cap.total, "available": cap.available}}),
-    ))
+    Ok(Json(qinling_wire::Pool {
+        name: id,
+        capacity: qinling_wire::PoolCapacity {
+            total: cap.total as u64,
+            available: cap.available as u64,
+        },
+    }))
 }
