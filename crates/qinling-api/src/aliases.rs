@@ -27,19 +27,19 @@ const ALIAS: Schema = Schema {
     read_only: &["id", "project_id", "created_at", "updated_at"],
 };
 
-pub(crate) fn alias_json(a: &FunctionAlias) -> Value {
-    json!({
-        "id": a.id,
-        "name": a.name,
-        "description": a.description,
-        "function_id": a.function_id,
-        "function_version": a.function_version,
-        "additional_version": a.additional_version,
-        "additional_version_weight": a.additional_version_weight,
-        "project_id": a.project_id,
-        "created_at": format_ts(a.created_at),
-        "updated_at": a.updated_at.map(format_ts),
-    })
+pub(crate) fn alias_json(a: &FunctionAlias) -> qinling_wire::Alias {
+    qinling_wire::Alias {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        function_id: a.function_id.clone(),
+        function_version: a.function_version,
+        additional_version: a.additional_version,
+        additional_version_weight: a.additional_version_weight,
+        project_id: a.project_id.clone(),
+        created_at: format_ts(a.created_at),
+        updated_at: a.updated_at.map(format_ts),
+    }
 }
 
 /// Reads a WSME body in which the given integer attributes may also come as numeric strings
@@ -117,8 +117,9 @@ pub async fn list(
         .engine
         .list_aliases(&context(&rid), &list_query(&params))
         .await?;
-    let items: Vec<_> = aliases.iter().map(alias_json).collect();
-    Ok(Json(json!({ "function_aliases": items })))
+    Ok(Json(qinling_wire::AliasList {
+        function_aliases: aliases.iter().map(alias_json).collect(),
+    }))
 }
 
 pub async fn show(

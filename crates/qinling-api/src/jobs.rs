@@ -6,7 +6,6 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use qinling_engine::{CreateJob, UpdateJob};
 use qinling_types::{Job, format_ts};
-use serde_json::{Value, json};
 
 use crate::aliases::body_with_int_strings;
 use crate::functions::list_query;
@@ -32,23 +31,23 @@ const JOB: Schema = Schema {
     read_only: &["id", "project_id", "created_at", "updated_at"],
 };
 
-pub(crate) fn job_json(j: &Job) -> Value {
-    json!({
-        "id": j.id,
-        "name": j.name,
-        "function_id": j.function_id,
-        "function_alias": j.function_alias,
-        "function_version": j.function_version,
-        "function_input": j.function_input,
-        "status": j.status.as_str(),
-        "pattern": j.pattern,
-        "count": j.count,
-        "first_execution_time": format_ts(j.first_execution_time),
-        "next_execution_time": format_ts(j.next_execution_time),
-        "project_id": j.project_id,
-        "created_at": format_ts(j.created_at),
-        "updated_at": j.updated_at.map(format_ts),
-    })
+pub(crate) fn job_json(j: &Job) -> qinling_wire::Job {
+    qinling_wire::Job {
+        id: j.id.clone(),
+        name: j.name.clone(),
+        function_id: j.function_id.clone(),
+        function_alias: j.function_alias.clone(),
+        function_version: j.function_version,
+        function_input: j.function_input.clone(),
+        status: j.status.as_str().into(),
+        pattern: j.pattern.clone(),
+        count: j.count,
+        first_execution_time: format_ts(j.first_execution_time),
+        next_execution_time: format_ts(j.next_execution_time),
+        project_id: j.project_id.clone(),
+        created_at: format_ts(j.created_at),
+        updated_at: j.updated_at.map(format_ts),
+    }
 }
 
 pub async fn create(
@@ -90,8 +89,9 @@ pub async fn list(
         .engine
         .list_jobs(&context(&rid), &list_query(&params))
         .await?;
-    let items: Vec<_> = jobs.iter().map(job_json).collect();
-    Ok(Json(json!({ "jobs": items })))
+    Ok(Json(qinling_wire::JobList {
+        jobs: jobs.iter().map(job_json).collect(),
+    }))
 }
 
 pub async fn show(

@@ -47,8 +47,6 @@ fn schemas() -> Value {
         "Object": {"type": "object"},
         "Versions": {"type": "object", "properties": {"versions": {"type": "array", "items": {"type": "object"}}}},
         "Resources": {"type": "object"},
-        "QuotaLimits": {"type": "object", "properties": {"functions": {"type": "integer"}, "package_bytes": {"type": "integer"}, "concurrent_executions": {"type": "integer"}, "workers": {"type": "integer"}, "executions_per_minute": {"type": "integer"}}},
-        "Quota": {"type": "object", "required": ["quota"], "properties": {"quota": {"type": "object", "properties": {"project_id": s, "enforced": {"type": "boolean"}, "limits": {"$ref": "#/components/schemas/QuotaLimits"}, "usage": {"$ref": "#/components/schemas/QuotaLimits"}}}}},
         "QuotaUpdate": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {"functions": {"type": "integer", "minimum": -1, "nullable": true}, "package_bytes": {"type": "integer", "minimum": -1, "nullable": true}, "concurrent_executions": {"type": "integer", "minimum": -1, "nullable": true}, "workers": {"type": "integer", "minimum": -1, "nullable": true}, "executions_per_minute": {"type": "integer", "minimum": -1, "nullable": true}}},
         "RuntimeCreate": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"id": s, "name": s, "image": s, "description": s, "is_public": {"type": "boolean"}, "trusted": {"type": "boolean"}}},
         "RuntimeUpdate": {"type": "object", "additionalProperties": false, "properties": {"name": s_null, "description": s_null, "image": s}},
@@ -79,6 +77,18 @@ fn schemas() -> Value {
     add::<qinling_wire::UsageSums>(&mut out);
     add::<qinling_wire::UsageRow>(&mut out);
     add::<qinling_wire::Usage>(&mut out);
+    add::<qinling_wire::Version>(&mut out);
+    add::<qinling_wire::VersionList>(&mut out);
+    add::<qinling_wire::Alias>(&mut out);
+    add::<qinling_wire::AliasList>(&mut out);
+    add::<qinling_wire::Job>(&mut out);
+    add::<qinling_wire::JobList>(&mut out);
+    add::<qinling_wire::Webhook>(&mut out);
+    add::<qinling_wire::WebhookList>(&mut out);
+    add::<qinling_wire::WebhookInvoked>(&mut out);
+    add::<qinling_wire::QuotaLimits>(&mut out);
+    add::<qinling_wire::QuotaSet>(&mut out);
+    add::<qinling_wire::Quota>(&mut out);
     out
 }
 

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use qinling_engine::{UpdateWebhook, WebhookTarget};
 use qinling_types::{Webhook, format_ts};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::aliases::body_with_int_strings;
 use crate::functions::list_query;
@@ -41,18 +41,18 @@ fn public_base(s: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
     }
 }
 
-fn webhook_json(w: &Webhook, base: &str) -> Value {
-    json!({
-        "id": w.id,
-        "function_id": w.function_id,
-        "function_alias": w.function_alias,
-        "function_version": w.function_version,
-        "description": w.description,
-        "project_id": w.project_id,
-        "created_at": format_ts(w.created_at),
-        "updated_at": w.updated_at.map(format_ts),
-        "webhook_url": format!("{base}/v1/webhooks/{}/invoke", w.id),
-    })
+fn webhook_json(w: &Webhook, base: &str) -> qinling_wire::Webhook {
+    qinling_wire::Webhook {
+        id: w.id.clone(),
+        function_id: w.function_id.clone(),
+        function_alias: w.function_alias.clone(),
+        function_version: w.function_version,
+        description: w.description.clone(),
+        project_id: w.project_id.clone(),
+        created_at: format_ts(w.created_at),
+        updated_at: w.updated_at.map(format_ts),
+        webhook_url: format!("{base}/v1/webhooks/{}/invoke", w.id),
+    }
 }
 
 fn target(map: &Map<String, Value>) -> WebhookTarget {
@@ -98,8 +98,9 @@ pub async fn list(
         .list_webhooks(&context(&rid), &list_query(&params))
         .await?;
     let base = public_base(&s, &headers, &uri);
-    let items: Vec<_> = webhooks.iter().map(|w| webhook_json(w, &base)).collect();
-    Ok(Json(json!({ "webhooks": items })))
+    Ok(Json(qinling_wire::WebhookList {
+        webhooks: webhooks.iter().map(|w| webhook_json(w, &base)).collect(),
+    }))
 }
 
 pub async fn show(
@@ -241,12 +242,14 @@ pub async fn invoke(
         .map_err(|e| ApiError::from(e).pecan())?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "execution_id": execution_id })),
+        Json(qinling_wire::WebhookInvoked { execution_id }),
     ))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

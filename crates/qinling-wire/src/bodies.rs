@@ -210,6 +210,165 @@ wire_object! {
     closed: false;
 }
 
+wire_object! {
+    /// A function version (reference §3.4): a snapshot of the function's definition.
+    pub struct Version {
+        pub id: String,
+        pub description: Option<String>,
+        pub function_id: String,
+        pub version_number: i64,
+        pub count: i64,
+        pub code: Value,
+        pub entry: Option<String>,
+        pub cpu: u32,
+        pub memory_size: u64,
+        pub timeout: u32,
+        pub network: bool,
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "function_id", "version_number", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/functions/{id}/versions`.
+    pub struct VersionList {
+        pub function_versions: Vec<Version>,
+    }
+    required: ["function_versions"];
+    closed: false;
+}
+
+wire_object! {
+    /// A function alias (reference §3.5), optionally weighted between two versions.
+    pub struct Alias {
+        pub id: String,
+        pub name: String,
+        pub description: Option<String>,
+        pub function_id: String,
+        pub function_version: i64,
+        pub additional_version: Option<i64>,
+        pub additional_version_weight: Option<u32>,
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "name", "function_id", "function_version", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/aliases`.
+    pub struct AliasList {
+        pub function_aliases: Vec<Alias>,
+    }
+    required: ["function_aliases"];
+    closed: false;
+}
+
+wire_object! {
+    /// A job (reference §3.7): a cron pattern or a one-time execution of a function version
+    /// or an alias.
+    pub struct Job {
+        pub id: String,
+        pub name: Option<String>,
+        pub function_id: Option<String>,
+        pub function_alias: Option<String>,
+        pub function_version: i64,
+        pub function_input: Option<String>,
+        pub status: String => string_enum(&["running", "paused", "done", "cancelled"]),
+        pub pattern: Option<String>,
+        pub count: Option<i64>,
+        pub first_execution_time: String => ts(),
+        pub next_execution_time: String => ts(),
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "status", "first_execution_time", "next_execution_time", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/jobs`.
+    pub struct JobList {
+        pub jobs: Vec<Job>,
+    }
+    required: ["jobs"];
+    closed: false;
+}
+
+wire_object! {
+    /// A webhook (reference §3.8) and the URL that invokes it.
+    pub struct Webhook {
+        pub id: String,
+        pub function_id: Option<String>,
+        pub function_alias: Option<String>,
+        pub function_version: Option<i64>,
+        pub description: Option<String>,
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+        pub webhook_url: String,
+    }
+    required: ["id", "project_id", "created_at", "webhook_url"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/webhooks`.
+    pub struct WebhookList {
+        pub webhooks: Vec<Webhook>,
+    }
+    required: ["webhooks"];
+    closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/webhooks/{id}/invoke`: the async execution it created.
+    pub struct WebhookInvoked {
+        pub execution_id: String,
+    }
+    required: ["execution_id"];
+    closed: false;
+}
+
+wire_object! {
+    /// A project's quota limits (or usage) per resource (not in upstream); -1 is unlimited.
+    pub struct QuotaLimits {
+        pub functions: i64,
+        pub package_bytes: i64,
+        pub concurrent_executions: i64,
+        pub workers: i64,
+        pub executions_per_minute: i64,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// A project's quota: whether it is enforced, its limits and its usage.
+    pub struct QuotaSet {
+        pub project_id: String,
+        pub enforced: bool,
+        pub limits: QuotaLimits,
+        pub usage: QuotaLimits,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET`/`PUT /v1/quotas/{project_id}`.
+    pub struct Quota {
+        pub quota: QuotaSet,
+    }
+    required: ["quota"];
+    closed: false;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
