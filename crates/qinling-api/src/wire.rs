@@ -120,6 +120,13 @@ pub fn wsme_body(
     Ok(map)
 }
 
+/// A checked WSME body as its wire type. The body was checked against the WSME schema, so
+/// this fails only if the schema and the wire type disagree (a 400 that says so).
+pub fn typed<T: serde::de::DeserializeOwned>(map: Map<String, Value>) -> ApiResult<T> {
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}.")))
+}
+
 /// A string attribute of a parsed body (`None` when absent or null).
 pub fn opt_str(map: &Map<String, Value>, key: &str) -> Option<String> {
     map.get(key).and_then(Value::as_str).map(str::to_string)
