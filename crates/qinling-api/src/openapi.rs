@@ -48,8 +48,6 @@ fn schemas() -> Value {
         "Versions": {"type": "object", "properties": {"versions": {"type": "array", "items": {"type": "object"}}}},
         "Resources": {"type": "object"},
         "QuotaUpdate": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {"functions": {"type": "integer", "minimum": -1, "nullable": true}, "package_bytes": {"type": "integer", "minimum": -1, "nullable": true}, "concurrent_executions": {"type": "integer", "minimum": -1, "nullable": true}, "workers": {"type": "integer", "minimum": -1, "nullable": true}, "executions_per_minute": {"type": "integer", "minimum": -1, "nullable": true}}},
-        "RuntimeCreate": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"id": s, "name": s, "image": s, "description": s, "is_public": {"type": "boolean"}, "trusted": {"type": "boolean"}}},
-        "RuntimeUpdate": {"type": "object", "additionalProperties": false, "properties": {"name": s_null, "description": s_null, "image": s}},
         "FunctionCreate": {"type": "object", "required": ["runtime_id", "code", "package"], "properties": {
             "runtime_id": s, "code": {"type": "string", "example": "{\"source\": \"package\"}"}, "package": {"type": "string", "format": "binary"},
             "name": s, "description": s, "entry": {"type": "string", "example": "main.main"}, "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"}}},
@@ -65,6 +63,8 @@ fn schemas() -> Value {
     }
     add::<qinling_wire::Runtime>(&mut out);
     add::<qinling_wire::RuntimeList>(&mut out);
+    add::<qinling_wire::RuntimeCreate>(&mut out);
+    add::<qinling_wire::RuntimeUpdate>(&mut out);
     add::<qinling_wire::Pool>(&mut out);
     add::<qinling_wire::PoolCapacity>(&mut out);
     add::<qinling_wire::Function>(&mut out);

@@ -5,6 +5,16 @@ use serde_json::{Value, json};
 
 use crate::{ts, ts_null, wire_object};
 
+/// A field of an update: absent (`None`, left as it is), `null` (`Some(None)`, cleared) or a
+/// value. For `#[serde(default, deserialize_with = "patch")]`.
+fn patch<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 fn string_enum(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
@@ -34,6 +44,42 @@ wire_object! {
     }
     required: ["runtimes"];
     closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/runtimes` (admin): `image` is required; `is_public` and `trusted` default
+    /// to true.
+    pub struct RuntimeCreate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub image: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub is_public: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub trusted: Option<bool>,
+    }
+    required: ["image"];
+    closed: true;
+}
+
+wire_object! {
+    /// `PUT /v1/runtimes/{id}` (admin): what is absent stays; `null` clears a name or
+    /// description.
+    pub struct RuntimeUpdate {
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub name: Option<Option<String>>,
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub description: Option<Option<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub image: Option<String>,
+    }
+    required: [];
+    closed: true;
 }
 
 wire_object! {
@@ -435,6 +481,21 @@ mod tests {
             UsageRow::schema()["allOf"][1],
             json!({"$ref": "#/components/schemas/UsageSums"})
         );
+    }
+
+    #[test]
+    fn an_update_tells_absent_from_null() {
+        let u: RuntimeUpdate = serde_json::from_str(r#"{"name": null, "image": "x"}"#).unwrap();
+        assert_eq!(
+            (u.name, u.description, u.image.as_deref()),
+            (Some(None), None, Some("x"))
+        );
+        let sent = RuntimeUpdate {
+            name: Some(Some("n".into())),
+            description: None,
+            image: None,
+        };
+        assert_eq!(serde_json::to_string(&sent).unwrap(), r#"{"name":"n"}"#);
     }
 
     #[test]
