@@ -81,6 +81,9 @@ fn schemas() -> Value {
     add::<qinling_wire::VersionList>(&mut out);
     add::<qinling_wire::Alias>(&mut out);
     add::<qinling_wire::AliasList>(&mut out);
+    add::<qinling_wire::AliasBody>(&mut out);
+    add::<qinling_wire::JobBody>(&mut out);
+    add::<qinling_wire::WebhookBody>(&mut out);
     add::<qinling_wire::Job>(&mut out);
     add::<qinling_wire::JobList>(&mut out);
     add::<qinling_wire::Webhook>(&mut out);

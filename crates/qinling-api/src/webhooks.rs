@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use qinling_engine::{UpdateWebhook, WebhookTarget};
 use qinling_types::{Webhook, format_ts};
+use qinling_wire::WebhookBody;
 use serde_json::{Map, Value};
 
 use crate::aliases::body_with_int_strings;
@@ -55,11 +56,11 @@ fn webhook_json(w: &Webhook, base: &str) -> qinling_wire::Webhook {
     }
 }
 
-fn target(map: &Map<String, Value>) -> WebhookTarget {
+fn target(body: &WebhookBody) -> WebhookTarget {
     WebhookTarget {
-        function_id: wire::opt_str(map, "function_id"),
-        function_version: wire::opt_int(map, "function_version"),
-        function_alias: wire::opt_str(map, "function_alias"),
+        function_id: body.function_id.clone(),
+        function_version: body.function_version,
+        function_alias: body.function_alias.clone(),
     }
 }
 
@@ -72,14 +73,11 @@ pub async fn create(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    let map = body_with_int_strings(&s, req, &WEBHOOK, &["function_version"]).await?;
+    let body: WebhookBody =
+        wire::typed(body_with_int_strings(&s, req, &WEBHOOK, &["function_version"]).await?)?;
     let webhook = s
         .engine
-        .create_webhook(
-            &context(&rid),
-            target(&map),
-            wire::opt_str(&map, "description"),
-        )
+        .create_webhook(&context(&rid), target(&body), body.description)
         .await?;
     let base = public_base(&s, &headers, &uri);
     Ok((StatusCode::CREATED, Json(webhook_json(&webhook, &base))))
@@ -127,10 +125,11 @@ pub async fn update(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    let map = body_with_int_strings(&s, req, &WEBHOOK, &["function_version"]).await?;
+    let body: WebhookBody =
+        wire::typed(body_with_int_strings(&s, req, &WEBHOOK, &["function_version"]).await?)?;
     let req = UpdateWebhook {
-        target: target(&map),
-        description: wire::opt_str(&map, "description"),
+        target: target(&body),
+        description: body.description,
     };
     let webhook = s.engine.update_webhook(&context(&rid), &id, req).await?;
     Ok(Json(webhook_json(
@@ -251,6 +250,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// The WSME schema accepts exactly the fields of the wire body it becomes.
+    #[test]
+    fn the_schema_is_the_wire_body() {
+        use qinling_wire::Object;
+        let mut writable: Vec<&str> = WEBHOOK.writable.iter().map(|(name, _)| *name).collect();
+        let mut fields = WebhookBody::fields();
+        writable.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(writable, fields);
+    }
 
     #[test]
     fn repeated_params_become_lists() {

@@ -132,10 +132,6 @@ pub fn opt_str(map: &Map<String, Value>, key: &str) -> Option<String> {
     map.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-pub fn opt_int(map: &Map<String, Value>, key: &str) -> Option<i64> {
-    map.get(key).and_then(Value::as_i64)
-}
-
 /// Query parameters, refusing any the endpoint does not declare (reference §2.2).
 pub fn query_params(query: Option<&str>, allowed: &[&str]) -> ApiResult<Vec<(String, String)>> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))

@@ -306,6 +306,28 @@ wire_object! {
 }
 
 wire_object! {
+    /// `POST /v1/aliases` (`name` and `function_id` required) and `PUT /v1/aliases/{name}`.
+    /// The weighted pair goes together; on update both `null` removes it. Integers may also
+    /// come as numeric strings.
+    pub struct AliasBody {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_version: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub additional_version: Option<Option<i64>>,
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub additional_version_weight: Option<Option<i64>>,
+    }
+    required: [];
+    closed: true;
+}
+
+wire_object! {
     /// `GET /v1/aliases`.
     pub struct AliasList {
         pub function_aliases: Vec<Alias>,
@@ -338,6 +360,36 @@ wire_object! {
 }
 
 wire_object! {
+    /// `POST /v1/jobs` and `PUT /v1/jobs/{id}` (an update ignores what it cannot change:
+    /// the target and `count`); `function_version` and `count` may also come as numeric
+    /// strings.
+    pub struct JobBody {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_alias: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_version: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_input: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pattern: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub count: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub first_execution_time: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub next_execution_time: Option<String>,
+    }
+    required: [];
+    closed: true;
+}
+
+wire_object! {
     /// `GET /v1/jobs`.
     pub struct JobList {
         pub jobs: Vec<Job>,
@@ -361,6 +413,23 @@ wire_object! {
     }
     required: ["id", "project_id", "created_at", "webhook_url"];
     closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/webhooks` and `PUT /v1/webhooks/{id}`: an alias, or a function (and
+    /// version); `function_version` may also come as a numeric string.
+    pub struct WebhookBody {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_alias: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_version: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+    }
+    required: [];
+    closed: true;
 }
 
 wire_object! {
