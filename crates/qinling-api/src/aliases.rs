@@ -11,6 +11,8 @@ use qinling_types::{FunctionAlias, format_ts};
 use serde_json::{Map, Value, json};
 
 use crate::functions::list_query;
+use qinling_wire::AliasBody;
+
 use crate::wire::{self, Kind, Schema};
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
 
@@ -27,19 +29,19 @@ const ALIAS: Schema = Schema {
     read_only: &["id", "project_id", "created_at", "updated_at"],
 };
 
-pub(crate) fn alias_json(a: &FunctionAlias) -> Value {
-    json!({
-        "id": a.id,
-        "name": a.name,
-        "description": a.description,
-        "function_id": a.function_id,
-        "function_version": a.function_version,
-        "additional_version": a.additional_version,
-        "additional_version_weight": a.additional_version_weight,
-        "project_id": a.project_id,
-        "created_at": format_ts(a.created_at),
-        "updated_at": a.updated_at.map(format_ts),
-    })
+pub(crate) fn alias_json(a: &FunctionAlias) -> qinling_wire::Alias {
+    qinling_wire::Alias {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        function_id: a.function_id.clone(),
+        function_version: a.function_version,
+        additional_version: a.additional_version,
+        additional_version_weight: a.additional_version_weight,
+        project_id: a.project_id.clone(),
+        created_at: format_ts(a.created_at),
+        updated_at: a.updated_at.map(format_ts),
+    }
 }
 
 /// Reads a WSME body in which the given integer attributes may also come as numeric strings
@@ -70,8 +72,8 @@ pub(crate) async fn body_with_int_strings(
     wire::wsme_body(&parts.headers, &body, schema)
 }
 
-fn non_negative(map: &Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
-    match wire::opt_int(map, key) {
+fn non_negative(value: Option<i64>, key: &str) -> ApiResult<Option<i64>> {
+    match value {
         Some(v) if v < 0 => Err(ApiError::bad_request(format!(
             "Invalid input for field/attribute {key}. Value: '{v}'. Value should be greater or equal to 0"
         ))),
@@ -86,11 +88,9 @@ pub async fn create(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    let map = body_with_int_strings(&s, req, &ALIAS, &["function_version"]).await?;
-    let (Some(name), Some(function_id)) = (
-        wire::opt_str(&map, "name"),
-        wire::opt_str(&map, "function_id"),
-    ) else {
+    let body: AliasBody =
+        wire::typed(body_with_int_strings(&s, req, &ALIAS, &["function_version"]).await?)?;
+    let (Some(name), Some(function_id)) = (body.name, body.function_id) else {
         return Err(ApiError::bad_request(
             "Required param is missing. Required: {'name', 'function_id'}",
         ));
@@ -98,10 +98,10 @@ pub async fn create(
     let req = CreateAlias {
         name,
         function_id,
-        function_version: non_negative(&map, "function_version")?.unwrap_or(0),
-        description: wire::opt_str(&map, "description"),
-        additional_version: non_negative(&map, "additional_version")?,
-        additional_version_weight: wire::opt_int(&map, "additional_version_weight"),
+        function_version: non_negative(body.function_version, "function_version")?.unwrap_or(0),
+        description: body.description,
+        additional_version: non_negative(body.additional_version.flatten(), "additional_version")?,
+        additional_version_weight: body.additional_version_weight.flatten(),
     };
     let alias = s.engine.create_alias(&context(&rid), req).await?;
     Ok((StatusCode::CREATED, Json(alias_json(&alias))))
@@ -117,8 +117,9 @@ pub async fn list(
         .engine
         .list_aliases(&context(&rid), &list_query(&params))
         .await?;
-    let items: Vec<_> = aliases.iter().map(alias_json).collect();
-    Ok(Json(json!({ "function_aliases": items })))
+    Ok(Json(qinling_wire::AliasList {
+        function_aliases: aliases.iter().map(alias_json).collect(),
+    }))
 }
 
 pub async fn show(
@@ -138,32 +139,31 @@ pub async fn update(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    let map = body_with_int_strings(
-        &s,
-        req,
-        &ALIAS,
-        &[
-            "function_version",
-            "additional_version",
-            "additional_version_weight",
-        ],
-    )
-    .await?;
-    if map.get("name").is_some_and(|v| !v.is_null()) {
+    let body: AliasBody = wire::typed(
+        body_with_int_strings(
+            &s,
+            req,
+            &ALIAS,
+            &[
+                "function_version",
+                "additional_version",
+                "additional_version_weight",
+            ],
+        )
+        .await?,
+    )?;
+    if body.name.is_some() {
         return Err(ApiError::bad_request(
             "An alias cannot be renamed: create a new alias and delete this one.",
         ));
     }
     // The weighted pair changes together; both null (present) removes it.
-    let additional = match (
-        map.get("additional_version"),
-        map.get("additional_version_weight"),
-    ) {
+    let additional = match (body.additional_version, body.additional_version_weight) {
         (None, None) => None,
-        (Some(Value::Null), Some(Value::Null)) => Some(None),
-        _ => match (
-            non_negative(&map, "additional_version")?,
-            wire::opt_int(&map, "additional_version_weight"),
+        (Some(None), Some(None)) => Some(None),
+        (version, weight) => match (
+            non_negative(version.flatten(), "additional_version")?,
+            weight.flatten(),
         ) {
             (Some(v), Some(w)) => Some(Some((v, w))),
             _ => {
@@ -174,9 +174,9 @@ pub async fn update(
         },
     };
     let req = UpdateAlias {
-        function_id: wire::opt_str(&map, "function_id"),
-        function_version: non_negative(&map, "function_version")?,
-        description: wire::opt_str(&map, "description"),
+        function_id: body.function_id,
+        function_version: non_negative(body.function_version, "function_version")?,
+        description: body.description,
         additional,
     };
     let alias = s.engine.update_alias(&context(&rid), &name, req).await?;
@@ -190,4 +190,21 @@ pub async fn delete(
 ) -> ApiResult<impl IntoResponse> {
     s.engine.delete_alias(&context(&rid), &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use qinling_wire::Object;
+
+    use super::*;
+
+    /// The WSME schema accepts exactly the fields of the wire body it becomes.
+    #[test]
+    fn the_schema_is_the_wire_body() {
+        let mut writable: Vec<&str> = ALIAS.writable.iter().map(|(name, _)| *name).collect();
+        let mut fields = AliasBody::fields();
+        writable.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(writable, fields);
+    }
 }

@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use qinling_engine::{CreateExecution, ExecutionQuery, ExecutionTarget};
+use qinling_wire::ExecutionCreate;
 
 use crate::functions::list_query;
 use crate::wire::{self, Kind, Schema};
@@ -39,10 +40,8 @@ pub async fn create(
     wire::query_params(q.as_deref(), &[])?;
     let (parts, body) = req.into_parts();
     let body = read_body(body, s.config.max_body, "an execution").await?;
-    let map = wire::wsme_body(&parts.headers, &body, &EXECUTION)?;
-    let function_id = wire::opt_str(&map, "function_id");
-    let alias = wire::opt_str(&map, "function_alias");
-    let version = wire::opt_int(&map, "function_version").unwrap_or(0);
+    let body: ExecutionCreate = wire::typed(wire::wsme_body(&parts.headers, &body, &EXECUTION)?)?;
+    let version = body.function_version.unwrap_or(0);
     if version < 0 {
         return Err(ApiError::bad_request(format!(
             "Invalid input for field/attribute function_version. Value: '{version}'. Value should be greater or equal to 0"
@@ -50,15 +49,19 @@ pub async fn create(
     }
     // An alias names the function and picks the version (of a weighted pair); as upstream
     // it takes precedence over `function_id`/`function_version`. The engine resolves it.
-    let target = ExecutionTarget::named(alias.as_deref(), function_id.as_deref(), version)
-        .ok_or_else(|| {
-            ApiError::bad_request("Either function_alias or function_id must be provided.")
-        })?;
+    let target = ExecutionTarget::named(
+        body.function_alias.as_deref(),
+        body.function_id.as_deref(),
+        version,
+    )
+    .ok_or_else(|| {
+        ApiError::bad_request("Either function_alias or function_id must be provided.")
+    })?;
     let req = CreateExecution {
         target,
-        description: wire::opt_str(&map, "description"),
-        sync: wire::opt_bool(&map, "sync").unwrap_or(true),
-        input: wire::opt_str(&map, "input"),
+        description: body.description,
+        sync: body.sync.unwrap_or(true),
+        input: body.input,
     };
     let execution = s.engine.create_execution(&context(&rid), req).await?;
     Ok((StatusCode::CREATED, Json(wire::execution_json(&execution))))
@@ -93,8 +96,9 @@ pub async fn list(
         description: get("description"),
     };
     let executions = s.engine.list_executions(&context(&rid), &query).await?;
-    let items: Vec<_> = executions.iter().map(wire::execution_json).collect();
-    Ok(Json(serde_json::json!({ "executions": items })))
+    Ok(Json(qinling_wire::ExecutionList {
+        executions: executions.iter().map(wire::execution_json).collect(),
+    }))
 }
 
 pub async fn show(
@@ -151,6 +155,17 @@ pub async fn log(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The WSME schema accepts exactly the fields of the wire body it becomes.
+    #[test]
+    fn the_schema_is_the_wire_body() {
+        use qinling_wire::Object;
+        let mut writable: Vec<&str> = EXECUTION.writable.iter().map(|(name, _)| *name).collect();
+        let mut fields = ExecutionCreate::fields();
+        writable.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(writable, fields);
+    }
 
     #[test]
     fn accept_header() {

@@ -190,11 +190,12 @@ pub async fn list(
         .engine
         .list_functions(&context(&rid), &list_query(&params))
         .await?;
-    let items: Vec<_> = functions
-        .iter()
-        .map(|f| wire::function_json(f, true))
-        .collect();
-    Ok(Json(serde_json::json!({ "functions": items })))
+    Ok(Json(qinling_wire::FunctionList {
+        functions: functions
+            .iter()
+            .map(|f| wire::function_json(f, true))
+            .collect(),
+    }))
 }
 
 /// The projects a list asks for: `all_projects` (oslo truthy) and the first `project_id`.

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use qinling_engine::{CreateJob, UpdateJob};
 use qinling_types::{Job, format_ts};
-use serde_json::{Value, json};
+use qinling_wire::JobBody;
 
 use crate::aliases::body_with_int_strings;
 use crate::functions::list_query;
@@ -32,23 +32,23 @@ const JOB: Schema = Schema {
     read_only: &["id", "project_id", "created_at", "updated_at"],
 };
 
-pub(crate) fn job_json(j: &Job) -> Value {
-    json!({
-        "id": j.id,
-        "name": j.name,
-        "function_id": j.function_id,
-        "function_alias": j.function_alias,
-        "function_version": j.function_version,
-        "function_input": j.function_input,
-        "status": j.status.as_str(),
-        "pattern": j.pattern,
-        "count": j.count,
-        "first_execution_time": format_ts(j.first_execution_time),
-        "next_execution_time": format_ts(j.next_execution_time),
-        "project_id": j.project_id,
-        "created_at": format_ts(j.created_at),
-        "updated_at": j.updated_at.map(format_ts),
-    })
+pub(crate) fn job_json(j: &Job) -> qinling_wire::Job {
+    qinling_wire::Job {
+        id: j.id.clone(),
+        name: j.name.clone(),
+        function_id: j.function_id.clone(),
+        function_alias: j.function_alias.clone(),
+        function_version: j.function_version,
+        function_input: j.function_input.clone(),
+        status: j.status.as_str().into(),
+        pattern: j.pattern.clone(),
+        count: j.count,
+        first_execution_time: format_ts(j.first_execution_time),
+        next_execution_time: format_ts(j.next_execution_time),
+        project_id: j.project_id.clone(),
+        created_at: format_ts(j.created_at),
+        updated_at: j.updated_at.map(format_ts),
+    }
 }
 
 pub async fn create(
@@ -58,23 +58,27 @@ pub async fn create(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    let map = body_with_int_strings(&s, req, &JOB, &["function_version", "count"]).await?;
-    for k in ["status", "next_execution_time"] {
-        if map.get(k).is_some_and(|v| !v.is_null()) {
+    let body: JobBody =
+        wire::typed(body_with_int_strings(&s, req, &JOB, &["function_version", "count"]).await?)?;
+    for (k, set) in [
+        ("status", body.status.is_some()),
+        ("next_execution_time", body.next_execution_time.is_some()),
+    ] {
+        if set {
             return Err(ApiError::bad_request(format!(
                 "Invalid input for field/attribute {k}. Cannot set read only field on create: a new job is running and due at its first_execution_time."
             )));
         }
     }
     let req = CreateJob {
-        name: wire::opt_str(&map, "name"),
-        function_id: wire::opt_str(&map, "function_id"),
-        function_alias: wire::opt_str(&map, "function_alias"),
-        function_version: wire::opt_int(&map, "function_version").unwrap_or(0),
-        function_input: wire::opt_str(&map, "function_input"),
-        pattern: wire::opt_str(&map, "pattern"),
-        first_execution_time: wire::opt_str(&map, "first_execution_time"),
-        count: wire::opt_int(&map, "count"),
+        name: body.name,
+        function_id: body.function_id,
+        function_alias: body.function_alias,
+        function_version: body.function_version.unwrap_or(0),
+        function_input: body.function_input,
+        pattern: body.pattern,
+        first_execution_time: body.first_execution_time,
+        count: body.count,
     };
     let job = s.engine.create_job(&context(&rid), req).await?;
     Ok((StatusCode::CREATED, Json(job_json(&job))))
@@ -90,8 +94,9 @@ pub async fn list(
         .engine
         .list_jobs(&context(&rid), &list_query(&params))
         .await?;
-    let items: Vec<_> = jobs.iter().map(job_json).collect();
-    Ok(Json(json!({ "jobs": items })))
+    Ok(Json(qinling_wire::JobList {
+        jobs: jobs.iter().map(job_json).collect(),
+    }))
 }
 
 pub async fn show(
@@ -111,13 +116,14 @@ pub async fn update(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    let map = body_with_int_strings(&s, req, &JOB, &["function_version", "count"]).await?;
+    let body: JobBody =
+        wire::typed(body_with_int_strings(&s, req, &JOB, &["function_version", "count"]).await?)?;
     let req = UpdateJob {
-        name: wire::opt_str(&map, "name"),
-        function_input: wire::opt_str(&map, "function_input"),
-        status: wire::opt_str(&map, "status"),
-        pattern: wire::opt_str(&map, "pattern"),
-        next_execution_time: wire::opt_str(&map, "next_execution_time"),
+        name: body.name,
+        function_input: body.function_input,
+        status: body.status,
+        pattern: body.pattern,
+        next_execution_time: body.next_execution_time,
     };
     let job = s.engine.update_job(&context(&rid), &id, req).await?;
     Ok(Json(job_json(&job)))
@@ -130,4 +136,20 @@ pub async fn delete(
 ) -> ApiResult<impl IntoResponse> {
     s.engine.delete_job(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The WSME schema accepts exactly the fields of the wire body it becomes.
+    #[test]
+    fn the_schema_is_the_wire_body() {
+        use qinling_wire::Object;
+        let mut writable: Vec<&str> = JOB.writable.iter().map(|(name, _)| *name).collect();
+        let mut fields = JobBody::fields();
+        writable.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(writable, fields);
+    }
 }

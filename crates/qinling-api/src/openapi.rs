@@ -38,11 +38,8 @@ fn ops() -> impl Iterator<Item = (&'static str, &'static str, &'static Doc)> {
 }
 
 fn schemas() -> Value {
-    let ts = json!({"type": "string", "example": "2026-11-28T06:45:29Z"});
-    let ts_null = json!({"type": "string", "nullable": true, "example": "2026-11-28T06:45:29Z"});
     let s = json!({"type": "string"});
     let s_null = json!({"type": "string", "nullable": true});
-    let list = |key: &str, item: &str| json!({"type": "object", "required": [key], "properties": {key: {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}}});
     let mut out = json!({
         "Fault": {"type": "object", "required": ["faultcode", "faultstring"], "properties": {"faultcode": {"type": "string", "enum": ["Client", "Server"]}, "faultstring": s, "debuginfo": s_null}},
         "PecanFault": {"type": "object", "required": ["faultstring"], "properties": {"faultstring": s}},
@@ -50,56 +47,51 @@ fn schemas() -> Value {
         "Object": {"type": "object"},
         "Versions": {"type": "object", "properties": {"versions": {"type": "array", "items": {"type": "object"}}}},
         "Resources": {"type": "object"},
-        "Runtime": {"type": "object", "required": ["id", "image", "status", "project_id", "created_at"], "properties": {
-            "id": s, "name": s_null, "image": s, "description": s_null, "is_public": {"type": "boolean"}, "trusted": {"type": "boolean"},
-            "status": {"type": "string", "enum": ["creating", "available", "upgrading", "error", "deleting"]}, "project_id": s, "created_at": ts, "updated_at": ts_null}},
-        "RuntimeList": list("runtimes", "Runtime"),
-        "QuotaLimits": {"type": "object", "properties": {"functions": {"type": "integer"}, "package_bytes": {"type": "integer"}, "concurrent_executions": {"type": "integer"}, "workers": {"type": "integer"}, "executions_per_minute": {"type": "integer"}}},
-        "Quota": {"type": "object", "required": ["quota"], "properties": {"quota": {"type": "object", "properties": {"project_id": s, "enforced": {"type": "boolean"}, "limits": {"$ref": "#/components/schemas/QuotaLimits"}, "usage": {"$ref": "#/components/schemas/QuotaLimits"}}}}},
         "QuotaUpdate": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {"functions": {"type": "integer", "minimum": -1, "nullable": true}, "package_bytes": {"type": "integer", "minimum": -1, "nullable": true}, "concurrent_executions": {"type": "integer", "minimum": -1, "nullable": true}, "workers": {"type": "integer", "minimum": -1, "nullable": true}, "executions_per_minute": {"type": "integer", "minimum": -1, "nullable": true}}},
-        "RuntimeCreate": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"id": s, "name": s, "image": s, "description": s, "is_public": {"type": "boolean"}, "trusted": {"type": "boolean"}}},
-        "RuntimeUpdate": {"type": "object", "additionalProperties": false, "properties": {"name": s_null, "description": s_null, "image": s}},
-        "Pool": {"type": "object", "properties": {"name": s, "capacity": {"type": "object", "properties": {"total": {"type": "integer"}, "available": {"type": "integer"}}}}},
-        "Function": {"type": "object", "required": ["id", "code", "cpu", "memory_size", "timeout", "project_id", "created_at"], "properties": {
-            "id": s, "name": s_null, "description": s_null, "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"},
-            "runtime_id": s_null, "code": {"oneOf": [{"type": "object"}, {"type": "string"}]}, "entry": s_null, "count": {"type": "integer"},
-            "latest_version": {"type": "integer"}, "project_id": s, "created_at": ts, "updated_at": ts_null}},
-        "FunctionList": list("functions", "Function"),
         "FunctionCreate": {"type": "object", "required": ["runtime_id", "code", "package"], "properties": {
             "runtime_id": s, "code": {"type": "string", "example": "{\"source\": \"package\"}"}, "package": {"type": "string", "format": "binary"},
             "name": s, "description": s, "entry": {"type": "string", "example": "main.main"}, "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"}}},
         "FunctionUpdate": {"type": "object", "properties": {
             "package": {"type": "string", "format": "binary"}, "code": s, "source": s, "name": s, "description": s, "entry": s,
             "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"}}},
-        "Worker": {"type": "object", "properties": {"function_id": s, "function_version": {"type": "integer"}, "worker_name": s}},
-        "WorkerList": list("workers", "Worker"),
         "Scale": {"type": "object", "required": ["count"], "additionalProperties": false, "properties": {"count": {"type": "integer", "minimum": 1, "maximum": qinling_engine::MAX_SCALE_COUNT}}},
-        "Execution": {"type": "object", "required": ["id", "status", "sync", "project_id", "created_at"], "properties": {
-            "id": s, "function_id": s_null, "function_version": {"type": "integer"}, "function_alias": s_null, "description": s_null,
-            "status": {"type": "string", "enum": ["running", "success", "failed", "error"]}, "sync": {"type": "boolean"},
-            "input": s_null, "result": s_null, "cpu_ms": {"type": "integer", "nullable": true}, "memory_peak_kb": {"type": "integer", "nullable": true},
-            "project_id": s, "created_at": ts, "updated_at": ts_null}},
-        "ExecutionList": list("executions", "Execution"),
-        "ExecutionCreate": {"type": "object", "additionalProperties": false, "properties": {
-            "function_id": s_null, "function_version": {"type": "integer", "nullable": true}, "function_alias": s_null, "description": s_null,
-            "sync": {"type": "boolean"}, "input": s_null}},
     });
-    // Added here: more in the one `json!` above would pass the macro's recursion limit.
-    let int_null = json!({"type": "integer", "nullable": true});
-    let e = &mut out["Execution"]["properties"];
-    e["duration_ms"] = int_null.clone();
-    e["memory_size"] = int_null;
-    e["request_id"] = s_null.clone();
-    let n = json!({"type": "number"});
-    let int = json!({"type": "integer"});
-    out["UsageSums"] = json!({"type": "object", "properties": {
-        "executions": int, "succeeded": int, "failed": int, "errored": int, "duration_s": n, "cpu_s": n,
-        "gb_seconds": {"type": "number", "description": "GiB-seconds: memory limit in bytes / 2^30 × seconds run"},
-        "memory_peak_max_kb": {"type": "integer", "nullable": true}}});
-    out["UsageRow"] = json!({"allOf": [{"type": "object", "properties": {"project_id": s, "function_id": s_null, "function_name": s_null}}, {"$ref": "#/components/schemas/UsageSums"}]});
-    out["Usage"] = json!({"type": "object", "required": ["usage", "totals", "until", "group_by"], "properties": {
-        "usage": {"type": "array", "items": {"$ref": "#/components/schemas/UsageRow"}}, "totals": {"$ref": "#/components/schemas/UsageSums"},
-        "since": ts_null, "until": ts, "group_by": {"type": "string", "enum": ["function", "project"]}}});
+    // The bodies of qinling-wire: their schemas come from the types.
+    use qinling_wire::Object;
+    fn add<T: Object>(out: &mut Value) {
+        out[T::NAME] = T::schema();
+    }
+    add::<qinling_wire::Runtime>(&mut out);
+    add::<qinling_wire::RuntimeList>(&mut out);
+    add::<qinling_wire::RuntimeCreate>(&mut out);
+    add::<qinling_wire::RuntimeUpdate>(&mut out);
+    add::<qinling_wire::Pool>(&mut out);
+    add::<qinling_wire::PoolCapacity>(&mut out);
+    add::<qinling_wire::Function>(&mut out);
+    add::<qinling_wire::FunctionList>(&mut out);
+    add::<qinling_wire::Worker>(&mut out);
+    add::<qinling_wire::WorkerList>(&mut out);
+    add::<qinling_wire::Execution>(&mut out);
+    add::<qinling_wire::ExecutionList>(&mut out);
+    add::<qinling_wire::ExecutionCreate>(&mut out);
+    add::<qinling_wire::UsageSums>(&mut out);
+    add::<qinling_wire::UsageRow>(&mut out);
+    add::<qinling_wire::Usage>(&mut out);
+    add::<qinling_wire::Version>(&mut out);
+    add::<qinling_wire::VersionList>(&mut out);
+    add::<qinling_wire::Alias>(&mut out);
+    add::<qinling_wire::AliasList>(&mut out);
+    add::<qinling_wire::AliasBody>(&mut out);
+    add::<qinling_wire::JobBody>(&mut out);
+    add::<qinling_wire::WebhookBody>(&mut out);
+    add::<qinling_wire::Job>(&mut out);
+    add::<qinling_wire::JobList>(&mut out);
+    add::<qinling_wire::Webhook>(&mut out);
+    add::<qinling_wire::WebhookList>(&mut out);
+    add::<qinling_wire::WebhookInvoked>(&mut out);
+    add::<qinling_wire::QuotaLimits>(&mut out);
+    add::<qinling_wire::QuotaSet>(&mut out);
+    add::<qinling_wire::Quota>(&mut out);
     out
 }
 

@@ -11,25 +11,29 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use qinling_engine::quotas::{Limits, QuotaSet, Resource};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{ApiError, ApiResult, AppState, read_body};
 
-fn limits_json(l: &Limits) -> Value {
-    let mut m = serde_json::Map::new();
-    for r in Resource::ALL {
-        m.insert(r.name().into(), json!(l.get(r)));
+fn limits_json(l: &Limits) -> qinling_wire::QuotaLimits {
+    qinling_wire::QuotaLimits {
+        functions: l.get(Resource::Functions),
+        package_bytes: l.get(Resource::PackageBytes),
+        concurrent_executions: l.get(Resource::ConcurrentExecutions),
+        workers: l.get(Resource::Workers),
+        executions_per_minute: l.get(Resource::ExecutionsPerMinute),
     }
-    Value::Object(m)
 }
 
-fn quota_json(project_id: &str, q: &QuotaSet) -> Value {
-    json!({"quota": {
-        "project_id": project_id,
-        "enforced": q.enforced,
-        "limits": limits_json(&q.limits),
-        "usage": limits_json(&q.usage),
-    }})
+fn quota_json(project_id: &str, q: &QuotaSet) -> qinling_wire::Quota {
+    qinling_wire::Quota {
+        quota: qinling_wire::QuotaSet {
+            project_id: project_id.to_string(),
+            enforced: q.enforced,
+            limits: limits_json(&q.limits),
+            usage: limits_json(&q.usage),
+        },
+    }
 }
 
 pub async fn show(

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use qinling_engine::{CreateRuntime, UpdateRuntime};
+use qinling_wire::{RuntimeCreate, RuntimeUpdate};
 
 use crate::wire::{self, Kind, Schema};
 use crate::{ApiResult, AppState, RequestId, context, read_body};
@@ -32,17 +33,17 @@ pub async fn create(
     wire::query_params(q.as_deref(), &[])?;
     let (parts, body) = req.into_parts();
     let body = read_body(body, s.config.max_body, "a runtime").await?;
-    let map = wire::wsme_body(&parts.headers, &body, &RUNTIME)?;
-    let image = wire::opt_str(&map, "image").ok_or_else(|| {
+    let body: RuntimeCreate = wire::typed(wire::wsme_body(&parts.headers, &body, &RUNTIME)?)?;
+    let image = body.image.ok_or_else(|| {
         crate::ApiError::bad_request("Required param is missing. Required: {'image'}")
     })?;
     let req = CreateRuntime {
-        id: wire::opt_str(&map, "id"),
-        name: wire::opt_str(&map, "name"),
+        id: body.id,
+        name: body.name,
         image,
-        description: wire::opt_str(&map, "description"),
-        is_public: wire::opt_bool(&map, "is_public").unwrap_or(true),
-        trusted: wire::opt_bool(&map, "trusted").unwrap_or(true),
+        description: body.description,
+        is_public: body.is_public.unwrap_or(true),
+        trusted: body.trusted.unwrap_or(true),
     };
     let runtime = s.engine.create_runtime(&context(&rid), req).await?;
     Ok((StatusCode::CREATED, Json(wire::runtime_json(&runtime))))
@@ -55,8 +56,9 @@ pub async fn list(
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
     let runtimes = s.engine.list_runtimes(&context(&rid)).await?;
-    let items: Vec<_> = runtimes.iter().map(wire::runtime_json).collect();
-    Ok(Json(serde_json::json!({ "runtimes": items })))
+    Ok(Json(qinling_wire::RuntimeList {
+        runtimes: runtimes.iter().map(wire::runtime_json).collect(),
+    }))
 }
 
 pub async fn show(
@@ -84,12 +86,11 @@ pub async fn update(
             )));
         }
     }
+    let body: RuntimeUpdate = wire::typed(map)?;
     let upd = UpdateRuntime {
-        name: map.get("name").map(|v| v.as_str().map(str::to_string)),
-        description: map
-            .get("description")
-            .map(|v| v.as_str().map(str::to_string)),
-        image: wire::opt_str(&map, "image"),
+        name: body.name,
+        description: body.description,
+        image: body.image,
     };
     let runtime = s.engine.update_runtime(&context(&rid), &id, upd).await?;
     Ok(Json(wire::runtime_json(&runtime)))
@@ -110,7 +111,29 @@ pub async fn pool(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let cap = s.engine.runtime_pool(&context(&rid), &id).await?;
-    Ok(Json(
-        serde_json::json!({"name": id, "capacity": {"total": cap.total, "available": cap.available}}),
-    ))
+    Ok(Json(qinling_wire::Pool {
+        name: id,
+        capacity: qinling_wire::PoolCapacity {
+            total: cap.total as u64,
+            available: cap.available as u64,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use qinling_wire::Object;
+
+    use super::*;
+
+    /// The WSME schema accepts exactly the fields of the create body; an update's are a part.
+    #[test]
+    fn the_schema_is_the_wire_body() {
+        let mut writable: Vec<&str> = RUNTIME.writable.iter().map(|(name, _)| *name).collect();
+        let mut fields = RuntimeCreate::fields();
+        writable.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(writable, fields);
+        assert!(RuntimeUpdate::fields().iter().all(|f| writable.contains(f)));
+    }
 }

@@ -19,65 +19,57 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use qinling_engine::usage::{Usage, UsageRequest, group_name};
 use qinling_types::{UsageRow, format_precise};
-use serde_json::{Value, json};
+use qinling_wire::Object;
+use serde_json::Value;
 
 use crate::{ApiError, ApiResult, AppState, RequestId, context, wire};
 
-/// The columns of a row, in order (the CSV header).
-const COLUMNS: &[&str] = &[
-    "project_id",
-    "function_id",
-    "function_name",
-    "executions",
-    "succeeded",
-    "failed",
-    "errored",
-    "duration_s",
-    "cpu_s",
-    "gb_seconds",
-    "memory_peak_max_kb",
-];
+/// The columns of a row, in order (the CSV header): the wire row's fields.
+fn columns() -> Vec<&'static str> {
+    qinling_wire::UsageRow::fields()
+}
 
 /// Milliseconds as seconds, exactly to the millisecond.
-fn seconds(ms: i64) -> Value {
-    serde_json::Number::from_f64(ms as f64 / 1000.0).map_or(Value::Null, Value::Number)
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
 }
 
-/// The sums of a row (or the totals) as JSON fields, after its identifying ones.
-fn sums(r: &UsageRow, m: &mut serde_json::Map<String, Value>) {
-    m.insert("executions".into(), json!(r.executions));
-    m.insert("succeeded".into(), json!(r.succeeded));
-    m.insert("failed".into(), json!(r.failed));
-    m.insert("errored".into(), json!(r.errored));
-    m.insert("duration_s".into(), seconds(r.duration_ms));
-    m.insert("cpu_s".into(), seconds(r.cpu_ms));
-    m.insert(
-        "gb_seconds".into(),
-        serde_json::Number::from_f64(r.gib_seconds()).map_or(Value::Null, Value::Number),
-    );
-    m.insert("memory_peak_max_kb".into(), json!(r.memory_peak_max_kb));
+/// The sums of a row (or the totals).
+fn sums(r: &UsageRow) -> qinling_wire::UsageSums {
+    qinling_wire::UsageSums {
+        executions: r.executions,
+        succeeded: r.succeeded,
+        failed: r.failed,
+        errored: r.errored,
+        duration_s: seconds(r.duration_ms),
+        cpu_s: seconds(r.cpu_ms),
+        gb_seconds: r.gib_seconds(),
+        memory_peak_max_kb: r.memory_peak_max_kb,
+    }
 }
 
-fn row_json(r: &UsageRow) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("project_id".into(), json!(r.project_id));
-    m.insert("function_id".into(), json!(r.function_id));
-    m.insert("function_name".into(), json!(r.function_name));
-    sums(r, &mut m);
-    Value::Object(m)
+fn row(r: &UsageRow) -> qinling_wire::UsageRow {
+    qinling_wire::UsageRow {
+        project_id: r.project_id.clone(),
+        function_id: r.function_id.clone(),
+        function_name: r.function_name.clone(),
+        sums: sums(r),
+    }
 }
 
+fn usage_body(u: &Usage) -> qinling_wire::Usage {
+    qinling_wire::Usage {
+        usage: u.rows.iter().map(row).collect(),
+        totals: sums(&u.totals),
+        since: u.since.map(format_precise),
+        until: format_precise(u.until),
+        group_by: group_name(u.group_by).into(),
+    }
+}
+
+#[cfg(test)]
 fn usage_json(u: &Usage) -> Value {
-    let rows: Vec<Value> = u.rows.iter().map(row_json).collect();
-    let mut totals = serde_json::Map::new();
-    sums(&u.totals, &mut totals);
-    json!({
-        "usage": rows,
-        "totals": totals,
-        "since": u.since.map(format_precise),
-        "until": format_precise(u.until),
-        "group_by": group_name(u.group_by),
-    })
+    serde_json::to_value(usage_body(u)).expect("a usage body serializes")
 }
 
 /// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
@@ -95,11 +87,12 @@ fn csv_field(v: &Value) -> String {
 }
 
 fn usage_csv(u: &Usage) -> String {
-    let mut out = COLUMNS.join(",");
+    let columns = columns();
+    let mut out = columns.join(",");
     out.push_str("\r\n");
     for r in &u.rows {
-        let row = row_json(r);
-        let fields: Vec<String> = COLUMNS.iter().map(|c| csv_field(&row[*c])).collect();
+        let row = serde_json::to_value(row(r)).expect("a usage row serializes");
+        let fields: Vec<String> = columns.iter().map(|c| csv_field(&row[*c])).collect();
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
     }
@@ -168,7 +161,7 @@ pub async fn show(
         )
             .into_response()
     } else {
-        Json(usage_json(&usage)).into_response()
+        Json(usage_body(&usage)).into_response()
     })
 }
 
@@ -224,7 +217,7 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(keys, COLUMNS);
+        assert_eq!(keys, columns());
         assert_eq!(row["duration_s"], 1.75);
         assert_eq!(row["cpu_s"], 0.02);
         assert_eq!(row["gb_seconds"], 0.21875);
@@ -237,7 +230,7 @@ mod tests {
     fn csv_lines() {
         let text = usage_csv(&usage());
         let lines: Vec<&str> = text.split("\r\n").collect();
-        assert_eq!(lines[0], COLUMNS.join(","));
+        assert_eq!(lines[0], columns().join(","));
         assert_eq!(
             lines[1],
             "p1,f1,\"hello, \"\"world\"\"\",3,2,1,0,1.75,0.02,0.21875,9000"

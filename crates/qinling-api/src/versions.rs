@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use qinling_types::{FunctionVersion, format_ts};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::wire::{self, Kind, Schema};
 use crate::workers::version_number;
@@ -28,23 +28,23 @@ const VERSION: Schema = Schema {
     ],
 };
 
-pub(crate) fn version_json(v: &FunctionVersion) -> Value {
-    json!({
-        "id": v.id,
-        "description": v.description,
-        "function_id": v.function_id,
-        "version_number": v.version_number,
-        "count": v.count,
-        "code": {"source": "package", "md5sum": v.md5sum},
-        "entry": v.entry,
-        "cpu": v.cpu,
-        "memory_size": v.memory_size,
-        "timeout": v.timeout,
-        "network": v.network,
-        "project_id": v.project_id,
-        "created_at": format_ts(v.created_at),
-        "updated_at": v.updated_at.map(format_ts),
-    })
+pub(crate) fn version_json(v: &FunctionVersion) -> qinling_wire::Version {
+    qinling_wire::Version {
+        id: v.id.clone(),
+        description: v.description.clone(),
+        function_id: v.function_id.clone(),
+        version_number: v.version_number,
+        count: v.count,
+        code: json!({"source": "package", "md5sum": v.md5sum}),
+        entry: v.entry.clone(),
+        cpu: v.cpu,
+        memory_size: v.memory_size,
+        timeout: v.timeout,
+        network: v.network,
+        project_id: v.project_id.clone(),
+        created_at: format_ts(v.created_at),
+        updated_at: v.updated_at.map(format_ts),
+    }
 }
 
 pub async fn create(
@@ -73,8 +73,9 @@ pub async fn list(
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
     let versions = s.engine.list_versions(&context(&rid), &id).await?;
-    let items: Vec<_> = versions.iter().map(version_json).collect();
-    Ok(Json(json!({ "function_versions": items })))
+    Ok(Json(qinling_wire::VersionList {
+        function_versions: versions.iter().map(version_json).collect(),
+    }))
 }
 
 pub async fn show(

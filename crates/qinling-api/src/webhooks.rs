@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use qinling_engine::{UpdateWebhook, WebhookTarget};
 use qinling_types::{Webhook, format_ts};
-use serde_json::{Map, Value, json};
+use qinling_wire::WebhookBody;
+use serde_json::{Map, Value};
 
 use crate::aliases::body_with_int_strings;
 use crate::functions::list_query;
@@ -41,25 +42,25 @@ fn public_base(s: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
     }
 }
 
-fn webhook_json(w: &Webhook, base: &str) -> Value {
-    json!({
-        "id": w.id,
-        "function_id": w.function_id,
-        "function_alias": w.function_alias,
-        "function_version": w.function_version,
-        "description": w.description,
-        "project_id": w.project_id,
-        "created_at": format_ts(w.created_at),
-        "updated_at": w.updated_at.map(format_ts),
-        "webhook_url": format!("{base}/v1/webhooks/{}/invoke", w.id),
-    })
+fn webhook_json(w: &Webhook, base: &str) -> qinling_wire::Webhook {
+    qinling_wire::Webhook {
+        id: w.id.clone(),
+        function_id: w.function_id.clone(),
+        function_alias: w.function_alias.clone(),
+        function_version: w.function_version,
+        description: w.description.clone(),
+        project_id: w.project_id.clone(),
+        created_at: format_ts(w.created_at),
+        updated_at: w.updated_at.map(format_ts),
+        webhook_url: format!("{base}/v1/webhooks/{}/invoke", w.id),
+    }
 }
 
-fn target(map: &Map<String, Value>) -> WebhookTarget {
+fn target(body: &WebhookBody) -> WebhookTarget {
     WebhookTarget {
-        function_id: wire::opt_str(map, "function_id"),
-        function_version: wire::opt_int(map, "function_version"),
-        function_alias: wire::opt_str(map, "function_alias"),
+        function_id: body.function_id.clone(),
+        function_version: body.function_version,
+        function_alias: body.function_alias.clone(),
     }
 }
 
@@ -72,14 +73,11 @@ pub async fn create(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    let map = body_with_int_strings(&s, req, &WEBHOOK, &["function_version"]).await?;
+    let body: WebhookBody =
+        wire::typed(body_with_int_strings(&s, req, &WEBHOOK, &["function_version"]).await?)?;
     let webhook = s
         .engine
-        .create_webhook(
-            &context(&rid),
-            target(&map),
-            wire::opt_str(&map, "description"),
-        )
+        .create_webhook(&context(&rid), target(&body), body.description)
         .await?;
     let base = public_base(&s, &headers, &uri);
     Ok((StatusCode::CREATED, Json(webhook_json(&webhook, &base))))
@@ -98,8 +96,9 @@ pub async fn list(
         .list_webhooks(&context(&rid), &list_query(&params))
         .await?;
     let base = public_base(&s, &headers, &uri);
-    let items: Vec<_> = webhooks.iter().map(|w| webhook_json(w, &base)).collect();
-    Ok(Json(json!({ "webhooks": items })))
+    Ok(Json(qinling_wire::WebhookList {
+        webhooks: webhooks.iter().map(|w| webhook_json(w, &base)).collect(),
+    }))
 }
 
 pub async fn show(
@@ -126,10 +125,11 @@ pub async fn update(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
-    let map = body_with_int_strings(&s, req, &WEBHOOK, &["function_version"]).await?;
+    let body: WebhookBody =
+        wire::typed(body_with_int_strings(&s, req, &WEBHOOK, &["function_version"]).await?)?;
     let req = UpdateWebhook {
-        target: target(&map),
-        description: wire::opt_str(&map, "description"),
+        target: target(&body),
+        description: body.description,
     };
     let webhook = s.engine.update_webhook(&context(&rid), &id, req).await?;
     Ok(Json(webhook_json(
@@ -241,13 +241,26 @@ pub async fn invoke(
         .map_err(|e| ApiError::from(e).pecan())?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "execution_id": execution_id })),
+        Json(qinling_wire::WebhookInvoked { execution_id }),
     ))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    /// The WSME schema accepts exactly the fields of the wire body it becomes.
+    #[test]
+    fn the_schema_is_the_wire_body() {
+        use qinling_wire::Object;
+        let mut writable: Vec<&str> = WEBHOOK.writable.iter().map(|(name, _)| *name).collect();
+        let mut fields = WebhookBody::fields();
+        writable.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(writable, fields);
+    }
 
     #[test]
     fn repeated_params_become_lists() {

@@ -1,11 +1,12 @@
 //! The Qinling wire format: request bodies and query strings in (WSME's strict JSON objects,
-//! pecan's forms) and resources out (always every field, `null` when unset, timestamps as
-//! `YYYY-MM-DDTHH:MM:SSZ`).
+//! pecan's forms) and resources out as the `qinling-wire` bodies (always every field, `null`
+//! when unset, timestamps as `YYYY-MM-DDTHH:MM:SSZ`).
 
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use qinling_types::{Execution, Function, Runtime, format_ts};
-use serde_json::{Map, Value, json};
+use qinling_wire as body;
+use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -119,17 +120,16 @@ pub fn wsme_body(
     Ok(map)
 }
 
+/// A checked WSME body as its wire type. The body was checked against the WSME schema, so
+/// this fails only if the schema and the wire type disagree (a 400 that says so).
+pub fn typed<T: serde::de::DeserializeOwned>(map: Map<String, Value>) -> ApiResult<T> {
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}.")))
+}
+
 /// A string attribute of a parsed body (`None` when absent or null).
 pub fn opt_str(map: &Map<String, Value>, key: &str) -> Option<String> {
     map.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-pub fn opt_bool(map: &Map<String, Value>, key: &str) -> Option<bool> {
-    map.get(key).and_then(Value::as_bool)
-}
-
-pub fn opt_int(map: &Map<String, Value>, key: &str) -> Option<i64> {
-    map.get(key).and_then(Value::as_i64)
 }
 
 /// Query parameters, refusing any the endpoint does not declare (reference §2.2).
@@ -152,68 +152,71 @@ pub fn truthy(v: &str) -> bool {
     )
 }
 
-fn ts(t: Option<qinling_types::Timestamp>) -> Value {
-    t.map(|t| Value::String(format_ts(t)))
-        .unwrap_or(Value::Null)
+fn ts(t: Option<qinling_types::Timestamp>) -> Option<String> {
+    t.map(format_ts)
 }
 
-pub fn runtime_json(r: &Runtime) -> Value {
-    json!({
-        "id": r.id,
-        "name": r.name,
-        "image": r.image,
-        "description": r.description,
-        "is_public": r.is_public,
-        "trusted": r.trusted,
-        "status": r.status.as_str(),
-        "project_id": r.project_id,
-        "created_at": format_ts(r.created_at),
-        "updated_at": ts(r.updated_at),
-    })
+pub fn runtime_json(r: &Runtime) -> body::Runtime {
+    body::Runtime {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        image: r.image.clone(),
+        description: r.description.clone(),
+        is_public: r.is_public,
+        trusted: r.trusted,
+        status: r.status.as_str().into(),
+        project_id: r.project_id.clone(),
+        created_at: format_ts(r.created_at),
+        updated_at: ts(r.updated_at),
+    }
 }
 
 /// A function; `code_as_string` is how WSME list endpoints render it (reference §2.4).
-pub fn function_json(f: &Function, code_as_string: bool) -> Value {
+pub fn function_json(f: &Function, code_as_string: bool) -> body::Function {
     let code = f.code.to_json();
-    json!({
-        "id": f.id,
-        "name": f.name,
-        "description": f.description,
-        "cpu": f.cpu,
-        "memory_size": f.memory_size,
-        "timeout": f.timeout,
-        "network": f.network,
-        "runtime_id": f.runtime_id,
-        "code": if code_as_string { Value::String(qinling_types::py_json(&code)) } else { code },
-        "entry": f.entry,
-        "count": f.count,
-        "latest_version": f.latest_version,
-        "project_id": f.project_id,
-        "created_at": format_ts(f.created_at),
-        "updated_at": ts(f.updated_at),
-    })
+    body::Function {
+        id: f.id.clone(),
+        name: f.name.clone(),
+        description: f.description.clone(),
+        cpu: f.cpu,
+        memory_size: f.memory_size,
+        timeout: f.timeout,
+        network: f.network,
+        runtime_id: f.runtime_id.clone(),
+        code: if code_as_string {
+            Value::String(qinling_types::py_json(&code))
+        } else {
+            code
+        },
+        entry: f.entry.clone(),
+        count: f.count,
+        latest_version: f.latest_version,
+        project_id: f.project_id.clone(),
+        created_at: format_ts(f.created_at),
+        updated_at: ts(f.updated_at),
+    }
 }
 
-pub fn execution_json(e: &Execution) -> Value {
-    json!({
-        "id": e.id,
-        "function_id": e.function_id,
-        "function_version": e.function_version,
-        "function_alias": e.function_alias,
-        "description": e.description,
-        "status": e.status.as_str(),
-        "sync": e.sync,
-        "input": e.input.to_wire(),
-        "result": e.result,
-        "cpu_ms": e.cpu_ms,
-        "memory_peak_kb": e.memory_peak_kb,
-        "duration_ms": e.duration_ms,
-        "memory_size": e.memory_size,
-        "request_id": e.request_id,
-        "project_id": e.project_id,
-        "created_at": format_ts(e.created_at),
-        "updated_at": ts(e.updated_at),
-    })
+pub fn execution_json(e: &Execution) -> body::Execution {
+    body::Execution {
+        id: e.id.clone(),
+        function_id: e.function_id.clone(),
+        function_version: e.function_version,
+        function_alias: e.function_alias.clone(),
+        description: e.description.clone(),
+        status: e.status.as_str().into(),
+        sync: e.sync,
+        input: e.input.to_wire(),
+        result: e.result.clone(),
+        cpu_ms: e.cpu_ms,
+        memory_peak_kb: e.memory_peak_kb,
+        duration_ms: e.duration_ms,
+        memory_size: e.memory_size,
+        request_id: e.request_id.clone(),
+        project_id: e.project_id.clone(),
+        created_at: format_ts(e.created_at),
+        updated_at: ts(e.updated_at),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use serde_json::json;
 
 use crate::wire::{self, Kind, Schema};
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
@@ -39,9 +38,13 @@ pub async fn list(
         .await?;
     let items: Vec<_> = workers
         .iter()
-        .map(|w| json!({"function_id": w.function_id, "function_version": w.function_version, "worker_name": w.worker_name}))
+        .map(|w| qinling_wire::Worker {
+            function_id: w.function_id.clone(),
+            function_version: w.function_version,
+            worker_name: w.worker_name.clone(),
+        })
         .collect();
-    Ok(Json(json!({ "workers": items })))
+    Ok(Json(qinling_wire::WorkerList { workers: items }))
 }
 
 /// Reads `{"count": n}` with 1 ≤ n ≤ the engine's bound.

@@ -4,13 +4,14 @@
 
 use anyhow::bail;
 use clap::{ArgGroup, Subcommand};
+use qinling_wire::ExecutionCreate;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::client::Client;
 use crate::function::FUNCTIONS;
 use crate::output::{self, Column};
-use crate::resource::{Resource, insert_some};
+use crate::resource::Resource;
 use crate::{Ctx, parse_filter};
 
 pub(crate) const EXECUTIONS: Resource = Resource {
@@ -156,19 +157,19 @@ fn create_body(
     input: Option<String>,
     sync: bool,
     description: Option<String>,
-) -> Value {
-    let mut body = json!({});
-    match target {
-        Target::Function { id, version } => {
-            insert_some(&mut body, "function_id", Some(id));
-            insert_some(&mut body, "function_version", version);
-        }
-        Target::Alias(alias) => insert_some(&mut body, "function_alias", Some(alias)),
+) -> ExecutionCreate {
+    let (function_id, function_version, function_alias) = match target {
+        Target::Function { id, version } => (Some(id), version.map(|v| v as i64), None),
+        Target::Alias(alias) => (None, None, Some(alias)),
+    };
+    ExecutionCreate {
+        function_id,
+        function_version,
+        function_alias,
+        sync: Some(sync),
+        input,
+        description,
     }
-    insert_some(&mut body, "sync", Some(sync));
-    insert_some(&mut body, "input", input);
-    insert_some(&mut body, "description", description);
-    body
 }
 
 /// The captured log; empty when the server has none (204).
@@ -215,6 +216,8 @@ pub(crate) fn check_succeeded(execution: &Value) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::output::Format;
     use crate::stub::{Stub, block_on};
@@ -224,6 +227,11 @@ mod tests {
                "result": result, "created_at": "2026-11-28T06:45:56Z"})
     }
 
+    /// The body as sent.
+    fn body(t: Target, input: Option<String>, sync: bool, description: Option<String>) -> Value {
+        serde_json::to_value(create_body(t, input, sync, description)).unwrap()
+    }
+
     #[test]
     fn create_bodies() {
         let target = Target::Function {
@@ -231,7 +239,7 @@ mod tests {
             version: None,
         };
         assert_eq!(
-            create_body(target, Some("{\"name\": \"Q\"}".into()), true, None),
+            body(target, Some("{\"name\": \"Q\"}".into()), true, None),
             json!({"function_id": "f1", "sync": true, "input": "{\"name\": \"Q\"}"})
         );
         let target = Target::Function {
@@ -239,11 +247,11 @@ mod tests {
             version: Some(2),
         };
         assert_eq!(
-            create_body(target, None, false, Some("d".into())),
+            body(target, None, false, Some("d".into())),
             json!({"function_id": "f1", "function_version": 2, "sync": false, "description": "d"})
         );
         assert_eq!(
-            create_body(Target::Alias("prod".into()), Some("Bob".into()), true, None),
+            body(Target::Alias("prod".into()), Some("Bob".into()), true, None),
             json!({"function_alias": "prod", "sync": true, "input": "Bob"})
         );
     }

@@ -2,12 +2,12 @@
 //! pool (`/v1/runtimes`, JSON bodies). Runtime arguments are ids or names.
 
 use clap::{ArgGroup, Subcommand};
+use qinling_wire::{RuntimeCreate, RuntimeUpdate};
 use reqwest::Method;
-use serde_json::{Map, Value, json};
 
 use crate::Ctx;
 use crate::output::{self, Column};
-use crate::resource::{Resource, insert_some};
+use crate::resource::Resource;
 
 pub(crate) const RUNTIMES: Resource = Resource {
     kind: "runtime",
@@ -86,9 +86,14 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             private,
             untrusted,
         } => {
-            let mut body = json!({"image": image, "is_public": !private, "trusted": !untrusted});
-            insert_some(&mut body, "name", name);
-            insert_some(&mut body, "description", description);
+            let body = RuntimeCreate {
+                id: None,
+                name,
+                image: Some(image),
+                description,
+                is_public: Some(!private),
+                trusted: Some(!untrusted),
+            };
             let runtime = client
                 .json(
                     client
@@ -113,10 +118,11 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             image,
         } => {
             let id = RUNTIMES.resolve(client, &runtime).await?;
-            let mut body = Value::Object(Map::new());
-            insert_some(&mut body, "name", name);
-            insert_some(&mut body, "description", description);
-            insert_some(&mut body, "image", image);
+            let body = RuntimeUpdate {
+                name: name.map(Some),
+                description: description.map(Some),
+                image,
+            };
             let updated = client
                 .json(
                     client

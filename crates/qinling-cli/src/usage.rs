@@ -4,6 +4,7 @@
 //! system reads); `json` and `yaml` are the server's whole answer, totals and range included.
 
 use clap::{Args, ValueEnum};
+use qinling_wire::{Object, UsageRow};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -42,21 +43,6 @@ pub struct Command {
     #[arg(long, value_enum, default_value = "function")]
     group_by: GroupBy,
 }
-
-/// The table's columns, as the server names the fields.
-const COLUMNS: &[&str] = &[
-    "project_id",
-    "function_id",
-    "function_name",
-    "executions",
-    "succeeded",
-    "failed",
-    "errored",
-    "duration_s",
-    "cpu_s",
-    "gb_seconds",
-    "memory_peak_max_kb",
-];
 
 pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
     let client = &ctx.client;
@@ -98,9 +84,9 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
 /// A usage answer in `format` (not CSV, which the server renders).
 fn render(format: Format, usage: &Value, by_function: bool) -> String {
     let rows = usage["usage"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let columns: Vec<&str> = COLUMNS
-        .iter()
-        .copied()
+    // The columns are the wire row's fields (the server's CSV header).
+    let columns: Vec<&str> = UsageRow::fields()
+        .into_iter()
         .filter(|field| by_function || !field.starts_with("function_"))
         .collect();
     let cells = |row: &Value| -> Vec<String> {

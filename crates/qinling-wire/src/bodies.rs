@@ -1,0 +1,585 @@
+//! The bodies: resources as the server renders them (every field, `null` when unset, in the
+//! order upstream sends them), list envelopes, and the request bodies the CLI sends.
+
+use serde_json::{Value, json};
+
+use crate::{ts, ts_null, wire_object};
+
+/// A field of an update: absent (`None`, left as it is), `null` (`Some(None)`, cleared) or a
+/// value. For `#[serde(default, deserialize_with = "patch")]`.
+fn patch<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+fn string_enum(values: &[&str]) -> Value {
+    json!({"type": "string", "enum": values})
+}
+
+wire_object! {
+    /// A runtime (reference §3.2).
+    pub struct Runtime {
+        pub id: String,
+        pub name: Option<String>,
+        pub image: String,
+        pub description: Option<String>,
+        pub is_public: bool,
+        pub trusted: bool,
+        pub status: String => string_enum(&["creating", "available", "upgrading", "error", "deleting"]),
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "image", "status", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/runtimes`.
+    pub struct RuntimeList {
+        pub runtimes: Vec<Runtime>,
+    }
+    required: ["runtimes"];
+    closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/runtimes` (admin): `image` is required; `is_public` and `trusted` default
+    /// to true.
+    pub struct RuntimeCreate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub image: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub is_public: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub trusted: Option<bool>,
+    }
+    required: ["image"];
+    closed: true;
+}
+
+wire_object! {
+    /// `PUT /v1/runtimes/{id}` (admin): what is absent stays; `null` clears a name or
+    /// description.
+    pub struct RuntimeUpdate {
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub name: Option<Option<String>>,
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub description: Option<Option<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub image: Option<String>,
+    }
+    required: [];
+    closed: true;
+}
+
+wire_object! {
+    /// `GET /v1/runtimes/{id}/pool`.
+    pub struct Pool {
+        pub name: String,
+        pub capacity: PoolCapacity,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// A runtime pool's workers: all, and those not bound to a function.
+    pub struct PoolCapacity {
+        pub total: u64,
+        pub available: u64,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// A function (reference §3.3). `code` is an object, except in lists, where WSME renders
+    /// it as a string (reference §2.4).
+    pub struct Function {
+        pub id: String,
+        pub name: Option<String>,
+        pub description: Option<String>,
+        pub cpu: u32,
+        pub memory_size: u64,
+        pub timeout: u32,
+        pub network: bool,
+        pub runtime_id: Option<String>,
+        pub code: Value => json!({"oneOf": [{"type": "object"}, {"type": "string"}]}),
+        pub entry: Option<String>,
+        pub count: i64,
+        pub latest_version: i64,
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "code", "cpu", "memory_size", "timeout", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/functions`.
+    pub struct FunctionList {
+        pub functions: Vec<Function>,
+    }
+    required: ["functions"];
+    closed: false;
+}
+
+wire_object! {
+    /// A worker of a function (version).
+    pub struct Worker {
+        pub function_id: String,
+        pub function_version: i64,
+        pub worker_name: String,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/functions/{id}/workers`.
+    pub struct WorkerList {
+        pub workers: Vec<Worker>,
+    }
+    required: ["workers"];
+    closed: false;
+}
+
+wire_object! {
+    /// An execution (reference §3.6). `input` is the text the function receives (a JSON
+    /// object rendered as Python's `json.dumps` would); `result` the JSON text
+    /// `{"output": …, "duration": …}` once finished.
+    pub struct Execution {
+        pub id: String,
+        pub function_id: String,
+        pub function_version: i64,
+        pub function_alias: Option<String>,
+        pub description: Option<String>,
+        pub status: String => string_enum(&["running", "success", "failed", "error"]),
+        pub sync: bool,
+        pub input: Option<String>,
+        pub result: Option<String>,
+        pub cpu_ms: Option<i64>,
+        pub memory_peak_kb: Option<i64>,
+        pub duration_ms: Option<i64>,
+        pub memory_size: Option<i64>,
+        pub request_id: Option<String>,
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "status", "sync", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/executions`.
+    pub struct ExecutionList {
+        pub executions: Vec<Execution>,
+    }
+    required: ["executions"];
+    closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/executions`: a function (and version) or an alias; absent fields are not
+    /// sent. `input` is sent as text: a JSON object becomes keyword arguments, anything else
+    /// one positional argument.
+    pub struct ExecutionCreate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_version: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_alias: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub sync: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub input: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+    }
+    required: [];
+    closed: true;
+}
+
+wire_object! {
+    /// The sums of usage (`GET /v1/usage`, not in upstream): a row's after its identifying
+    /// fields, and the totals. `gb_seconds` are GiB-seconds.
+    pub struct UsageSums {
+        pub executions: i64,
+        pub succeeded: i64,
+        pub failed: i64,
+        pub errored: i64,
+        pub duration_s: f64,
+        pub cpu_s: f64,
+        pub gb_seconds: f64 => json!({"type": "number", "description": "GiB-seconds: memory limit in bytes / 2^30 × seconds run"}),
+        pub memory_peak_max_kb: Option<i64>,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// One usage row: a project (and function) and its sums. Its fields, in order, are the
+    /// CSV columns ([`Object::fields`](crate::Object::fields)).
+    pub struct UsageRow {
+        pub project_id: String,
+        pub function_id: Option<String>,
+        pub function_name: Option<String>,
+    }
+    flatten sums: UsageSums;
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/usage` as JSON.
+    pub struct Usage {
+        pub usage: Vec<UsageRow>,
+        pub totals: UsageSums,
+        pub since: Option<String> => ts_null(),
+        pub until: String => ts(),
+        pub group_by: String => string_enum(&["function", "project"]),
+    }
+    required: ["usage", "totals", "until", "group_by"];
+    closed: false;
+}
+
+wire_object! {
+    /// A function version (reference §3.4): a snapshot of the function's definition.
+    pub struct Version {
+        pub id: String,
+        pub description: Option<String>,
+        pub function_id: String,
+        pub version_number: i64,
+        pub count: i64,
+        pub code: Value,
+        pub entry: Option<String>,
+        pub cpu: u32,
+        pub memory_size: u64,
+        pub timeout: u32,
+        pub network: bool,
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "function_id", "version_number", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/functions/{id}/versions`.
+    pub struct VersionList {
+        pub function_versions: Vec<Version>,
+    }
+    required: ["function_versions"];
+    closed: false;
+}
+
+wire_object! {
+    /// A function alias (reference §3.5), optionally weighted between two versions.
+    pub struct Alias {
+        pub id: String,
+        pub name: String,
+        pub description: Option<String>,
+        pub function_id: String,
+        pub function_version: i64,
+        pub additional_version: Option<i64>,
+        pub additional_version_weight: Option<u32>,
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "name", "function_id", "function_version", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/aliases` (`name` and `function_id` required) and `PUT /v1/aliases/{name}`.
+    /// The weighted pair goes together; on update both `null` removes it. Integers may also
+    /// come as numeric strings.
+    pub struct AliasBody {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_version: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub additional_version: Option<Option<i64>>,
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub additional_version_weight: Option<Option<i64>>,
+    }
+    required: [];
+    closed: true;
+}
+
+wire_object! {
+    /// `GET /v1/aliases`.
+    pub struct AliasList {
+        pub function_aliases: Vec<Alias>,
+    }
+    required: ["function_aliases"];
+    closed: false;
+}
+
+wire_object! {
+    /// A job (reference §3.7): a cron pattern or a one-time execution of a function version
+    /// or an alias.
+    pub struct Job {
+        pub id: String,
+        pub name: Option<String>,
+        pub function_id: Option<String>,
+        pub function_alias: Option<String>,
+        pub function_version: i64,
+        pub function_input: Option<String>,
+        pub status: String => string_enum(&["running", "paused", "done", "cancelled"]),
+        pub pattern: Option<String>,
+        pub count: Option<i64>,
+        pub first_execution_time: String => ts(),
+        pub next_execution_time: String => ts(),
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+    }
+    required: ["id", "status", "first_execution_time", "next_execution_time", "project_id", "created_at"];
+    closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/jobs` and `PUT /v1/jobs/{id}` (an update ignores what it cannot change:
+    /// the target and `count`); `function_version` and `count` may also come as numeric
+    /// strings.
+    pub struct JobBody {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_alias: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_version: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_input: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pattern: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub count: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub first_execution_time: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub next_execution_time: Option<String>,
+    }
+    required: [];
+    closed: true;
+}
+
+wire_object! {
+    /// `GET /v1/jobs`.
+    pub struct JobList {
+        pub jobs: Vec<Job>,
+    }
+    required: ["jobs"];
+    closed: false;
+}
+
+wire_object! {
+    /// A webhook (reference §3.8) and the URL that invokes it.
+    pub struct Webhook {
+        pub id: String,
+        pub function_id: Option<String>,
+        pub function_alias: Option<String>,
+        pub function_version: Option<i64>,
+        pub description: Option<String>,
+        pub project_id: String,
+        pub created_at: String => ts(),
+        pub updated_at: Option<String> => ts_null(),
+        pub webhook_url: String,
+    }
+    required: ["id", "project_id", "created_at", "webhook_url"];
+    closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/webhooks` and `PUT /v1/webhooks/{id}`: an alias, or a function (and
+    /// version); `function_version` may also come as a numeric string.
+    pub struct WebhookBody {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_alias: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function_version: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+    }
+    required: [];
+    closed: true;
+}
+
+wire_object! {
+    /// `GET /v1/webhooks`.
+    pub struct WebhookList {
+        pub webhooks: Vec<Webhook>,
+    }
+    required: ["webhooks"];
+    closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/webhooks/{id}/invoke`: the async execution it created.
+    pub struct WebhookInvoked {
+        pub execution_id: String,
+    }
+    required: ["execution_id"];
+    closed: false;
+}
+
+wire_object! {
+    /// A project's quota limits (or usage) per resource (not in upstream); -1 is unlimited.
+    pub struct QuotaLimits {
+        pub functions: i64,
+        pub package_bytes: i64,
+        pub concurrent_executions: i64,
+        pub workers: i64,
+        pub executions_per_minute: i64,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// A project's quota: whether it is enforced, its limits and its usage.
+    pub struct QuotaSet {
+        pub project_id: String,
+        pub enforced: bool,
+        pub limits: QuotaLimits,
+        pub usage: QuotaLimits,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET`/`PUT /v1/quotas/{project_id}`.
+    pub struct Quota {
+        pub quota: QuotaSet,
+    }
+    required: ["quota"];
+    closed: false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Object;
+
+    #[test]
+    fn usage_columns_follow_the_row() {
+        assert_eq!(
+            UsageRow::fields(),
+            [
+                "project_id",
+                "function_id",
+                "function_name",
+                "executions",
+                "succeeded",
+                "failed",
+                "errored",
+                "duration_s",
+                "cpu_s",
+                "gb_seconds",
+                "memory_peak_max_kb",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flattened_row_serializes_in_column_order() {
+        let row = UsageRow {
+            project_id: "p".into(),
+            function_id: None,
+            function_name: None,
+            sums: UsageSums {
+                executions: 1,
+                succeeded: 1,
+                failed: 0,
+                errored: 0,
+                duration_s: 1.75,
+                cpu_s: 0.0,
+                gb_seconds: 0.5,
+                memory_peak_max_kb: None,
+            },
+        };
+        let v = serde_json::to_value(&row).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, UsageRow::fields());
+        assert_eq!(serde_json::from_value::<UsageRow>(v).unwrap(), row);
+    }
+
+    #[test]
+    fn schemas_come_from_the_types() {
+        let s = Execution::schema();
+        assert_eq!(
+            s["properties"]["cpu_ms"],
+            json!({"type": "integer", "nullable": true})
+        );
+        assert_eq!(s["properties"]["sync"], json!({"type": "boolean"}));
+        assert_eq!(s["required"][0], "id");
+        assert_eq!(
+            ExecutionList::schema()["properties"]["executions"]["items"],
+            json!({"$ref": "#/components/schemas/Execution"})
+        );
+        assert_eq!(ExecutionCreate::schema()["additionalProperties"], false);
+        assert_eq!(
+            UsageRow::schema()["allOf"][1],
+            json!({"$ref": "#/components/schemas/UsageSums"})
+        );
+    }
+
+    #[test]
+    fn an_update_tells_absent_from_null() {
+        let u: RuntimeUpdate = serde_json::from_str(r#"{"name": null, "image": "x"}"#).unwrap();
+        assert_eq!(
+            (u.name, u.description, u.image.as_deref()),
+            (Some(None), None, Some("x"))
+        );
+        let sent = RuntimeUpdate {
+            name: Some(Some("n".into())),
+            description: None,
+            image: None,
+        };
+        assert_eq!(serde_json::to_string(&sent).unwrap(), r#"{"name":"n"}"#);
+    }
+
+    #[test]
+    fn absent_request_fields_are_not_sent() {
+        let body = ExecutionCreate {
+            function_id: None,
+            function_version: None,
+            function_alias: Some("prod".into()),
+            sync: Some(true),
+            input: None,
+            description: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"function_alias":"prod","sync":true}"#
+        );
+    }
+}
