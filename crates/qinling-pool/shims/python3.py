@@ -53,6 +53,8 @@ DEFAULT_LOG_LIMIT = 1024 * 1024
 # Bytes read from the protocol input per wake-up: a pipe rarely holds more, and staying
 # below malloc's mmap threshold keeps every read a cheap heap allocation.
 READ_CHUNK = 64 * 1024
+# Frames above this size that fill the input buffer are handed over without a copy.
+BIG_FRAME = 1 << 20
 # Exec frames up to this size reach a spare through its request pipe in one write; larger
 # ones go through its result file. PIPE_BUF: atomic, and it fits even a one-page pipe.
 SMALL_REQUEST = 4096
@@ -565,6 +567,40 @@ def write_result(fd, record):
 # Package extraction and import (bind).
 
 
+class ViewFile(io.RawIOBase):
+    """A read-only, seekable file over a bytes-like object, without copying it."""
+
+    def __init__(self, data):
+        super().__init__()
+        self.view = memoryview(data)
+        self.pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, b):
+        n = max(0, min(len(b), len(self.view) - self.pos))
+        b[:n] = self.view[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self):
+        if not self.closed:
+            self.view.release()
+        super().close()
+
+
 def extract_package(package, dest):
     """Unpacks the zip `package` (bytes) into the directory `dest`.
 
@@ -575,7 +611,9 @@ def extract_package(package, dest):
     import stat
     import zipfile
 
-    with zipfile.ZipFile(io.BytesIO(package)) as zf:  # BytesIO takes bytes or bytearray
+    # Read in place: io.BytesIO would copy a bytearray, and the package may be as large as
+    # half the function's memory.
+    with ViewFile(package) as view, zipfile.ZipFile(view) as zf:
         for info in zf.infolist():
             name = info.filename
             parts = name.replace("\\", "/").split("/")
@@ -782,11 +820,20 @@ class Zygote:
                 end = pos + 4 + size
                 if len(buf) < end:
                     break
+                if pos == 0 and end == len(buf) and size > BIG_FRAME:
+                    # A big frame (the package) that is the whole buffer: handed over as it
+                    # is, without a copy (50 MiB twice would not fit a 128 MiB function).
+                    del buf[:4]
+                    self.buf = bytearray()
+                    pos = -1
+                    yield buf
+                    return
                 frame = buf[pos + 4:end]
                 pos = end
                 yield frame
         finally:
-            del buf[:pos]
+            if pos > 0:
+                del buf[:pos]
 
     def handle_frame(self, frame):
         if self.pending_bind is not None:
@@ -835,6 +882,8 @@ class Zygote:
             # Readable (not writable) by the executions' ids.
             os.chmod(self.package_dir, 0o755)
             extract_package(package, self.package_dir)
+            if isinstance(package, bytearray):
+                del package[:]  # its memory goes back before the function's import
             sys.path.insert(0, self.package_dir)
             # Functions that open their data files by relative path find them.
             os.chdir(self.package_dir)
