@@ -68,6 +68,51 @@ def new_file(name):
     return fd
 
 
+class CappedLog:
+    """An execution's log (the executable's stderr and the markers): a pipe whose read end a
+    thread drains as it fills, keeping the first `limit` bytes and counting the rest, so that
+    a function printing hundreds of MiB costs the worker no memory beyond the cap (a file
+    would hold all of it in the worker's memory until read)."""
+
+    # How long the end of the log is awaited after the execution's process group is gone: a
+    # daemon of its own session may still hold the pipe (it is killed just after).
+    TAIL_WAIT = 1.0
+
+    def __init__(self, limit):
+        self.r, self.w = os.pipe()  # close-on-exec; Popen puts the write end on fd 2
+        self.limit = limit
+        self.buf = bytearray()
+        self.size = 0
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self):
+        try:
+            while True:
+                chunk = os.read(self.r, 65536)
+                if not chunk:
+                    break
+                self.size += len(chunk)
+                room = self.limit - len(self.buf)
+                if room > 0:
+                    self.buf += chunk[:room]
+        except OSError:
+            pass
+        finally:
+            os.close(self.r)
+
+    def close_write(self):
+        if self.w >= 0:
+            os.close(self.w)
+            self.w = -1
+
+    def result(self):
+        """(kept bytes, total size) once every writer is gone (or TAIL_WAIT has passed)."""
+        self.close_write()
+        self.thread.join(self.TAIL_WAIT)
+        return bytes(self.buf), self.size
+
+
 def read_all(fd, limit):
     size = os.fstat(fd).st_size
     data = os.pread(fd, min(size, limit), 0) if size else b""
@@ -359,7 +404,8 @@ class Shim:
     def run(self, exec_id, value, timeout, log_limit):
         stdin_fd = new_file("stdin")
         out_fd = new_file("stdout")
-        log_fd = new_file("log")
+        log = CappedLog(log_limit)
+        log_fd = log.w
         try:
             write_all(stdin_fd, json.dumps(value).encode())
             os.lseek(stdin_fd, 0, os.SEEK_SET)
@@ -382,7 +428,7 @@ class Shim:
                 reason = "resource" if exc.errno in (errno.EAGAIN, errno.ENOMEM) else "exception"
                 output = RESOURCE_MSG if reason == "resource" else "Cannot start %s: %s" % (
                     os.path.relpath(self.program, self.package_dir), exc.strerror or exc)
-                self.finish(exec_id, False, output, reason, started, log_fd, log_limit, None)
+                self.finish(exec_id, False, output, reason, started, log, log_limit, None)
                 return
             with self.lock:
                 self.running[exec_id] = proc
@@ -432,9 +478,10 @@ class Shim:
                 success, output, reason = False, RESOURCE_MSG, "resource"
             if not timed_out.is_set():
                 write_all(log_fd, ("Finished execution: %s\n" % exec_id).encode())
-            self.finish(exec_id, success, output, reason, started, log_fd, log_limit, usage)
+            self.finish(exec_id, success, output, reason, started, log, log_limit, usage)
         finally:
-            for fd in (stdin_fd, out_fd, log_fd):
+            log.close_write()
+            for fd in (stdin_fd, out_fd):
                 os.close(fd)
         # After the answer, so that it costs the execution nothing.
         self.kill_leftovers()
@@ -511,8 +558,8 @@ class Shim:
             if killed:
                 time.sleep(0.01)
 
-    def finish(self, exec_id, success, output, reason, started, log_fd, log_limit, usage):
-        data, size = read_all(log_fd, log_limit)
+    def finish(self, exec_id, success, output, reason, started, log, log_limit, usage):
+        data, size = log.result()
         logs = data.decode("utf-8", "replace")
         if size > log_limit:
             logs += "\n[log truncated: %d bytes more]\n" % (size - log_limit)

@@ -53,6 +53,8 @@ DEFAULT_LOG_LIMIT = 1024 * 1024
 # Bytes read from the protocol input per wake-up: a pipe rarely holds more, and staying
 # below malloc's mmap threshold keeps every read a cheap heap allocation.
 READ_CHUNK = 64 * 1024
+# Frames above this size that fill the input buffer are handed over without a copy.
+BIG_FRAME = 1 << 20
 # Exec frames up to this size reach a spare through its request pipe in one write; larger
 # ones go through its result file. PIPE_BUF: atomic, and it fits even a one-page pipe.
 SMALL_REQUEST = 4096
@@ -565,6 +567,40 @@ def write_result(fd, record):
 # Package extraction and import (bind).
 
 
+class ViewFile(io.RawIOBase):
+    """A read-only, seekable file over a bytes-like object, without copying it."""
+
+    def __init__(self, data):
+        super().__init__()
+        self.view = memoryview(data)
+        self.pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, b):
+        n = max(0, min(len(b), len(self.view) - self.pos))
+        b[:n] = self.view[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self):
+        if not self.closed:
+            self.view.release()
+        super().close()
+
+
 def extract_package(package, dest):
     """Unpacks the zip `package` (bytes) into the directory `dest`.
 
@@ -575,7 +611,9 @@ def extract_package(package, dest):
     import stat
     import zipfile
 
-    with zipfile.ZipFile(io.BytesIO(package)) as zf:  # BytesIO takes bytes or bytearray
+    # Read in place: io.BytesIO would copy a bytearray, and the package may be as large as
+    # half the function's memory.
+    with ViewFile(package) as view, zipfile.ZipFile(view) as zf:
         for info in zf.infolist():
             name = info.filename
             parts = name.replace("\\", "/").split("/")
@@ -699,7 +737,7 @@ class Execution:
     `done_w`)."""
 
     __slots__ = ("id", "pid", "pidfd", "log_fd", "result_fd", "req_r", "req_w", "done_r", "done_w",
-                 "log_limit", "started", "deadline", "timed_out", "uid")
+                 "log_limit", "started", "deadline", "timed_out", "uid", "log_r", "log_buf", "log_dropped")
 
 
 class Zygote:
@@ -782,11 +820,20 @@ class Zygote:
                 end = pos + 4 + size
                 if len(buf) < end:
                     break
+                if pos == 0 and end == len(buf) and size > BIG_FRAME:
+                    # A big frame (the package) that is the whole buffer: handed over as it
+                    # is, without a copy (50 MiB twice would not fit a 128 MiB function).
+                    del buf[:4]
+                    self.buf = bytearray()
+                    pos = -1
+                    yield buf
+                    return
                 frame = buf[pos + 4:end]
                 pos = end
                 yield frame
         finally:
-            del buf[:pos]
+            if pos > 0:
+                del buf[:pos]
 
     def handle_frame(self, frame):
         if self.pending_bind is not None:
@@ -835,6 +882,8 @@ class Zygote:
             # Readable (not writable) by the executions' ids.
             os.chmod(self.package_dir, 0o755)
             extract_package(package, self.package_dir)
+            if isinstance(package, bytearray):
+                del package[:]  # its memory goes back before the function's import
             sys.path.insert(0, self.package_dir)
             # Functions that open their data files by relative path find them.
             os.chdir(self.package_dir)
@@ -967,7 +1016,7 @@ class Zygote:
             self.rlimit_plans.get(rlimit_key(msg.get("rlimits") or {}))
             logs = "Start execution: %s\nFinished execution: %s\n" % (exec_id, exec_id)
             for ex in self.spares:
-                logs += read_text(ex.log_fd, DEFAULT_LOG_LIMIT)
+                logs += bytes(ex.log_buf).decode("utf-8", "replace")
                 os.fstat(ex.result_fd)
             data = self.encode({"op": "result", "id": exec_id, "success": True, "output": msg.get("kwargs"),
                                 "duration": time.monotonic() % 1, "logs": logs, "cpu_ms": 0, "max_rss_kb": 0,
@@ -1001,15 +1050,23 @@ class Zygote:
         waits for its execution. The child's Execution, registered with the loop, or None if
         no child could be started."""
         ex = Execution()
-        ex.req_r = ex.req_w = ex.done_r = ex.done_w = ex.log_fd = ex.result_fd = -1
+        ex.req_r = ex.req_w = ex.done_r = ex.done_w = ex.log_fd = ex.result_fd = ex.log_r = -1
         ex.timed_out = False
+        ex.log_limit = None
+        ex.log_buf = bytearray()
+        ex.log_dropped = 0
         ex.uid = None
         if EXEC_IDS is not None:
             ex.uid = self.free_id()
             if ex.uid is None:
                 return None  # every id is taken by a live child: as out of processes
         try:
-            ex.log_fd = new_memfd("log")
+            # The log is a pipe the zygote drains as it fills, keeping the first log_limit
+            # bytes and counting the rest: a function printing hundreds of MiB costs the
+            # worker no more memory than the cap (a file would grow in the worker's memory
+            # until read). Blocking for the child, non-blocking for the zygote's reads.
+            ex.log_r, ex.log_fd = new_pipe(0)
+            os.set_blocking(ex.log_r, False)
             ex.result_fd = new_memfd("result")
             # Non-blocking: the child's one short write never waits, and a spurious wake-up
             # of the loop cannot block the zygote on a read.
@@ -1022,14 +1079,14 @@ class Zygote:
             self.close_fds(ex)
             return None
         inherited = self.shim_fds()
-        inherited += (ex.done_r, ex.req_w) if msg is None else (ex.done_r,)
+        inherited += (ex.done_r, ex.log_r, ex.req_w) if msg is None else (ex.done_r, ex.log_r)
         pid = self.fork(yield_to_child=msg is not None)
         if pid == 0:
             run_child(self.bound, ex, msg, rlimits, self.rlimit_plans, inherited, self.sample)
-        for fd in (ex.done_w, ex.req_r):
+        for fd in (ex.done_w, ex.req_r, ex.log_fd):
             if fd >= 0:
                 os.close(fd)
-        ex.done_w = ex.req_r = -1
+        ex.done_w = ex.req_r = ex.log_fd = -1
         if pid > 0:
             ex.pid = pid
             if ex.uid is not None:
@@ -1039,7 +1096,45 @@ class Zygote:
             self.close_fds(ex)
             return None
         self.sel.register(ex.done_r, ex)
+        self.sel.register(ex.log_r, ex)
         return ex
+
+    def drain_log(self, ex):
+        """Reads what the child's log pipe holds: the first log_limit bytes are kept, the
+        rest only counted. At the end of the pipe (every writer gone) it is closed."""
+        limit = DEFAULT_LOG_LIMIT if ex.log_limit is None else ex.log_limit
+        while ex.log_r >= 0:
+            try:
+                chunk = os.read(ex.log_r, READ_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.close_log(ex)
+                return
+            room = limit - len(ex.log_buf)
+            if room > 0:
+                ex.log_buf += chunk[:room]
+            ex.log_dropped += len(chunk) - max(0, min(room, len(chunk)))
+
+    def close_log(self, ex):
+        if ex.log_r >= 0:
+            if ex.log_r in self.sel.data:
+                self.sel.unregister(ex.log_r)
+            os.close(ex.log_r)
+            ex.log_r = -1
+
+    def log_text(self, ex):
+        """The execution's log as text, cut at its limit, with what was cut said."""
+        self.drain_log(ex)
+        limit = DEFAULT_LOG_LIMIT if ex.log_limit is None else ex.log_limit
+        data = bytes(ex.log_buf[:limit])
+        dropped = ex.log_dropped + max(0, len(ex.log_buf) - limit)
+        text = data.decode("utf-8", "replace")
+        if dropped:
+            text += "\n[log truncated: %d bytes more]\n" % dropped
+        return text
 
     def free_id(self):
         """The lowest execution id no unreaped child holds, or None."""
@@ -1056,8 +1151,8 @@ class Zygote:
         child is forked, and a process with SIGKILL pending runs no more code.)"""
         self.ids_in_use.pop(pid, None)
 
-    @staticmethod
-    def close_fds(ex):
+    def close_fds(self, ex):
+        self.close_log(ex)
         for fd in (ex.log_fd, ex.result_fd, ex.req_r, ex.req_w, ex.done_r, ex.done_w):
             if fd >= 0:
                 os.close(fd)
@@ -1120,7 +1215,9 @@ class Zygote:
             fds += (self.wakeup_r, self.wakeup_w)
         for group in (self.running.values(), self.spares):
             for ex in group:
-                fds += (ex.log_fd, ex.result_fd, ex.done_r)
+                fds += (ex.result_fd, ex.done_r)
+                if ex.log_r >= 0:
+                    fds.append(ex.log_r)
                 if ex.req_w >= 0:
                     fds.append(ex.req_w)
                 if ex.pidfd is not None:
@@ -1218,7 +1315,7 @@ class Zygote:
         self.send(msg, data)
 
     def result_message(self, ex, status, usage, duration):
-        logs = read_text(ex.log_fd, ex.log_limit)
+        logs = self.log_text(ex)
         if ex.timed_out:
             success, output, reason = False, TIMEOUT_MSG, "timeout"
         elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
@@ -1478,7 +1575,9 @@ class Zygote:
                     else:
                         self.eof = True
                 elif data.__class__ is Execution:
-                    if self.running.get(data.pid) is data:
+                    if fd == data.log_r:
+                        self.drain_log(data)
+                    elif self.running.get(data.pid) is data:
                         if fd == data.done_r:
                             self.on_done(data)
                         else:

@@ -628,6 +628,24 @@ def who(wait=0, victim=0, **kw):
         self.assertIn(b["kill_victim"], (1, 3), b)  # EPERM (or ESRCH had it ended)
         self.assertTrue(slow["success"], slow)
 
+    def test_a_log_flood_is_cut_while_it_is_written(self):
+        # 200 MiB printed: the log keeps its limit, the rest is counted, and the zygote never
+        # holds more than that (it drains a pipe; a file would hold all 200 MiB).
+        src = ("import os, sys\n"
+               "def main(**kw):\n"
+               "    chunk = 'y' * (1 << 20)\n"
+               "    for _ in range(100):\n"
+               "        sys.stdout.write(chunk)\n"
+               "    os.system('head -c %d /dev/zero' % (100 << 20))\n"
+               "    return 'done'\n")
+        shim = self.bound({"flood.py": src}, "flood.main")
+        r = shim.run("e", log_limit=4096, timeout_ms=60000)
+        self.assertEqual((r["success"], r["output"]), (True, "done"), r)
+        self.assertTrue(r["logs"].startswith("Start execution: e\nyyyy"), r["logs"][:100])
+        self.assertIn("\n[log truncated: %d bytes more]\n" % (200 * (1 << 20) + len("Finished execution: e\n") + len("Start execution: e\n") - 4096),
+                      r["logs"])
+        self.assertLess(len(r["logs"]), 4096 + 100)
+
     def test_big_integers_convert_to_text(self):
         # Upstream's CPU-limit function prints a 50,000-digit integer; Python >= 3.11 refuses
         # to convert more than 4300 digits unless the shim lifts the limit.
@@ -774,13 +792,15 @@ def who(wait=0, victim=0, **kw):
 
     def test_execution_cannot_see_the_protocol_channel(self):
         shim = self.bound(entry="funcs.fds")
-        # The protocol pipes, as /proc names them; the one pipe an execution does hold is its
-        # own end of the pipe on which it tells the zygote that its result is complete.
+        # The protocol pipes, as /proc names them; the pipes an execution does hold are its own
+        # ends of its log pipe (fds 1 and 2, and the shim's own copy for the markers) and of
+        # the pipe on which it tells the zygote that its result is complete.
         channel = {"pipe:[%d]" % os.fstat(f.fileno()).st_ino for f in (shim.proc.stdin, shim.proc.stdout)}
         for exec_id in ("e1", "e2"):  # a spare's and a forked child's (see SpareTest)
             links = shim.run(exec_id)["output"]
             self.assertFalse(channel & set(links.values()), links)
-            self.assertEqual(len([l for l in links.values() if l.startswith("pipe:")]), 1, links)
+            self.assertEqual(len({l for l in links.values() if l.startswith("pipe:")}), 2, links)
+            self.assertTrue(links["1"].startswith("pipe:"), links)
             self.assertEqual(links["1"], links["2"])
             self.assertNotEqual(links["0"], links["1"])
 

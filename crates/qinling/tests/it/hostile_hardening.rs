@@ -900,3 +900,156 @@ fn a_package_that_cannot_be_unpacked_says_why() {
         assert!(log.starts_with("Start execution: "), "{what}: {log:?}");
     }
 }
+
+/// Prints `mib` MiB to stdout (from Python and, through the same descriptor, from a child
+/// process), or holds for a few seconds and returns (`victim`).
+const FLOOD_PY: &str = r#"
+import os, subprocess, sys, time
+def main(mib=0, victim=False, **kw):
+    if victim:
+        time.sleep(3)
+        return "victim fine"
+    chunk = "x" * (1 << 20)
+    for _ in range(mib // 2):
+        sys.stdout.write(chunk)
+    subprocess.run(["/bin/sh", "-c", "head -c %d /dev/zero" % ((mib - mib // 2) << 20)], check=True)
+    return "flooded"
+"#;
+
+/// Property 4, the log: a function printing 300 MiB at 32 MiB of memory ends normally with
+/// its log cut at the cap, its worker is not OOM-killed, and an execution running beside
+/// it in the same worker is unharmed.
+#[test]
+fn a_log_flood_is_cut_at_the_cap_without_harm() {
+    if insecure() {
+        return;
+    }
+    let s = Server::start();
+    let f = s.create_function(
+        "flood.py",
+        FLOOD_PY,
+        "flood.main",
+        &[("cpu", "300"), ("timeout", "120")],
+    );
+    let fid = f["id"].as_str().unwrap();
+    let (status, victim) = s.post(
+        "/v1/executions",
+        json!({"function_id": fid, "sync": false, "input": json!({"victim": true}).to_string()}),
+    );
+    assert_eq!(status, 201, "{victim}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let e = s.execute(fid, Some(&json!({"mib": 300}).to_string()));
+    assert_eq!(
+        (e["status"].clone(), result(&e)["output"].clone()),
+        (json!("success"), json!("flooded")),
+        "{e}"
+    );
+    let log = s.log(e["id"].as_str().unwrap());
+    assert!(log.len() <= (1 << 20) + 4096, "{} bytes of log", log.len());
+    assert!(
+        log.contains("[log truncated: "),
+        "{}",
+        &log[log.len().saturating_sub(200)..]
+    );
+    let v = s.wait_execution(
+        victim["id"].as_str().unwrap(),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(result(&v)["output"], json!("victim fine"), "{v}");
+    let e = s.execute(fid, Some(&json!({"victim": true}).to_string()));
+    assert_eq!(result(&e)["output"], json!("victim fine"), "{e}");
+
+    // The custom runtime: 300 MiB on the executable's stderr (its log).
+    let runtime = crate::runtimes_node::runtime_named(&s, "custom");
+    let script = "#!/bin/sh\nhead -c 314572800 /dev/zero | tr '\\0' z >&2\necho '\"flooded\"'\n";
+    let (status, f) = s.create_function_raw(
+        &runtime,
+        zip_of(&[("handler", script)]),
+        "handler",
+        &[("cpu", "300"), ("timeout", "120")],
+    );
+    assert_eq!(status, 201, "{f}");
+    let e = s.execute(f["id"].as_str().unwrap(), None);
+    assert_eq!(
+        (e["status"].clone(), result(&e)["output"].clone()),
+        (json!("success"), json!("flooded")),
+        "{e}"
+    );
+    let log = s.log(e["id"].as_str().unwrap());
+    assert!(log.len() <= (1 << 20) + 4096, "{} bytes of log", log.len());
+    assert!(log.contains("[log truncated: "), "custom log not cut");
+}
+
+/// A zip of `files` (stored) and a `mib` MiB incompressible blob, at most `mib` MiB in all.
+fn blob_zip(files: &[(&str, &str)], mib: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .unix_permissions(0o755);
+        for (name, content) in files {
+            w.start_file(*name, stored).unwrap();
+            w.write_all(content.as_bytes()).unwrap();
+        }
+        w.start_file("blob.bin", stored).unwrap();
+        // Incompressible bytes (xorshift), just under the limit with the zip's overhead.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut block = vec![0u8; 1 << 20];
+        for i in 0..mib {
+            let n = if i + 1 == mib {
+                (1 << 20) - 8192
+            } else {
+                1 << 20
+            };
+            for b in block[..n].chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+            }
+            w.write_all(&block[..n]).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+/// Property 4, consistency: the largest package the server accepts (50 MiB, incompressible,
+/// so it also unpacks to almost 50 MiB) loads and runs at the largest memory_size (128 MiB)
+/// in the python3 and custom runtimes. (Not in nodejs: its supervisor and first executor
+/// take most of 128 MiB themselves; see the issue's note.)
+#[test]
+fn the_largest_package_runs_at_the_largest_memory() {
+    if insecure() {
+        return;
+    }
+    let s = Server::start();
+    let sh = "#!/bin/sh\nprintf '\"Hello, %s\"' \"$(cat | tr -d '\"')\"\n";
+    for (runtime, files, entry) in [
+        ("python3", vec![("hello.py", HELLO)], "hello.main"),
+        ("custom", vec![("handler", sh)], "handler"),
+    ] {
+        let zip = blob_zip(&files, 50);
+        assert!(zip.len() <= 50 << 20, "{}", zip.len());
+        let rt = crate::runtimes_node::runtime_named(&s, runtime);
+        let (status, f) = s.create_function_raw(
+            &rt,
+            zip,
+            entry,
+            &[
+                ("memory_size", "134217728"),
+                ("cpu", "300"),
+                ("timeout", "60"),
+            ],
+        );
+        assert_eq!(status, 201, "{runtime}: {f}");
+        let e = s.execute(f["id"].as_str().unwrap(), Some("big"));
+        assert_eq!(
+            (e["status"].clone(), result(&e)["output"].clone()),
+            (json!("success"), json!("Hello, big")),
+            "{runtime}: {e}"
+        );
+    }
+}
