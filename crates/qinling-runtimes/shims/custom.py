@@ -257,6 +257,10 @@ def exec_ids_from_env():
         return None
     if count <= 0 or first <= 0 or os.geteuid() != 0:
         return None
+    if sys.version_info < (3, 9):
+        # Popen's user/group/extra_groups/umask arrived in 3.9: on 3.8 executions keep the
+        # shim's id (the python3 runtime, which switches with os.setresuid, is unaffected).
+        return None
     return first, count
 
 
