@@ -2,6 +2,7 @@
 //! the old definition), delete, download.
 
 use qinling_store::{FunctionUpdate, Scope};
+use qinling_types::FunctionId;
 use qinling_types::{
     Code, Error, Function, RequestContext, RuntimeKind, RuntimeStatus, new_id, now,
 };
@@ -177,7 +178,11 @@ impl Engine {
     }
 
     /// A function the caller may read: its own, or any for admins.
-    pub async fn get_function(&self, ctx: &RequestContext, id: &str) -> Result<Function, Error> {
+    pub async fn get_function(
+        &self,
+        ctx: &RequestContext,
+        id: &FunctionId,
+    ) -> Result<Function, Error> {
         self.inner
             .store
             .get_function(id, &scope::by_id(ctx))
@@ -201,7 +206,7 @@ impl Engine {
     pub async fn update_function(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &FunctionId,
         req: UpdateFunction,
     ) -> Result<Function, Error> {
         let current = self.get_function(ctx, id).await?;
@@ -301,7 +306,11 @@ impl Engine {
         Ok(function)
     }
 
-    pub async fn delete_function(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+    pub async fn delete_function(
+        &self,
+        ctx: &RequestContext,
+        id: &FunctionId,
+    ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         if function.project_id != ctx.project_id {
             return Err(Error::NotAllowed(

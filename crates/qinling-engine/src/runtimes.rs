@@ -2,6 +2,7 @@
 //! start-up.
 
 use qinling_store::{RuntimeUpdate, Scope};
+use qinling_types::RuntimeId;
 use qinling_types::{Error, RequestContext, Runtime, RuntimeKind, RuntimeStatus, new_id, now};
 
 use crate::Engine;
@@ -212,7 +213,11 @@ impl Engine {
         Ok(probes)
     }
 
-    pub async fn get_runtime(&self, ctx: &RequestContext, id: &str) -> Result<Runtime, Error> {
+    pub async fn get_runtime(
+        &self,
+        ctx: &RequestContext,
+        id: &RuntimeId,
+    ) -> Result<Runtime, Error> {
         // Private runtimes of other projects are invisible, even to admins (reference §3.2).
         self.inner
             .store
@@ -232,7 +237,7 @@ impl Engine {
     pub async fn update_runtime(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &RuntimeId,
         req: UpdateRuntime,
     ) -> Result<Runtime, Error> {
         let current = self.get_runtime(ctx, id).await?;
@@ -271,7 +276,7 @@ impl Engine {
             .ok_or_else(|| Error::not_found("Runtime", id))
     }
 
-    pub async fn delete_runtime(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+    pub async fn delete_runtime(&self, ctx: &RequestContext, id: &RuntimeId) -> Result<(), Error> {
         self.get_runtime(ctx, id).await?;
         if !self.inner.store.delete_runtime(id).await? {
             return Err(Error::NotAllowed(format!("Runtime {id} is still in use.")));
@@ -284,7 +289,7 @@ impl Engine {
     pub async fn runtime_pool(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &RuntimeId,
     ) -> Result<qinling_pool::Capacity, Error> {
         self.get_runtime(ctx, id).await?;
         self.inner

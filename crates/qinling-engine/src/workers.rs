@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use qinling_pool::Limits;
 use qinling_pool::{BindSpec, FunctionKey, PoolError, WorkerInfo};
+use qinling_types::FunctionId;
 use qinling_types::{Error, Function, RequestContext};
 
 use crate::Engine;
@@ -78,7 +79,7 @@ impl Engine {
     pub async fn function_workers(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &FunctionId,
         version: Option<i64>,
     ) -> Result<Vec<WorkerInfo>, Error> {
         self.get_function(ctx, id).await?;
@@ -90,7 +91,7 @@ impl Engine {
     pub async fn scale_up(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &FunctionId,
         version: i64,
         count: usize,
     ) -> Result<(), Error> {
@@ -119,7 +120,7 @@ impl Engine {
     pub async fn scale_down(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &FunctionId,
         version: i64,
         count: usize,
     ) -> Result<(), Error> {
@@ -137,7 +138,12 @@ impl Engine {
 
     /// Releases every worker of a version of a function; the next execution starts afresh
     /// (for a wasm function: its compiled module leaves memory and is loaded again).
-    pub async fn detach(&self, ctx: &RequestContext, id: &str, version: i64) -> Result<(), Error> {
+    pub async fn detach(
+        &self,
+        ctx: &RequestContext,
+        id: &FunctionId,
+        version: i64,
+    ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         let function = self.function_at_version(function, version).await?;
         if self.runs_in_process(&function)
