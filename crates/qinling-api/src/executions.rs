@@ -104,7 +104,7 @@ pub async fn list(
 pub async fn show(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::ExecutionId>,
 ) -> ApiResult<impl IntoResponse> {
     let execution = s.engine.get_execution(&context(&rid), &id).await?;
     Ok(Json(wire::execution_json(&execution)))
@@ -113,7 +113,7 @@ pub async fn show(
 pub async fn delete(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::ExecutionId>,
 ) -> ApiResult<impl IntoResponse> {
     s.engine.delete_execution(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -133,7 +133,7 @@ fn accepts_text(headers: &HeaderMap) -> bool {
 pub async fn log(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::ExecutionId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if !accepts_text(&headers) {

@@ -215,7 +215,7 @@ pub(crate) fn list_query(params: &[(String, String)]) -> ListQuery {
 pub async fn show(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::FunctionId>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params: Vec<(String, String)> =
@@ -253,7 +253,7 @@ pub async fn show(
 pub async fn update(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::FunctionId>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
@@ -297,7 +297,7 @@ pub async fn update(
 pub async fn delete(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::FunctionId>,
 ) -> ApiResult<impl IntoResponse> {
     s.engine.delete_function(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)

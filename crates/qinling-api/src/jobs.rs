@@ -102,7 +102,7 @@ pub async fn list(
 pub async fn show(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::JobId>,
 ) -> ApiResult<impl IntoResponse> {
     let job = s.engine.get_job(&context(&rid), &id).await?;
     Ok(Json(job_json(&job)))
@@ -111,7 +111,7 @@ pub async fn show(
 pub async fn update(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::JobId>,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
@@ -132,7 +132,7 @@ pub async fn update(
 pub async fn delete(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::JobId>,
 ) -> ApiResult<impl IntoResponse> {
     s.engine.delete_job(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)

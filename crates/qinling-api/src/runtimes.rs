@@ -64,7 +64,7 @@ pub async fn list(
 pub async fn show(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::RuntimeId>,
 ) -> ApiResult<impl IntoResponse> {
     let runtime = s.engine.get_runtime(&context(&rid), &id).await?;
     Ok(Json(wire::runtime_json(&runtime)))
@@ -73,7 +73,7 @@ pub async fn show(
 pub async fn update(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::RuntimeId>,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     let (parts, body) = req.into_parts();
@@ -99,7 +99,7 @@ pub async fn update(
 pub async fn delete(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::RuntimeId>,
 ) -> ApiResult<impl IntoResponse> {
     s.engine.delete_runtime(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -108,11 +108,11 @@ pub async fn delete(
 pub async fn pool(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::RuntimeId>,
 ) -> ApiResult<impl IntoResponse> {
     let cap = s.engine.runtime_pool(&context(&rid), &id).await?;
     Ok(Json(qinling_wire::Pool {
-        name: id,
+        name: id.into_string(),
         capacity: qinling_wire::PoolCapacity {
             total: cap.total as u64,
             available: cap.available as u64,

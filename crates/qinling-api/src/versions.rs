@@ -50,7 +50,7 @@ pub(crate) fn version_json(v: &FunctionVersion) -> qinling_wire::Version {
 pub async fn create(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::FunctionId>,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
@@ -68,7 +68,7 @@ pub async fn create(
 pub async fn list(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::FunctionId>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     wire::query_params(q.as_deref(), &[])?;
@@ -81,7 +81,7 @@ pub async fn list(
 pub async fn show(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path((id, n)): Path<(String, String)>,
+    Path((id, n)): Path<(qinling_types::FunctionId, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params: Vec<(String, String)> =
@@ -119,7 +119,7 @@ pub async fn show(
 pub async fn delete(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path((id, n)): Path<(String, String)>,
+    Path((id, n)): Path<(qinling_types::FunctionId, String)>,
 ) -> ApiResult<impl IntoResponse> {
     let n = version_number(&n)?;
     s.engine.delete_version(&context(&rid), &id, n).await?;

@@ -106,7 +106,7 @@ pub async fn show(
     Extension(rid): Extension<RequestId>,
     headers: HeaderMap,
     uri: Uri,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::WebhookId>,
 ) -> ApiResult<impl IntoResponse> {
     let webhook = s.engine.get_webhook(&context(&rid), &id).await?;
     Ok(Json(webhook_json(
@@ -120,7 +120,7 @@ pub async fn update(
     Extension(rid): Extension<RequestId>,
     headers: HeaderMap,
     uri: Uri,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::WebhookId>,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
@@ -141,7 +141,7 @@ pub async fn update(
 pub async fn delete(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::WebhookId>,
 ) -> ApiResult<impl IntoResponse> {
     s.engine.delete_webhook(&context(&rid), &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -227,7 +227,7 @@ async fn invoke_params(
 pub async fn invoke(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::WebhookId>,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Result<impl IntoResponse, ApiError> {

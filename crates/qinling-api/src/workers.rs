@@ -22,7 +22,7 @@ const SCALE: Schema = Schema {
 pub async fn list(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,
-    Path(id): Path<String>,
+    Path(id): Path<qinling_types::FunctionId>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     let params = wire::query_params(q.as_deref(), &["function_version"])?;
@@ -69,8 +69,8 @@ async fn scale_count(s: &AppState, req: Request) -> ApiResult<usize> {
 
 /// The function id and version of a worker-API path: `/functions/{id}/…` (version 0) or
 /// `/functions/{id}/versions/{n}/…`.
-fn target(params: &HashMap<String, String>) -> ApiResult<(String, i64)> {
-    let id = params.get("id").cloned().unwrap_or_default();
+fn target(params: &HashMap<String, String>) -> ApiResult<(qinling_types::FunctionId, i64)> {
+    let id = qinling_types::FunctionId::new(params.get("id").cloned().unwrap_or_default());
     let version = params
         .get("n")
         .map(|n| version_number(n))

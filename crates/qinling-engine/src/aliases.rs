@@ -5,6 +5,7 @@
 //! and [`Engine::resolve_target`] is the one place an alias becomes a function version, for
 //! executions made by a request, a job tick or a webhook.
 
+use qinling_types::FunctionId;
 use qinling_types::{Error, FunctionAlias, RequestContext, new_id, now};
 
 use crate::Engine;
@@ -14,7 +15,7 @@ use crate::scope::{self, ListQuery, OwnProject};
 /// of the acting project, resolved when the execution is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutionTarget {
-    Function { id: String, version: i64 },
+    Function { id: FunctionId, version: i64 },
     Alias(String),
 }
 
@@ -29,7 +30,7 @@ impl ExecutionTarget {
         match (alias, function_id) {
             (Some(name), _) => Some(ExecutionTarget::Alias(name.to_string())),
             (None, Some(id)) => Some(ExecutionTarget::Function {
-                id: id.to_string(),
+                id: FunctionId::new(id),
                 version,
             }),
             (None, None) => None,
@@ -114,7 +115,9 @@ impl Engine {
         alias: &FunctionAlias,
         additional: Option<(i64, i64)>,
     ) -> Result<(), Error> {
-        let function = self.get_function(ctx, &alias.function_id).await?;
+        let function = self
+            .get_function(ctx, &FunctionId::new(alias.function_id.as_str()))
+            .await?;
         let function = self
             .function_at_version(function, alias.function_version)
             .await?;
@@ -233,10 +236,13 @@ impl Engine {
         &self,
         project_id: &str,
         target: &ExecutionTarget,
-    ) -> Result<(String, i64), Error> {
+    ) -> Result<(FunctionId, i64), Error> {
         match target {
             ExecutionTarget::Function { id, version } => Ok((id.clone(), *version)),
-            ExecutionTarget::Alias(name) => self.resolve_alias_in(project_id, name).await,
+            ExecutionTarget::Alias(name) => {
+                let (id, version) = self.resolve_alias_in(project_id, name).await?;
+                Ok((FunctionId::new(id), version))
+            }
         }
     }
 

@@ -9,6 +9,7 @@ use qinling_types::{
     Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext, RuntimeStatus,
     Timestamp, new_id,
 };
+use qinling_types::{ExecutionId, FunctionId};
 use tokio::sync::mpsc;
 
 use crate::Engine;
@@ -29,7 +30,7 @@ pub struct CreateExecution {
 /// A [`CreateExecution`] with its target resolved to a function version.
 #[derive(Debug, Clone)]
 struct Resolved {
-    function_id: String,
+    function_id: FunctionId,
     function_version: i64,
     function_alias: Option<String>,
     description: Option<String>,
@@ -265,7 +266,11 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn get_execution(&self, ctx: &RequestContext, id: &str) -> Result<Execution, Error> {
+    pub async fn get_execution(
+        &self,
+        ctx: &RequestContext,
+        id: &ExecutionId,
+    ) -> Result<Execution, Error> {
         self.inner
             .store
             .get_execution(id, &scope::by_id(ctx))
@@ -286,7 +291,11 @@ impl Engine {
             .await?)
     }
 
-    pub async fn delete_execution(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+    pub async fn delete_execution(
+        &self,
+        ctx: &RequestContext,
+        id: &ExecutionId,
+    ) -> Result<(), Error> {
         self.get_execution(ctx, id).await?;
         self.inner.store.delete_execution(id).await?;
         Ok(())

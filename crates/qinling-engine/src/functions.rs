@@ -3,6 +3,7 @@
 
 use qinling_executor::ExecutorError;
 use qinling_store::{FunctionUpdate, Scope};
+use qinling_types::FunctionId;
 use qinling_types::{
     Code, Error, Function, RequestContext, RuntimeKind, RuntimeStatus, new_id, now,
 };
@@ -229,7 +230,11 @@ impl Engine {
     }
 
     /// A function the caller may read: its own, or any for admins.
-    pub async fn get_function(&self, ctx: &RequestContext, id: &str) -> Result<Function, Error> {
+    pub async fn get_function(
+        &self,
+        ctx: &RequestContext,
+        id: &FunctionId,
+    ) -> Result<Function, Error> {
         self.inner
             .store
             .get_function(id, &scope::by_id(ctx))
@@ -254,7 +259,7 @@ impl Engine {
     pub async fn update_function(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &FunctionId,
         req: UpdateFunction,
     ) -> Result<Function, Error> {
         check_name("name", req.name.as_ref().and_then(Option::as_deref))?;
@@ -368,7 +373,11 @@ impl Engine {
         Ok(function)
     }
 
-    pub async fn delete_function(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+    pub async fn delete_function(
+        &self,
+        ctx: &RequestContext,
+        id: &FunctionId,
+    ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         if function.project_id != ctx.project_id {
             return Err(Error::NotAllowed(

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use qinling_store::{JobAdvance, Store};
 use qinling_types::{Error, Job, JobStatus, RequestContext, Timestamp, new_id, now};
+use qinling_types::{FunctionId, JobId};
 
 use crate::scope::{self, ListQuery, OwnProject};
 use crate::{CreateExecution, Engine, ExecutionTarget};
@@ -236,7 +237,9 @@ impl Engine {
             }
             None => {
                 let id = req.function_id.expect("checked above");
-                let function = self.get_function(ctx, &id).await?;
+                let function = self
+                    .get_function(ctx, &FunctionId::new(id.as_str()))
+                    .await?;
                 self.function_at_version(function, req.function_version)
                     .await?;
                 (Some(id), None)
@@ -278,7 +281,7 @@ impl Engine {
         }
     }
 
-    pub async fn get_job(&self, ctx: &RequestContext, id: &str) -> Result<Job, Error> {
+    pub async fn get_job(&self, ctx: &RequestContext, id: &JobId) -> Result<Job, Error> {
         self.inner
             .store
             .get_job(id, &scope::by_id(ctx))
@@ -294,7 +297,7 @@ impl Engine {
     pub async fn update_job(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &JobId,
         req: UpdateJob,
     ) -> Result<Job, Error> {
         crate::text::check_name("name", req.name.as_deref())?;
@@ -352,7 +355,7 @@ impl Engine {
         Ok(job)
     }
 
-    pub async fn delete_job(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+    pub async fn delete_job(&self, ctx: &RequestContext, id: &JobId) -> Result<(), Error> {
         let job = self.get_job(ctx, id).await?;
         self.inner.store.delete_job(&job.id).await?;
         Ok(())

@@ -2,6 +2,7 @@
 //! it), update, delete, and restoring them at start-up.
 
 use qinling_store::{RuntimeUpdate, Scope};
+use qinling_types::RuntimeId;
 use qinling_types::{Error, RequestContext, Runtime, RuntimeKind, RuntimeStatus, new_id, now};
 
 use crate::Engine;
@@ -201,7 +202,11 @@ impl Engine {
         Ok(probes)
     }
 
-    pub async fn get_runtime(&self, ctx: &RequestContext, id: &str) -> Result<Runtime, Error> {
+    pub async fn get_runtime(
+        &self,
+        ctx: &RequestContext,
+        id: &RuntimeId,
+    ) -> Result<Runtime, Error> {
         // Private runtimes of other projects are invisible, even to admins (reference §3.2).
         self.inner
             .store
@@ -221,7 +226,7 @@ impl Engine {
     pub async fn update_runtime(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &RuntimeId,
         req: UpdateRuntime,
     ) -> Result<Runtime, Error> {
         crate::text::check_name("name", req.name.as_ref().and_then(Option::as_deref))?;
@@ -265,7 +270,7 @@ impl Engine {
             .ok_or_else(|| Error::not_found("Runtime", id))
     }
 
-    pub async fn delete_runtime(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+    pub async fn delete_runtime(&self, ctx: &RequestContext, id: &RuntimeId) -> Result<(), Error> {
         self.get_runtime(ctx, id).await?;
         if !self.inner.store.delete_runtime(id).await? {
             return Err(Error::NotAllowed(format!("Runtime {id} is still in use.")));
@@ -297,7 +302,7 @@ impl Engine {
     pub async fn runtime_pool(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &RuntimeId,
     ) -> Result<qinling_executor::Capacity, Error> {
         self.get_runtime(ctx, id).await?;
         self.inner

@@ -4,6 +4,7 @@
 //! get the definition it must run.
 
 use qinling_store::{Scope, VersionCreate};
+use qinling_types::FunctionId;
 use qinling_types::{Error, Function, FunctionVersion, MAX_VERSIONS, RequestContext};
 
 use crate::Engine;
@@ -36,7 +37,7 @@ impl Engine {
     pub async fn create_version(
         &self,
         ctx: &RequestContext,
-        function_id: &str,
+        function_id: &FunctionId,
         description: Option<String>,
     ) -> Result<FunctionVersion, Error> {
         crate::text::check_description("description", description.as_deref())?;
@@ -64,7 +65,7 @@ impl Engine {
     pub async fn list_versions(
         &self,
         ctx: &RequestContext,
-        function_id: &str,
+        function_id: &FunctionId,
     ) -> Result<Vec<FunctionVersion>, Error> {
         let function = self.get_function(ctx, function_id).await?;
         Ok(self.inner.store.list_versions(&function.id).await?)
@@ -73,7 +74,7 @@ impl Engine {
     pub async fn get_version(
         &self,
         ctx: &RequestContext,
-        function_id: &str,
+        function_id: &FunctionId,
         n: i64,
     ) -> Result<FunctionVersion, Error> {
         let function = self.get_function(ctx, function_id).await?;
@@ -95,7 +96,7 @@ impl Engine {
     pub async fn delete_version(
         &self,
         ctx: &RequestContext,
-        function_id: &str,
+        function_id: &FunctionId,
         n: i64,
     ) -> Result<(), Error> {
         let owner = Scope::Project(ctx.project_id.clone());

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use qinling_store::Scope;
+use qinling_types::WebhookId;
 use qinling_types::{Error, RequestContext, Webhook, new_id, now, py_json};
 
 use crate::scope::{self, ListQuery, OwnProject};
@@ -132,7 +133,11 @@ impl Engine {
         Ok(webhook)
     }
 
-    pub async fn get_webhook(&self, ctx: &RequestContext, id: &str) -> Result<Webhook, Error> {
+    pub async fn get_webhook(
+        &self,
+        ctx: &RequestContext,
+        id: &WebhookId,
+    ) -> Result<Webhook, Error> {
         self.inner
             .store
             .get_webhook(id, &scope::by_id(ctx))
@@ -152,7 +157,7 @@ impl Engine {
     pub async fn update_webhook(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &WebhookId,
         req: UpdateWebhook,
     ) -> Result<Webhook, Error> {
         crate::text::check_description("description", req.description.as_deref())?;
@@ -190,7 +195,7 @@ impl Engine {
         Ok(webhook)
     }
 
-    pub async fn delete_webhook(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+    pub async fn delete_webhook(&self, ctx: &RequestContext, id: &WebhookId) -> Result<(), Error> {
         let webhook = self.get_webhook(ctx, id).await?;
         self.inner.store.delete_webhook(&webhook.id).await?;
         Ok(())

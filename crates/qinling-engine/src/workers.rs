@@ -4,7 +4,7 @@
 //! version — passed to the executor that runs the function's runtime.
 
 use qinling_executor::{FunctionKey, WorkerInfo};
-use qinling_types::{Error, RequestContext, RuntimeKind};
+use qinling_types::{Error, FunctionId, RequestContext, RuntimeKind};
 
 use crate::Engine;
 
@@ -49,7 +49,7 @@ impl Engine {
     pub async fn function_workers(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &FunctionId,
         version: Option<i64>,
     ) -> Result<Vec<WorkerInfo>, Error> {
         self.get_function(ctx, id).await?;
@@ -61,7 +61,7 @@ impl Engine {
     pub async fn scale_up(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &FunctionId,
         version: i64,
         count: usize,
     ) -> Result<(), Error> {
@@ -88,7 +88,7 @@ impl Engine {
     pub async fn scale_down(
         &self,
         ctx: &RequestContext,
-        id: &str,
+        id: &FunctionId,
         version: i64,
         count: usize,
     ) -> Result<(), Error> {
@@ -106,7 +106,12 @@ impl Engine {
 
     /// Releases every worker of a version of a function; the next execution starts afresh
     /// (for a wasm function: its compiled module leaves memory and is loaded again).
-    pub async fn detach(&self, ctx: &RequestContext, id: &str, version: i64) -> Result<(), Error> {
+    pub async fn detach(
+        &self,
+        ctx: &RequestContext,
+        id: &FunctionId,
+        version: i64,
+    ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         let function = self.function_at_version(function, version).await?;
         if let Ok(definition) = self.definition(&function) {

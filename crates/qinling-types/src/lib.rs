@@ -3,6 +3,7 @@
 //! and nothing here knows HTTP or SQL.
 
 mod error;
+mod ids;
 mod limits;
 mod model;
 mod time_fmt;
@@ -10,6 +11,7 @@ mod triggers;
 mod usage;
 
 pub use error::{Error, Result};
+pub use ids::{ExecutionId, FunctionId, JobId, RuntimeId, WebhookId};
 pub use limits::{Limit, LimitChanges, LimitRanges, Range, ResourceLimits};
 pub use model::*;
 pub use time_fmt::{Timestamp, format_precise, format_ts, now};
