@@ -269,7 +269,13 @@ fn concurrency_limit_queues_then_refuses() {
             )
         };
         let first = scope.spawn(run);
-        std::thread::sleep(Duration::from_millis(700));
+        // The first holds the only slot once its worker is bound (listed); only then does
+        // the second wait behind it (a loaded machine may take long to bind).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while worker_names(&s, fid).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
         let second = scope.spawn(run);
         std::thread::sleep(Duration::from_millis(300));
         let third = s.post(
