@@ -4,13 +4,13 @@
 
 use anyhow::bail;
 use clap::{ArgGroup, Subcommand};
+use qinling_wire::AliasBody;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Ctx;
 use crate::function::FUNCTIONS;
 use crate::output::{self, Column};
-use crate::resource::insert_some;
 
 const COLUMNS: &[Column] = &[
     Column::Field("name"),
@@ -81,9 +81,10 @@ pub enum Command {
     },
 }
 
-fn split_fields(body: &mut Value, split: Split) {
-    insert_some(body, "additional_version", split.additional_version);
-    insert_some(body, "additional_version_weight", split.weight);
+/// The weighted pair of an alias body (both or neither, as clap requires).
+fn split_fields(body: &mut AliasBody, split: Split) {
+    body.additional_version = split.additional_version.map(|v| Some(v as i64));
+    body.additional_version_weight = split.weight.map(|w| Some(w as i64));
 }
 
 pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
@@ -97,9 +98,13 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             split,
         } => {
             let id = FUNCTIONS.resolve(client, &function).await?;
-            let mut body = json!({"name": name, "function_id": id});
-            insert_some(&mut body, "function_version", version);
-            insert_some(&mut body, "description", description);
+            let mut body = AliasBody {
+                name: Some(name),
+                function_id: Some(id),
+                function_version: version.map(|v| v as i64),
+                description,
+                ..AliasBody::default()
+            };
             split_fields(&mut body, split);
             let request = client.request(Method::POST, &["v1", "aliases"]).json(&body);
             output::emit(&output::show(ctx.format, &client.json(request).await?));
@@ -128,19 +133,17 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             split,
             no_split,
         } => {
-            let mut body = json!({});
+            let mut body = AliasBody {
+                function_version: version.map(|v| v as i64),
+                description,
+                ..AliasBody::default()
+            };
             if let Some(function) = function {
-                insert_some(
-                    &mut body,
-                    "function_id",
-                    Some(FUNCTIONS.resolve(client, &function).await?),
-                );
+                body.function_id = Some(FUNCTIONS.resolve(client, &function).await?);
             }
-            insert_some(&mut body, "function_version", version);
-            insert_some(&mut body, "description", description);
             if no_split {
-                body["additional_version"] = Value::Null;
-                body["additional_version_weight"] = Value::Null;
+                body.additional_version = Some(None);
+                body.additional_version_weight = Some(None);
             } else {
                 split_fields(&mut body, split);
             }

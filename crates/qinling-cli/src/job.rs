@@ -2,13 +2,13 @@
 //! `--count`), list, show, update, pause, resume, delete. Job arguments are ids or names.
 
 use clap::{ArgGroup, Subcommand};
+use qinling_wire::JobBody;
 use reqwest::Method;
-use serde_json::json;
 
 use crate::Ctx;
 use crate::function::FUNCTIONS;
 use crate::output::{self, Column};
-use crate::resource::{Resource, insert_some};
+use crate::resource::Resource;
 
 pub(crate) const JOBS: Resource = Resource {
     kind: "job",
@@ -100,21 +100,19 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             input,
             count,
         } => {
-            let mut body = json!({});
+            let mut body = JobBody {
+                function_version: version.map(|v| v as i64),
+                function_alias: alias,
+                name,
+                pattern,
+                first_execution_time,
+                function_input: input,
+                count: count.map(|c| c as i64),
+                ..JobBody::default()
+            };
             if let Some(function) = function {
-                insert_some(
-                    &mut body,
-                    "function_id",
-                    Some(FUNCTIONS.resolve(client, &function).await?),
-                );
+                body.function_id = Some(FUNCTIONS.resolve(client, &function).await?);
             }
-            insert_some(&mut body, "function_version", version);
-            insert_some(&mut body, "function_alias", alias);
-            insert_some(&mut body, "name", name);
-            insert_some(&mut body, "pattern", pattern);
-            insert_some(&mut body, "first_execution_time", first_execution_time);
-            insert_some(&mut body, "function_input", input);
-            insert_some(&mut body, "count", count);
             let request = client.request(Method::POST, &["v1", "jobs"]).json(&body);
             output::emit(&output::show(ctx.format, &client.json(request).await?));
         }
@@ -134,22 +132,32 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             next_execution_time,
             input,
         } => {
-            let mut body = json!({});
-            insert_some(&mut body, "name", name);
-            insert_some(&mut body, "status", status);
-            insert_some(&mut body, "pattern", pattern);
-            insert_some(&mut body, "next_execution_time", next_execution_time);
-            insert_some(&mut body, "function_input", input);
+            let body = JobBody {
+                name,
+                status,
+                pattern,
+                next_execution_time,
+                function_input: input,
+                ..JobBody::default()
+            };
             update(ctx, &job, body).await?;
         }
-        Command::Pause { job } => update(ctx, &job, json!({"status": "paused"})).await?,
-        Command::Resume { job } => update(ctx, &job, json!({"status": "running"})).await?,
+        Command::Pause { job } => update(ctx, &job, status("paused")).await?,
+        Command::Resume { job } => update(ctx, &job, status("running")).await?,
         Command::Delete { jobs } => JOBS.delete(client, &jobs).await?,
     }
     Ok(())
 }
 
-async fn update(ctx: &Ctx, job: &str, body: serde_json::Value) -> anyhow::Result<()> {
+/// An update that only sets the job's status (pause, resume).
+fn status(status: &str) -> JobBody {
+    JobBody {
+        status: Some(status.to_string()),
+        ..JobBody::default()
+    }
+}
+
+async fn update(ctx: &Ctx, job: &str, body: JobBody) -> anyhow::Result<()> {
     let client = &ctx.client;
     let id = JOBS.resolve(client, job).await?;
     let request = client

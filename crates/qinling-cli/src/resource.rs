@@ -87,13 +87,6 @@ impl Resource {
     }
 }
 
-/// Sets `key` on a JSON object when the option was given: absent options are not sent.
-pub fn insert_some(body: &mut Value, key: &str, value: Option<impl Into<Value>>) {
-    if let (Some(fields), Some(value)) = (body.as_object_mut(), value) {
-        fields.insert(key.to_string(), value.into());
-    }
-}
-
 /// A canonical hyphenated UUID (any case), as Qinling ids are.
 pub fn is_uuid(s: &str) -> bool {
     s.len() == 36

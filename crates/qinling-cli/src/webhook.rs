@@ -3,12 +3,13 @@
 //! pairs, as any HTTP client would; no token needed).
 
 use clap::{ArgGroup, Subcommand};
+use qinling_wire::WebhookBody;
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::function::FUNCTIONS;
 use crate::output::{self, Column};
-use crate::resource::{Resource, insert_some};
+use crate::resource::Resource;
 use crate::{Ctx, parse_filter};
 
 pub(crate) const WEBHOOKS: Resource = Resource {
@@ -87,17 +88,15 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             alias,
             description,
         } => {
-            let mut body = json!({});
+            let mut body = WebhookBody {
+                function_alias: alias,
+                description,
+                ..WebhookBody::default()
+            };
             if let Some(function) = function {
-                insert_some(
-                    &mut body,
-                    "function_id",
-                    Some(FUNCTIONS.resolve(client, &function).await?),
-                );
-                insert_some(&mut body, "function_version", Some(version.unwrap_or(0)));
+                body.function_id = Some(FUNCTIONS.resolve(client, &function).await?);
+                body.function_version = Some(version.map_or(0, |v| v as i64));
             }
-            insert_some(&mut body, "function_alias", alias);
-            insert_some(&mut body, "description", description);
             let request = client
                 .request(Method::POST, &["v1", "webhooks"])
                 .json(&body);
@@ -120,17 +119,15 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             alias,
             description,
         } => {
-            let mut body = json!({});
+            let mut body = WebhookBody {
+                function_version: version.map(|v| v as i64),
+                function_alias: alias,
+                description,
+                ..WebhookBody::default()
+            };
             if let Some(function) = function {
-                insert_some(
-                    &mut body,
-                    "function_id",
-                    Some(FUNCTIONS.resolve(client, &function).await?),
-                );
+                body.function_id = Some(FUNCTIONS.resolve(client, &function).await?);
             }
-            insert_some(&mut body, "function_version", version);
-            insert_some(&mut body, "function_alias", alias);
-            insert_some(&mut body, "description", description);
             let request = client
                 .request(Method::PUT, &["v1", "webhooks", &webhook])
                 .json(&body);

@@ -228,6 +228,33 @@ fn versions_aliases_jobs_and_webhooks_through_the_cli() {
     );
     let a = json(&s, &["alias", "update", "prod", "--description", "live"]);
     assert_eq!(a["description"], "live");
+    let a = json(
+        &s,
+        &[
+            "alias",
+            "update",
+            "prod",
+            "--additional-version",
+            "0",
+            "--weight",
+            "30",
+        ],
+    );
+    assert_eq!(
+        (&a["additional_version"], &a["additional_version_weight"]),
+        (&serde_json::json!(0), &serde_json::json!(30)),
+        "{a}"
+    );
+    let a = json(&s, &["alias", "update", "prod", "--no-split"]);
+    assert_eq!(
+        (&a["additional_version"], &a["additional_version_weight"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null),
+        "{a}"
+    );
+    assert_eq!(
+        a["description"], "live",
+        "an update keeps what it does not name"
+    );
     assert!(ok(&s, &["alias", "list"]).contains("prod"));
 
     let w = json(&s, &["webhook", "create", "--alias", "prod"]);
