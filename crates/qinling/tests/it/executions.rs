@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{HELLO, Server, result};
+use crate::harness::{HELLO, Server, assert_entry_refused, result};
 
 #[test]
 fn sync_execution_result_and_log() {
@@ -182,17 +182,11 @@ def zygote(**kwargs):
 
     // A module that is not in the package is refused at update (issue 16: an entry resolves
     // inside the package or not at all).
-    let (status, body) = s.put(
-        &format!("/v1/functions/{fid}"),
-        json!({"entry": "nope.main"}),
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["faultstring"]
-            .as_str()
-            .unwrap()
-            .starts_with("Invalid entry 'nope.main': the package has no module 'nope'"),
-        "{body}"
+    assert_entry_refused(
+        &s,
+        fid,
+        "nope.main",
+        "Invalid entry 'nope.main': the package has no module 'nope'",
     );
     set_entry("mod.missing");
     let e = s.execute(fid, None);

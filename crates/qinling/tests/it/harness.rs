@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub struct Server {
     pub url: String,
@@ -355,3 +355,17 @@ pub fn result(e: &Value) -> Value {
 }
 
 pub const HELLO: &str = "def main(name='World', **kwargs):\n    print('Hello, %s' % name)\n    return 'Hello, %s' % name\n";
+
+/// Updates `fid`'s entry to `entry` and asserts the update is refused with a 400 whose
+/// message contains `says`.
+pub fn assert_entry_refused(s: &Server, fid: &str, entry: &str, says: &str) {
+    let (status, body) = s.put(&format!("/v1/functions/{fid}"), json!({"entry": entry}));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["faultstring"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(says),
+        "{body}"
+    );
+}

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Server, result, zip_of};
+use crate::harness::{Server, assert_entry_refused, result, zip_of};
 use crate::runtimes_node::runtime_named;
 
 fn create_custom(s: &Server, files: &[(&str, &str)], entry: &str, extra: &[(&str, &str)]) -> Value {
@@ -89,18 +89,7 @@ fn custom_result_input_forms_and_log() {
     assert_eq!(first, second, "executions reuse the warm worker");
 
     // An entry that is not in the package is refused at update, with a message that says why.
-    let (status, body) = s.put(
-        &format!("/v1/functions/{fid}"),
-        json!({"entry": "bin/nope"}),
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["faultstring"]
-            .as_str()
-            .unwrap()
-            .contains("the package has no file 'bin/nope'"),
-        "{body}"
-    );
+    assert_entry_refused(&s, fid, "bin/nope", "the package has no file 'bin/nope'");
 }
 
 #[test]

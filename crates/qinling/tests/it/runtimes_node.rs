@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Server, result, zip_of};
+use crate::harness::{Server, assert_entry_refused, result, zip_of};
 
 /// The id of the built-in runtime called `name`, once it is available.
 pub fn runtime_named(s: &Server, name: &str) -> String {
@@ -203,17 +203,11 @@ exports.exit = () => process.exit(3);
     let second = result(&s.execute(fid, None))["output"].clone();
     assert_eq!(first, second, "executions reuse the warm executor");
 
-    let (status, body) = s.put(
-        &format!("/v1/functions/{fid}"),
-        json!({"entry": "nope.main"}),
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["faultstring"]
-            .as_str()
-            .unwrap()
-            .starts_with("Invalid entry 'nope.main': the package has no module 'nope'"),
-        "{body}"
+    assert_entry_refused(
+        &s,
+        fid,
+        "nope.main",
+        "Invalid entry 'nope.main': the package has no module 'nope'",
     );
     set_entry("mod.missing");
     let e = s.execute(fid, None);
