@@ -239,12 +239,26 @@ pub enum ExecutorError {
 }
 
 impl ExecutorError {
-    pub fn internal(what: impl Into<String>, err: impl std::fmt::Display) -> ExecutorError {
+    /// An internal failure of `what`, with `err` and every cause below it (a sandbox's
+    /// reasons live in its errors' sources).
+    pub fn internal(what: impl Into<String>, err: impl std::error::Error) -> ExecutorError {
         ExecutorError::Internal {
             what: what.into(),
-            message: err.to_string(),
+            message: describe(&err),
         }
     }
+}
+
+/// An error and its causes, joined with `: `.
+pub fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A place where executions run. Every method is keyed by what the engine knows (a
@@ -307,4 +321,25 @@ pub trait Executor: Send + Sync + 'static {
     fn stats(&self) -> Stats;
     /// Stops every worker (server shutdown).
     fn shutdown(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("sandbox failure")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn internal_errors_keep_their_causes() {
+        let e = ExecutorError::internal(
+            "scaling up function f",
+            Outer(std::io::Error::other("cannot set up the jail: EPERM")),
+        );
+        assert_eq!(
+            e.to_string(),
+            "scaling up function f: sandbox failure: cannot set up the jail: EPERM"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use qinling_executor::{
     Capacity, Definition, End, Executor, ExecutorError, FunctionKey, Load, Report, Revision,
-    RunRequest, Stats, WorkerInfo, framed_log,
+    RunRequest, Stats, WorkerInfo, describe, framed_log,
 };
 use qinling_types::{Input, RuntimeKind};
 
@@ -162,7 +162,7 @@ impl Executor for Pool {
     async fn probe(&self, kind: RuntimeKind) -> Result<(), ExecutorError> {
         Pool::probe(self, kind)
             .await
-            .map_err(|e| ExecutorError::Unavailable(format!("{e}: {}", error_chain(&e))))
+            .map_err(|e| ExecutorError::Unavailable(describe(&e)))
     }
 
     fn capacity(&self, runtime_id: &str) -> Option<Capacity> {
@@ -211,17 +211,6 @@ impl Executor for Pool {
     fn shutdown(&self) {
         Pool::shutdown(self)
     }
-}
-
-/// The causes below an error, joined (the sandbox's reasons are in its sources).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push(s.to_string());
-        cur = s.source();
-    }
-    out.join(": ")
 }
 
 #[cfg(test)]

@@ -247,7 +247,10 @@ impl Packages for MemoryPackages {
             .get(sha256)
             .cloned()
             .ok_or_else(|| {
-                ExecutorError::internal("reading a package", format!("no package {sha256}"))
+                ExecutorError::internal(
+                    "reading a package",
+                    std::io::Error::other(format!("no package {sha256}")),
+                )
             })
     }
 }
