@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use qinling_types::{Execution, ExecutionStatus, Input, Outcome, Timestamp, now};
-use sqlx::{Row, SqliteConnection};
 
+use crate::db::{DbConn, Get, on_conn, on_db};
 use crate::writer::WriteOp;
 use crate::{Filter, Result, Scope, Store, StoreError, ts};
 
@@ -39,34 +39,34 @@ pub struct ExecutionFilter {
     pub description: Option<Filter>,
 }
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Execution> {
-    let status: String = row.try_get("status")?;
-    let created: String = row.try_get("created_at")?;
+fn from_row<R: Get>(row: &R) -> Result<Execution> {
+    let status: String = row.get("status")?;
+    let created: String = row.get("created_at")?;
     Ok(Execution {
-        id: row.try_get("id")?,
-        function_id: row.try_get("function_id")?,
-        function_version: row.try_get("function_version")?,
-        function_alias: row.try_get("function_alias")?,
-        description: row.try_get("description")?,
+        id: row.get("id")?,
+        function_id: row.get("function_id")?,
+        function_version: row.get("function_version")?,
+        function_alias: row.get("function_alias")?,
+        description: row.get("description")?,
         status: ExecutionStatus::parse(&status).ok_or(StoreError::Corrupt {
             table: "executions",
             what: status.clone(),
         })?,
-        sync: row.try_get("sync")?,
-        input: Input::parse(row.try_get::<Option<String>, _>("input")?.as_deref()),
-        result: row.try_get("result")?,
-        logs: row.try_get("logs")?,
-        cpu_ms: row.try_get("cpu_ms")?,
-        memory_peak_kb: row.try_get("memory_peak_kb")?,
-        duration_ms: row.try_get("duration_ms")?,
-        memory_size: row.try_get("memory_size")?,
-        request_id: row.try_get("request_id")?,
-        project_id: row.try_get("project_id")?,
+        sync: row.get("sync")?,
+        input: Input::parse(row.get::<Option<String>>("input")?.as_deref()),
+        result: row.get("result")?,
+        logs: row.get("logs")?,
+        cpu_ms: row.get("cpu_ms")?,
+        memory_peak_kb: row.get("memory_peak_kb")?,
+        duration_ms: row.get("duration_ms")?,
+        memory_size: row.get("memory_size")?,
+        request_id: row.get("request_id")?,
+        project_id: row.get("project_id")?,
         created_at: ts::from_db(&created).ok_or(StoreError::Corrupt {
             table: "executions",
             what: created.clone(),
         })?,
-        updated_at: ts::opt_from_db(row.try_get("updated_at")?),
+        updated_at: ts::opt_from_db(row.get("updated_at")?),
     })
 }
 
@@ -107,17 +107,30 @@ fn chunks(mut n: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// `sql` with `{rows}` replaced by `n` copies of `row`, comma-separated: one text per chunk
-/// size, built once.
+/// `sql` with `{rows}` replaced by `n` rows of `cols` placeholders each, numbered
+/// `$1, $2, …` across the rows and comma-separated: one text per chunk size, built once.
 fn chunk_sql(
     cache: &'static OnceLock<Vec<String>>,
     sql: &str,
-    row: &str,
+    cols: usize,
     n: usize,
 ) -> &'static str {
     let texts = cache.get_or_init(|| {
         (0..=MAX_CHUNK.ilog2())
-            .map(|k| sql.replace("{rows}", &vec![row; 1 << k].join(", ")))
+            .map(|k| {
+                let rows: Vec<String> = (0..1usize << k)
+                    .map(|r| {
+                        let row: Vec<String> =
+                            (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+                        if cols == 1 {
+                            row.concat()
+                        } else {
+                            format!("({})", row.join(", "))
+                        }
+                    })
+                    .collect();
+                sql.replace("{rows}", &rows.join(", "))
+            })
             .collect()
     });
     &texts[n.ilog2() as usize]
@@ -130,13 +143,13 @@ const INSERT_SQL: &str = "WITH v (id, function_id, function_version, function_al
                queue_state, project_id, request_id, created_at, guarded, expect_updated_at) AS (VALUES {rows})
 INSERT INTO executions (id, function_id, function_version, function_alias, description, status, sync, input,
                         queue_state, project_id, request_id, created_at)
-SELECT id, function_id, function_version, function_alias, description, 'running', sync, input,
-       queue_state, project_id, request_id, created_at
+SELECT v.id, v.function_id, v.function_version, v.function_alias, v.description, 'running', v.sync,
+       v.input, v.queue_state, v.project_id, v.request_id, v.created_at
 FROM v
 WHERE CASE
     WHEN v.guarded THEN EXISTS (
         SELECT 1 FROM functions f JOIN runtimes r ON r.id = f.runtime_id
-        WHERE f.id = v.function_id AND f.updated_at IS v.expect_updated_at AND r.status = 'available')
+        WHERE f.id = v.function_id AND f.updated_at IS NOT DISTINCT FROM v.expect_updated_at AND r.status = 'available')
     WHEN v.function_version = 0 THEN EXISTS (SELECT 1 FROM functions f WHERE f.id = v.function_id)
     ELSE EXISTS (SELECT 1 FROM function_versions fv
                  WHERE fv.function_id = v.function_id AND fv.version_number = v.function_version)
@@ -150,45 +163,42 @@ impl WriteOp for Insert {
         false
     }
 
-    async fn apply(&self, conn: &mut SqliteConnection) -> Result<bool> {
+    async fn apply(&self, conn: &mut DbConn<'_>) -> Result<bool> {
         Ok(Self::apply_all(&[self], conn).await?[0])
     }
 
-    async fn apply_all(ops: &[&Self], conn: &mut SqliteConnection) -> Result<Vec<bool>> {
+    async fn apply_all(ops: &[&Self], conn: &mut DbConn<'_>) -> Result<Vec<bool>> {
         static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
         let mut inserted = HashSet::new();
         let mut rest = ops;
         for size in chunks(ops.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let sql = chunk_sql(
-                &TEXTS,
-                INSERT_SQL,
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                size,
-            );
-            let mut q = sqlx::query(sql);
-            for op in chunk {
-                let e = &op.row;
-                q = q
-                    .bind(&e.id)
-                    .bind(&e.function_id)
-                    .bind(e.function_version)
-                    .bind(&e.function_alias)
-                    .bind(&e.description)
-                    .bind(e.sync)
-                    .bind(&op.input)
-                    .bind(if e.sync { "started" } else { "queued" })
-                    .bind(&e.project_id)
-                    .bind(&e.request_id)
-                    .bind(&op.created)
-                    // The definition check is about version 0, the only one cached.
-                    .bind(op.unchanged.is_some() && e.function_version == 0)
-                    .bind(op.unchanged.clone().flatten());
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                inserted.insert(row.try_get::<String, _>(0)?);
-            }
+            let sql = chunk_sql(&TEXTS, INSERT_SQL, 13, size);
+            on_conn!(&mut *conn, |c| {
+                let mut q = sqlx::query(sql);
+                for op in chunk {
+                    let e = &op.row;
+                    q = q
+                        .bind(&e.id)
+                        .bind(&e.function_id)
+                        .bind(e.function_version)
+                        .bind(&e.function_alias)
+                        .bind(&e.description)
+                        .bind(e.sync)
+                        .bind(&op.input)
+                        .bind(if e.sync { "started" } else { "queued" })
+                        .bind(&e.project_id)
+                        .bind(&e.request_id)
+                        .bind(&op.created)
+                        // The definition check is about version 0, the only one cached.
+                        .bind(op.unchanged.is_some() && e.function_version == 0)
+                        .bind(op.unchanged.clone().flatten());
+                }
+                for row in q.fetch_all(&mut **c).await? {
+                    inserted.insert(row.get::<String>("id")?);
+                }
+            });
         }
         // Version 0 is counted on the function, version N on its version row (§3.6).
         let mut counts: HashMap<(&str, i64), i64> = HashMap::new();
@@ -198,19 +208,21 @@ impl WriteOp for Insert {
                 .or_default() += 1;
         }
         for ((function_id, version), n) in counts {
-            let q = if version == 0 {
-                sqlx::query("UPDATE functions SET count = count + ? WHERE id = ?")
+            on_conn!(&mut *conn, |c| {
+                let q = if version == 0 {
+                    sqlx::query("UPDATE functions SET count = count + $1 WHERE id = $2")
+                        .bind(n)
+                        .bind(function_id)
+                } else {
+                    sqlx::query(
+                        "UPDATE function_versions SET count = count + $1 WHERE function_id = $2 AND version_number = $3",
+                    )
                     .bind(n)
                     .bind(function_id)
-            } else {
-                sqlx::query(
-                    "UPDATE function_versions SET count = count + ? WHERE function_id = ? AND version_number = ?",
-                )
-                .bind(n)
-                .bind(function_id)
-                .bind(version)
-            };
-            q.execute(&mut *conn).await?;
+                    .bind(version)
+                };
+                q.execute(&mut **c).await?;
+            });
         }
         Ok(ops.iter().map(|op| inserted.contains(&op.row.id)).collect())
     }
@@ -234,40 +246,44 @@ impl WriteOp for Claim {
         true
     }
 
-    async fn apply(&self, conn: &mut SqliteConnection) -> Result<Option<Claimed>> {
+    async fn apply(&self, conn: &mut DbConn<'_>) -> Result<Option<Claimed>> {
         Ok(Self::apply_all(&[self], conn).await?.pop().flatten())
     }
 
-    async fn apply_all(ops: &[&Self], conn: &mut SqliteConnection) -> Result<Vec<Option<Claimed>>> {
+    async fn apply_all(ops: &[&Self], conn: &mut DbConn<'_>) -> Result<Vec<Option<Claimed>>> {
         static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
         let mut claimed = HashMap::new();
         let mut rest = ops;
         for size in chunks(ops.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let mut q = sqlx::query(chunk_sql(&TEXTS, CLAIM_SQL, "?", size));
-            for op in chunk {
-                q = q.bind(&op.id);
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                let updated: Option<String> = row.try_get("function_updated_at")?;
-                let function_updated_at = match updated.as_deref() {
-                    None => None,
-                    Some("") => Some(None),
-                    Some(t) => Some(Some(ts::from_db(t).ok_or_else(|| StoreError::Corrupt {
-                        table: "functions",
-                        what: t.to_string(),
-                    })?)),
-                };
-                let execution = from_row(&row)?;
-                claimed.insert(
-                    execution.id.clone(),
-                    Claimed {
-                        execution,
-                        function_updated_at,
-                    },
-                );
-            }
+            on_conn!(&mut *conn, |c| {
+                let mut q = sqlx::query(chunk_sql(&TEXTS, CLAIM_SQL, 1, size));
+                for op in chunk {
+                    q = q.bind(&op.id);
+                }
+                for row in q.fetch_all(&mut **c).await? {
+                    let updated: Option<String> = row.get("function_updated_at")?;
+                    let function_updated_at = match updated.as_deref() {
+                        None => None,
+                        Some("") => Some(None),
+                        Some(t) => {
+                            Some(Some(ts::from_db(t).ok_or_else(|| StoreError::Corrupt {
+                                table: "functions",
+                                what: t.to_string(),
+                            })?))
+                        }
+                    };
+                    let execution = from_row(&row)?;
+                    claimed.insert(
+                        execution.id.clone(),
+                        Claimed {
+                            execution,
+                            function_updated_at,
+                        },
+                    );
+                }
+            });
         }
         // An id claimed twice in one batch: the first claim has it.
         Ok(ops.iter().map(|op| claimed.remove(&op.id)).collect())
@@ -295,7 +311,7 @@ UPDATE executions SET status = v.status, result = v.result, logs = v.logs, cpu_m
                       memory_size = v.memory_size, queue_state = NULL, updated_at = v.updated_at
 FROM v
 WHERE executions.id = v.id AND executions.status = 'running'
-RETURNING id";
+RETURNING executions.id AS id";
 
 impl WriteOp for Finish {
     type Output = bool;
@@ -304,38 +320,35 @@ impl WriteOp for Finish {
         true
     }
 
-    async fn apply(&self, conn: &mut SqliteConnection) -> Result<bool> {
+    async fn apply(&self, conn: &mut DbConn<'_>) -> Result<bool> {
         Ok(Self::apply_all(&[self], conn).await?[0])
     }
 
-    async fn apply_all(ops: &[&Self], conn: &mut SqliteConnection) -> Result<Vec<bool>> {
+    async fn apply_all(ops: &[&Self], conn: &mut DbConn<'_>) -> Result<Vec<bool>> {
         static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
         let mut finished = HashSet::new();
         let mut rest = ops;
         for size in chunks(ops.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let mut q = sqlx::query(chunk_sql(
-                &TEXTS,
-                FINISH_SQL,
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                size,
-            ));
-            for op in chunk {
-                q = q
-                    .bind(&op.id)
-                    .bind(op.status)
-                    .bind(&op.result)
-                    .bind(&op.logs)
-                    .bind(op.cpu_ms)
-                    .bind(op.memory_peak_kb)
-                    .bind(op.duration_ms)
-                    .bind(op.memory_size)
-                    .bind(&op.updated_at);
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                finished.insert(row.try_get::<String, _>(0)?);
-            }
+            on_conn!(&mut *conn, |c| {
+                let mut q = sqlx::query(chunk_sql(&TEXTS, FINISH_SQL, 9, size));
+                for op in chunk {
+                    q = q
+                        .bind(&op.id)
+                        .bind(op.status)
+                        .bind(&op.result)
+                        .bind(&op.logs)
+                        .bind(op.cpu_ms)
+                        .bind(op.memory_peak_kb)
+                        .bind(op.duration_ms)
+                        .bind(op.memory_size)
+                        .bind(&op.updated_at);
+                }
+                for row in q.fetch_all(&mut **c).await? {
+                    finished.insert(row.get::<String>("id")?);
+                }
+            });
         }
         // (One finish per execution: an id never comes twice in a batch.)
         Ok(ops.iter().map(|op| finished.remove(&op.id)).collect())
@@ -433,22 +446,24 @@ impl Store {
     }
 
     pub async fn get_execution(&self, id: &str, scope: &Scope) -> Result<Option<Execution>> {
-        let row = match scope.project() {
-            Some(p) => {
-                sqlx::query("SELECT * FROM executions WHERE id = ? AND project_id = ?")
-                    .bind(id)
-                    .bind(p)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM executions WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-        };
-        row.as_ref().map(from_row).transpose()
+        on_db!(&self.db, |pool| {
+            let row = match scope.project() {
+                Some(p) => {
+                    sqlx::query("SELECT * FROM executions WHERE id = $1 AND project_id = $2")
+                        .bind(id)
+                        .bind(p)
+                        .fetch_optional(pool)
+                        .await?
+                }
+                None => {
+                    sqlx::query("SELECT * FROM executions WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(pool)
+                        .await?
+                }
+            };
+            row.as_ref().map(from_row).transpose()
+        })
     }
 
     pub async fn list_executions(
@@ -456,58 +471,64 @@ impl Store {
         scope: &Scope,
         filter: &ExecutionFilter,
     ) -> Result<Vec<Execution>> {
-        let mut sql = String::from("SELECT * FROM executions WHERE 1 = 1");
-        let mut binds = Vec::new();
-        if let Some(p) = scope.project() {
-            sql.push_str(" AND project_id = ?");
-            binds.push(p.to_string());
-        }
-        for (column, f) in [
-            ("function_id", &filter.function_id),
-            ("status", &filter.status),
-            ("description", &filter.description),
-        ] {
-            if let Some(f) = f {
-                f.push_sql(column, &mut sql, &mut binds);
+        on_db!(&self.db, |pool, d| {
+            let mut sql = String::from("SELECT * FROM executions WHERE 1 = 1");
+            let mut binds = Vec::new();
+            if let Some(p) = scope.project() {
+                sql.push_str(" AND project_id = $1");
+                binds.push(p.to_string());
             }
-        }
-        sql.push_str(" ORDER BY created_at, id");
-        // The SQL is built from fixed column names and `?` placeholders only; values are bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in &binds {
-            q = q.bind(b);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+            for (column, f) in [
+                ("function_id", &filter.function_id),
+                ("status", &filter.status),
+                ("description", &filter.description),
+            ] {
+                if let Some(f) = f {
+                    f.push_sql(column, d::ILIKE, &mut sql, &mut binds);
+                }
+            }
+            sql.push_str(" ORDER BY created_at, id");
+            // The SQL is built from fixed column names and `$N` placeholders only; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = q.bind(b);
+            }
+            let rows = q.fetch_all(pool).await?;
+            rows.iter().map(from_row).collect()
+        })
     }
 
     /// Deletes an execution row; returns whether it existed.
     pub async fn delete_execution(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM executions WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        on_db!(&self.db, |pool| {
+            let done = sqlx::query("DELETE FROM executions WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 
     /// After a restart: executions that were running on a worker are failed with `reason`
     /// (their outcome is unknown); queued ones are returned, oldest first, to be run.
     pub async fn recover_executions(&self, reason: &str) -> Result<(u64, Vec<String>)> {
-        let outcome = Outcome::error(ExecutionStatus::Error, reason);
-        let failed = sqlx::query(
-            "UPDATE executions SET status = 'error', result = ?, queue_state = NULL, updated_at = ?
-             WHERE queue_state = 'started' OR (queue_state IS NULL AND status = 'running')",
-        )
-        .bind(outcome.result_json())
-        .bind(ts::to_db(now()))
-        .execute(&self.pool)
-        .await?;
-        let queued: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM executions WHERE queue_state = 'queued' ORDER BY created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok((failed.rows_affected(), queued))
+        on_db!(&self.db, |pool| {
+            let outcome = Outcome::error(ExecutionStatus::Error, reason);
+            let failed = sqlx::query(
+                "UPDATE executions SET status = 'error', result = $1, queue_state = NULL, updated_at = $2
+                 WHERE queue_state = 'started' OR (queue_state IS NULL AND status = 'running')",
+            )
+            .bind(outcome.result_json())
+            .bind(ts::to_db(now()))
+            .execute(pool)
+            .await?;
+            let queued: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM executions WHERE queue_state = 'queued' ORDER BY created_at, id",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok((failed.rows_affected(), queued))
+        })
     }
 }
 
@@ -550,138 +571,140 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_definition_is_checked_by_the_insert() {
-        let store = Store::in_memory().await.unwrap();
-        let f = setup(&store).await;
-        let e = store
-            .insert_execution_if_unchanged(new("e1", true), f.updated_at)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((e.id.as_str(), e.status), ("e1", ExecutionStatus::Running));
-        assert_eq!(count(&store).await, 1);
-        // The definition changes: the old one no longer admits, the new one does.
-        let update = FunctionUpdate {
-            timeout: Some(9),
-            ..Default::default()
-        };
-        store.update_function("f", &update).await.unwrap().unwrap();
-        let refused = store
-            .insert_execution_if_unchanged(new("e2", true), f.updated_at)
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(refused.id, "e2");
-        let g = store.get_function("f", &Scope::All).await.unwrap().unwrap();
-        assert!(g.updated_at.is_some());
-        assert!(
-            store
-                .insert_execution_if_unchanged(new("e2", true), g.updated_at)
+        for store in crate::testing::stores().await {
+            let f = setup(&store).await;
+            let e = store
+                .insert_execution_if_unchanged(new("e1", true), f.updated_at)
                 .await
                 .unwrap()
-                .is_ok()
-        );
-        // The runtime goes away: refused, though the definition is the same.
-        let down = RuntimeUpdate {
-            status: Some(RuntimeStatus::Error),
-            ..Default::default()
-        };
-        store.update_runtime("rt", &down).await.unwrap();
-        assert!(
-            store
-                .insert_execution_if_unchanged(new("e3", true), g.updated_at)
+                .unwrap();
+            assert_eq!((e.id.as_str(), e.status), ("e1", ExecutionStatus::Running));
+            assert_eq!(count(&store).await, 1);
+            // The definition changes: the old one no longer admits, the new one does.
+            let update = FunctionUpdate {
+                timeout: Some(9),
+                ..Default::default()
+            };
+            store.update_function("f", &update).await.unwrap().unwrap();
+            let refused = store
+                .insert_execution_if_unchanged(new("e2", true), f.updated_at)
                 .await
                 .unwrap()
-                .is_err()
-        );
-        // Refused rows were neither recorded nor counted.
-        assert_eq!(count(&store).await, 2);
-        assert!(
-            store
-                .get_execution("e3", &Scope::All)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        // The unguarded insert only needs the function to exist.
-        assert!(
-            store
-                .insert_execution(new("e4", false))
-                .await
-                .unwrap()
-                .is_some()
-        );
-        store.delete_function("f").await.unwrap();
-        assert!(
-            store
-                .insert_execution(new("e5", false))
-                .await
-                .unwrap()
-                .is_none()
-        );
+                .unwrap_err();
+            assert_eq!(refused.id, "e2");
+            let g = store.get_function("f", &Scope::All).await.unwrap().unwrap();
+            assert!(g.updated_at.is_some());
+            assert!(
+                store
+                    .insert_execution_if_unchanged(new("e2", true), g.updated_at)
+                    .await
+                    .unwrap()
+                    .is_ok()
+            );
+            // The runtime goes away: refused, though the definition is the same.
+            let down = RuntimeUpdate {
+                status: Some(RuntimeStatus::Error),
+                ..Default::default()
+            };
+            store.update_runtime("rt", &down).await.unwrap();
+            assert!(
+                store
+                    .insert_execution_if_unchanged(new("e3", true), g.updated_at)
+                    .await
+                    .unwrap()
+                    .is_err()
+            );
+            // Refused rows were neither recorded nor counted.
+            assert_eq!(count(&store).await, 2);
+            assert!(
+                store
+                    .get_execution("e3", &Scope::All)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            // The unguarded insert only needs the function to exist.
+            assert!(
+                store
+                    .insert_execution(new("e4", false))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            store.delete_function("f").await.unwrap();
+            assert!(
+                store
+                    .insert_execution(new("e5", false))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
     }
 
     #[tokio::test]
     async fn claim_and_finish() {
-        let store = Store::in_memory().await.unwrap();
-        let f = setup(&store).await;
-        store
-            .insert_execution(new("a", false))
-            .await
-            .unwrap()
-            .unwrap();
-        let claimed = store.claim_execution("a").await.unwrap().unwrap();
-        assert_eq!(
-            claimed.execution.input.to_wire().as_deref(),
-            Some("{\"a\": 1}")
-        );
-        assert_eq!(claimed.function_updated_at, Some(f.updated_at));
-        assert!(store.claim_execution("a").await.unwrap().is_none());
-        let outcome = Outcome {
-            logs: "log\n".into(),
-            cpu_ms: Some(3),
-            memory_peak_kb: Some(9),
-            duration: 1.2345,
-            ..Outcome::error(ExecutionStatus::Success, "out")
-        };
-        let at = store
-            .finish_execution("a", &outcome, Some(1 << 27))
-            .await
-            .unwrap()
-            .unwrap();
-        let row = store
-            .get_execution("a", &Scope::All)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.status, ExecutionStatus::Success);
-        assert_eq!(row.logs.as_deref(), Some("log\n"));
-        assert_eq!((row.cpu_ms, row.memory_peak_kb), (Some(3), Some(9)));
-        assert_eq!(
-            (row.duration_ms, row.memory_size),
-            (Some(1235), Some(1 << 27))
-        );
-        assert_eq!(row.request_id.as_deref(), Some("req-a"));
-        assert_eq!(row.result, Some(outcome.result_json()));
-        assert_eq!(row.updated_at.map(ts::to_db), Some(ts::to_db(at)));
-        // Finished once only.
-        assert!(
+        for store in crate::testing::stores().await {
+            let f = setup(&store).await;
             store
-                .finish_execution("a", &outcome, None)
+                .insert_execution(new("a", false))
                 .await
                 .unwrap()
-                .is_none()
-        );
-        // A queued execution whose function is gone claims with no function.
-        store
-            .insert_execution(new("b", false))
-            .await
-            .unwrap()
-            .unwrap();
-        store.delete_function("f").await.unwrap();
-        let claimed = store.claim_execution("b").await.unwrap().unwrap();
-        assert_eq!(claimed.function_updated_at, None);
-        let (failed, queued) = store.recover_executions("gone").await.unwrap();
-        assert_eq!((failed, queued.len()), (1, 0));
+                .unwrap();
+            let claimed = store.claim_execution("a").await.unwrap().unwrap();
+            assert_eq!(
+                claimed.execution.input.to_wire().as_deref(),
+                Some("{\"a\": 1}")
+            );
+            assert_eq!(claimed.function_updated_at, Some(f.updated_at));
+            assert!(store.claim_execution("a").await.unwrap().is_none());
+            let outcome = Outcome {
+                logs: "log\n".into(),
+                cpu_ms: Some(3),
+                memory_peak_kb: Some(9),
+                duration: 1.2345,
+                ..Outcome::error(ExecutionStatus::Success, "out")
+            };
+            let at = store
+                .finish_execution("a", &outcome, Some(1 << 27))
+                .await
+                .unwrap()
+                .unwrap();
+            let row = store
+                .get_execution("a", &Scope::All)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.status, ExecutionStatus::Success);
+            assert_eq!(row.logs.as_deref(), Some("log\n"));
+            assert_eq!((row.cpu_ms, row.memory_peak_kb), (Some(3), Some(9)));
+            assert_eq!(
+                (row.duration_ms, row.memory_size),
+                (Some(1235), Some(1 << 27))
+            );
+            assert_eq!(row.request_id.as_deref(), Some("req-a"));
+            assert_eq!(row.result, Some(outcome.result_json()));
+            assert_eq!(row.updated_at.map(ts::to_db), Some(ts::to_db(at)));
+            // Finished once only.
+            assert!(
+                store
+                    .finish_execution("a", &outcome, None)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            // A queued execution whose function is gone claims with no function.
+            store
+                .insert_execution(new("b", false))
+                .await
+                .unwrap()
+                .unwrap();
+            store.delete_function("f").await.unwrap();
+            let claimed = store.claim_execution("b").await.unwrap().unwrap();
+            assert_eq!(claimed.function_updated_at, None);
+            let (failed, queued) = store.recover_executions("gone").await.unwrap();
+            assert_eq!((failed, queued.len()), (1, 0));
+        }
     }
 
     #[test]
@@ -712,109 +735,112 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_of_each_kind_is_written_with_a_few_statements() {
-        let store = Store::in_memory().await.unwrap();
-        let f = setup(&store).await;
-        let before = store.writer_stats();
-        // 70 rows (chunks of 64, 4 and 2), a stale definition and a missing function.
-        let inserted = together(72, |i| {
-            let store = store.clone();
-            async move {
-                let mut e = new(&format!("e{i}"), i % 2 == 0);
-                match i {
-                    70 => store
-                        .insert_execution_if_unchanged(e, Some(now()))
-                        .await
-                        .map(|r| r.ok()),
-                    71 => {
-                        e.function_id = "nope".into();
-                        store.insert_execution(e).await
-                    }
-                    _ => store
-                        .insert_execution_if_unchanged(e, f.updated_at)
-                        .await
-                        .map(|r| r.ok()),
-                }
-            }
-        })
-        .await;
-        let ok: Vec<bool> = inserted
-            .iter()
-            .map(|r| r.as_ref().unwrap().is_some())
-            .collect();
-        assert!(ok[..70].iter().all(|b| *b) && !ok[70] && !ok[71]);
-        let stats = store.writer_stats();
-        assert_eq!(
-            (stats.batches - before.batches, stats.retried_batches),
-            (1, 0)
-        );
-        assert_eq!(count(&store).await, 70);
-
-        // Claims of the 35 async ones, one of them twice.
-        let claimed = together(36, |i| {
-            let store = store.clone();
-            let id = format!("e{}", if i == 35 { 1 } else { 2 * i + 1 });
-            async move { store.claim_execution(&id).await.unwrap() }
-        })
-        .await;
-        assert_eq!(claimed.iter().filter(|c| c.is_some()).count(), 35);
-        assert!(claimed[35].is_none(), "claimed twice");
-        let first = claimed[0].as_ref().unwrap();
-        assert_eq!(
-            (first.execution.id.as_str(), first.function_updated_at),
-            ("e1", Some(f.updated_at))
-        );
-
-        // Every outcome at once, each recorded once.
-        let outcome = Outcome::error(ExecutionStatus::Success, "done");
-        let finish_all = |store: Store| {
-            let outcome = outcome.clone();
-            together(70, move |i| {
-                let (store, outcome) = (store.clone(), outcome.clone());
+        for store in crate::testing::stores().await {
+            let f = setup(&store).await;
+            let before = store.writer_stats();
+            // 70 rows (chunks of 64, 4 and 2), a stale definition and a missing function.
+            let inserted = together(72, |i| {
+                let store = store.clone();
                 async move {
-                    store
-                        .finish_execution(&format!("e{i}"), &outcome, Some(1 << 20))
-                        .await
-                        .unwrap()
+                    let mut e = new(&format!("e{i}"), i % 2 == 0);
+                    match i {
+                        70 => store
+                            .insert_execution_if_unchanged(e, Some(now()))
+                            .await
+                            .map(|r| r.ok()),
+                        71 => {
+                            e.function_id = "nope".into();
+                            store.insert_execution(e).await
+                        }
+                        _ => store
+                            .insert_execution_if_unchanged(e, f.updated_at)
+                            .await
+                            .map(|r| r.ok()),
+                    }
                 }
             })
-        };
-        assert!(finish_all(store.clone()).await.iter().all(Option::is_some));
-        assert!(finish_all(store.clone()).await.iter().all(Option::is_none));
-        let rows = store
-            .list_executions(&Scope::All, &ExecutionFilter::default())
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 70);
-        assert!(rows.iter().all(
-            |r| r.status == ExecutionStatus::Success && r.result == Some(outcome.result_json())
-        ));
-        let (failed, queued) = store.recover_executions("gone").await.unwrap();
-        assert_eq!((failed, queued.len()), (0, 0));
+            .await;
+            let ok: Vec<bool> = inserted
+                .iter()
+                .map(|r| r.as_ref().unwrap().is_some())
+                .collect();
+            assert!(ok[..70].iter().all(|b| *b) && !ok[70] && !ok[71]);
+            let stats = store.writer_stats();
+            assert_eq!(
+                (stats.batches - before.batches, stats.retried_batches),
+                (1, 0)
+            );
+            assert_eq!(count(&store).await, 70);
+
+            // Claims of the 35 async ones, one of them twice.
+            let claimed = together(36, |i| {
+                let store = store.clone();
+                let id = format!("e{}", if i == 35 { 1 } else { 2 * i + 1 });
+                async move { store.claim_execution(&id).await.unwrap() }
+            })
+            .await;
+            assert_eq!(claimed.iter().filter(|c| c.is_some()).count(), 35);
+            assert!(claimed[35].is_none(), "claimed twice");
+            let first = claimed[0].as_ref().unwrap();
+            assert_eq!(
+                (first.execution.id.as_str(), first.function_updated_at),
+                ("e1", Some(f.updated_at))
+            );
+
+            // Every outcome at once, each recorded once.
+            let outcome = Outcome::error(ExecutionStatus::Success, "done");
+            let finish_all = |store: Store| {
+                let outcome = outcome.clone();
+                together(70, move |i| {
+                    let (store, outcome) = (store.clone(), outcome.clone());
+                    async move {
+                        store
+                            .finish_execution(&format!("e{i}"), &outcome, Some(1 << 20))
+                            .await
+                            .unwrap()
+                    }
+                })
+            };
+            assert!(finish_all(store.clone()).await.iter().all(Option::is_some));
+            assert!(finish_all(store.clone()).await.iter().all(Option::is_none));
+            let rows = store
+                .list_executions(&Scope::All, &ExecutionFilter::default())
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 70);
+            assert!(
+                rows.iter().all(|r| r.status == ExecutionStatus::Success
+                    && r.result == Some(outcome.result_json()))
+            );
+            let (failed, queued) = store.recover_executions("gone").await.unwrap();
+            assert_eq!((failed, queued.len()), (0, 0));
+        }
     }
 
     #[tokio::test]
     async fn a_duplicate_in_a_batch_fails_alone() {
-        let store = Store::in_memory().await.unwrap();
-        setup(&store).await;
-        let inserted = together(5, |i| {
-            let store = store.clone();
-            let id = if i == 3 {
-                "e0".to_string()
-            } else {
-                format!("e{i}")
-            };
-            async move { store.insert_execution(new(&id, true)).await }
-        })
-        .await;
-        assert!(matches!(inserted[3], Err(StoreError::Db(_))));
-        assert!(
-            inserted
-                .iter()
-                .enumerate()
-                .all(|(i, r)| i == 3 || matches!(r, Ok(Some(_))))
-        );
-        assert_eq!(store.writer_stats().retried_batches, 1);
-        assert_eq!(count(&store).await, 4);
+        for store in crate::testing::stores().await {
+            setup(&store).await;
+            let inserted = together(5, |i| {
+                let store = store.clone();
+                let id = if i == 3 {
+                    "e0".to_string()
+                } else {
+                    format!("e{i}")
+                };
+                async move { store.insert_execution(new(&id, true)).await }
+            })
+            .await;
+            assert!(matches!(inserted[3], Err(StoreError::Db(_))));
+            assert!(
+                inserted
+                    .iter()
+                    .enumerate()
+                    .all(|(i, r)| i == 3 || matches!(r, Ok(Some(_))))
+            );
+            assert_eq!(store.writer_stats().retried_batches, 1);
+            assert_eq!(count(&store).await, 4);
+        }
     }
 
     /// Read-modify-write transactions on the pool take the write lock up front, so a commit

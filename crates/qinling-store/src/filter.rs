@@ -52,22 +52,31 @@ impl Filter {
         }
     }
 
-    /// Appends `AND <column> <op> ?…` to `sql` and the values to `binds`.
-    pub(crate) fn push_sql(&self, column: &str, sql: &mut String, binds: &mut Vec<String>) {
-        let placeholders = |n: usize| vec!["?"; n].join(", ");
+    /// Appends `AND <column> <op> $N…` to `sql` and the values to `binds` (numbered after
+    /// those already in `binds`). `ilike` is the dialect's case-insensitive `LIKE`.
+    pub(crate) fn push_sql(
+        &self,
+        column: &str,
+        ilike: &str,
+        sql: &mut String,
+        binds: &mut Vec<String>,
+    ) {
+        let first = binds.len() + 1;
+        let placeholders = (first..first + self.values.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let p = format!("${first}");
         let cond = match self.op {
-            FilterOp::Eq => format!("{column} = ?"),
-            FilterOp::Neq => format!("({column} IS NULL OR {column} != ?)"),
-            FilterOp::In => format!("{column} IN ({})", placeholders(self.values.len())),
-            FilterOp::Nin => format!(
-                "({column} IS NULL OR {column} NOT IN ({}))",
-                placeholders(self.values.len())
-            ),
-            FilterOp::Gt => format!("{column} > ?"),
-            FilterOp::Gte => format!("{column} >= ?"),
-            FilterOp::Lt => format!("{column} < ?"),
-            FilterOp::Lte => format!("{column} <= ?"),
-            FilterOp::Has => format!("{column} LIKE ? ESCAPE '\\'"),
+            FilterOp::Eq => format!("{column} = {p}"),
+            FilterOp::Neq => format!("({column} IS NULL OR {column} != {p})"),
+            FilterOp::In => format!("{column} IN ({placeholders})"),
+            FilterOp::Nin => format!("({column} IS NULL OR {column} NOT IN ({placeholders}))"),
+            FilterOp::Gt => format!("{column} > {p}"),
+            FilterOp::Gte => format!("{column} >= {p}"),
+            FilterOp::Lt => format!("{column} < {p}"),
+            FilterOp::Lte => format!("{column} <= {p}"),
+            FilterOp::Has => format!("{column} {ilike} {p} ESCAPE '\\'"),
         };
         sql.push_str(" AND ");
         sql.push_str(&cond);

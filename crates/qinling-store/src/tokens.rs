@@ -2,7 +2,7 @@
 //! secret; hashing, generation and the validity rules (expiry, revocation) live in the engine
 //! (`qinling_engine::tokens`), which passes hashes and the current time in.
 
-use sqlx::Row;
+use crate::db::{Get, on_db};
 
 use crate::{Result, Store};
 
@@ -21,72 +21,81 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRow> {
-    let roles: String = row.try_get("roles")?;
+fn from_row<R: Get>(row: &R) -> Result<TokenRow> {
+    let roles: String = row.get("roles")?;
     Ok(TokenRow {
-        id: row.try_get("id")?,
-        token_sha256: row.try_get("token_sha256")?,
-        project_id: row.try_get("project_id")?,
-        user_id: row.try_get("user_id")?,
+        id: row.get("id")?,
+        token_sha256: row.get("token_sha256")?,
+        project_id: row.get("project_id")?,
+        user_id: row.get("user_id")?,
         roles: roles
             .split(',')
             .filter(|r| !r.is_empty())
             .map(str::to_string)
             .collect(),
-        description: row.try_get("description")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        description: row.get("description")?,
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        revoked_at: row.get("revoked_at")?,
     })
 }
 
 impl Store {
     pub async fn insert_token(&self, t: &TokenRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, token_sha256, project_id, user_id, roles, description,
-                                     created_at, expires_at, revoked_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&t.id)
-        .bind(&t.token_sha256)
-        .bind(&t.project_id)
-        .bind(&t.user_id)
-        .bind(t.roles.join(","))
-        .bind(&t.description)
-        .bind(t.created_at)
-        .bind(t.expires_at)
-        .bind(t.revoked_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        on_db!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, token_sha256, project_id, user_id, roles, description,
+                                         created_at, expires_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&t.id)
+            .bind(&t.token_sha256)
+            .bind(&t.project_id)
+            .bind(&t.user_id)
+            .bind(t.roles.join(","))
+            .bind(&t.description)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .bind(t.revoked_at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The token whose secret hashes to `sha256`, revoked or expired ones included.
     pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>> {
-        let row = sqlx::query("SELECT * FROM api_tokens WHERE token_sha256 = ?")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        on_db!(&self.db, |pool| {
+            let row = sqlx::query("SELECT * FROM api_tokens WHERE token_sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(from_row).transpose()
+        })
     }
 
     /// Every token, oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>> {
-        let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(from_row).collect()
+        on_db!(&self.db, |pool| {
+            let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at, id")
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(from_row).collect()
+        })
     }
 
     /// Marks a token revoked at `now`; false if there is no such token or it already was.
     pub async fn revoke_token(&self, id: &str, now: i64) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        on_db!(&self.db, |pool| {
+            let done = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 }
 
@@ -110,22 +119,23 @@ mod tests {
 
     #[tokio::test]
     async fn insert_find_list_revoke() {
-        let store = Store::in_memory().await.unwrap();
-        store.insert_token(&token("t1", "h1")).await.unwrap();
-        store.insert_token(&token("t2", "h2")).await.unwrap();
-        assert_eq!(
-            store.token_by_hash("h1").await.unwrap(),
-            Some(token("t1", "h1"))
-        );
-        assert_eq!(store.token_by_hash("nope").await.unwrap(), None);
-        assert_eq!(store.list_tokens().await.unwrap().len(), 2);
-        assert!(store.revoke_token("t1", 15).await.unwrap());
-        assert!(
-            !store.revoke_token("t1", 16).await.unwrap(),
-            "revoked twice"
-        );
-        assert!(!store.revoke_token("nope", 16).await.unwrap());
-        let t1 = store.token_by_hash("h1").await.unwrap().unwrap();
-        assert_eq!(t1.revoked_at, Some(15));
+        for store in crate::testing::stores().await {
+            store.insert_token(&token("t1", "h1")).await.unwrap();
+            store.insert_token(&token("t2", "h2")).await.unwrap();
+            assert_eq!(
+                store.token_by_hash("h1").await.unwrap(),
+                Some(token("t1", "h1"))
+            );
+            assert_eq!(store.token_by_hash("nope").await.unwrap(), None);
+            assert_eq!(store.list_tokens().await.unwrap().len(), 2);
+            assert!(store.revoke_token("t1", 15).await.unwrap());
+            assert!(
+                !store.revoke_token("t1", 16).await.unwrap(),
+                "revoked twice"
+            );
+            assert!(!store.revoke_token("nope", 16).await.unwrap());
+            let t1 = store.token_by_hash("h1").await.unwrap().unwrap();
+            assert_eq!(t1.revoked_at, Some(15));
+        }
     }
 }

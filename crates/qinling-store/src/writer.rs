@@ -39,9 +39,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{Connection, Executor, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Executor, PgPool, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::db::{DbConn, on_conn};
 use crate::{Result, StoreError};
 
 /// Most operations in one transaction; a longer queue is applied in several.
@@ -73,7 +74,7 @@ pub(crate) trait WriteOp: Send + Sync + Sized + 'static {
 
     fn apply<'c>(
         &'c self,
-        conn: &'c mut SqliteConnection,
+        conn: &'c mut DbConn<'_>,
     ) -> impl Future<Output = Result<Self::Output>> + Send + 'c;
 
     /// Applies `ops`, returning one output per operation in the same order. By default one
@@ -81,7 +82,7 @@ pub(crate) trait WriteOp: Send + Sync + Sized + 'static {
     /// thread).
     fn apply_all<'c>(
         ops: &'c [&'c Self],
-        conn: &'c mut SqliteConnection,
+        conn: &'c mut DbConn<'_>,
     ) -> impl Future<Output = Result<Vec<Self::Output>>> + Send + 'c {
         async move {
             let mut outputs = Vec::with_capacity(ops.len());
@@ -97,7 +98,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Applies jobs that are all of one kind (see [`run_all`]).
 type RunAll =
-    for<'c> fn(&'c mut [Box<dyn Job>], &'c mut SqliteConnection) -> BoxFuture<'c, Result<()>>;
+    for<'c, 'd> fn(&'c mut [Box<dyn Job>], &'c mut DbConn<'d>) -> BoxFuture<'c, Result<()>>;
 
 /// A submitted operation with its caller's reply channel, type-erased for the queue.
 trait Job: Send {
@@ -151,9 +152,9 @@ impl<T: WriteOp> Job for Pending<T> {
 
 /// Applies `jobs`, all `Pending<T>`, with [`WriteOp::apply_all`], and keeps each output in
 /// its job until the transaction's end.
-fn run_all<'c, T: WriteOp>(
+fn run_all<'c, 'd, T: WriteOp>(
     jobs: &'c mut [Box<dyn Job>],
-    conn: &'c mut SqliteConnection,
+    conn: &'c mut DbConn<'d>,
 ) -> BoxFuture<'c, Result<()>> {
     fn pending<T: WriteOp>(job: &dyn Job) -> &Pending<T> {
         job.as_any()
@@ -190,16 +191,13 @@ enum Msg {
 /// Where the writer's connection comes from.
 pub(crate) enum WriterConn {
     /// A connection of its own, opened with `wal_autocheckpoint = 0` (file databases).
-    Own(SqliteConnection),
+    SqliteOwn(SqliteConnection),
     /// A connection taken from the pool for each transaction: for the in-memory database,
     /// where every connection would be a different database.
-    Pool(SqlitePool),
-}
-
-/// The writer's own side of [`WriterConn`].
-enum Conn {
-    Own(SqliteConnection),
-    Pool(SqlitePool),
+    SqlitePool(SqlitePool),
+    /// PostgreSQL: a connection from the pool for each transaction, so that a connection
+    /// lost with a restart of the database is replaced by the pool, not by the writer.
+    Postgres(PgPool),
 }
 
 /// Counters of the writer, for tests and diagnostics.
@@ -287,10 +285,7 @@ impl Writer {
 }
 
 async fn run(conn: WriterConn, mut rx: mpsc::UnboundedReceiver<Msg>, counters: Arc<Counters>) {
-    let mut conn = match conn {
-        WriterConn::Own(c) => Conn::Own(c),
-        WriterConn::Pool(pool) => Conn::Pool(pool),
-    };
+    let mut conn = conn;
     let mut closing = None;
     let mut batch: Vec<Box<dyn Job>> = Vec::new();
     let mut since_checkpoint = 0u64;
@@ -316,7 +311,7 @@ async fn run(conn: WriterConn, mut rx: mpsc::UnboundedReceiver<Msg>, counters: A
         apply_batch(&mut conn, std::mem::take(&mut batch), &counters).await;
         // The batch is answered; a checkpoint now delays only what arrives meanwhile.
         since_checkpoint += 1;
-        if let Conn::Own(c) = &mut conn
+        if let WriterConn::SqliteOwn(c) = &mut conn
             && (since_checkpoint >= FORCE_CHECKPOINT_EVERY
                 || (since_checkpoint >= CHECKPOINT_EVERY && rx.is_empty()))
         {
@@ -327,7 +322,7 @@ async fn run(conn: WriterConn, mut rx: mpsc::UnboundedReceiver<Msg>, counters: A
     // What was queued after the close is dropped with the receiver: those callers get
     // `Closed`, as do callers that submit from now on.
     drop(rx);
-    if let Conn::Own(c) = conn
+    if let WriterConn::SqliteOwn(c) = conn
         && let Err(error) = c.close().await
     {
         tracing::warn!(%error, "closing the writer's connection failed");
@@ -351,7 +346,7 @@ async fn checkpoint(conn: &mut SqliteConnection, counters: &Counters) {
     }
 }
 
-async fn apply_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Job>>, counters: &Counters) {
+async fn apply_batch(conn: &mut WriterConn, mut batch: Vec<Box<dyn Job>>, counters: &Counters) {
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters
         .ops
@@ -383,20 +378,33 @@ async fn apply_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Job>>, counters: &C
 
 /// Applies `jobs` in one transaction (none for a lone single statement); on any error the
 /// transaction is rolled back and the error returned.
-async fn transaction(conn: &mut Conn, jobs: &mut [Box<dyn Job>]) -> Result<()> {
-    let mut pooled;
-    let c: &mut SqliteConnection = match conn {
-        Conn::Own(c) => c,
-        Conn::Pool(pool) => {
-            pooled = pool.acquire().await?;
-            &mut pooled
-        }
-    };
+async fn transaction(conn: &mut WriterConn, jobs: &mut [Box<dyn Job>]) -> Result<()> {
     let explicit = !(jobs.len() == 1 && jobs[0].single_statement());
+    match conn {
+        WriterConn::SqliteOwn(c) => in_transaction(&mut DbConn::Sqlite(c), explicit, jobs).await,
+        WriterConn::SqlitePool(pool) => {
+            let mut c = pool.acquire().await?;
+            in_transaction(&mut DbConn::Sqlite(&mut c), explicit, jobs).await
+        }
+        WriterConn::Postgres(pool) => {
+            let mut c = pool.acquire().await?;
+            in_transaction(&mut DbConn::Postgres(&mut c), explicit, jobs).await
+        }
+    }
+}
+
+async fn in_transaction(
+    c: &mut DbConn<'_>,
+    explicit: bool,
+    jobs: &mut [Box<dyn Job>],
+) -> Result<()> {
     if explicit {
-        // IMMEDIATE: take the write lock now (waiting through the busy timeout if another
-        // connection holds it) rather than fail on upgrade halfway through the batch.
-        c.execute("BEGIN IMMEDIATE").await?;
+        // SQLite: IMMEDIATE takes the write lock now (waiting through the busy timeout if
+        // another connection holds it) rather than fail on upgrade halfway through the batch.
+        match c {
+            DbConn::Sqlite(c) => c.execute("BEGIN IMMEDIATE").await.map(drop)?,
+            DbConn::Postgres(c) => c.execute("BEGIN").await.map(drop)?,
+        };
     }
     // Group by kind, keeping the order of first appearance and, within a kind, of
     // submission (a stable sort).
@@ -420,12 +428,12 @@ async fn transaction(conn: &mut Conn, jobs: &mut [Box<dyn Job>]) -> Result<()> {
     }
     if explicit {
         if result.is_ok() {
-            result = c.execute("COMMIT").await.map(|_| ()).map_err(Into::into);
+            result = on_conn!(c, |c| c.execute("COMMIT").await.map(|_| ())).map_err(Into::into);
         }
         if result.is_err() {
             // Also after a failed COMMIT, which leaves the transaction open. An error here
             // means there is no transaction left to roll back.
-            let _ = c.execute("ROLLBACK").await;
+            let _ = on_conn!(c, |c| c.execute("ROLLBACK").await.map(|_| ()));
         }
     }
     result
@@ -450,11 +458,12 @@ mod tests {
             true
         }
 
-        async fn apply(&self, conn: &mut SqliteConnection) -> Result<i64> {
-            sqlx::query("INSERT INTO t (v) VALUES (?)")
+        async fn apply(&self, conn: &mut DbConn<'_>) -> Result<i64> {
+            on_conn!(conn, |c| sqlx::query("INSERT INTO t (v) VALUES ($1)")
                 .bind(self.0)
-                .execute(&mut *conn)
-                .await?;
+                .execute(&mut **c)
+                .await
+                .map(drop)?);
             Ok(self.0)
         }
     }
@@ -469,10 +478,11 @@ mod tests {
             false
         }
 
-        async fn apply(&self, conn: &mut SqliteConnection) -> Result<()> {
-            sqlx::query("UPDATE c SET n = n + 1")
-                .execute(&mut *conn)
-                .await?;
+        async fn apply(&self, conn: &mut DbConn<'_>) -> Result<()> {
+            on_conn!(conn, |c| sqlx::query("UPDATE c SET n = n + 1")
+                .execute(&mut **c)
+                .await
+                .map(drop)?);
             Put(self.0).apply(conn).await.map(|_| ())
         }
     }
@@ -499,8 +509,8 @@ mod tests {
         .await
         .unwrap();
         let conn = match path {
-            Some(_) => WriterConn::Own(SqliteConnection::connect_with(&opts).await.unwrap()),
-            None => WriterConn::Pool(pool.clone()),
+            Some(_) => WriterConn::SqliteOwn(SqliteConnection::connect_with(&opts).await.unwrap()),
+            None => WriterConn::SqlitePool(pool.clone()),
         };
         (pool, Writer::start(conn))
     }
@@ -615,13 +625,13 @@ mod tests {
             "CREATE TABLE t (seq INTEGER PRIMARY KEY, v INTEGER NOT NULL UNIQUE);
              CREATE TABLE c (n INTEGER NOT NULL); INSERT INTO c VALUES (0);",
         )
-        .execute(&store.pool)
+        .execute(store.sqlite_pool())
         .await
         .unwrap();
         for i in 0..3000 {
             store.writer.submit(CountedPut(i)).await.unwrap();
         }
-        assert_eq!(counter(&store.pool).await, 3000);
+        assert_eq!(counter(store.sqlite_pool()).await, 3000);
         let wal = std::fs::metadata(dir.path().join("q.sqlite-wal"))
             .unwrap()
             .len();

@@ -25,6 +25,10 @@ pub enum Error {
     /// The method is not available for this resource: 405.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A service this request needs (the database) cannot be reached now: 503. The caller
+    /// may try again.
+    #[error("{0}")]
+    Unavailable(String),
     /// Our own fault (storage, IO): 500. The message is logged; the client sees a summary.
     #[error("{context}")]
     Internal {
