@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use qinling_store::{NewExecution, Scope};
 use qinling_types::{
@@ -37,6 +38,13 @@ struct Resolved {
     sync: bool,
     input: Option<String>,
 }
+
+/// How long a queued execution waits before its claim is tried again when the database is
+/// unreachable.
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
+
+/// How long an outcome's recording is retried while the database is unreachable.
+const FINISH_PATIENCE: Duration = Duration::from_secs(600);
 
 impl Engine {
     pub async fn create_execution(
@@ -157,12 +165,29 @@ impl Engine {
         let task = tokio::spawn(async move {
             let _guard = guard;
             let outcome = engine.run(&execution, &function).await;
-            let finished = engine
+            let memory_size = function.memory_size;
+            let finished = match engine
                 .inner
                 .store
-                .finish_execution(&execution.id, &outcome, Some(function.memory_size))
-                .await?;
-            Ok(apply(execution, outcome, function.memory_size, finished))
+                .finish_execution(&execution.id, &outcome, Some(memory_size))
+                .await
+            {
+                Ok(finished) => finished,
+                // The database went away while the function ran: the caller gets the
+                // outcome now, and it is recorded as soon as the database is back.
+                Err(qinling_store::StoreError::Unavailable(_)) => {
+                    let (engine, id, outcome) =
+                        (engine.clone(), execution.id.clone(), outcome.clone());
+                    let guard = engine.inner.tasks.enter();
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        engine.finish_durably(&id, &outcome, Some(memory_size)).await
+                    });
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            };
+            Ok(apply(execution, outcome, memory_size, finished))
         });
         task.await
             .map_err(|e| Error::internal("running a sync execution", e))?
@@ -177,10 +202,20 @@ impl Engine {
             let engine = self.clone();
             let guard = self.inner.tasks.enter();
             tokio::spawn(async move {
-                if let Err(error) = engine.run_queued(&id).await {
-                    tracing::error!(%error, execution_id = %id, "async execution failed to run");
+                match engine.run_queued(&id).await {
+                    Ok(()) => {}
+                    // Not claimed: the row is still queued. Try again once the database
+                    // answers (the row is durable, so a restart would also run it).
+                    Err(Error::Unavailable(_)) => {
+                        tracing::warn!(execution_id = %id, "database unavailable; the execution stays queued and is retried");
+                        drop(permit);
+                        tokio::time::sleep(CLAIM_RETRY).await;
+                        let _ = engine.inner.queue.send(id);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, execution_id = %id, "async execution failed to run");
+                    }
                 }
-                drop(permit);
                 drop(guard);
             });
         }
@@ -191,6 +226,27 @@ impl Engine {
         let Some(claimed) = self.inner.store.claim_execution(id).await? else {
             return Ok(());
         };
+        // Claimed: from here on the row is ours, so whatever happens it gets an outcome.
+        let (outcome, memory_size) = match self.run_claimed(claimed).await {
+            Ok(done) => done,
+            Err(e) => (
+                Outcome::error(
+                    ExecutionStatus::Error,
+                    &format!("The execution could not start: {e}"),
+                ),
+                None,
+            ),
+        };
+        self.finish_durably(id, &outcome, memory_size).await;
+        Ok(())
+    }
+
+    /// Runs a claimed execution: the outcome, and the memory limit of the definition that
+    /// ran (none if none did).
+    async fn run_claimed(
+        &self,
+        claimed: qinling_store::Claimed,
+    ) -> Result<(Outcome, Option<u64>), Error> {
         let execution = claimed.execution;
         let function = match claimed.function_updated_at {
             None => None,
@@ -237,11 +293,37 @@ impl Engine {
                 None,
             ),
         };
-        self.inner
-            .store
-            .finish_execution(id, &outcome, memory_size)
-            .await?;
-        Ok(())
+        Ok((outcome, memory_size))
+    }
+
+    /// Records an outcome, retrying while the database is unreachable (with backoff, for up
+    /// to [`FINISH_PATIENCE`]): an execution that ran must not lose its result to an outage.
+    /// Past that, or on any other error, the row stays `started` and the next start's
+    /// recovery marks it failed.
+    async fn finish_durably(&self, id: &str, outcome: &Outcome, memory_size: Option<u64>) {
+        let deadline = tokio::time::Instant::now() + FINISH_PATIENCE;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self
+                .inner
+                .store
+                .finish_execution(id, outcome, memory_size)
+                .await
+            {
+                Ok(_) => return,
+                Err(qinling_store::StoreError::Unavailable(error))
+                    if tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::warn!(%error, execution_id = %id, "database unavailable; recording the outcome again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => {
+                    tracing::error!(%error, execution_id = %id, "the outcome could not be recorded");
+                    return;
+                }
+            }
+        }
     }
 
     /// After a restart: fails what was running, requeues what was accepted but not started.

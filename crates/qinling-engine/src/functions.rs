@@ -129,7 +129,7 @@ impl Engine {
         let _guard = self.inner.package_lock.lock().await;
         self.check_function_quota(&ctx.project_id, true, id.size as i64)
             .await?;
-        let existed = self.inner.packages.exists(&id.sha256).await;
+        let existed = self.inner.packages.exists(&id.sha256).await?;
         self.inner.packages.store(&id, package.clone()).await?;
         if let Err(e) = self.inner.store.insert_function(&function).await {
             if !existed {
@@ -338,7 +338,7 @@ impl Engine {
             let delta = pid.size as i64 - current.package_size as i64;
             self.check_function_quota(&current.project_id, false, delta)
                 .await?;
-            let existed = self.inner.packages.exists(&pid.sha256).await;
+            let existed = self.inner.packages.exists(&pid.sha256).await?;
             self.inner
                 .packages
                 .store(&pid, std::sync::Arc::new(package.clone()))

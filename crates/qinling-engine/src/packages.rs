@@ -6,6 +6,12 @@
 //! final name; the temporary files a crash does leave (`.<sha256>.<pid>.tmp`, named after the
 //! server that wrote them) are removed when the store is next opened, once that server is
 //! gone.
+//!
+//! With a shared database (PostgreSQL), the database holds every package too
+//! ([`PackageStore::shared_in`]) and the local directory is this server's cache of it: a
+//! server can run a function whose package another server stored. A package is written to
+//! the database before its function row, read from the local cache when there, else fetched
+//! once and cached, and removed from both once no function or version refers to it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,6 +33,9 @@ pub struct PackageId {
 #[derive(Debug, Clone)]
 pub struct PackageStore {
     dir: PathBuf,
+    /// The database that every server sharing it reads packages from; `None`: the local
+    /// directory is the only copy (SQLite, one server).
+    shared: Option<qinling_store::Store>,
 }
 
 impl PackageStore {
@@ -34,6 +43,7 @@ impl PackageStore {
         std::fs::create_dir_all(dir)?;
         let store = PackageStore {
             dir: dir.to_path_buf(),
+            shared: None,
         };
         let removed = store.remove_stale_temp_files(|pid| {
             pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
@@ -45,6 +55,13 @@ impl PackageStore {
             );
         }
         Ok(store)
+    }
+
+    /// Keeps every package in `store` too, for the other servers sharing it; the directory
+    /// becomes a cache.
+    pub fn shared_in(mut self, store: qinling_store::Store) -> PackageStore {
+        self.shared = Some(store);
+        self
     }
 
     /// Removes the temporary files of interrupted writes (`.<sha256>.<pid>.tmp`) whose
@@ -187,26 +204,74 @@ pub(crate) const WASM_MAGIC: &[u8] = b"\0asm";
 /// The store as the engine's async code uses it: every file operation (reads, fsyncs,
 /// renames, removals) runs on the blocking pool, never on an async worker thread.
 impl PackageStore {
-    /// Whether a package is stored (one `stat`, not a walk of the directory).
-    pub async fn exists(&self, sha256: &str) -> bool {
+    /// Whether a package is stored (one `stat`, not a walk of the directory; with a shared
+    /// database, one indexed lookup when it is not cached here).
+    pub async fn exists(&self, sha256: &str) -> Result<bool, Error> {
         let path = self.path(sha256);
-        tokio::fs::try_exists(path).await.unwrap_or(false)
+        if tokio::fs::try_exists(path).await.unwrap_or(false) {
+            return Ok(true);
+        }
+        match &self.shared {
+            Some(db) => Ok(db.has_package(sha256).await?),
+            None => Ok(false),
+        }
     }
 
-    /// Reads a stored package.
+    /// Reads a stored package: from the local directory, else (shared) from the database,
+    /// caching it here.
     pub async fn read(&self, sha256: &str) -> Result<Arc<Vec<u8>>, Error> {
-        let (store, sha256) = (self.clone(), sha256.to_string());
-        blocking(move || store.get(&sha256).map(Arc::new)).await
+        let (store, sha) = (self.clone(), sha256.to_string());
+        let local = blocking(move || match std::fs::read(store.path(&sha)) {
+            Ok(bytes) => Ok(Some(Arc::new(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::internal(format!("reading package {sha} failed"), e)),
+        })
+        .await?;
+        if let Some(bytes) = local {
+            return Ok(bytes);
+        }
+        let missing = || {
+            Error::internal(
+                format!("reading package {sha256} failed"),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        };
+        let Some(db) = &self.shared else {
+            return Err(missing());
+        };
+        let bytes = Arc::new(db.get_package(sha256).await?.ok_or_else(missing)?);
+        let id = Self::digest(&bytes);
+        if id.sha256 != sha256 {
+            return Err(Error::internal(
+                format!("package {sha256} in the database is corrupt"),
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            ));
+        }
+        let (store, cached) = (self.clone(), bytes.clone());
+        if let Err(error) = blocking(move || store.put(&id, &cached)).await {
+            // Served from memory this time; the next read fetches it again.
+            tracing::warn!(%error, sha256, "could not cache a package from the database");
+        }
+        Ok(bytes)
     }
 
-    /// Stores a validated package (see [`PackageStore::put`]).
+    /// Stores a validated package (see [`PackageStore::put`]), and (shared) in the
+    /// database, before any row refers to it.
     pub async fn store(&self, id: &PackageId, bytes: Arc<Vec<u8>>) -> Result<(), Error> {
+        if let Some(db) = &self.shared {
+            db.put_package(&id.sha256, &bytes).await?;
+        }
         let (store, id) = (self.clone(), id.clone());
         blocking(move || store.put(&id, &bytes)).await
     }
 
-    /// Removes a package (see [`PackageStore::remove`]).
+    /// Removes a package (see [`PackageStore::remove`]) here and (shared) from the database.
     pub async fn discard(&self, sha256: &str) {
+        if let Some(db) = &self.shared
+            && let Err(error) = db.delete_package(sha256).await
+        {
+            tracing::warn!(%error, sha256, "could not remove an unused package from the database");
+        }
         let (store, sha256) = (self.clone(), sha256.to_string());
         let _ = blocking(move || {
             store.remove(&sha256);

@@ -12,6 +12,7 @@ mod filter;
 mod fixtures;
 mod functions;
 mod jobs;
+mod packages;
 mod quotas;
 mod runtimes;
 mod stats;

@@ -26,6 +26,19 @@ pub struct ServeArgs {
     /// Where state lives: the SQLite database, packages, runtime shims.
     #[arg(long, env = "QINLING_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where the platform's state lives: `postgres://user:password@host/db` for a
+    /// PostgreSQL database that several servers may share. Default: SQLite in the data dir.
+    #[arg(long, env = "QINLING_DATABASE")]
+    pub database: Option<String>,
+    /// PostgreSQL: connections in this server's pool.
+    #[arg(long, env = "QINLING_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// PostgreSQL: seconds after which a statement is cancelled (its request gets a 503).
+    #[arg(long, env = "QINLING_DATABASE_STATEMENT_TIMEOUT")]
+    pub database_statement_timeout: Option<u64>,
+    /// PostgreSQL: seconds a request waits for a database connection before a 503.
+    #[arg(long, env = "QINLING_DATABASE_ACQUIRE_TIMEOUT")]
+    pub database_acquire_timeout: Option<u64>,
     /// Address to listen on.
     #[arg(long, env = "QINLING_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -103,6 +116,13 @@ pub struct ServeArgs {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// `postgres://…`; `None`: SQLite at `<data_dir>/qinling.sqlite`.
+    pub database: Option<String>,
+    pub database_max_connections: u32,
+    /// Seconds.
+    pub database_statement_timeout: u64,
+    /// Seconds.
+    pub database_acquire_timeout: u64,
     pub listen: SocketAddr,
     /// The API socket's listen backlog.
     pub listen_backlog: u32,
@@ -140,6 +160,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: default_data_dir(),
+            database: None,
+            database_max_connections: 16,
+            database_statement_timeout: 30,
+            database_acquire_timeout: 5,
             listen: "127.0.0.1:7070".parse().expect("valid address"),
             listen_backlog: 4096,
             pool_size: 3,
@@ -197,6 +221,19 @@ impl Config {
         if let Some(v) = &args.data_dir {
             cfg.data_dir = v.clone();
         }
+        if let Some(v) = &args.database {
+            cfg.database = Some(v.clone());
+        }
+        if let Some(v) = args.database_max_connections {
+            cfg.database_max_connections = v;
+        }
+        if let Some(v) = args.database_statement_timeout {
+            cfg.database_statement_timeout = v;
+        }
+        if let Some(v) = args.database_acquire_timeout {
+            cfg.database_acquire_timeout = v;
+        }
+        cfg.database()?;
         if let Some(v) = args.listen {
             cfg.listen = v;
         }
@@ -286,6 +323,55 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Where the state lives, checked: a PostgreSQL URL, or SQLite in the data dir.
+    pub fn database(&self) -> anyhow::Result<qinling_store::Database> {
+        database(
+            self.database.as_deref(),
+            &self.data_dir,
+            qinling_store::PgConfig {
+                max_connections: self.database_max_connections,
+                statement_timeout: Duration::from_secs(self.database_statement_timeout),
+                acquire_timeout: Duration::from_secs(self.database_acquire_timeout),
+                ..qinling_store::PgConfig::new("")
+            },
+        )
+    }
+}
+
+/// The database named by `url` (`postgres://…`), or SQLite in `data_dir` without one;
+/// `pg` gives the pool's settings.
+pub(crate) fn database(
+    url: Option<&str>,
+    data_dir: &std::path::Path,
+    pg: qinling_store::PgConfig,
+) -> anyhow::Result<qinling_store::Database> {
+    match url {
+        None | Some("") => Ok(qinling_store::Database::Sqlite(
+            data_dir.join("qinling.sqlite"),
+        )),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            if pg.max_connections < 2 {
+                bail!("database_max_connections must be at least 2");
+            }
+            if pg.statement_timeout.is_zero() || pg.acquire_timeout.is_zero() {
+                bail!("database_statement_timeout and database_acquire_timeout must be at least 1 second");
+            }
+            Ok(qinling_store::Database::Postgres(qinling_store::PgConfig {
+                url: url.to_string(),
+                ..pg
+            }))
+        }
+        Some(url) => {
+            let scheme = url.split("://").next().unwrap_or(url);
+            bail!(
+                "unsupported database '{scheme}': use postgres://user:password@host/dbname, \
+                 or leave `database` unset for SQLite in the data dir"
+            )
+        }
+    }
+}
+
 pub fn main(args: ServeArgs) -> std::process::ExitCode {
     let cfg = match Config::load(&args) {
         Ok(cfg) => cfg,
@@ -367,11 +453,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             "the nodejs runtime is unavailable (set --node or QINLING_NODE)"
         ),
     }
-    let store = qinling_store::Store::open(&cfg.data_dir.join("qinling.sqlite"))
+    let store = qinling_store::Store::connect(&cfg.database()?)
         .await
         .context("opening the database")?;
-    let packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
+    let mut packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
         .context("opening the package directory")?;
+    if store.backend() == "postgres" {
+        // Servers sharing the database share packages through it; the directory caches.
+        packages = packages.shared_in(store.clone());
+    }
     let package_source: Arc<dyn Packages> = Arc::new(packages.clone());
     // The one place that chooses where executions run: native runtimes on pooled workers
     // in the sandbox, wasm in this process (without the wasm runtime, wasm runtimes show

@@ -1,5 +1,5 @@
 //! `qinling token create|list|revoke`: API tokens for `auth.mode = "token"`, made on the
-//! server's machine against its data directory's database (like `keystone-manage
+//! server's machine against its database (the data directory's, or `--database`) (like `keystone-manage
 //! bootstrap`), not over the API — whoever can read the data directory is the operator.
 //! `create` prints the secret alone on stdout (once; only its SHA-256 is stored).
 
@@ -14,6 +14,10 @@ pub struct TokenArgs {
     /// The server's data directory (its database is changed directly).
     #[arg(long, env = "QINLING_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// The server's PostgreSQL database (`postgres://…`), if it has one instead of SQLite in
+    /// the data directory.
+    #[arg(long, env = "QINLING_DATABASE", global = true)]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub command: TokenCommand,
 }
@@ -59,7 +63,12 @@ async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(crate::serve::default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    let store = qinling_store::Store::open(&data_dir.join("qinling.sqlite"))
+    let database = crate::serve::database(
+        args.database.as_deref(),
+        &data_dir,
+        qinling_store::PgConfig::new(""),
+    )?;
+    let store = qinling_store::Store::connect(&database)
         .await
         .context("opening the database")?;
     let tokens = Tokens::new(store.clone());

@@ -120,6 +120,7 @@ pub(crate) fn make_token(
         .args(["--roles", roles, "--expires-in", expires_in])
         .arg("--data-dir")
         .arg(&srv.data_dir)
+        .args(srv.database.iter().flat_map(|url| ["--database", url]))
         .output()
         .unwrap();
     assert!(
@@ -138,6 +139,7 @@ fn token_cli(srv: &Server, args: &[&str]) -> (bool, String) {
         .args(args)
         .arg("--data-dir")
         .arg(&srv.data_dir)
+        .args(srv.database.iter().flat_map(|url| ["--database", url]))
         .output()
         .unwrap();
     (

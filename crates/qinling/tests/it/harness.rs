@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 pub struct Server {
     pub url: String,
     pub data_dir: PathBuf,
+    /// The server's PostgreSQL database, when the suite runs on PostgreSQL
+    /// ([`database_under_test`]); `None`: SQLite in `data_dir`.
+    pub database: Option<String>,
     _tmp: Option<tempfile::TempDir>,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
@@ -43,6 +46,32 @@ pub fn sandbox_args() -> Vec<String> {
     vec![]
 }
 
+/// `QINLING_TEST_DATABASE=postgres` runs the whole suite on PostgreSQL: each server gets a
+/// fresh database on the server `QINLING_TEST_POSTGRES` names (`scripts/postgres.sh`).
+/// Otherwise (the default) each server has SQLite in its data directory.
+pub fn database_under_test() -> Option<String> {
+    match std::env::var("QINLING_TEST_DATABASE").as_deref() {
+        Ok("postgres") => {
+            let admin = std::env::var(qinling_store::testing::ENV).unwrap_or_else(|_| {
+                panic!(
+                    "QINLING_TEST_DATABASE=postgres needs {} (an admin URL; scripts/postgres.sh start)",
+                    qinling_store::testing::ENV
+                )
+            });
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            Some(
+                rt.block_on(qinling_store::testing::scratch_database(&admin))
+                    .expect("a scratch PostgreSQL database"),
+            )
+        }
+        Ok("sqlite") | Ok("") | Err(_) => None,
+        Ok(other) => panic!("QINLING_TEST_DATABASE must be sqlite or postgres, not {other}"),
+    }
+}
+
 impl Server {
     pub fn start() -> Server {
         Self::start_with(Opts::default())
@@ -52,11 +81,16 @@ impl Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
         let mut args = vec!["--pool-size".to_string(), opts.pool_size.to_string()];
+        let database = database_under_test();
+        if let Some(url) = &database {
+            args.extend(["--database".to_string(), url.clone()]);
+        }
         args.extend(sandbox_args());
         args.extend(opts.extra);
         let mut s = Server {
             url: String::new(),
             data_dir,
+            database,
             _tmp: Some(tmp),
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
