@@ -3,6 +3,8 @@
 # initdb in a temporary directory as an unprivileged user (the server refuses root), starts it
 # on a free loopback port and exports QINLING_TEST_POSTGRES (an admin URL on which the tests
 # create their own databases) and QINLING_TEST_PGDATA; `scripts/postgres.sh stop` removes it.
+# `pause DIR` stops the server and `resume DIR` starts it again on the same port with the
+# same data (the fault tests use them).
 # Needs Debian's postgresql package (`.ci/run` installs it).
 set -euo pipefail
 
@@ -24,6 +26,12 @@ if [ "$(id -u)" = 0 ] && ! id "$PGUSER_OS" >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin "$PGUSER_OS"
 fi
 
+run_server() {
+    as_user "$1/pg_ctl" -D "$2/data" -l "$2/server.log" -w -t 60 \
+        -o "-p $(cat "$2/port") -k $2 -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >&2 \
+        || { cat "$2/server.log" >&2; exit 1; }
+}
+
 case "${1:-}" in
 start)
     bin="$(bindir)"
@@ -33,9 +41,8 @@ start)
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     as_user "$bin/initdb" -D "$dir/data" -U qinling --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
-    as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >&2 \
-        || { cat "$dir/server.log" >&2; exit 1; }
+    echo "$port" > "$dir/port"
+    run_server "$bin" "$dir"
     echo "export QINLING_TEST_POSTGRES=postgres://qinling@127.0.0.1:$port/postgres"
     echo "export QINLING_TEST_PGDATA=$dir"
     ;;
@@ -45,8 +52,14 @@ stop)
     as_user "$(bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$dir"
     ;;
+pause)
+    as_user "$(bindir)/pg_ctl" -D "$2/data" -m fast -w stop >&2
+    ;;
+resume)
+    run_server "$(bindir)" "$2"
+    ;;
 *)
-    echo "usage: $0 start | stop [dir]" >&2
+    echo "usage: $0 start | stop [dir] | pause dir | resume dir" >&2
     exit 2
     ;;
 esac

@@ -26,6 +26,8 @@ pub struct Server {
 pub struct Opts {
     pub pool_size: usize,
     pub extra: Vec<String>,
+    /// A database URL for `--database`; `None`: the one under test ([`database_under_test`]).
+    pub database: Option<String>,
 }
 
 impl Default for Opts {
@@ -33,6 +35,7 @@ impl Default for Opts {
         Opts {
             pool_size: 1,
             extra: vec![],
+            database: None,
         }
     }
 }
@@ -81,7 +84,7 @@ impl Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
         let mut args = vec!["--pool-size".to_string(), opts.pool_size.to_string()];
-        let database = database_under_test();
+        let database = opts.database.clone().or_else(database_under_test);
         if let Some(url) = &database {
             args.extend(["--database".to_string(), url.clone()]);
         }

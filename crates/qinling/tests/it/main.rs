@@ -20,6 +20,7 @@ mod hostile_hardening;
 mod jobs;
 mod metrics;
 mod openapi;
+mod postgres;
 mod recovery;
 mod runtimes;
 mod runtimes_custom;

@@ -217,6 +217,7 @@ fn idle_workers_are_released_and_the_pool_refills() {
     let s = Server::start_with(Opts {
         pool_size: 2,
         extra: vec!["--worker-idle-timeout".into(), "1".into()],
+        ..Opts::default()
     });
     let rt = s.python_runtime();
     let f = s.create_function("sleepy.py", SLEEPY, "sleepy.main", &[]);
@@ -258,6 +259,7 @@ fn concurrency_limit_queues_then_refuses() {
         ]
         .map(String::from)
         .into(),
+        ..Opts::default()
     });
     let f = s.create_function("sleepy.py", SLEEPY, "sleepy.main", &[]);
     let fid = f["id"].as_str().unwrap();
