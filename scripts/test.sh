@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): the Rust workspace's tests, the python shim's
-# tests, and the real python-qinlingclient against a live server.
+# tests, and the real python-qinlingclient and schemathesis against a live server — the
+# end-to-end suite, the client and schemathesis each on SQLite and on PostgreSQL (a throwaway
+# cluster from scripts/postgres.sh, when the server binaries are installed).
 #
 # The client test needs a venv with the pinned client (tests/client/requirements.txt); CI
 # makes it with scripts/setup-client-venv.sh. Without it, that part is skipped with a
@@ -13,13 +15,27 @@ echo "== keystone (for the keystone-mode tests)"
 export KEYSTONE_VENV="${KEYSTONE_VENV:-$PWD/.venv-keystone}"
 if [ -z "${QINLING_TEST_KEYSTONE_URL:-}" ] && [ -x "$KEYSTONE_VENV/bin/keystone-manage" ]; then
     eval "$(scripts/keystone.sh start)"
+    KEYSTONE_STARTED=1
     trap 'scripts/keystone.sh stop' EXIT
 elif [ -z "${QINLING_TEST_KEYSTONE_URL:-}" ]; then
     echo "SKIPPED: no Keystone venv at $KEYSTONE_VENV (run scripts/setup-keystone.sh); the keystone tests will say SKIPPED"
 fi
 
-echo "== cargo test (workspace)"
+echo "== postgresql (for the store tests, the postgres e2e tests and the suite on PostgreSQL)"
+if [ -z "${QINLING_TEST_POSTGRES:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    eval "$(scripts/postgres.sh start)"
+    trap 'scripts/postgres.sh stop; if [ -n "${KEYSTONE_STARTED:-}" ]; then scripts/keystone.sh stop; fi' EXIT
+elif [ -z "${QINLING_TEST_POSTGRES:-}" ]; then
+    echo "SKIPPED: no PostgreSQL server binaries (apt-get install postgresql); the PostgreSQL halves will say SKIPPED"
+fi
+
+echo "== cargo test (workspace, SQLite; the store tests also on PostgreSQL)"
 cargo test --workspace --locked 2>&1
+
+if [ -n "${QINLING_TEST_POSTGRES:-}" ]; then
+    echo "== the end-to-end suite again, every server on PostgreSQL"
+    QINLING_TEST_DATABASE=postgres cargo test --workspace --locked --test it 2>&1
+fi
 
 echo "== python shim tests"
 (cd crates/qinling-runtimes && python3 -m unittest -v shims/test_python3.py 2>&1)
@@ -28,7 +44,12 @@ echo "== python-qinlingclient against a live server"
 export OSC_VENV="${OSC_VENV:-$PWD/.venv-osc/bin}"
 if [ -x "$OSC_VENV/openstack" ]; then
     cargo build --locked --quiet --bin qinling
+    echo "-- on SQLite"
     scripts/with-server.sh tests/client/openstack_client_test.sh
+    if [ -n "${QINLING_TEST_POSTGRES:-}" ]; then
+        echo "-- on PostgreSQL"
+        QINLING_TEST_DATABASE=postgres scripts/with-server.sh tests/client/openstack_client_test.sh
+    fi
 else
     echo "SKIPPED: no python-qinlingclient venv at $OSC_VENV (run scripts/setup-client-venv.sh)"
 fi
@@ -37,7 +58,12 @@ echo "== schemathesis: no 5xx for any generated request (docs/openapi.json)"
 export ST_VENV="${ST_VENV:-$PWD/.venv-st/bin}"
 if [ -x "$ST_VENV/schemathesis" ]; then
     cargo build --locked --quiet --bin qinling
+    echo "-- on SQLite"
     scripts/with-server.sh scripts/schemathesis.sh
+    if [ -n "${QINLING_TEST_POSTGRES:-}" ]; then
+        echo "-- on PostgreSQL"
+        QINLING_TEST_DATABASE=postgres scripts/with-server.sh scripts/schemathesis.sh
+    fi
 else
     echo "SKIPPED: no schemathesis venv at $ST_VENV (run scripts/setup-schemathesis.sh)"
 fi

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Runs `$@ <url>` against a freshly started `qinling serve` on a temporary data directory and
-# a free port; stops the server afterwards and prints its log if the command failed.
+# a free port (and a fresh PostgreSQL database with QINLING_TEST_DATABASE=postgres); stops the server afterwards and prints its log if the command failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${QINLING_BIN:-target/debug/qinling}"
 data="$(mktemp -d)"
 log="$data/server.log"
-"$bin" serve --data-dir "$data" --listen 127.0.0.1:0 --pool-size 1 ${QINLING_SERVE_ARGS:-} 2>"$log" &
+# QINLING_TEST_DATABASE=postgres: the server gets a fresh database on the PostgreSQL server
+# QINLING_TEST_POSTGRES names (scripts/postgres.sh); otherwise SQLite in the data dir.
+db_args=()
+if [ "${QINLING_TEST_DATABASE:-sqlite}" = postgres ]; then
+    : "${QINLING_TEST_POSTGRES:?QINLING_TEST_DATABASE=postgres needs QINLING_TEST_POSTGRES (scripts/postgres.sh start)}"
+    name="ws_$(date +%s%N)_$$"
+    psql -q "$QINLING_TEST_POSTGRES" -c "CREATE DATABASE $name"
+    db_args=(--database "${QINLING_TEST_POSTGRES%/*}/$name")
+fi
+"$bin" serve --data-dir "$data" --listen 127.0.0.1:0 --pool-size 1 "${db_args[@]}" ${QINLING_SERVE_ARGS:-} 2>"$log" &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT

@@ -76,27 +76,26 @@ impl Engine {
         // checked by the insert itself, which refuses the row if the definition changed or
         // its runtime is no longer available; the full checks below then decide.
         let mut refused = None;
-        // A reserved quota slot, held until the execution's row is written.
-        let mut slot = None;
+        // How quotas admit this execution; a reserved local slot is held until the
+        // execution's row is written.
+        let mut admit = None;
         if req.function_version == 0
             && let Some(function) = self.inner.definitions.get(&req.function_id)
         {
             if !scope::visible(ctx, &function.project_id) {
                 return Err(Error::not_found("Function", &req.function_id));
             }
-            slot = self.check_execution_quota(&ctx.project_id).await?;
+            admit = Some(self.check_execution_quota(&ctx.project_id).await?);
             if req.sync {
                 self.admit(&function.id, 0)?;
             }
             let new = new_execution(&function, &req, ctx);
             match self
-                .inner
-                .store
-                .insert_execution_if_unchanged(new, function.updated_at)
+                .record(new, Some(function.updated_at), admit.as_ref())
                 .await?
             {
                 Ok(execution) => {
-                    drop(slot);
+                    drop(admit);
                     return self.start_execution(execution, &function).await;
                 }
                 Err(new) => {
@@ -109,7 +108,7 @@ impl Engine {
         self.inner.definitions.put(&function);
         if refused.is_none() {
             // (A refused row has been counted against the quota already, and holds its slot.)
-            slot = self.check_execution_quota(&ctx.project_id).await?;
+            admit = Some(self.check_execution_quota(&ctx.project_id).await?);
         }
         // Version N runs its own snapshot of the definition (`versions.rs`).
         let function = self
@@ -134,12 +133,10 @@ impl Engine {
         }
         let new = refused.unwrap_or_else(|| new_execution(&function, &req, ctx));
         let execution = self
-            .inner
-            .store
-            .insert_execution(new)
+            .record(new, None, admit.as_ref())
             .await?
-            .ok_or_else(|| Error::not_found("Function", &function.id))?;
-        drop(slot);
+            .map_err(|_| Error::not_found("Function", &function.id))?;
+        drop(admit);
         self.start_execution(execution, &function).await
     }
 
@@ -181,7 +178,9 @@ impl Engine {
                     let guard = engine.inner.tasks.enter();
                     tokio::spawn(async move {
                         let _guard = guard;
-                        engine.finish_durably(&id, &outcome, Some(memory_size)).await
+                        engine
+                            .finish_durably(&id, &outcome, Some(memory_size))
+                            .await
                     });
                     None
                 }

@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use qinling_store::Admission;
 use qinling_types::Error;
 use serde::{Deserialize, Serialize};
 
@@ -205,6 +206,15 @@ impl Slots {
     }
 }
 
+/// How an execution is admitted against its project's quotas.
+#[derive(Debug)]
+pub(crate) enum Admit {
+    /// Checked here already (or not enforced); the slot is held until the row is written.
+    Local(#[expect(dead_code, reason = "held for its Drop, which releases the slot")] Option<Slot>),
+    /// To be checked by the insert, in the shared database.
+    InStore(qinling_store::ExecutionQuota),
+}
+
 /// One reserved execution slot; dropping it releases it.
 #[derive(Debug)]
 pub struct Slot {
@@ -251,7 +261,11 @@ impl Engine {
                 package_bytes,
                 concurrent_executions: self.inner.store.unfinished_executions(project_id).await?,
                 workers: self.project_workers(project_id).await?,
-                executions_per_minute: self.inner.rate.used(project_id, Instant::now()),
+                executions_per_minute: if self.inner.store.is_shared() {
+                    self.inner.store.executions_last_minute(project_id).await?
+                } else {
+                    self.inner.rate.used(project_id, Instant::now())
+                },
             },
             enforced: self.quota_config().enforce,
         })
@@ -321,16 +335,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Before an execution is recorded: unfinished executions and the per-minute rate. The
-    /// returned slot must be held until the execution's row is written.
-    pub(crate) async fn check_execution_quota(
-        &self,
-        project_id: &str,
-    ) -> Result<Option<Slot>, Error> {
+    /// Before an execution is recorded: unfinished executions and the per-minute rate. On a
+    /// database other servers share, only the limits are read here and the insert checks
+    /// them ([`Engine::record`]); alone, they are checked here against the database's count
+    /// and this server's memory, and the returned slot must be held until the execution's
+    /// row is written.
+    pub(crate) async fn check_execution_quota(&self, project_id: &str) -> Result<Admit, Error> {
         if !self.quota_config().enforce {
-            return Ok(None);
+            return Ok(Admit::Local(None));
         }
         let limits = self.quota_limits(project_id).await?;
+        if self.inner.store.is_shared() {
+            return Ok(Admit::InStore(qinling_store::ExecutionQuota {
+                concurrent_executions: limits.concurrent_executions,
+                executions_per_minute: limits.executions_per_minute,
+            }));
+        }
         // Reserve first, then count: of two concurrent requests at least one sees the other.
         let (slot, others) = self.inner.slots.reserve(project_id);
         if limits.concurrent_executions >= 0 {
@@ -345,7 +365,46 @@ impl Engine {
         self.inner
             .rate
             .admit(project_id, limits.executions_per_minute, Instant::now())?;
-        Ok(Some(slot))
+        Ok(Admit::Local(Some(slot)))
+    }
+
+    /// Records a new execution as `admit` says (guarded by a cached definition's
+    /// `updated_at` when `unchanged` is given); `Err(row)`: refused for a reason other than
+    /// quotas (the function or its definition changed), for the caller to decide.
+    pub(crate) async fn record(
+        &self,
+        new: qinling_store::NewExecution,
+        unchanged: Option<Option<qinling_types::Timestamp>>,
+        admit: Option<&Admit>,
+    ) -> Result<Result<qinling_types::Execution, qinling_store::NewExecution>, Error> {
+        let store = &self.inner.store;
+        match (admit, unchanged) {
+            (Some(Admit::InStore(quota)), unchanged) => {
+                match store
+                    .insert_execution_within(new, unchanged, *quota)
+                    .await?
+                {
+                    Admission::Inserted(e) => Ok(Ok(e)),
+                    Admission::Refused(row) => Ok(Err(row)),
+                    Admission::OverQuota { resource, in_use } => {
+                        let r =
+                            Resource::from_name(resource).unwrap_or(Resource::ConcurrentExecutions);
+                        let limit = match r {
+                            Resource::ExecutionsPerMinute => quota.executions_per_minute,
+                            _ => quota.concurrent_executions,
+                        };
+                        Err(check(r, limit, in_use, 1).expect_err("over quota"))
+                    }
+                }
+            }
+            (_, Some(updated_at)) => {
+                Ok(store.insert_execution_if_unchanged(new, updated_at).await?)
+            }
+            (_, None) => {
+                let row = new.clone();
+                Ok(store.insert_execution(new).await?.ok_or(row))
+            }
+        }
     }
 
     /// Before `count` workers are added to a project's function by `scale_up`.

@@ -72,10 +72,21 @@ pub(crate) mod dialect {
         pub(crate) const FOR_UPDATE: &str = "";
         /// Case-insensitive substring match (SQLite's `LIKE` is, for ASCII).
         pub(crate) const ILIKE: &str = "LIKE";
+        /// Serialises a project's admissions until the transaction ends: nothing to do, the
+        /// write transaction holds SQLite's one write lock.
+        pub(crate) const PROJECT_LOCK: Option<&str> = None;
+        pub(crate) fn conn(c: &mut sqlx::SqliteConnection) -> super::super::DbConn<'_> {
+            super::super::DbConn::Sqlite(c)
+        }
     }
     pub(crate) mod postgres {
         pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
         pub(crate) const ILIKE: &str = "ILIKE";
+        pub(crate) const PROJECT_LOCK: Option<&str> =
+            Some("SELECT pg_advisory_xact_lock(hashtextextended('qinling-project:' || $1, 0))");
+        pub(crate) fn conn(c: &mut sqlx::PgConnection) -> super::super::DbConn<'_> {
+            super::super::DbConn::Postgres(c)
+        }
     }
 }
 

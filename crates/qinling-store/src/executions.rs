@@ -31,6 +31,27 @@ pub struct NewExecution {
     pub request_id: Option<String>,
 }
 
+/// A project's execution quotas, checked inside the insert itself (`-1`: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutionQuota {
+    pub concurrent_executions: i64,
+    pub executions_per_minute: i64,
+}
+
+/// What [`Store::insert_execution_within`] did.
+#[derive(Debug)]
+pub enum Admission {
+    Inserted(Execution),
+    /// The function (version) is gone, or (for a guarded insert) its definition changed or
+    /// its runtime is unavailable: the row is given back.
+    Refused(NewExecution),
+    /// A quota would be exceeded: which, and how much of it is in use.
+    OverQuota {
+        resource: &'static str,
+        in_use: i64,
+    },
+}
+
 /// Filters of `GET /v1/executions`.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
@@ -391,27 +412,133 @@ impl Store {
         if !inserted {
             return Ok(Err(op.row));
         }
-        let e = op.row;
-        Ok(Ok(Execution {
-            id: e.id,
-            function_id: e.function_id,
-            function_version: e.function_version,
-            function_alias: e.function_alias,
-            description: e.description,
-            status: ExecutionStatus::Running,
-            sync: e.sync,
-            input: e.input,
-            result: None,
-            logs: None,
-            cpu_ms: None,
-            memory_peak_kb: None,
-            duration_ms: None,
-            memory_size: None,
-            request_id: e.request_id,
-            project_id: e.project_id,
-            created_at: created,
-            updated_at: None,
-        }))
+        Ok(Ok(running_execution(op.row, created)))
+    }
+}
+
+/// The row just inserted for `e` at `created`, as it reads back.
+fn running_execution(e: NewExecution, created: Timestamp) -> Execution {
+    Execution {
+        id: e.id,
+        function_id: e.function_id,
+        function_version: e.function_version,
+        function_alias: e.function_alias,
+        description: e.description,
+        status: ExecutionStatus::Running,
+        sync: e.sync,
+        input: e.input,
+        result: None,
+        logs: None,
+        cpu_ms: None,
+        memory_peak_kb: None,
+        duration_ms: None,
+        memory_size: None,
+        request_id: e.request_id,
+        project_id: e.project_id,
+        created_at: created,
+        updated_at: None,
+    }
+}
+
+impl Store {
+    /// As [`Store::insert_execution`] (or, with `unchanged`, its guarded variant), admitted
+    /// against `quota` in the same transaction, under a per-project lock: exact across every
+    /// server sharing the database. The engine uses it on a shared database; a lone SQLite
+    /// server checks quotas in memory instead, without the extra statements.
+    pub async fn insert_execution_within(
+        &self,
+        row: NewExecution,
+        unchanged: Option<Option<Timestamp>>,
+        quota: ExecutionQuota,
+    ) -> Result<Admission> {
+        let created = now();
+        let second = created.unix_timestamp();
+        let op = Insert {
+            input: row.input.to_wire(),
+            row,
+            created: ts::to_db(created),
+            unchanged: unchanged.map(|u| u.map(ts::to_db)),
+        };
+        let project = op.row.project_id.clone();
+        let inserted = on_db!(&self.db, |pool, d| {
+            let mut tx = pool.begin_write().await?;
+            if let Some(lock) = d::PROJECT_LOCK {
+                sqlx::query(lock).bind(&project).execute(&mut *tx).await?;
+            }
+            if quota.concurrent_executions >= 0 {
+                let running: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM executions WHERE queue_state IS NOT NULL AND project_id = $1",
+                )
+                .bind(&project)
+                .fetch_one(&mut *tx)
+                .await?;
+                if running >= quota.concurrent_executions {
+                    return Ok(Admission::OverQuota {
+                        resource: "concurrent_executions",
+                        in_use: running,
+                    });
+                }
+            }
+            if quota.executions_per_minute >= 0 {
+                let started: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM execution_rate
+                     WHERE project_id = $1 AND second > $2",
+                )
+                .bind(&project)
+                .bind(second - 60)
+                .fetch_one(&mut *tx)
+                .await?;
+                if started >= quota.executions_per_minute {
+                    return Ok(Admission::OverQuota {
+                        resource: "executions_per_minute",
+                        in_use: started,
+                    });
+                }
+            }
+            let inserted = Insert::apply_all(&[&op], &mut d::conn(&mut tx)).await?[0];
+            if inserted {
+                sqlx::query(
+                    "INSERT INTO execution_rate (project_id, second, n) VALUES ($1, $2, 1)
+                     ON CONFLICT (project_id, second) DO UPDATE SET n = execution_rate.n + 1",
+                )
+                .bind(&project)
+                .bind(second)
+                .execute(&mut *tx)
+                .await?;
+                // The window needs one minute; older rows go now and then.
+                if second % 60 == 0 {
+                    sqlx::query(
+                        "DELETE FROM execution_rate WHERE project_id = $1 AND second <= $2",
+                    )
+                    .bind(&project)
+                    .bind(second - 120)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            inserted
+        });
+        if !inserted {
+            return Ok(Admission::Refused(op.row));
+        }
+        Ok(Admission::Inserted(running_execution(op.row, created)))
+    }
+
+    /// Executions a project started in the minute before now, as the shared window counts
+    /// them (see [`Store::insert_execution_within`]).
+    pub async fn executions_last_minute(&self, project_id: &str) -> Result<i64> {
+        let second = now().unix_timestamp();
+        on_db!(&self.db, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM execution_rate
+                 WHERE project_id = $1 AND second > $2",
+            )
+            .bind(project_id)
+            .bind(second - 60)
+            .fetch_one(pool)
+            .await?)
+        })
     }
 
     /// Claims a queued execution for running. `None` if it was already claimed, finished
@@ -705,6 +832,95 @@ mod tests {
             let (failed, queued) = store.recover_executions("gone").await.unwrap();
             assert_eq!((failed, queued.len()), (1, 0));
         }
+    }
+
+    #[tokio::test]
+    async fn quotas_are_checked_inside_the_insert() {
+        for store in crate::testing::stores().await {
+            setup(&store).await;
+            let quota = ExecutionQuota {
+                concurrent_executions: 2,
+                executions_per_minute: 3,
+            };
+            let admit = |id: &str| store.insert_execution_within(new(id, false), None, quota);
+            assert!(matches!(admit("a").await.unwrap(), Admission::Inserted(_)));
+            assert!(matches!(admit("b").await.unwrap(), Admission::Inserted(_)));
+            match admit("c").await.unwrap() {
+                Admission::OverQuota { resource, in_use } => {
+                    assert_eq!((resource, in_use), ("concurrent_executions", 2))
+                }
+                other => panic!("{other:?}"),
+            }
+            let done = Outcome::error(ExecutionStatus::Success, "x");
+            store.finish_execution("a", &done, None).await.unwrap();
+            assert!(matches!(admit("c").await.unwrap(), Admission::Inserted(_)));
+            store.finish_execution("b", &done, None).await.unwrap();
+            // Two running now, but three started this minute.
+            match admit("d").await.unwrap() {
+                Admission::OverQuota { resource, in_use } => {
+                    assert_eq!((resource, in_use), ("executions_per_minute", 3))
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(store.executions_last_minute("p").await.unwrap(), 3);
+            assert_eq!(count(&store).await, 3);
+            // Refusals other than quotas give the row back.
+            let mut gone = new("e", false);
+            gone.function_id = "nope".into();
+            let unlimited = ExecutionQuota {
+                concurrent_executions: -1,
+                executions_per_minute: -1,
+            };
+            assert!(matches!(
+                store
+                    .insert_execution_within(gone, None, unlimited)
+                    .await
+                    .unwrap(),
+                Admission::Refused(_)
+            ));
+        }
+    }
+
+    /// Several servers admitting at once into one PostgreSQL database: exactly the limit
+    /// gets in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn servers_sharing_a_database_share_its_quotas() {
+        let Some(admin) = crate::testing::postgres_admin() else {
+            return;
+        };
+        let url = crate::testing::scratch_database(&admin).await.unwrap();
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            servers.push(
+                Store::open_postgres(&crate::PgConfig::new(url.clone()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        setup(&servers[0]).await;
+        let quota = ExecutionQuota {
+            concurrent_executions: 10,
+            executions_per_minute: -1,
+        };
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let store = servers[i % 3].clone();
+                tokio::spawn(async move {
+                    store
+                        .insert_execution_within(new(&format!("e{i}"), false), None, quota)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut inserted = 0;
+        for t in tasks {
+            if let Admission::Inserted(_) = t.await.unwrap() {
+                inserted += 1;
+            }
+        }
+        assert_eq!(inserted, 10);
+        assert_eq!(servers[1].unfinished_executions("p").await.unwrap(), 10);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use db::PgConfig;
-pub use executions::{Claimed, ExecutionFilter, NewExecution};
+pub use executions::{Admission, Claimed, ExecutionFilter, ExecutionQuota, NewExecution};
 pub use filter::{Filter, FilterOp};
 pub use functions::FunctionUpdate;
 pub use jobs::JobAdvance;
@@ -192,6 +192,12 @@ impl Store {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
+    }
+
+    /// Whether other servers may share this database (PostgreSQL): then quotas are checked
+    /// in it ([`Store::insert_execution_within`]) and packages kept in it.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     /// Applies the writes still queued, then closes every connection. Writes submitted

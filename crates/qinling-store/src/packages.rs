@@ -58,8 +58,8 @@ impl Store {
             .bind(sha256)
             .bind(sha256)
             .bind(sha256)
-                .execute(pool)
-                .await?;
+            .execute(pool)
+            .await?;
             Ok(())
         })
     }
@@ -73,7 +73,10 @@ mod tests {
             let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect();
             assert!(!store.has_package("aa").await.unwrap());
             store.put_package("aa", &bytes).await.unwrap();
-            store.put_package("aa", b"ignored: same hash").await.unwrap();
+            store
+                .put_package("aa", b"ignored: same hash")
+                .await
+                .unwrap();
             assert!(store.has_package("aa").await.unwrap());
             assert_eq!(store.get_package("aa").await.unwrap(), Some(bytes));
             store.delete_package("aa").await.unwrap();

@@ -355,7 +355,9 @@ pub(crate) fn database(
                 bail!("database_max_connections must be at least 2");
             }
             if pg.statement_timeout.is_zero() || pg.acquire_timeout.is_zero() {
-                bail!("database_statement_timeout and database_acquire_timeout must be at least 1 second");
+                bail!(
+                    "database_statement_timeout and database_acquire_timeout must be at least 1 second"
+                );
             }
             Ok(qinling_store::Database::Postgres(qinling_store::PgConfig {
                 url: url.to_string(),

@@ -47,7 +47,11 @@ fn two_servers_share_functions_packages_and_executions() {
     let e = b.execute(id, Some(r#"{"name": "b"}"#));
     assert_eq!(e["status"], "success", "{e}\n{}", b.logs());
     assert_eq!(crate::harness::result(&e)["output"], "hello b");
-    assert_eq!(b.package_files().len(), 1, "cached on B after the first run");
+    assert_eq!(
+        b.package_files().len(),
+        1,
+        "cached on B after the first run"
+    );
     // An async execution accepted by A is in B's list.
     let (status, queued) = a.post(
         "/v1/executions",
@@ -74,7 +78,11 @@ struct OwnPostgres {
 impl OwnPostgres {
     fn start() -> Option<OwnPostgres> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
-        let out = Command::new("bash").arg(script).arg("start").output().unwrap();
+        let out = Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .output()
+            .unwrap();
         if !out.status.success() {
             eprintln!(
                 "SKIPPED: a PostgreSQL server of its own could not be started: {}",
@@ -143,10 +151,7 @@ fn a_database_outage_is_a_503_loses_nothing_and_heals_by_itself() {
     // Accepted before the outage: some start running, the rest wait in the queue.
     let accepted: Vec<String> = (0..6)
         .map(|_| {
-            let (status, e) = s.post(
-                "/v1/executions",
-                json!({"function_id": id, "sync": false}),
-            );
+            let (status, e) = s.post("/v1/executions", json!({"function_id": id, "sync": false}));
             assert_eq!(status, 201, "{e}");
             e["id"].as_str().unwrap().to_string()
         })
@@ -154,7 +159,10 @@ fn a_database_outage_is_a_503_loses_nothing_and_heals_by_itself() {
 
     pg.control("pause");
     // Every request that needs the database gets a clear 503, quickly.
-    for (method, path) in [("GET", "/v1/functions".to_string()), ("POST", "/v1/executions".to_string())] {
+    for (method, path) in [
+        ("GET", "/v1/functions".to_string()),
+        ("POST", "/v1/executions".to_string()),
+    ] {
         let started = Instant::now();
         let (status, body) = match method {
             "GET" => s.get(&path),
@@ -178,7 +186,10 @@ fn a_database_outage_is_a_503_loses_nothing_and_heals_by_itself() {
     // The server heals by itself: no restart, and every accepted execution succeeds.
     let deadline = Instant::now() + Duration::from_secs(60);
     while s.get("/v1/functions").0 != 200 {
-        assert!(Instant::now() < deadline, "still failing after the database came back");
+        assert!(
+            Instant::now() < deadline,
+            "still failing after the database came back"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     for e in &accepted {
