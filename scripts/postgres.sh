@@ -28,7 +28,7 @@ fi
 
 run_server() {
     as_user "$1/pg_ctl" -D "$2/data" -l "$2/server.log" -w -t 60 \
-        -o "-p $(cat "$2/port") -k $2 -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >&2 \
+        -o "-p $(cat "$2/port") -k $2 -c listen_addresses=127.0.0.1 -c fsync=${QINLING_PG_FSYNC:-off} -c max_connections=400" start >&2 \
         || { cat "$2/server.log" >&2; exit 1; }
 }
 

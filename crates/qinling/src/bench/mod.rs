@@ -7,7 +7,8 @@
 //! every latency recorded, percentiles exact), discards a warm-up, and prints a table and a
 //! JSON document: warm sync latency, throughput with many clients, first execution of new
 //! functions with the pool on and off, async acceptance and drain, the memory of an idle warm
-//! worker, and each ratio to the floor measured in the same run.
+//! worker, and each ratio to the floor measured in the same run. With `--database`, the same
+//! warm rows and async run on SQLite and on PostgreSQL (`stores.rs`).
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -20,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod floor;
 mod measure;
+mod stores;
 
 pub use floor::floor_main;
 use measure::{Dist, Target, Throughput, client, dist, latency, post_json, throughput};
@@ -51,6 +53,12 @@ pub struct BenchArgs {
     /// is always measured. Default: all.
     #[arg(long = "runtime")]
     pub runtimes: Vec<String>,
+    /// Also compare the stores: the admin URL of a PostgreSQL server
+    /// (`postgres://user@host/postgres`) on which fresh databases are created. The python3
+    /// and wasm warm rows and the async run are then measured on SQLite and on PostgreSQL,
+    /// and a 20 MiB package is written to and read from PostgreSQL and the local disk.
+    #[arg(long)]
+    pub database: Option<String>,
 }
 
 impl BenchArgs {
@@ -515,6 +523,10 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         runtimes.insert(rb.name.into(), runtime_rows(rb, &args).await?);
     }
     report.insert("runtimes".into(), Value::Object(runtimes));
+    if let Some(admin) = &args.database {
+        let stores = stores::compare(&args, admin, &floor_latency, &floor_tp).await?;
+        report.insert("stores".into(), stores);
+    }
     let report = Value::Object(report);
     print_table(&report);
     let text = serde_json::to_string_pretty(&report)?;
@@ -624,6 +636,9 @@ fn print_table(r: &Value) {
                 &v["first_execution_pool_on"],
             );
         }
+    }
+    if !r["stores"].is_null() {
+        stores::print(&r["stores"], &row);
     }
     println!();
     println!("{:<40} {:>12}", "throughput", "req/s");
