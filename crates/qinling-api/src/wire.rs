@@ -127,11 +127,6 @@ pub fn typed<T: serde::de::DeserializeOwned>(map: Map<String, Value>) -> ApiResu
         .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}.")))
 }
 
-/// A string attribute of a parsed body (`None` when absent or null).
-pub fn opt_str(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
 /// Query parameters, refusing any the endpoint does not declare (reference §2.2).
 pub fn query_params(query: Option<&str>, allowed: &[&str]) -> ApiResult<Vec<(String, String)>> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
