@@ -241,7 +241,9 @@ pub async fn invoke(
         .map_err(|e| ApiError::from(e).pecan())?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(qinling_wire::WebhookInvoked { execution_id }),
+        Json(qinling_wire::WebhookInvoked {
+            execution_id: execution_id.into_string(),
+        }),
     ))
 }
 

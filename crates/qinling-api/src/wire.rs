@@ -170,14 +170,14 @@ pub fn runtime_json(r: &Runtime) -> body::Runtime {
 pub fn function_json(f: &Function, code_as_string: bool) -> body::Function {
     let code = f.code.to_json();
     body::Function {
-        id: f.id.clone(),
+        id: f.id.as_str().to_owned(),
         name: f.name.clone(),
         description: f.description.clone(),
         cpu: f.cpu,
         memory_size: f.memory_size,
         timeout: f.timeout,
         network: f.network,
-        runtime_id: f.runtime_id.clone(),
+        runtime_id: f.runtime_id.as_deref().map(str::to_owned),
         code: if code_as_string {
             Value::String(qinling_types::py_json(&code))
         } else {
@@ -194,8 +194,8 @@ pub fn function_json(f: &Function, code_as_string: bool) -> body::Function {
 
 pub fn execution_json(e: &Execution) -> body::Execution {
     body::Execution {
-        id: e.id.clone(),
-        function_id: e.function_id.clone(),
+        id: e.id.as_str().to_owned(),
+        function_id: e.function_id.as_str().to_owned(),
         function_version: e.function_version,
         function_alias: e.function_alias.clone(),
         description: e.description.clone(),

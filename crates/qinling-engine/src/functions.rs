@@ -105,10 +105,10 @@ impl Engine {
             crate::entry::check_entry(kind, &entry, PackageStore::names(&package).as_deref())?;
         }
         let function = Function {
-            id: new_id(),
+            id: new_id().into(),
             name: req.name,
             description: req.description,
-            runtime_id: Some(runtime_id),
+            runtime_id: Some(runtime_id.into()),
             code: Code::Package {
                 md5sum: id.md5.clone(),
             },

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use qinling_store::Scope;
-use qinling_types::WebhookId;
 use qinling_types::{Error, RequestContext, Webhook, new_id, now, py_json};
+use qinling_types::{ExecutionId, WebhookId};
 
 use crate::scope::{self, ListQuery, OwnProject};
 use crate::{CreateExecution, Engine, ExecutionTarget};
@@ -208,7 +208,7 @@ impl Engine {
         request_id: &str,
         id: &str,
         params: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<String, Error> {
+    ) -> Result<ExecutionId, Error> {
         let webhook = self
             .inner
             .store

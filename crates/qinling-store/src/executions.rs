@@ -43,8 +43,8 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Execution> {
     let status: String = row.try_get("status")?;
     let created: String = row.try_get("created_at")?;
     Ok(Execution {
-        id: row.try_get("id")?,
-        function_id: row.try_get("function_id")?,
+        id: row.try_get::<String, _>("id")?.into(),
+        function_id: row.try_get::<String, _>("function_id")?.into(),
         function_version: row.try_get("function_version")?,
         function_alias: row.try_get("function_alias")?,
         description: row.try_get("description")?,
@@ -270,7 +270,10 @@ impl WriteOp for Claim {
             }
         }
         // An id claimed twice in one batch: the first claim has it.
-        Ok(ops.iter().map(|op| claimed.remove(&op.id)).collect())
+        Ok(ops
+            .iter()
+            .map(|op| claimed.remove(op.id.as_str()))
+            .collect())
     }
 }
 
@@ -380,8 +383,8 @@ impl Store {
         }
         let e = op.row;
         Ok(Ok(Execution {
-            id: e.id,
-            function_id: e.function_id,
+            id: e.id.into(),
+            function_id: e.function_id.into(),
             function_version: e.function_version,
             function_alias: e.function_alias,
             description: e.description,

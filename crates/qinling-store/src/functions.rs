@@ -1,6 +1,6 @@
 //! Function rows.
 
-use qinling_types::{Code, Function, now};
+use qinling_types::{Code, Function, RuntimeId, now};
 use sqlx::Row;
 
 use crate::{Result, Scope, Store, StoreError, ts};
@@ -34,10 +34,12 @@ pub(crate) fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Function> {
     };
     let created: String = row.try_get("created_at")?;
     Ok(Function {
-        id: row.try_get("id")?,
+        id: row.try_get::<String, _>("id")?.into(),
         name: row.try_get("name")?,
         description: row.try_get("description")?,
-        runtime_id: row.try_get("runtime_id")?,
+        runtime_id: row
+            .try_get::<Option<String>, _>("runtime_id")?
+            .map(RuntimeId::from),
         code,
         package_sha256: row.try_get("package_sha256")?,
         package_size: row.try_get::<i64, _>("package_size")? as u64,
@@ -65,10 +67,10 @@ impl Store {
                                     entry, cpu, memory_size, timeout, network, count, latest_version, project_id, created_at, updated_at)
              VALUES (?, ?, ?, ?, 'package', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&f.id)
+        .bind(f.id.as_str())
         .bind(&f.name)
         .bind(&f.description)
-        .bind(&f.runtime_id)
+        .bind(f.runtime_id.as_deref())
         .bind(md5sum)
         .bind(&f.package_sha256)
         .bind(f.package_size as i64)

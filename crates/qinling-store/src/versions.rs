@@ -85,7 +85,7 @@ impl Store {
         let Code::Package { md5sum } = &function.code;
         let version = FunctionVersion {
             id: new_id(),
-            function_id: function.id.clone(),
+            function_id: function.id.as_str().to_owned(),
             version_number: latest.map_or(0, |l| l.version_number) + 1,
             description,
             md5sum: md5sum.clone(),
