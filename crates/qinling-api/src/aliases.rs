@@ -34,7 +34,7 @@ pub(crate) fn alias_json(a: &FunctionAlias) -> qinling_wire::Alias {
         id: a.id.clone(),
         name: a.name.clone(),
         description: a.description.clone(),
-        function_id: a.function_id.clone(),
+        function_id: a.function_id.as_str().to_owned(),
         function_version: a.function_version,
         additional_version: a.additional_version,
         additional_version_weight: a.additional_version_weight,

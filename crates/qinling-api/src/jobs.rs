@@ -34,9 +34,9 @@ const JOB: Schema = Schema {
 
 pub(crate) fn job_json(j: &Job) -> qinling_wire::Job {
     qinling_wire::Job {
-        id: j.id.clone(),
+        id: j.id.as_str().to_owned(),
         name: j.name.clone(),
-        function_id: j.function_id.clone(),
+        function_id: j.function_id.as_deref().map(str::to_owned),
         function_alias: j.function_alias.clone(),
         function_version: j.function_version,
         function_input: j.function_input.clone(),

@@ -34,7 +34,7 @@ pub(crate) fn version_json(v: &FunctionVersion) -> qinling_wire::Version {
     qinling_wire::Version {
         id: v.id.clone(),
         description: v.description.clone(),
-        function_id: v.function_id.clone(),
+        function_id: v.function_id.as_str().to_owned(),
         version_number: v.version_number,
         count: v.count,
         code: json!({"source": "package", "md5sum": v.md5sum}),

@@ -44,8 +44,8 @@ fn public_base(s: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
 
 fn webhook_json(w: &Webhook, base: &str) -> qinling_wire::Webhook {
     qinling_wire::Webhook {
-        id: w.id.clone(),
-        function_id: w.function_id.clone(),
+        id: w.id.as_str().to_owned(),
+        function_id: w.function_id.as_deref().map(str::to_owned),
         function_alias: w.function_alias.clone(),
         function_version: w.function_version,
         description: w.description.clone(),
@@ -58,7 +58,7 @@ fn webhook_json(w: &Webhook, base: &str) -> qinling_wire::Webhook {
 
 fn target(body: &WebhookBody) -> WebhookTarget {
     WebhookTarget {
-        function_id: body.function_id.clone(),
+        function_id: body.function_id.clone().map(Into::into),
         function_version: body.function_version,
         function_alias: body.function_alias.clone(),
     }

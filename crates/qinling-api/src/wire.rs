@@ -153,7 +153,7 @@ fn ts(t: Option<qinling_types::Timestamp>) -> Option<String> {
 
 pub fn runtime_json(r: &Runtime) -> body::Runtime {
     body::Runtime {
-        id: r.id.clone(),
+        id: r.id.as_str().to_owned(),
         name: r.name.clone(),
         image: r.image.clone(),
         description: r.description.clone(),

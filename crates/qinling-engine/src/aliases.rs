@@ -95,7 +95,7 @@ impl Engine {
             id: new_id(),
             name: req.name,
             description: req.description,
-            function_id: req.function_id,
+            function_id: req.function_id.into(),
             function_version: req.function_version,
             additional_version: additional.map(|(v, _)| v),
             additional_version_weight: additional.map(|(_, w)| w as u32),
@@ -115,9 +115,7 @@ impl Engine {
         alias: &FunctionAlias,
         additional: Option<(i64, i64)>,
     ) -> Result<(), Error> {
-        let function = self
-            .get_function(ctx, &FunctionId::new(alias.function_id.as_str()))
-            .await?;
+        let function = self.get_function(ctx, &alias.function_id).await?;
         let function = self
             .function_at_version(function, alias.function_version)
             .await?;
@@ -187,7 +185,7 @@ impl Engine {
         crate::text::check_description("description", req.description.as_deref())?;
         let mut alias = self.get_alias(ctx, name).await?;
         if let Some(f) = req.function_id {
-            alias.function_id = f;
+            alias.function_id = f.into();
         }
         if let Some(v) = req.function_version {
             alias.function_version = v;
@@ -239,16 +237,17 @@ impl Engine {
     ) -> Result<(FunctionId, i64), Error> {
         match target {
             ExecutionTarget::Function { id, version } => Ok((id.clone(), *version)),
-            ExecutionTarget::Alias(name) => {
-                let (id, version) = self.resolve_alias_in(project_id, name).await?;
-                Ok((FunctionId::new(id), version))
-            }
+            ExecutionTarget::Alias(name) => self.resolve_alias_in(project_id, name).await,
         }
     }
 
     /// The function and version an execution through alias `name` of `project_id` runs; a
     /// weighted alias picks its additional version with the configured probability.
-    async fn resolve_alias_in(&self, project_id: &str, name: &str) -> Result<(String, i64), Error> {
+    async fn resolve_alias_in(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> Result<(FunctionId, i64), Error> {
         let alias = self
             .inner
             .store

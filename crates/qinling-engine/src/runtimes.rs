@@ -73,7 +73,7 @@ impl Engine {
             )));
         }
         let runtime = Runtime {
-            id,
+            id: id.into(),
             name: req.name,
             image: req.image,
             description: req.description,
@@ -92,7 +92,7 @@ impl Engine {
     /// Registers the runtime with the executor that runs its kind (which fills its pool of
     /// pre-started workers, where it keeps one) and, in a task, marks it `available` once
     /// the executor's probe passes (or `error` if it fails).
-    fn activate_runtime(&self, id: String, kind: RuntimeKind) -> tokio::task::JoinHandle<()> {
+    fn activate_runtime(&self, id: RuntimeId, kind: RuntimeKind) -> tokio::task::JoinHandle<()> {
         self.register_runtime(&id, kind);
         let engine = self.clone();
         tokio::spawn(async move {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use qinling_store::Scope;
 use qinling_types::{Error, RequestContext, Webhook, new_id, now, py_json};
-use qinling_types::{ExecutionId, WebhookId};
+use qinling_types::{ExecutionId, FunctionId, WebhookId};
 
 use crate::scope::{self, ListQuery, OwnProject};
 use crate::{CreateExecution, Engine, ExecutionTarget};
@@ -17,7 +17,7 @@ use crate::{CreateExecution, Engine, ExecutionTarget};
 /// What a webhook runs: a function (and version), or an alias.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookTarget {
-    pub function_id: Option<String>,
+    pub function_id: Option<FunctionId>,
     pub function_version: Option<i64>,
     pub function_alias: Option<String>,
 }
@@ -120,7 +120,7 @@ impl Engine {
         self.check_webhook_target(ctx, &target).await?;
         let alias = target.function_alias.is_some();
         let webhook = Webhook {
-            id: new_id(),
+            id: new_id().into(),
             function_id: if alias { None } else { target.function_id },
             function_alias: target.function_alias,
             function_version: if alias { None } else { target.function_version },

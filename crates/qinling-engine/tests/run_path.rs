@@ -55,7 +55,7 @@ async fn fixture(pool: PoolConfig, engine: EngineConfig) -> Fixture {
     // Kinds with no executor here cannot run functions.
     let wasm = runtimes.iter().find(|r| r.image == "wasm").unwrap();
     assert_eq!(wasm.status, RuntimeStatus::Error);
-    let runtime_id = python.id.clone();
+    let runtime_id = python.id.as_str().to_owned();
     Fixture {
         engine,
         sandbox,

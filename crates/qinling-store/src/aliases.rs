@@ -11,7 +11,7 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FunctionAlias> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
-        function_id: row.try_get("function_id")?,
+        function_id: row.try_get::<String, _>("function_id")?.into(),
         function_version: row.try_get("function_version")?,
         additional_version: row.try_get("additional_version")?,
         additional_version_weight: row
@@ -37,7 +37,7 @@ impl Store {
         .bind(&a.id)
         .bind(&a.name)
         .bind(&a.description)
-        .bind(&a.function_id)
+        .bind(a.function_id.as_str())
         .bind(a.function_version)
         .bind(a.additional_version)
         .bind(a.additional_version_weight.map(i64::from))

@@ -1,7 +1,7 @@
 //! Job rows, and the conditional update that claims one tick of a job, so that several
 //! ticker loops (or servers) sharing the database fire each tick exactly once.
 
-use qinling_types::{Job, JobStatus, Timestamp};
+use qinling_types::{FunctionId, Job, JobStatus, Timestamp};
 use sqlx::Row;
 
 use crate::{Result, Scope, Store, StoreError, ts};
@@ -17,9 +17,11 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job> {
     };
     let status: String = row.try_get("status")?;
     Ok(Job {
-        id: row.try_get("id")?,
+        id: row.try_get::<String, _>("id")?.into(),
         name: row.try_get("name")?,
-        function_id: row.try_get("function_id")?,
+        function_id: row
+            .try_get::<Option<String>, _>("function_id")?
+            .map(FunctionId::from),
         function_alias: row.try_get("function_alias")?,
         function_version: row.try_get("function_version")?,
         function_input: row.try_get("function_input")?,
@@ -50,9 +52,9 @@ impl Store {
                     status, pattern, count, first_execution_time, next_execution_time, project_id, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&j.id)
+        .bind(j.id.as_str())
         .bind(&j.name)
-        .bind(&j.function_id)
+        .bind(j.function_id.as_deref())
         .bind(&j.function_alias)
         .bind(j.function_version)
         .bind(&j.function_input)

@@ -18,7 +18,7 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Runtime> {
     let status: String = row.try_get("status")?;
     let created: String = row.try_get("created_at")?;
     Ok(Runtime {
-        id: row.try_get("id")?,
+        id: row.try_get::<String, _>("id")?.into(),
         name: row.try_get("name")?,
         image: row.try_get("image")?,
         description: row.try_get("description")?,
@@ -43,7 +43,7 @@ impl Store {
             "INSERT INTO runtimes (id, name, image, description, is_public, trusted, status, project_id, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&r.id)
+        .bind(r.id.as_str())
         .bind(&r.name)
         .bind(&r.image)
         .bind(&r.description)

@@ -22,7 +22,7 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FunctionVersion> {
     let created: String = row.try_get("created_at")?;
     Ok(FunctionVersion {
         id: row.try_get("id")?,
-        function_id: row.try_get("function_id")?,
+        function_id: row.try_get::<String, _>("function_id")?.into(),
         version_number: row.try_get("version_number")?,
         description: row.try_get("description")?,
         md5sum: row.try_get("md5sum")?,
@@ -85,7 +85,7 @@ impl Store {
         let Code::Package { md5sum } = &function.code;
         let version = FunctionVersion {
             id: new_id(),
-            function_id: function.id.as_str().to_owned(),
+            function_id: function.id.clone(),
             version_number: latest.map_or(0, |l| l.version_number) + 1,
             description,
             md5sum: md5sum.clone(),
@@ -107,7 +107,7 @@ impl Store {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
         )
         .bind(&version.id)
-        .bind(&version.function_id)
+        .bind(version.function_id.as_str())
         .bind(version.version_number)
         .bind(&version.description)
         .bind(&version.md5sum)

@@ -1,6 +1,6 @@
 //! Webhook rows.
 
-use qinling_types::Webhook;
+use qinling_types::{FunctionId, Webhook};
 use sqlx::Row;
 
 use crate::{Result, Scope, Store, StoreError, ts};
@@ -8,8 +8,10 @@ use crate::{Result, Scope, Store, StoreError, ts};
 fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Webhook> {
     let created: String = row.try_get("created_at")?;
     Ok(Webhook {
-        id: row.try_get("id")?,
-        function_id: row.try_get("function_id")?,
+        id: row.try_get::<String, _>("id")?.into(),
+        function_id: row
+            .try_get::<Option<String>, _>("function_id")?
+            .map(FunctionId::from),
         function_alias: row.try_get("function_alias")?,
         function_version: row.try_get("function_version")?,
         description: row.try_get("description")?,
@@ -30,8 +32,8 @@ impl Store {
                     project_id, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&w.id)
-        .bind(&w.function_id)
+        .bind(w.id.as_str())
+        .bind(w.function_id.as_deref())
         .bind(&w.function_alias)
         .bind(w.function_version)
         .bind(&w.description)

@@ -89,7 +89,7 @@ impl RuntimeKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Runtime {
-    pub id: String,
+    pub id: RuntimeId,
     pub name: Option<String>,
     pub image: String,
     pub description: Option<String>,
