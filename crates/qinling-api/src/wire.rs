@@ -120,6 +120,23 @@ pub fn wsme_body(
     Ok(map)
 }
 
+/// Asserts that `schema` accepts exactly the fields of the wire body `T` it becomes (the
+/// unit test of each WSME resource).
+#[cfg(test)]
+pub(crate) fn assert_schema_is_body<T: qinling_wire::Object>(schema: &Schema) {
+    let mut writable: Vec<&str> = schema.writable.iter().map(|(name, _)| *name).collect();
+    let mut fields = T::fields();
+    writable.sort_unstable();
+    fields.sort_unstable();
+    assert_eq!(
+        writable,
+        fields,
+        "the {} schema and {}",
+        schema.name,
+        T::NAME
+    );
+}
+
 /// A checked WSME body as its wire type. The body was checked against the WSME schema, so
 /// this fails only if the schema and the wire type disagree (a 400 that says so).
 pub fn typed<T: serde::de::DeserializeOwned>(map: Map<String, Value>) -> ApiResult<T> {
