@@ -97,7 +97,7 @@ pub async fn create(
     };
     let req = CreateAlias {
         name,
-        function_id,
+        function_id: function_id.into(),
         function_version: non_negative(body.function_version, "function_version")?.unwrap_or(0),
         description: body.description,
         additional_version: non_negative(body.additional_version.flatten(), "additional_version")?,
@@ -174,7 +174,7 @@ pub async fn update(
         },
     };
     let req = UpdateAlias {
-        function_id: body.function_id,
+        function_id: body.function_id.map(Into::into),
         function_version: non_negative(body.function_version, "function_version")?,
         description: body.description,
         additional,

@@ -166,7 +166,7 @@ pub async fn create(
     let req = CreateFunction {
         name: body.name,
         description: body.description,
-        runtime_id: body.runtime_id,
+        runtime_id: body.runtime_id.map(Into::into),
         entry: nonempty(body.entry),
         cpu: nonempty(body.cpu),
         memory_size: nonempty(body.memory_size),

@@ -72,7 +72,7 @@ pub async fn create(
     }
     let req = CreateJob {
         name: body.name,
-        function_id: body.function_id,
+        function_id: body.function_id.map(Into::into),
         function_alias: body.function_alias,
         function_version: body.function_version.unwrap_or(0),
         function_input: body.function_input,

@@ -38,7 +38,7 @@ pub async fn create(
         crate::ApiError::bad_request("Required param is missing. Required: {'image'}")
     })?;
     let req = CreateRuntime {
-        id: body.id,
+        id: body.id.map(Into::into),
         name: body.name,
         image,
         description: body.description,

@@ -47,10 +47,10 @@ impl ExecutionTarget {
 }
 
 /// An alias-create request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateAlias {
     pub name: String,
-    pub function_id: String,
+    pub function_id: FunctionId,
     pub function_version: i64,
     pub description: Option<String>,
     pub additional_version: Option<i64>,
@@ -61,7 +61,7 @@ pub struct CreateAlias {
 /// together: `Some(None)` removes it.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateAlias {
-    pub function_id: Option<String>,
+    pub function_id: Option<FunctionId>,
     pub function_version: Option<i64>,
     pub description: Option<String>,
     pub additional: Option<Option<(i64, i64)>>,
@@ -95,7 +95,7 @@ impl Engine {
             id: new_id(),
             name: req.name,
             description: req.description,
-            function_id: req.function_id.into(),
+            function_id: req.function_id,
             function_version: req.function_version,
             additional_version: additional.map(|(v, _)| v),
             additional_version_weight: additional.map(|(_, w)| w as u32),
@@ -185,7 +185,7 @@ impl Engine {
         crate::text::check_description("description", req.description.as_deref())?;
         let mut alias = self.get_alias(ctx, name).await?;
         if let Some(f) = req.function_id {
-            alias.function_id = f.into();
+            alias.function_id = f;
         }
         if let Some(v) = req.function_version {
             alias.function_version = v;

@@ -26,7 +26,7 @@ pub const TICK: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Default)]
 pub struct CreateJob {
     pub name: Option<String>,
-    pub function_id: Option<String>,
+    pub function_id: Option<FunctionId>,
     pub function_alias: Option<String>,
     pub function_version: i64,
     pub function_input: Option<String>,
@@ -236,7 +236,7 @@ impl Engine {
                 (None, Some(name))
             }
             None => {
-                let id = FunctionId::from(req.function_id.expect("checked above"));
+                let id = req.function_id.expect("checked above");
                 let function = self.get_function(ctx, &id).await?;
                 self.function_at_version(function, req.function_version)
                     .await?;

@@ -10,7 +10,7 @@ use crate::Engine;
 /// A validated runtime-create request.
 #[derive(Debug, Clone)]
 pub struct CreateRuntime {
-    pub id: Option<String>,
+    pub id: Option<RuntimeId>,
     pub name: Option<String>,
     pub image: String,
     pub description: Option<String>,
@@ -59,7 +59,7 @@ impl Engine {
                     "Invalid input for field/attribute id. Value: '{id}'. Expected a UUID."
                 )));
             }
-            None => new_id(),
+            None => new_id().into(),
         };
         if self
             .inner
@@ -73,7 +73,7 @@ impl Engine {
             )));
         }
         let runtime = Runtime {
-            id: id.into(),
+            id,
             name: req.name,
             image: req.image,
             description: req.description,

@@ -13,13 +13,13 @@ use qinling_executor::{Executor, Executors, FunctionKey, Packages};
 use qinling_pool::fake::{self, FakeSandbox};
 use qinling_pool::{Pool, PoolConfig};
 use qinling_types::{
-    Error, Execution, ExecutionStatus, RequestContext, RuntimeKind, RuntimeStatus,
+    Error, Execution, ExecutionStatus, RequestContext, RuntimeId, RuntimeKind, RuntimeStatus,
 };
 
 struct Fixture {
     engine: Engine,
     sandbox: Arc<FakeSandbox>,
-    runtime_id: String,
+    runtime_id: RuntimeId,
     _dir: tempfile::TempDir,
 }
 
@@ -55,7 +55,7 @@ async fn fixture(pool: PoolConfig, engine: EngineConfig) -> Fixture {
     // Kinds with no executor here cannot run functions.
     let wasm = runtimes.iter().find(|r| r.image == "wasm").unwrap();
     assert_eq!(wasm.status, RuntimeStatus::Error);
-    let runtime_id = python.id.as_str().to_owned();
+    let runtime_id = python.id.clone();
     Fixture {
         engine,
         sandbox,
