@@ -34,7 +34,7 @@ pub(crate) fn alias_json(a: &FunctionAlias) -> qinling_wire::Alias {
         id: a.id.clone(),
         name: a.name.clone(),
         description: a.description.clone(),
-        function_id: a.function_id.clone(),
+        function_id: a.function_id.as_str().to_owned(),
         function_version: a.function_version,
         additional_version: a.additional_version,
         additional_version_weight: a.additional_version_weight,
@@ -97,7 +97,7 @@ pub async fn create(
     };
     let req = CreateAlias {
         name,
-        function_id,
+        function_id: function_id.into(),
         function_version: non_negative(body.function_version, "function_version")?.unwrap_or(0),
         description: body.description,
         additional_version: non_negative(body.additional_version.flatten(), "additional_version")?,
@@ -174,7 +174,7 @@ pub async fn update(
         },
     };
     let req = UpdateAlias {
-        function_id: body.function_id,
+        function_id: body.function_id.map(Into::into),
         function_version: non_negative(body.function_version, "function_version")?,
         description: body.description,
         additional,
@@ -194,17 +194,12 @@ pub async fn delete(
 
 #[cfg(test)]
 mod tests {
-    use qinling_wire::Object;
 
     use super::*;
 
     /// The WSME schema accepts exactly the fields of the wire body it becomes.
     #[test]
     fn the_schema_is_the_wire_body() {
-        let mut writable: Vec<&str> = ALIAS.writable.iter().map(|(name, _)| *name).collect();
-        let mut fields = AliasBody::fields();
-        writable.sort_unstable();
-        fields.sort_unstable();
-        assert_eq!(writable, fields);
+        wire::assert_schema_is_body::<AliasBody>(&ALIAS);
     }
 }

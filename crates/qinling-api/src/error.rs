@@ -73,18 +73,31 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.style {
-            Style::Wsme => serde_json::json!({
-                "faultcode": if self.status.is_server_error() { "Server" } else { "Client" },
-                "faultstring": self.message,
-                "debuginfo": null,
-            }),
-            Style::Pecan => serde_json::json!({"faultstring": self.message}),
+        let allow_header = (self.status == StatusCode::METHOD_NOT_ALLOWED)
+            .then(|| HeaderValue::from_str(&self.message).ok())
+            .flatten();
+        let mut resp = match self.style {
+            Style::Wsme => {
+                let faultcode = if self.status.is_server_error() {
+                    "Server"
+                } else {
+                    "Client"
+                };
+                let body = qinling_wire::Fault {
+                    faultcode: faultcode.into(),
+                    faultstring: self.message,
+                    debuginfo: None,
+                };
+                (self.status, axum::Json(body)).into_response()
+            }
+            Style::Pecan => {
+                let body = qinling_wire::PecanFault {
+                    faultstring: self.message,
+                };
+                (self.status, axum::Json(body)).into_response()
+            }
         };
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::METHOD_NOT_ALLOWED
-            && let Ok(v) = HeaderValue::from_str(&self.message)
-        {
+        if let Some(v) = allow_header {
             resp.headers_mut().insert("Server-Error-Message", v);
         }
         resp

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use qinling_engine::{CreateFunction, ListQuery, UpdateFunction};
+use qinling_wire::{FunctionCreate, FunctionUpdate};
 
 use crate::wire;
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
@@ -19,12 +20,17 @@ struct Form {
 }
 
 impl Form {
-    fn get(&self, key: &str) -> Option<String> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+    /// The form as its wire body: the text fields (the last of a repeated one wins; fields
+    /// the body does not name are ignored, as pecan ignores them) and the package file.
+    fn into_body<T: serde::de::DeserializeOwned>(self) -> ApiResult<(T, Option<Vec<u8>>)> {
+        let fields: serde_json::Map<String, serde_json::Value> = self
+            .fields
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        let body = serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}.")))?;
+        Ok((body, self.package))
     }
 }
 
@@ -149,24 +155,28 @@ pub async fn create(
     let form = read_form(&parts.headers, body, s.config.max_package_body)
         .await
         .map_err(ApiError::pecan)?;
-    let code_raw = form.get("code").ok_or_else(|| {
+    let (mut body, package) = form
+        .into_body::<FunctionCreate>()
+        .map_err(ApiError::pecan)?;
+    body.package = package;
+    let code_raw = body.code.ok_or_else(|| {
         ApiError::bad_request("Required param is missing. Required: {'code'}").pecan()
     })?;
     let code = parse_code(&code_raw).map_err(ApiError::pecan)?;
     let req = CreateFunction {
-        name: form.get("name"),
-        description: form.get("description"),
-        runtime_id: form.get("runtime_id"),
-        entry: nonempty(form.get("entry")),
-        cpu: nonempty(form.get("cpu")),
-        memory_size: nonempty(form.get("memory_size")),
-        timeout: nonempty(form.get("timeout")),
-        network: nonempty(form.get("network")),
+        name: body.name,
+        description: body.description,
+        runtime_id: body.runtime_id.map(Into::into),
+        entry: nonempty(body.entry),
+        cpu: nonempty(body.cpu),
+        memory_size: nonempty(body.memory_size),
+        timeout: nonempty(body.timeout),
+        network: nonempty(body.network),
         md5sum: code
             .get("md5sum")
             .and_then(|m| m.as_str())
             .map(str::to_string),
-        package: form.package,
+        package: body.package,
     };
     let function = s
         .engine
@@ -260,31 +270,32 @@ pub async fn update(
     let form = read_form(&parts.headers, body, s.config.max_package_body)
         .await
         .map_err(ApiError::pecan)?;
+    let (mut body, package) = form
+        .into_body::<FunctionUpdate>()
+        .map_err(ApiError::pecan)?;
+    body.package = package;
     // The CLI flattens `code` into the form (`source=package` + the file); others send it.
     let mut md5sum = None;
-    if let Some(code_raw) = form.get("code") {
-        let code = parse_code(&code_raw).map_err(ApiError::pecan)?;
+    if let Some(code_raw) = &body.code {
+        let code = parse_code(code_raw).map_err(ApiError::pecan)?;
         md5sum = code
             .get("md5sum")
             .and_then(|m| m.as_str())
             .map(str::to_string);
-    } else if let Some(source) = form.get("source") {
-        check_source(Some(&source)).map_err(ApiError::pecan)?;
+    } else if let Some(source) = &body.source {
+        check_source(Some(source)).map_err(ApiError::pecan)?;
     }
-    let text = |k: &str| {
-        form.get(k)
-            .map(|v| if v.is_empty() { None } else { Some(v) })
-    };
+    let text = |v: Option<String>| v.map(|v| if v.is_empty() { None } else { Some(v) });
     let req = UpdateFunction {
-        name: text("name"),
-        description: text("description"),
-        entry: text("entry"),
-        cpu: form.get("cpu"),
-        memory_size: form.get("memory_size"),
-        timeout: form.get("timeout"),
-        network: nonempty(form.get("network")),
+        name: text(body.name),
+        description: text(body.description),
+        entry: text(body.entry),
+        cpu: body.cpu,
+        memory_size: body.memory_size,
+        timeout: body.timeout,
+        network: nonempty(body.network),
         md5sum,
-        package: form.package,
+        package: body.package,
     };
     let function = s
         .engine

@@ -135,9 +135,17 @@ fn base_url(headers: &axum::http::HeaderMap, uri: &Uri) -> String {
 
 async fn root(headers: axum::http::HeaderMap, uri: Uri) -> impl IntoResponse {
     let href = format!("{}/v1", base_url(&headers, &uri));
-    Json(
-        serde_json::json!({"versions": [{"id": "v1.0", "status": "CURRENT", "links": [{"href": href, "target": "v1", "rel": "self"}]}]}),
-    )
+    Json(qinling_wire::Versions {
+        versions: vec![qinling_wire::ApiVersion {
+            id: "v1.0".into(),
+            status: "CURRENT".into(),
+            links: vec![qinling_wire::Link {
+                href,
+                target: "v1".into(),
+                rel: "self".into(),
+            }],
+        }],
+    })
 }
 
 async fn v1_redirect() -> impl IntoResponse {
@@ -149,7 +157,9 @@ async fn v1_root(
     headers: axum::http::HeaderMap,
     uri: Uri,
 ) -> impl IntoResponse {
-    Json(serde_json::json!({"uri": format!("{}/v1", base_url(&headers, &uri))}))
+    Json(qinling_wire::Resources {
+        uri: format!("{}/v1", base_url(&headers, &uri)),
+    })
 }
 
 /// Reads a whole request body up to `limit` bytes; a larger one is a 413 that says the limit.

@@ -38,29 +38,23 @@ fn ops() -> impl Iterator<Item = (&'static str, &'static str, &'static Doc)> {
 }
 
 fn schemas() -> Value {
-    let s = json!({"type": "string"});
-    let s_null = json!({"type": "string", "nullable": true});
+    // Bodies of no fixed shape: the metrics text, this document and a webhook's keyword
+    // arguments (any JSON object).
     let mut out = json!({
-        "Fault": {"type": "object", "required": ["faultcode", "faultstring"], "properties": {"faultcode": {"type": "string", "enum": ["Client", "Server"]}, "faultstring": s, "debuginfo": s_null}},
-        "PecanFault": {"type": "object", "required": ["faultstring"], "properties": {"faultstring": s}},
         "Text": {"type": "string"},
         "Object": {"type": "object"},
-        "Versions": {"type": "object", "properties": {"versions": {"type": "array", "items": {"type": "object"}}}},
-        "Resources": {"type": "object"},
-        "QuotaUpdate": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {"functions": {"type": "integer", "minimum": -1, "nullable": true}, "package_bytes": {"type": "integer", "minimum": -1, "nullable": true}, "concurrent_executions": {"type": "integer", "minimum": -1, "nullable": true}, "workers": {"type": "integer", "minimum": -1, "nullable": true}, "executions_per_minute": {"type": "integer", "minimum": -1, "nullable": true}}},
-        "FunctionCreate": {"type": "object", "required": ["runtime_id", "code", "package"], "properties": {
-            "runtime_id": s, "code": {"type": "string", "example": "{\"source\": \"package\"}"}, "package": {"type": "string", "format": "binary"},
-            "name": s, "description": s, "entry": {"type": "string", "example": "main.main"}, "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"}}},
-        "FunctionUpdate": {"type": "object", "properties": {
-            "package": {"type": "string", "format": "binary"}, "code": s, "source": s, "name": s, "description": s, "entry": s,
-            "cpu": {"type": "integer"}, "memory_size": {"type": "integer"}, "timeout": {"type": "integer"}, "network": {"type": "boolean"}}},
-        "Scale": {"type": "object", "required": ["count"], "additionalProperties": false, "properties": {"count": {"type": "integer", "minimum": 1, "maximum": qinling_engine::MAX_SCALE_COUNT}}},
     });
-    // The bodies of qinling-wire: their schemas come from the types.
+    // Every other body is a qinling-wire type: its schema comes from the type.
     use qinling_wire::Object;
     fn add<T: Object>(out: &mut Value) {
         out[T::NAME] = T::schema();
     }
+    add::<qinling_wire::Fault>(&mut out);
+    add::<qinling_wire::PecanFault>(&mut out);
+    add::<qinling_wire::Versions>(&mut out);
+    add::<qinling_wire::ApiVersion>(&mut out);
+    add::<qinling_wire::Link>(&mut out);
+    add::<qinling_wire::Resources>(&mut out);
     add::<qinling_wire::Runtime>(&mut out);
     add::<qinling_wire::RuntimeList>(&mut out);
     add::<qinling_wire::RuntimeCreate>(&mut out);
@@ -69,8 +63,13 @@ fn schemas() -> Value {
     add::<qinling_wire::PoolCapacity>(&mut out);
     add::<qinling_wire::Function>(&mut out);
     add::<qinling_wire::FunctionList>(&mut out);
+    add::<qinling_wire::FunctionCreate>(&mut out);
+    add::<qinling_wire::FunctionUpdate>(&mut out);
     add::<qinling_wire::Worker>(&mut out);
     add::<qinling_wire::WorkerList>(&mut out);
+    add::<qinling_wire::Scale>(&mut out);
+    // The upper bound of a scale is the engine's, which the wire crate cannot name.
+    out["Scale"]["properties"]["count"]["maximum"] = json!(qinling_engine::MAX_SCALE_COUNT);
     add::<qinling_wire::Execution>(&mut out);
     add::<qinling_wire::ExecutionList>(&mut out);
     add::<qinling_wire::ExecutionCreate>(&mut out);
@@ -79,6 +78,7 @@ fn schemas() -> Value {
     add::<qinling_wire::Usage>(&mut out);
     add::<qinling_wire::Version>(&mut out);
     add::<qinling_wire::VersionList>(&mut out);
+    add::<qinling_wire::VersionCreate>(&mut out);
     add::<qinling_wire::Alias>(&mut out);
     add::<qinling_wire::AliasList>(&mut out);
     add::<qinling_wire::AliasBody>(&mut out);
@@ -90,6 +90,7 @@ fn schemas() -> Value {
     add::<qinling_wire::WebhookList>(&mut out);
     add::<qinling_wire::WebhookInvoked>(&mut out);
     add::<qinling_wire::QuotaLimits>(&mut out);
+    add::<qinling_wire::QuotaUpdate>(&mut out);
     add::<qinling_wire::QuotaSet>(&mut out);
     add::<qinling_wire::Quota>(&mut out);
     out
@@ -208,6 +209,38 @@ mod tests {
         assert!(
             on_disk == generated,
             "docs/openapi.json is stale: run `QINLING_BLESS=1 cargo test -p qinling-api openapi` (or `qinling openapi > docs/openapi.json`) and commit it"
+        );
+    }
+
+    /// Every `$ref` of the document names a schema it has.
+    #[test]
+    fn every_reference_resolves() {
+        fn refs(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or(&r);
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} names no schema"
+            );
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["Scale"]["properties"]["count"]["maximum"],
+            json!(qinling_engine::MAX_SCALE_COUNT)
         );
     }
 

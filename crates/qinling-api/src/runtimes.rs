@@ -38,7 +38,7 @@ pub async fn create(
         crate::ApiError::bad_request("Required param is missing. Required: {'image'}")
     })?;
     let req = CreateRuntime {
-        id: body.id,
+        id: body.id.map(Into::into),
         name: body.name,
         image,
         description: body.description,
@@ -129,11 +129,8 @@ mod tests {
     /// The WSME schema accepts exactly the fields of the create body; an update's are a part.
     #[test]
     fn the_schema_is_the_wire_body() {
-        let mut writable: Vec<&str> = RUNTIME.writable.iter().map(|(name, _)| *name).collect();
-        let mut fields = RuntimeCreate::fields();
-        writable.sort_unstable();
-        fields.sort_unstable();
-        assert_eq!(writable, fields);
+        wire::assert_schema_is_body::<RuntimeCreate>(&RUNTIME);
+        let writable: Vec<&str> = RUNTIME.writable.iter().map(|(name, _)| *name).collect();
         assert!(RuntimeUpdate::fields().iter().all(|f| writable.contains(f)));
     }
 }

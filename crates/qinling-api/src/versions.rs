@@ -8,12 +8,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use qinling_types::{FunctionVersion, format_ts};
+use qinling_wire::VersionCreate;
 use serde_json::json;
 
 use crate::wire::{self, Kind, Schema};
 use crate::workers::version_number;
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
 
+/// The create body (the wire type [`VersionCreate`]) and the read-only fields WSME names.
 const VERSION: Schema = Schema {
     name: "function_version",
     writable: &[("description", Kind::Str)],
@@ -32,7 +34,7 @@ pub(crate) fn version_json(v: &FunctionVersion) -> qinling_wire::Version {
     qinling_wire::Version {
         id: v.id.clone(),
         description: v.description.clone(),
-        function_id: v.function_id.clone(),
+        function_id: v.function_id.as_str().to_owned(),
         version_number: v.version_number,
         count: v.count,
         code: json!({"source": "package", "md5sum": v.md5sum}),
@@ -57,10 +59,10 @@ pub async fn create(
     wire::query_params(q.as_deref(), &[])?;
     let (parts, body) = req.into_parts();
     let body = read_body(body, s.config.max_body, "a function version").await?;
-    let map = wire::wsme_body(&parts.headers, &body, &VERSION)?;
+    let body: VersionCreate = wire::typed(wire::wsme_body(&parts.headers, &body, &VERSION)?)?;
     let version = s
         .engine
-        .create_version(&context(&rid), &id, wire::opt_str(&map, "description"))
+        .create_version(&context(&rid), &id, body.description)
         .await?;
     Ok((StatusCode::CREATED, Json(version_json(&version))))
 }
@@ -124,4 +126,15 @@ pub async fn delete(
     let n = version_number(&n)?;
     s.engine.delete_version(&context(&rid), &id, n).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The WSME schema accepts exactly the fields of the wire body it becomes.
+    #[test]
+    fn the_schema_is_the_wire_body() {
+        wire::assert_schema_is_body::<VersionCreate>(&VERSION);
+    }
 }

@@ -120,16 +120,28 @@ pub fn wsme_body(
     Ok(map)
 }
 
+/// Asserts that `schema` accepts exactly the fields of the wire body `T` it becomes (the
+/// unit test of each WSME resource).
+#[cfg(test)]
+pub(crate) fn assert_schema_is_body<T: qinling_wire::Object>(schema: &Schema) {
+    let mut writable: Vec<&str> = schema.writable.iter().map(|(name, _)| *name).collect();
+    let mut fields = T::fields();
+    writable.sort_unstable();
+    fields.sort_unstable();
+    assert_eq!(
+        writable,
+        fields,
+        "the {} schema and {}",
+        schema.name,
+        T::NAME
+    );
+}
+
 /// A checked WSME body as its wire type. The body was checked against the WSME schema, so
 /// this fails only if the schema and the wire type disagree (a 400 that says so).
 pub fn typed<T: serde::de::DeserializeOwned>(map: Map<String, Value>) -> ApiResult<T> {
     serde_json::from_value(Value::Object(map))
         .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}.")))
-}
-
-/// A string attribute of a parsed body (`None` when absent or null).
-pub fn opt_str(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
 /// Query parameters, refusing any the endpoint does not declare (reference §2.2).
@@ -158,7 +170,7 @@ fn ts(t: Option<qinling_types::Timestamp>) -> Option<String> {
 
 pub fn runtime_json(r: &Runtime) -> body::Runtime {
     body::Runtime {
-        id: r.id.clone(),
+        id: r.id.as_str().to_owned(),
         name: r.name.clone(),
         image: r.image.clone(),
         description: r.description.clone(),
@@ -175,14 +187,14 @@ pub fn runtime_json(r: &Runtime) -> body::Runtime {
 pub fn function_json(f: &Function, code_as_string: bool) -> body::Function {
     let code = f.code.to_json();
     body::Function {
-        id: f.id.clone(),
+        id: f.id.as_str().to_owned(),
         name: f.name.clone(),
         description: f.description.clone(),
         cpu: f.cpu,
         memory_size: f.memory_size,
         timeout: f.timeout,
         network: f.network,
-        runtime_id: f.runtime_id.clone(),
+        runtime_id: f.runtime_id.as_deref().map(str::to_owned),
         code: if code_as_string {
             Value::String(qinling_types::py_json(&code))
         } else {
@@ -199,8 +211,8 @@ pub fn function_json(f: &Function, code_as_string: bool) -> body::Function {
 
 pub fn execution_json(e: &Execution) -> body::Execution {
     body::Execution {
-        id: e.id.clone(),
-        function_id: e.function_id.clone(),
+        id: e.id.as_str().to_owned(),
+        function_id: e.function_id.as_str().to_owned(),
         function_version: e.function_version,
         function_alias: e.function_alias.clone(),
         description: e.description.clone(),

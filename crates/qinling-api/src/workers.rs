@@ -8,11 +8,12 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
+use qinling_wire::Scale;
 
 use crate::wire::{self, Kind, Schema};
 use crate::{ApiError, ApiResult, AppState, RequestId, context, read_body};
 
-/// The scale body (`ScaleInfo`): `{"count": n}`, n ≥ 1.
+/// The scale body (`ScaleInfo`, the wire type [`Scale`]): `{"count": n}`, n ≥ 1.
 const SCALE: Schema = Schema {
     name: "scaleinfo",
     writable: &[("count", Kind::Int)],
@@ -51,9 +52,9 @@ pub async fn list(
 async fn scale_count(s: &AppState, req: Request) -> ApiResult<usize> {
     let (parts, body) = req.into_parts();
     let body = read_body(body, s.config.max_body, "a scale request").await?;
-    let map = wire::wsme_body(&parts.headers, &body, &SCALE)?;
+    let scale: Scale = wire::typed(wire::wsme_body(&parts.headers, &body, &SCALE)?)?;
     let max = qinling_engine::MAX_SCALE_COUNT;
-    match map.get("count").and_then(serde_json::Value::as_i64) {
+    match scale.count {
         None => Err(ApiError::bad_request(
             "Invalid input for field/attribute count. Value: 'None'. Mandatory field missing: send {\"count\": n} with n >= 1.",
         )),
@@ -140,4 +141,15 @@ pub(crate) fn version_number(raw: &str) -> ApiResult<i64> {
             "Invalid input for field/attribute version. Value: '{raw}'. Expected a non-negative integer."
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The WSME schema accepts exactly the fields of the wire body it becomes.
+    #[test]
+    fn the_schema_is_the_wire_body() {
+        wire::assert_schema_is_body::<Scale>(&SCALE);
+    }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{ArgGroup, Subcommand};
 use md5::Digest;
+use qinling_wire::{FunctionCreate, FunctionUpdate, Scale, form_fields};
 use reqwest::Method;
 use reqwest::multipart::Form;
 use serde_json::{Value, json};
@@ -183,16 +184,64 @@ pub struct Limits {
 }
 
 impl Limits {
-    fn fields(&self) -> Vec<(&'static str, String)> {
+    /// The limits as the form's text: (cpu, memory_size, timeout, network).
+    fn text(&self) -> [Option<String>; 4] {
+        let number = |v: Option<u64>| v.map(|v| v.to_string());
         [
-            ("cpu", self.cpu),
-            ("memory_size", self.memory_size),
-            ("timeout", self.timeout),
+            number(self.cpu),
+            number(self.memory_size),
+            number(self.timeout),
+            self.network.map(|on| on.to_string()),
         ]
-        .into_iter()
-        .filter_map(|(key, value)| value.map(|v| (key, v.to_string())))
-        .chain(self.network.map(|on| ("network", on.to_string())))
-        .collect()
+    }
+}
+
+/// The create form's text fields (the package goes as the file part).
+fn create_body(
+    runtime_id: String,
+    code: String,
+    name: Option<String>,
+    description: Option<String>,
+    entry: Option<String>,
+    limits: &Limits,
+) -> FunctionCreate {
+    let [cpu, memory_size, timeout, network] = limits.text();
+    FunctionCreate {
+        runtime_id: Some(runtime_id),
+        code: Some(code),
+        name,
+        description,
+        entry,
+        cpu,
+        memory_size,
+        timeout,
+        network,
+        package: None,
+    }
+}
+
+/// The update form's text fields: `source=package` when a new package goes along (as
+/// python-qinlingclient sends it; the server computes the checksum itself), and only the
+/// fields given.
+fn update_body(
+    new_package: bool,
+    name: Option<String>,
+    description: Option<String>,
+    entry: Option<String>,
+    limits: &Limits,
+) -> FunctionUpdate {
+    let [cpu, memory_size, timeout, network] = limits.text();
+    FunctionUpdate {
+        source: new_package.then(|| "package".to_string()),
+        code: None,
+        name,
+        description,
+        entry,
+        cpu,
+        memory_size,
+        timeout,
+        network,
+        package: None,
     }
 }
 
@@ -211,11 +260,10 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let package = Package::load(file.as_deref(), package.as_deref())?
                 .expect("clap requires a code source");
             let runtime_id = RUNTIMES.resolve(client, &runtime).await?;
-            let mut form = Form::new().text("runtime_id", runtime_id).text(
-                "code",
-                json!({"source": "package", "md5sum": package.md5()}).to_string(),
-            );
-            for (key, value) in optional_fields(name, description, entry, &limits) {
+            let code = json!({"source": "package", "md5sum": package.md5()}).to_string();
+            let body = create_body(runtime_id, code, name, description, entry, &limits);
+            let mut form = Form::new();
+            for (key, value) in form_fields(&body) {
                 form = form.text(key, value);
             }
             let form = form.part("package", file_part(&package.file_name, package.data));
@@ -250,13 +298,17 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         } => {
             let package = Package::load(file.as_deref(), package.as_deref())?;
             let id = FUNCTIONS.resolve(client, &function).await?;
-            let fields = optional_fields(name, description, entry, &limits);
+            let fields = form_fields(&update_body(
+                package.is_some(),
+                name,
+                description,
+                entry,
+                &limits,
+            ));
             let request = client.request(Method::PUT, &["v1", "functions", &id]);
-            // As python-qinlingclient sends it: the new code as `source=package` plus the file;
-            // the server computes the checksum itself.
             let request = match package {
                 Some(package) => {
-                    let mut form = Form::new().text("source", "package");
+                    let mut form = Form::new();
                     for (key, value) in fields {
                         form = form.text(key, value);
                     }
@@ -357,31 +409,14 @@ async fn scale(ctx: &Ctx, function: &str, direction: &str, count: u64) -> anyhow
     let action = format!("scale_{direction}");
     let request = client
         .request(Method::POST, &["v1", "functions", &id, &action])
-        .json(&json!({"count": count}));
+        .json(&Scale {
+            count: Some(i64::try_from(count)?),
+        });
     client.empty(request).await?;
     output::emit(&format!(
         "Request to scale {direction} function {id} has been accepted.\n"
     ));
     Ok(())
-}
-
-/// The form fields besides the code, in the order python-qinlingclient sends them.
-fn optional_fields(
-    name: Option<String>,
-    description: Option<String>,
-    entry: Option<String>,
-    limits: &Limits,
-) -> Vec<(&'static str, String)> {
-    let mut fields: Vec<(&'static str, String)> = [
-        ("name", name),
-        ("description", description),
-        ("entry", entry),
-    ]
-    .into_iter()
-    .filter_map(|(key, value)| value.map(|v| (key, v)))
-    .collect();
-    fields.extend(limits.fields());
-    fields
 }
 
 /// A function's output as printed by `invoke`: strings bare, other JSON compact, null nothing.
@@ -566,16 +601,33 @@ mod tests {
             timeout: Some(9),
             network: Some(true),
         };
-        assert_eq!(
-            optional_fields(Some("n".into()), None, Some("hello.main".into()), &limits),
-            vec![
-                ("name", "n".into()),
-                ("entry", "hello.main".into()),
-                ("memory_size", "67108864".into()),
-                ("timeout", "9".into()),
-                ("network", "true".into())
-            ]
-        );
+        let fields = |new_package| {
+            form_fields(&update_body(
+                new_package,
+                Some("n".into()),
+                None,
+                Some("hello.main".into()),
+                &limits,
+            ))
+        };
+        let expected = |with_source: bool| {
+            let mut out: Vec<(String, String)> = Vec::new();
+            if with_source {
+                out.push(("source".into(), "package".into()));
+            }
+            for (k, v) in [
+                ("name", "n"),
+                ("entry", "hello.main"),
+                ("memory_size", "67108864"),
+                ("timeout", "9"),
+                ("network", "true"),
+            ] {
+                out.push((k.into(), v.into()));
+            }
+            out
+        };
+        assert_eq!(fields(false), expected(false));
+        assert_eq!(fields(true), expected(true));
     }
 
     #[test]

@@ -2,20 +2,12 @@
 //! server's defaults (`/v1/quotas/{project_id}`; changes are admin-only).
 
 use clap::{ArgGroup, Subcommand};
+use qinling_wire::{Object, QuotaLimits, QuotaUpdate};
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::Ctx;
 use crate::output::{self, Format};
-
-/// The quotas, in the order the server reports them.
-const QUOTAS: [&str; 5] = [
-    "functions",
-    "package_bytes",
-    "concurrent_executions",
-    "workers",
-    "executions_per_minute",
-];
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -26,7 +18,7 @@ pub enum Command {
     },
     /// Change some of a project's limits (admin). A number sets it, `-1` makes it unlimited,
     /// `default` goes back to the server's default.
-    #[command(group(ArgGroup::new("changes").required(true).multiple(true).args(QUOTAS)))]
+    #[command(group(ArgGroup::new("changes").required(true).multiple(true).args(QuotaUpdate::fields())))]
     Set {
         /// Project id.
         project: String,
@@ -73,20 +65,26 @@ fn parse_limit(s: &str) -> Result<Limit, String> {
 }
 
 /// The `PUT` body: only the limits given; `default` is `null`.
-fn changes(limits: [(&str, Option<Limit>); 5]) -> Value {
-    let mut body = Map::new();
-    for (name, limit) in limits {
-        match limit {
-            Some(Limit::Value(n)) => {
-                body.insert(name.into(), n.into());
-            }
-            Some(Limit::Default) => {
-                body.insert(name.into(), Value::Null);
-            }
-            None => {}
-        }
+fn changes(
+    functions: Option<Limit>,
+    package_bytes: Option<Limit>,
+    concurrent_executions: Option<Limit>,
+    workers: Option<Limit>,
+    executions_per_minute: Option<Limit>,
+) -> QuotaUpdate {
+    let change = |limit: Option<Limit>| {
+        limit.map(|limit| match limit {
+            Limit::Value(n) => Some(n),
+            Limit::Default => None,
+        })
+    };
+    QuotaUpdate {
+        functions: change(functions),
+        package_bytes: change(package_bytes),
+        concurrent_executions: change(concurrent_executions),
+        workers: change(workers),
+        executions_per_minute: change(executions_per_minute),
     }
-    Value::Object(body)
 }
 
 /// A quota body as a table: one row per quota with its limit and use.
@@ -99,8 +97,8 @@ fn render(format: Format, body: &Value) -> String {
         Value::Number(n) if n.as_i64() == Some(-1) => "unlimited".to_string(),
         other => output::cell(other),
     };
-    let rows: Vec<Vec<String>> = QUOTAS
-        .iter()
+    let rows: Vec<Vec<String>> = QuotaLimits::fields()
+        .into_iter()
         .map(|name| {
             vec![
                 name.to_string(),
@@ -138,13 +136,13 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             workers,
             executions_per_minute,
         } => {
-            let body = changes([
-                ("functions", functions),
-                ("package_bytes", package_bytes),
-                ("concurrent_executions", concurrent_executions),
-                ("workers", workers),
-                ("executions_per_minute", executions_per_minute),
-            ]);
+            let body = changes(
+                functions,
+                package_bytes,
+                concurrent_executions,
+                workers,
+                executions_per_minute,
+            );
             let body = client
                 .json(
                     client

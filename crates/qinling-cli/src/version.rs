@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
+use qinling_wire::{Scale, VersionCreate};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Ctx;
 use crate::function::{FUNCTIONS, download_to};
@@ -92,7 +93,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let id = FUNCTIONS.resolve(client, &function).await?;
             let request = client
                 .request(Method::POST, &["v1", "functions", &id, "versions"])
-                .json(&json!({ "description": description }));
+                .json(&VersionCreate { description });
             output::emit(&output::show(ctx.format, &client.json(request).await?));
         }
         Command::List { function } => {
@@ -193,7 +194,9 @@ async fn scale(
             Method::POST,
             &["v1", "functions", &id, "versions", &n, &action],
         )
-        .json(&json!({ "count": count }));
+        .json(&Scale {
+            count: Some(i64::try_from(count)?),
+        });
     client.empty(request).await?;
     output::emit(&format!(
         "Request to scale {direction} function {id}(version {version}) has been accepted.\n"

@@ -47,10 +47,10 @@ impl ExecutionTarget {
 }
 
 /// An alias-create request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateAlias {
     pub name: String,
-    pub function_id: String,
+    pub function_id: FunctionId,
     pub function_version: i64,
     pub description: Option<String>,
     pub additional_version: Option<i64>,
@@ -61,7 +61,7 @@ pub struct CreateAlias {
 /// together: `Some(None)` removes it.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateAlias {
-    pub function_id: Option<String>,
+    pub function_id: Option<FunctionId>,
     pub function_version: Option<i64>,
     pub description: Option<String>,
     pub additional: Option<Option<(i64, i64)>>,
@@ -115,9 +115,7 @@ impl Engine {
         alias: &FunctionAlias,
         additional: Option<(i64, i64)>,
     ) -> Result<(), Error> {
-        let function = self
-            .get_function(ctx, &FunctionId::new(alias.function_id.as_str()))
-            .await?;
+        let function = self.get_function(ctx, &alias.function_id).await?;
         let function = self
             .function_at_version(function, alias.function_version)
             .await?;
@@ -239,16 +237,17 @@ impl Engine {
     ) -> Result<(FunctionId, i64), Error> {
         match target {
             ExecutionTarget::Function { id, version } => Ok((id.clone(), *version)),
-            ExecutionTarget::Alias(name) => {
-                let (id, version) = self.resolve_alias_in(project_id, name).await?;
-                Ok((FunctionId::new(id), version))
-            }
+            ExecutionTarget::Alias(name) => self.resolve_alias_in(project_id, name).await,
         }
     }
 
     /// The function and version an execution through alias `name` of `project_id` runs; a
     /// weighted alias picks its additional version with the configured probability.
-    async fn resolve_alias_in(&self, project_id: &str, name: &str) -> Result<(String, i64), Error> {
+    async fn resolve_alias_in(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> Result<(FunctionId, i64), Error> {
         let alias = self
             .inner
             .store

@@ -114,11 +114,11 @@ impl Engine {
         let function = self
             .function_at_version(function, req.function_version)
             .await?;
-        let runtime_id = function.runtime_id.clone().unwrap_or_default();
+        let runtime_id = function.runtime_id.as_deref().unwrap_or_default();
         let runtime = self
             .inner
             .store
-            .get_runtime(&runtime_id, &Scope::All)
+            .get_runtime(runtime_id, &Scope::All)
             .await?;
         match runtime {
             Some(r) if r.status == RuntimeStatus::Available => {}
@@ -193,7 +193,7 @@ impl Engine {
     }
 
     /// The async dispatcher: runs queued executions, at most `async_concurrency` at once.
-    pub(crate) async fn dispatch(self, mut rx: mpsc::UnboundedReceiver<String>) {
+    pub(crate) async fn dispatch(self, mut rx: mpsc::UnboundedReceiver<ExecutionId>) {
         while let Some(id) = rx.recv().await {
             let Ok(permit) = self.inner.async_slots.clone().acquire_owned().await else {
                 return;
@@ -220,7 +220,7 @@ impl Engine {
         }
     }
 
-    async fn run_queued(&self, id: &str) -> Result<(), Error> {
+    async fn run_queued(&self, id: &ExecutionId) -> Result<(), Error> {
         // One statement claims the row and reads it with its function's `updated_at`.
         let Some(claimed) = self.inner.store.claim_execution(id).await? else {
             return Ok(());
@@ -342,7 +342,7 @@ impl Engine {
             );
         }
         for id in queued {
-            let _ = self.inner.queue.send(id);
+            let _ = self.inner.queue.send(ExecutionId::from(id));
         }
         Ok(())
     }
@@ -406,7 +406,7 @@ fn apply(
 fn new_execution(function: &Function, req: &Resolved, ctx: &RequestContext) -> NewExecution {
     NewExecution {
         id: new_id(),
-        function_id: function.id.clone(),
+        function_id: function.id.as_str().to_owned(),
         function_version: req.function_version,
         function_alias: req.function_alias.clone(),
         description: req.description.clone(),
@@ -427,7 +427,7 @@ const MAX_DEFINITIONS: usize = 10_000;
 /// claimed async execution compares its function's current `updated_at`; so a change made by
 /// this engine or another is noticed at the next use, and nothing needs to invalidate it.
 #[derive(Default)]
-pub(crate) struct DefinitionCache(Mutex<HashMap<String, Arc<Function>>>);
+pub(crate) struct DefinitionCache(Mutex<HashMap<FunctionId, Arc<Function>>>);
 
 impl DefinitionCache {
     fn get(&self, id: &str) -> Option<Arc<Function>> {

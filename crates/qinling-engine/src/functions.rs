@@ -3,10 +3,10 @@
 
 use qinling_executor::ExecutorError;
 use qinling_store::{FunctionUpdate, Scope};
-use qinling_types::FunctionId;
 use qinling_types::{
     Code, Error, Function, RequestContext, RuntimeKind, RuntimeStatus, new_id, now,
 };
+use qinling_types::{FunctionId, RuntimeId};
 
 use crate::Engine;
 use crate::packages::PackageStore;
@@ -19,7 +19,7 @@ use crate::text::{check_description, check_name};
 pub struct CreateFunction {
     pub name: Option<String>,
     pub description: Option<String>,
-    pub runtime_id: Option<String>,
+    pub runtime_id: Option<RuntimeId>,
     pub entry: Option<String>,
     pub cpu: Option<String>,
     pub memory_size: Option<String>,
@@ -105,7 +105,7 @@ impl Engine {
             crate::entry::check_entry(kind, &entry, PackageStore::names(&package).as_deref())?;
         }
         let function = Function {
-            id: new_id(),
+            id: new_id().into(),
             name: req.name,
             description: req.description,
             runtime_id: Some(runtime_id),

@@ -26,7 +26,7 @@ pub const TICK: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Default)]
 pub struct CreateJob {
     pub name: Option<String>,
-    pub function_id: Option<String>,
+    pub function_id: Option<FunctionId>,
     pub function_alias: Option<String>,
     pub function_version: i64,
     pub function_input: Option<String>,
@@ -237,16 +237,14 @@ impl Engine {
             }
             None => {
                 let id = req.function_id.expect("checked above");
-                let function = self
-                    .get_function(ctx, &FunctionId::new(id.as_str()))
-                    .await?;
+                let function = self.get_function(ctx, &id).await?;
                 self.function_at_version(function, req.function_version)
                     .await?;
                 (Some(id), None)
             }
         };
         let job = Job {
-            id: new_id(),
+            id: new_id().into(),
             name: req.name,
             function_id,
             function_version: if alias.is_some() {
@@ -423,7 +421,7 @@ mod tests {
 
     fn job(pattern: Option<&str>, count: Option<i64>, next: Timestamp) -> Job {
         Job {
-            id: new_id(),
+            id: new_id().into(),
             name: None,
             function_id: Some("f".into()),
             function_alias: None,

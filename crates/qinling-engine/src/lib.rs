@@ -110,7 +110,7 @@ struct Inner {
     /// Serializes package writes and deletions with the rows that reference them, so that a
     /// package is never removed while a new function is about to use it.
     package_lock: Mutex<()>,
-    queue: mpsc::UnboundedSender<String>,
+    queue: mpsc::UnboundedSender<qinling_types::ExecutionId>,
     async_slots: Arc<Semaphore>,
     tasks: tokio_util_lite::TaskCounter,
     /// Function definitions for the execution hot path (`executions.rs`).

@@ -21,7 +21,11 @@ impl Engine {
     /// What runs when `function` (a definition at some version) runs: its runtime's kind,
     /// package, entry and limits. `Err` if its runtime is not registered here.
     pub(crate) fn definition(&self, function: &Function) -> Result<Definition, Error> {
-        let runtime_id = function.runtime_id.clone().unwrap_or_default();
+        let runtime_id = function
+            .runtime_id
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
         let kind = self
             .runtime_kind(&runtime_id)
             .ok_or_else(|| Error::Conflict(format!("Runtime {runtime_id} is not available.")))?;
@@ -76,14 +80,14 @@ impl Engine {
         let cfg = &self.inner.config;
         RunRequest {
             key: FunctionKey {
-                function_id: function.id.clone(),
+                function_id: function.id.as_str().to_owned(),
                 version: execution.function_version,
             },
             definition,
             input: execution.parsed_input(),
             context: ExecutionContext {
-                execution_id: execution.id.clone(),
-                function_id: function.id.clone(),
+                execution_id: execution.id.as_str().to_owned(),
+                function_id: function.id.as_str().to_owned(),
                 function_version: execution.function_version,
                 project_id: function.project_id.clone(),
                 request_id: execution.request_id.clone(),

@@ -10,7 +10,7 @@ use crate::Engine;
 /// A validated runtime-create request.
 #[derive(Debug, Clone)]
 pub struct CreateRuntime {
-    pub id: Option<String>,
+    pub id: Option<RuntimeId>,
     pub name: Option<String>,
     pub image: String,
     pub description: Option<String>,
@@ -59,7 +59,7 @@ impl Engine {
                     "Invalid input for field/attribute id. Value: '{id}'. Expected a UUID."
                 )));
             }
-            None => new_id(),
+            None => new_id().into(),
         };
         if self
             .inner
@@ -92,7 +92,7 @@ impl Engine {
     /// Registers the runtime with the executor that runs its kind (which fills its pool of
     /// pre-started workers, where it keeps one) and, in a task, marks it `available` once
     /// the executor's probe passes (or `error` if it fails).
-    fn activate_runtime(&self, id: String, kind: RuntimeKind) -> tokio::task::JoinHandle<()> {
+    fn activate_runtime(&self, id: RuntimeId, kind: RuntimeKind) -> tokio::task::JoinHandle<()> {
         self.register_runtime(&id, kind);
         let engine = self.clone();
         tokio::spawn(async move {

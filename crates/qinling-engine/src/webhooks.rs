@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use qinling_store::Scope;
-use qinling_types::WebhookId;
 use qinling_types::{Error, RequestContext, Webhook, new_id, now, py_json};
+use qinling_types::{ExecutionId, FunctionId, WebhookId};
 
 use crate::scope::{self, ListQuery, OwnProject};
 use crate::{CreateExecution, Engine, ExecutionTarget};
@@ -17,7 +17,7 @@ use crate::{CreateExecution, Engine, ExecutionTarget};
 /// What a webhook runs: a function (and version), or an alias.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookTarget {
-    pub function_id: Option<String>,
+    pub function_id: Option<FunctionId>,
     pub function_version: Option<i64>,
     pub function_alias: Option<String>,
 }
@@ -120,7 +120,7 @@ impl Engine {
         self.check_webhook_target(ctx, &target).await?;
         let alias = target.function_alias.is_some();
         let webhook = Webhook {
-            id: new_id(),
+            id: new_id().into(),
             function_id: if alias { None } else { target.function_id },
             function_alias: target.function_alias,
             function_version: if alias { None } else { target.function_version },
@@ -208,7 +208,7 @@ impl Engine {
         request_id: &str,
         id: &str,
         params: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<String, Error> {
+    ) -> Result<ExecutionId, Error> {
         let webhook = self
             .inner
             .store

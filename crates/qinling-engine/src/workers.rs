@@ -74,7 +74,7 @@ impl Engine {
         }
         self.check_worker_quota(&function.project_id, count).await?;
         let key = FunctionKey {
-            function_id: function.id.clone(),
+            function_id: function.id.as_str().to_owned(),
             version,
         };
         self.inner
@@ -96,7 +96,7 @@ impl Engine {
         let function = self.function_at_version(function, version).await?;
         self.inner.executor.scale_down(
             &FunctionKey {
-                function_id: function.id,
+                function_id: function.id.into_string(),
                 version,
             },
             count,

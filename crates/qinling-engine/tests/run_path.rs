@@ -13,13 +13,13 @@ use qinling_executor::{Executor, Executors, FunctionKey, Packages};
 use qinling_pool::fake::{self, FakeSandbox};
 use qinling_pool::{Pool, PoolConfig};
 use qinling_types::{
-    Error, Execution, ExecutionId, ExecutionStatus, RequestContext, RuntimeKind, RuntimeStatus,
+    Error, Execution, ExecutionStatus, RequestContext, RuntimeId, RuntimeKind, RuntimeStatus,
 };
 
 struct Fixture {
     engine: Engine,
     sandbox: Arc<FakeSandbox>,
-    runtime_id: String,
+    runtime_id: RuntimeId,
     _dir: tempfile::TempDir,
 }
 
@@ -83,7 +83,12 @@ async fn function(f: &Fixture, timeout: &str) -> String {
         package: Some(zip()),
         ..Default::default()
     };
-    f.engine.create_function(&ctx(), req).await.unwrap().id
+    f.engine
+        .create_function(&ctx(), req)
+        .await
+        .unwrap()
+        .id
+        .into_string()
 }
 
 async fn execute(
@@ -128,11 +133,7 @@ async fn executions_are_run_and_recorded() {
         )
     );
     // What the API reads back is what was returned.
-    let stored = f
-        .engine
-        .get_execution(&ctx(), &ExecutionId::from(e.id.clone()))
-        .await
-        .unwrap();
+    let stored = f.engine.get_execution(&ctx(), &e.id).await.unwrap();
     assert_eq!((stored.status, &stored.result), (e.status, &e.result));
     assert_eq!(stored.memory_peak_kb, Some(2048));
 
@@ -178,11 +179,7 @@ async fn async_executions_run_from_the_queue() {
     assert_eq!(accepted.status, ExecutionStatus::Running);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let done = loop {
-        let e = f
-            .engine
-            .get_execution(&ctx(), &ExecutionId::from(accepted.id.clone()))
-            .await
-            .unwrap();
+        let e = f.engine.get_execution(&ctx(), &accepted.id).await.unwrap();
         if e.status != ExecutionStatus::Running {
             break e;
         }

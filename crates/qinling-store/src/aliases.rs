@@ -11,7 +11,7 @@ fn from_row<R: Get>(row: &R) -> Result<FunctionAlias> {
         id: row.get("id")?,
         name: row.get("name")?,
         description: row.get("description")?,
-        function_id: row.get("function_id")?,
+        function_id: row.get::<String>("function_id")?.into(),
         function_version: row.get("function_version")?,
         additional_version: row.get("additional_version")?,
         additional_version_weight: row
@@ -39,7 +39,7 @@ impl Store {
             .bind(&a.id)
             .bind(&a.name)
             .bind(&a.description)
-            .bind(&a.function_id)
+            .bind(a.function_id.as_str())
             .bind(a.function_version)
             .bind(a.additional_version)
             .bind(a.additional_version_weight.map(i64::from))

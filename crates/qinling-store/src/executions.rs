@@ -64,8 +64,8 @@ fn from_row<R: Get>(row: &R) -> Result<Execution> {
     let status: String = row.get("status")?;
     let created: String = row.get("created_at")?;
     Ok(Execution {
-        id: row.get("id")?,
-        function_id: row.get("function_id")?,
+        id: row.get::<String>("id")?.into(),
+        function_id: row.get::<String>("function_id")?.into(),
         function_version: row.get("function_version")?,
         function_alias: row.get("function_alias")?,
         description: row.get("description")?,
@@ -307,7 +307,10 @@ impl WriteOp for Claim {
             });
         }
         // An id claimed twice in one batch: the first claim has it.
-        Ok(ops.iter().map(|op| claimed.remove(&op.id)).collect())
+        Ok(ops
+            .iter()
+            .map(|op| claimed.remove(op.id.as_str()))
+            .collect())
     }
 }
 
@@ -419,8 +422,8 @@ impl Store {
 /// The row just inserted for `e` at `created`, as it reads back.
 fn running_execution(e: NewExecution, created: Timestamp) -> Execution {
     Execution {
-        id: e.id,
-        function_id: e.function_id,
+        id: e.id.into(),
+        function_id: e.function_id.into(),
         function_version: e.function_version,
         function_alias: e.function_alias,
         description: e.description,

@@ -1,7 +1,7 @@
 //! Function rows.
 
 use crate::db::{Get, on_db};
-use qinling_types::{Code, Function, now};
+use qinling_types::{Code, Function, RuntimeId, now};
 
 use crate::{Result, Scope, Store, StoreError, ts};
 
@@ -34,10 +34,12 @@ pub(crate) fn from_row<R: Get>(row: &R) -> Result<Function> {
     };
     let created: String = row.get("created_at")?;
     Ok(Function {
-        id: row.get("id")?,
+        id: row.get::<String>("id")?.into(),
         name: row.get("name")?,
         description: row.get("description")?,
-        runtime_id: row.get("runtime_id")?,
+        runtime_id: row
+            .get::<Option<String>>("runtime_id")?
+            .map(RuntimeId::from),
         code,
         package_sha256: row.get("package_sha256")?,
         package_size: row.get::<i64>("package_size")? as u64,
@@ -66,10 +68,10 @@ impl Store {
                                         entry, cpu, memory_size, timeout, network, count, latest_version, project_id, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, 'package', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
-            .bind(&f.id)
+            .bind(f.id.as_str())
             .bind(&f.name)
             .bind(&f.description)
-            .bind(&f.runtime_id)
+            .bind(f.runtime_id.as_deref())
             .bind(md5sum)
             .bind(&f.package_sha256)
             .bind(f.package_size as i64)

@@ -2,7 +2,7 @@
 //! ticker loops (or servers) sharing the database fire each tick exactly once.
 
 use crate::db::{Get, on_db};
-use qinling_types::{Job, JobStatus, Timestamp};
+use qinling_types::{FunctionId, Job, JobStatus, Timestamp};
 
 use crate::{Result, Scope, Store, StoreError, ts};
 
@@ -17,9 +17,11 @@ fn from_row<R: Get>(row: &R) -> Result<Job> {
     };
     let status: String = row.get("status")?;
     Ok(Job {
-        id: row.get("id")?,
+        id: row.get::<String>("id")?.into(),
         name: row.get("name")?,
-        function_id: row.get("function_id")?,
+        function_id: row
+            .get::<Option<String>>("function_id")?
+            .map(FunctionId::from),
         function_alias: row.get("function_alias")?,
         function_version: row.get("function_version")?,
         function_input: row.get("function_input")?,
@@ -52,9 +54,9 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, function_id = excluded.function_id, function_alias = excluded.function_alias, function_version = excluded.function_version, function_input = excluded.function_input, status = excluded.status, pattern = excluded.pattern, count = excluded.count, first_execution_time = excluded.first_execution_time, next_execution_time = excluded.next_execution_time, project_id = excluded.project_id, created_at = excluded.created_at, updated_at = excluded.updated_at",
             )
-            .bind(&j.id)
+            .bind(j.id.as_str())
             .bind(&j.name)
-            .bind(&j.function_id)
+            .bind(j.function_id.as_deref())
             .bind(&j.function_alias)
             .bind(j.function_version)
             .bind(&j.function_input)

@@ -18,7 +18,7 @@ fn from_row<R: Get>(row: &R) -> Result<Runtime> {
     let status: String = row.get("status")?;
     let created: String = row.get("created_at")?;
     Ok(Runtime {
-        id: row.get("id")?,
+        id: row.get::<String>("id")?.into(),
         name: row.get("name")?,
         image: row.get("image")?,
         description: row.get("description")?,
@@ -44,7 +44,7 @@ impl Store {
                 "INSERT INTO runtimes (id, name, image, description, is_public, trusted, status, project_id, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
-            .bind(&r.id)
+            .bind(r.id.as_str())
             .bind(&r.name)
             .bind(&r.image)
             .bind(&r.description)

@@ -22,7 +22,7 @@ fn from_row<R: Get>(row: &R) -> Result<FunctionVersion> {
     let created: String = row.get("created_at")?;
     Ok(FunctionVersion {
         id: row.get("id")?,
-        function_id: row.get("function_id")?,
+        function_id: row.get::<String>("function_id")?.into(),
         version_number: row.get("version_number")?,
         description: row.get("description")?,
         md5sum: row.get("md5sum")?,
@@ -111,7 +111,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14)",
             )
             .bind(&version.id)
-            .bind(&version.function_id)
+            .bind(version.function_id.as_str())
             .bind(version.version_number)
             .bind(&version.description)
             .bind(&version.md5sum)

@@ -1,15 +1,17 @@
 //! Webhook rows.
 
 use crate::db::{Get, on_db};
-use qinling_types::Webhook;
+use qinling_types::{FunctionId, Webhook};
 
 use crate::{Result, Scope, Store, StoreError, ts};
 
 fn from_row<R: Get>(row: &R) -> Result<Webhook> {
     let created: String = row.get("created_at")?;
     Ok(Webhook {
-        id: row.get("id")?,
-        function_id: row.get("function_id")?,
+        id: row.get::<String>("id")?.into(),
+        function_id: row
+            .get::<Option<String>>("function_id")?
+            .map(FunctionId::from),
         function_alias: row.get("function_alias")?,
         function_version: row.get("function_version")?,
         description: row.get("description")?,
@@ -32,8 +34,8 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (id) DO UPDATE SET function_id = excluded.function_id, function_alias = excluded.function_alias, function_version = excluded.function_version, description = excluded.description, project_id = excluded.project_id, created_at = excluded.created_at, updated_at = excluded.updated_at",
             )
-            .bind(&w.id)
-            .bind(&w.function_id)
+            .bind(w.id.as_str())
+            .bind(w.function_id.as_deref())
             .bind(&w.function_alias)
             .bind(w.function_version)
             .bind(&w.description)

@@ -33,6 +33,13 @@ macro_rules! id_type {
                 }
             }
 
+            /// Ids hash and compare as their text, so a map keyed by ids is looked up by `&str`.
+            impl std::borrow::Borrow<str> for $name {
+                fn borrow(&self) -> &str {
+                    &self.0
+                }
+            }
+
             impl AsRef<str> for $name {
                 fn as_ref(&self) -> &str {
                     &self.0

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{ExecutionId, FunctionId, RuntimeId, Timestamp};
 
 /// Lifecycle of a runtime (reference §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ impl RuntimeKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Runtime {
-    pub id: String,
+    pub id: RuntimeId,
     pub name: Option<String>,
     pub image: String,
     pub description: Option<String>,
@@ -119,10 +119,10 @@ impl Code {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
-    pub id: String,
+    pub id: FunctionId,
     pub name: Option<String>,
     pub description: Option<String>,
-    pub runtime_id: Option<String>,
+    pub runtime_id: Option<RuntimeId>,
     pub code: Code,
     /// SHA-256 of the package: its key in the content-addressed package store.
     pub package_sha256: String,
@@ -331,8 +331,8 @@ impl Outcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Execution {
-    pub id: String,
-    pub function_id: String,
+    pub id: ExecutionId,
+    pub function_id: FunctionId,
     pub function_version: i64,
     pub function_alias: Option<String>,
     pub description: Option<String>,

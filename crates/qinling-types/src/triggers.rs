@@ -2,7 +2,7 @@
 //! resources that pin a function's definition and start its executions without a caller
 //! waiting. Versions here are full snapshots (package, entry and limits), unlike upstream's.
 
-use crate::{Function, Timestamp};
+use crate::{Function, FunctionId, JobId, Timestamp, WebhookId};
 
 /// Most versions one function may have (upstream's `MAX_VERSION_NUMBER`).
 pub const MAX_VERSIONS: i64 = 10;
@@ -11,7 +11,7 @@ pub const MAX_VERSIONS: i64 = 10;
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionVersion {
     pub id: String,
-    pub function_id: String,
+    pub function_id: FunctionId,
     pub version_number: i64,
     pub description: Option<String>,
     pub md5sum: String,
@@ -67,7 +67,7 @@ pub struct FunctionAlias {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
-    pub function_id: String,
+    pub function_id: FunctionId,
     pub function_version: i64,
     pub additional_version: Option<i64>,
     /// Percent (1..=99) of executions that go to `additional_version`.
@@ -126,9 +126,9 @@ impl JobStatus {
 /// a given time, `count` times at most.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    pub id: String,
+    pub id: JobId,
     pub name: Option<String>,
-    pub function_id: Option<String>,
+    pub function_id: Option<FunctionId>,
     pub function_alias: Option<String>,
     pub function_version: i64,
     pub function_input: Option<String>,
@@ -146,8 +146,8 @@ pub struct Job {
 /// A webhook: an unauthenticated URL that starts an async execution of its target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
-    pub id: String,
-    pub function_id: Option<String>,
+    pub id: WebhookId,
+    pub function_id: Option<FunctionId>,
     pub function_alias: Option<String>,
     /// `None` (as upstream stores when the field was omitted) runs version 0.
     pub function_version: Option<i64>,

@@ -19,6 +19,87 @@ fn string_enum(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
 
+/// A form field whose text the server reads as an integer.
+fn form_integer() -> Value {
+    json!({"type": "integer"})
+}
+
+/// A form field whose text the server reads as a boolean.
+fn form_boolean() -> Value {
+    json!({"type": "boolean"})
+}
+
+/// The file part of a form.
+fn form_file() -> Value {
+    json!({"type": "string", "format": "binary"})
+}
+
+/// A quota limit: -1 is unlimited, `null` the default.
+fn limit() -> Value {
+    json!({"type": "integer", "minimum": -1, "nullable": true})
+}
+
+wire_object! {
+    /// The error body of a WSME endpoint (reference §2.2): `Client` for a 4xx, `Server` for
+    /// a 5xx.
+    pub struct Fault {
+        pub faultcode: String => string_enum(&["Client", "Server"]),
+        pub faultstring: String,
+        pub debuginfo: Option<String>,
+    }
+    required: ["faultcode", "faultstring"];
+    closed: false;
+}
+
+wire_object! {
+    /// The error body of a plain-pecan endpoint (reference §2.2).
+    pub struct PecanFault {
+        pub faultstring: String,
+    }
+    required: ["faultstring"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /`: the API versions this server speaks (only v1).
+    pub struct Versions {
+        pub versions: Vec<ApiVersion>,
+    }
+    required: ["versions"];
+    closed: false;
+}
+
+wire_object! {
+    /// One API version of `GET /`.
+    pub struct ApiVersion {
+        pub id: String,
+        pub status: String,
+        pub links: Vec<Link>,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// A link of an API version.
+    pub struct Link {
+        pub href: String,
+        pub target: String,
+        pub rel: String,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/`: where the v1 resources are.
+    pub struct Resources {
+        pub uri: String,
+    }
+    required: ["uri"];
+    closed: false;
+}
+
 wire_object! {
     /// A runtime (reference §3.2).
     pub struct Runtime {
@@ -136,6 +217,70 @@ wire_object! {
 }
 
 wire_object! {
+    /// `POST /v1/functions`: a form (multipart with the `package` file, or urlencoded) or a
+    /// JSON object, whose values are all taken as text (the server parses the numbers and
+    /// the boolean). Empty limits are left at their defaults. Fields in the order
+    /// python-qinlingclient sends them.
+    pub struct FunctionCreate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub runtime_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub code: Option<String> => json!({"type": "string", "example": "{\"source\": \"package\"}"}),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub entry: Option<String> => json!({"type": "string", "example": "main.main"}),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cpu: Option<String> => form_integer(),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub memory_size: Option<String> => form_integer(),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timeout: Option<String> => form_integer(),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub network: Option<String> => form_boolean(),
+        /// The zip: the form's file part, not a text field.
+        #[serde(skip)]
+        pub package: Option<Vec<u8>> => form_file(),
+    }
+    required: ["runtime_id", "code", "package"];
+    closed: false;
+}
+
+wire_object! {
+    /// `PUT /v1/functions/{id}`: a form or JSON object like [`FunctionCreate`]'s, every field
+    /// optional. New code comes as `code` (an object's text) or, as python-qinlingclient
+    /// sends it, `source=package`, with the `package` file. An empty name, description or
+    /// entry clears it.
+    pub struct FunctionUpdate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub source: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub entry: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cpu: Option<String> => form_integer(),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub memory_size: Option<String> => form_integer(),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timeout: Option<String> => form_integer(),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub network: Option<String> => form_boolean(),
+        /// The zip: the form's file part, not a text field.
+        #[serde(skip)]
+        pub package: Option<Vec<u8>> => form_file(),
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
     /// A worker of a function (version).
     pub struct Worker {
         pub function_id: String,
@@ -153,6 +298,18 @@ wire_object! {
     }
     required: ["workers"];
     closed: false;
+}
+
+wire_object! {
+    /// `POST …/scale_up` and `…/scale_down` of a function or a version (`ScaleInfo`): how
+    /// many workers to add or remove, at least 1 (the server's bound is its document's
+    /// `maximum`).
+    pub struct Scale {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub count: Option<i64> => json!({"type": "integer", "minimum": 1}),
+    }
+    required: ["count"];
+    closed: true;
 }
 
 wire_object! {
@@ -285,6 +442,17 @@ wire_object! {
     }
     required: ["function_versions"];
     closed: false;
+}
+
+wire_object! {
+    /// `POST /v1/functions/{id}/versions`: the snapshot's description; the rest is the
+    /// function's.
+    pub struct VersionCreate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+    }
+    required: [];
+    closed: true;
 }
 
 wire_object! {
@@ -464,6 +632,26 @@ wire_object! {
 }
 
 wire_object! {
+    /// `PUT /v1/quotas/{project_id}` (admin): the limits to change, at least one; `null`
+    /// resets one to the server's default, -1 is unlimited.
+    pub struct QuotaUpdate {
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub functions: Option<Option<i64>> => limit(),
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub package_bytes: Option<Option<i64>> => limit(),
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub concurrent_executions: Option<Option<i64>> => limit(),
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub workers: Option<Option<i64>> => limit(),
+        #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+        pub executions_per_minute: Option<Option<i64>> => limit(),
+    }
+    required: [];
+    closed: true;
+    min_properties: 1;
+}
+
+wire_object! {
     /// A project's quota: whether it is enforced, its limits and its usage.
     pub struct QuotaSet {
         pub project_id: String,
@@ -580,6 +768,58 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"function_alias":"prod","sync":true}"#
+        );
+    }
+
+    #[test]
+    fn faults_keep_their_shape() {
+        let fault = Fault {
+            faultcode: "Client".into(),
+            faultstring: "no".into(),
+            debuginfo: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&fault).unwrap(),
+            r#"{"faultcode":"Client","faultstring":"no","debuginfo":null}"#
+        );
+    }
+
+    #[test]
+    fn a_quota_update_tells_absent_from_null() {
+        let u: QuotaUpdate = serde_json::from_str(r#"{"workers": null, "functions": 3}"#).unwrap();
+        assert_eq!(
+            (u.functions, u.workers, u.package_bytes),
+            (Some(Some(3)), Some(None), None)
+        );
+        assert_eq!(
+            serde_json::to_string(&u).unwrap(),
+            r#"{"functions":3,"workers":null}"#
+        );
+        assert_eq!(QuotaUpdate::schema()["minProperties"], 1);
+    }
+
+    #[test]
+    fn a_function_form_is_text_in_declaration_order() {
+        let body = FunctionCreate {
+            runtime_id: Some("r".into()),
+            code: Some("{}".into()),
+            timeout: Some("7".into()),
+            package: Some(vec![1, 2]),
+            ..Default::default()
+        };
+        let fields = crate::form_fields(&body);
+        let expected: Vec<(String, String)> =
+            [("runtime_id", "r"), ("code", "{}"), ("timeout", "7")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        assert_eq!(fields, expected);
+        let back: FunctionCreate =
+            serde_json::from_value(json!({"timeout": "7", "package": "x", "other": "y"})).unwrap();
+        assert_eq!((back.timeout.as_deref(), back.package), (Some("7"), None));
+        assert_eq!(
+            FunctionCreate::schema()["properties"]["package"],
+            json!({"type": "string", "format": "binary"})
         );
     }
 }

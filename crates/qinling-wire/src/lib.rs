@@ -11,11 +11,28 @@ mod schema;
 pub use bodies::*;
 pub use schema::{FieldSchema, Object, ts, ts_null};
 
+/// The text fields of a form body ([`FunctionCreate`], [`FunctionUpdate`]) as a client sends
+/// them: in declaration order, absent fields left out. The file part is the caller's.
+pub fn form_fields<T: serde::Serialize>(body: &T) -> Vec<(String, String)> {
+    match serde_json::to_value(body) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(text) => Some((k, text)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Declares a wire object: the struct (with serde) and its [`Object`] impl (schema and field
 /// names). A field may give its schema explicitly (`=> expr`) where its type says too little
 /// (an enum of strings, a timestamp example); `flatten` names one object whose fields follow
 /// (serialized inline, and an `allOf` in the schema). `required` lists what the schema
-/// requires; `closed` forbids other properties (request bodies).
+/// requires; `closed` forbids other properties (request bodies); an optional
+/// `min_properties` asks for at least that many (a body of changes that must change
+/// something).
 #[macro_export]
 macro_rules! wire_object {
     (
@@ -29,6 +46,7 @@ macro_rules! wire_object {
         $(flatten $flat_field:ident : $flat:ty;)?
         required: [$($req:literal),* $(,)?];
         closed: $closed:literal;
+        $(min_properties: $min_props:literal;)?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -70,6 +88,7 @@ macro_rules! wire_object {
                 if $closed {
                     own.insert("additionalProperties".into(), false.into());
                 }
+                $(own.insert("minProperties".into(), $min_props.into());)?
                 own.insert("properties".into(), props.into());
                 #[allow(unused_mut)]
                 let mut schema = serde_json::Value::Object(own);
