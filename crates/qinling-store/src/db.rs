@@ -236,3 +236,77 @@ pub(crate) fn unreachable(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{PgConfig, Store, StoreError};
+
+    /// Servers starting together on one new database: each starts, the schema is made once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn servers_starting_together_migrate_once() {
+        let Some(admin) = crate::testing::postgres_admin() else {
+            return;
+        };
+        let url = crate::testing::scratch_database(&admin).await.unwrap();
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                let config = PgConfig::new(url.clone());
+                tokio::spawn(async move { Store::open_postgres(&config).await })
+            })
+            .collect();
+        for s in starts {
+            s.await.unwrap().unwrap();
+        }
+        let store = Store::open_postgres(&PgConfig::new(url)).await.unwrap();
+        let super::Db::Postgres(pool) = &store.db else {
+            unreachable!()
+        };
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(applied as usize, super::POSTGRES_MIGRATOR.iter().count());
+    }
+
+    /// A database that a newer binary migrated is refused, on both backends, with both
+    /// versions named.
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.sqlite");
+        let store = Store::open(&path).await.unwrap();
+        let newer =
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                     VALUES (9999, 'from the future', TRUE, $1, 0)";
+        sqlx::query(newer)
+            .bind(vec![0u8; 48])
+            .execute(store.sqlite_pool())
+            .await
+            .unwrap();
+        store.close().await;
+        let refused = |e: StoreError| {
+            let text = e.to_string();
+            assert!(
+                text.contains("migration 9999") && text.contains("newer"),
+                "{text}"
+            );
+        };
+        refused(Store::open(&path).await.unwrap_err());
+        if let Some(admin) = crate::testing::postgres_admin() {
+            let url = crate::testing::scratch_database(&admin).await.unwrap();
+            let store = Store::open_postgres(&PgConfig::new(url.clone()))
+                .await
+                .unwrap();
+            let super::Db::Postgres(pool) = &store.db else {
+                unreachable!()
+            };
+            sqlx::query(newer)
+                .bind(vec![0u8; 48])
+                .execute(pool)
+                .await
+                .unwrap();
+            store.close().await;
+            refused(Store::open_postgres(&PgConfig::new(url)).await.unwrap_err());
+        }
+    }
+}
