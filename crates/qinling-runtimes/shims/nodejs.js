@@ -9,10 +9,11 @@
 //! in *executor* processes (this same file started with `--executor`), each of which has
 //! required the function's module once and then runs one execution at a time, for as many
 //! executions as it survives. An executor is its own process group (a timeout SIGKILLs exactly
-//! that execution and what it started), writes fds 1 and 2 into a private append-only file
-//! that the supervisor truncates before each execution (so the log is captured at the
-//! file-descriptor level, markers included, and survives a kill), and reports cpu time and
-//! peak RSS of its own process. A killed or crashed executor is replaced; idle ones are kept
+//! that execution and what it started); its fds 1 and 2 are sockets the supervisor drains as
+//! they fill, keeping the first `log_limit` bytes of an execution's output and counting the
+//! rest (so the log is captured at the file-descriptor level, survives a kill, and a function
+//! printing hundreds of MiB costs the worker no memory beyond the cap); and it reports cpu time
+//! and peak RSS of its own process. A killed or crashed executor is replaced; idle ones are kept
 //! warm (module state persists between executions, as in other FaaS platforms' Node runtimes),
 //! and a second one is started after the first execution, so a concurrent burst rarely waits
 //! for Node to start. A pool worker starts its first executor before it is
@@ -33,6 +34,7 @@ const path = require('path');
 const zlib = require('zlib');
 const childProcess = require('child_process');
 const os = require('os');
+const { Writable } = require('stream');
 
 const RUNTIME = 'nodejs';
 const TIMEOUT_MSG = 'Function execution timeout.';
@@ -173,10 +175,53 @@ function loadEntry(dir, entry) {
   return func;
 }
 
+// process.stdout and process.stderr of an executor: blocking writes to `fd`. Node's own
+// streams over a socket queue what the reader has not taken yet in the process's memory, so a
+// function printing faster than the supervisor drains would grow without bound; these wait
+// instead, as a write to a file or a terminal does. `nominal` is the fd the stream stands
+// for (what a child process given it as stdio gets).
+function syncStdio(fd, nominal) {
+  const stream = new Writable({
+    decodeStrings: false,
+    write(chunk, encoding, callback) {
+      try {
+        let buf = chunk;
+        let off = 0;
+        if (typeof chunk === 'string') {
+          // Written from the string: no garbage Buffer per write (a 1 MiB chunk each time).
+          off = fs.writeSync(fd, chunk, null, encoding);
+          if (off >= Buffer.byteLength(chunk, encoding)) {
+            callback();
+            return;
+          }
+          buf = Buffer.from(chunk, encoding);
+        }
+        while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+      } catch (err) {
+        callback(err);
+        return;
+      }
+      callback();
+    },
+  });
+  stream.fd = nominal;
+  stream.isTTY = false;
+  stream._isStdio = true;
+  stream.destroySoon = stream.destroy;
+  return stream;
+}
+
 // An executor started with a package and entry loads them at once; one started without
 // (the pre-started executor of a pool worker) waits for a `load` message naming them, so
 // that binding a pool worker does not wait for Node to start.
 function executorMain(dir, entry) {
+  // Before anything touches them: the console then writes through these too. Both write to
+  // fd 1, so that what the function prints through either stays in order in the log (fd 2,
+  // a socket of its own, still gets what child processes and native code write there).
+  const stdout = syncStdio(1, 1);
+  const stderr = syncStdio(1, 2);
+  Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => stdout });
+  Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => stderr });
   // The OOM killer should pick an executor, never the supervisor.
   try { fs.writeFileSync('/proc/self/oom_score_adj', '1000'); } catch (_) { /* not allowed */ }
   process.on('disconnect', () => process.exit(0));
@@ -211,7 +256,6 @@ function executorRun(dir, entry) {
     if (current === null) return;
     const ex = current;
     current = null;
-    write(`Finished execution: ${ex.id}\n`);
     const cpu = process.cpuUsage(ex.cpu);
     record.cpu_ms = Math.round((cpu.user + cpu.system) / 1000);
     record.max_rss_kb = process.resourceUsage().maxRSS;
@@ -236,7 +280,6 @@ function executorRun(dir, entry) {
     if (!msg || msg.op !== 'exec') return;
     current = { id: msg.id, cpu: process.cpuUsage() };
     const ex = current;
-    write(`Start execution: ${msg.id}\n`);
     let value;
     try {
       value = func(msg.context, msg.input);
@@ -287,23 +330,121 @@ const MAX_LEFTOVER_PASSES = 1000;
 // insecure process sandbox) /proc is the host's, and leftovers are not hunted there.
 const OWN_PID_NAMESPACE = process.pid === 1 || (process.pid === 2 && process.ppid === 1);
 
-function readLog(fd, limit) {
-  let size = 0;
-  try { size = fs.fstatSync(fd).size; } catch (_) { return ''; }
-  const n = Math.min(size, limit);
-  const buf = Buffer.alloc(n);
-  let got = 0;
-  while (got < n) {
-    const r = fs.readSync(fd, buf, got, n - got, got);
-    if (r <= 0) break;
-    got += r;
+// An executor's output (its fds 1 and 2, two sockets): the first `limit` bytes since the last
+// reset are kept, the rest only counted. The sockets are read as they fill, so a writer never
+// waits long: up to the limit as streams; past it with non-blocking reads into one scratch
+// buffer on a timer (a stream's reads allocate a buffer each, and a flood of them outruns
+// the garbage collector by tens of MiB). Before the log is reset or read, what the sockets
+// still hold is taken the same way: everything the executor wrote before it reported a
+// result (the report comes on another channel) is then in the log, nothing after.
+class OutputLog {
+  constructor() {
+    this.sockets = [];
+    this.polling = false;
+    this.timer = null;
+    this.delay = 1;
+    this.reset(DEFAULT_LOG_LIMIT);
   }
-  let text = buf.toString('utf8', 0, got);
-  if (size > limit) text += `\n[log truncated: ${size - limit} bytes more]\n`;
-  return text;
+
+  watch(socket) {
+    this.sockets.push(socket);
+    socket.on('data', (chunk) => this.add(chunk, false));
+    socket.on('error', () => { /* the executor is gone; its exit says so */ });
+  }
+
+  reset(limit) {
+    this.chunks = [];
+    this.kept = 0;
+    this.dropped = 0;
+    this.limit = limit;
+    if (this.polling) {
+      this.polling = false;
+      clearTimeout(this.timer);
+      clearImmediate(this.timer);
+      this.timer = null;
+      for (const socket of this.sockets) socket.resume();
+    }
+  }
+
+  // `copy`: the chunk is the scratch buffer, reused by the next read.
+  add(chunk, copy) {
+    const room = this.limit - this.kept;
+    const keep = Math.max(0, Math.min(room, chunk.length));
+    if (keep > 0) {
+      const part = keep === chunk.length && !copy ? chunk : Buffer.from(chunk.subarray(0, keep));
+      this.chunks.push(part);
+      this.kept += keep;
+    }
+    this.dropped += chunk.length - keep;
+    if (this.dropped > 0 && !this.polling) {
+      this.polling = true;
+      for (const socket of this.sockets) socket.pause();
+      this.delay = 1;
+      this.timer = setTimeout(() => this.poll(), 0);
+    }
+  }
+
+  poll() {
+    this.timer = null;
+    if (!this.polling) return;
+    // Bounded, so that a fast writer cannot keep the supervisor from its other work.
+    const got = this.readAvailable(4 * 1024 * 1024);
+    if (got > 0) {
+      this.delay = 1;
+      this.timer = setImmediate(() => this.poll());
+    } else {
+      this.timer = setTimeout(() => this.poll(), this.delay);
+      this.delay = Math.min(this.delay * 2, 50);
+    }
+  }
+
+  // Reads what the sockets hold now, up to `max` bytes, without waiting; returns how much.
+  readAvailable(max) {
+    let got = 0;
+    for (const socket of this.sockets) {
+      const fd = socket._handle ? socket._handle.fd : -1;
+      if (!(fd >= 0)) continue;
+      while (got < max) {
+        let n;
+        try {
+          n = fs.readSync(fd, SCRATCH, 0, SCRATCH.length, null);
+        } catch (_) {
+          break; // EAGAIN: nothing more now
+        }
+        if (n <= 0) break;
+        got += n;
+        this.add(SCRATCH.subarray(0, n), true);
+      }
+    }
+    return got;
+  }
+
+  // Takes everything written so far: what a stream has read but not yet passed on (read()
+  // hands it to the 'data' listener), then what the sockets hold.
+  drain() {
+    for (const socket of this.sockets) {
+      while (socket.readableLength > 0 && socket.read() !== null) { /* passed to add */ }
+    }
+    this.readAvailable(Infinity);
+  }
+
+  text() {
+    this.drain();
+    let text = Buffer.concat(this.chunks, this.kept).toString('utf8');
+    if (this.dropped > 0) text += `\n[log truncated: ${this.dropped} bytes more]\n`;
+    return text;
+  }
+
+  close() {
+    this.reset(0);
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets = [];
+  }
 }
 
-// Where packages are extracted (and executors' log files briefly named); made if missing.
+const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+
+// Where packages are extracted; made if missing.
 function packageBase() {
   const base = process.env.QINLING_PACKAGE_DIR || os.tmpdir();
   fs.mkdirSync(base, { recursive: true });
@@ -321,7 +462,6 @@ class Supervisor {
     this.executors = new Set();
     this.idle = [];
     this.running = new Map(); // execution id -> execution
-    this.counter = 0;
     this.prestarted = null; // an executor started before bind, waiting for `load`
     this.idsInUse = new Set(); // execution ids of live executors
   }
@@ -444,20 +584,11 @@ class Supervisor {
   // Starts an executor: bound to the function once there is one, else waiting for `load`.
   spawnExecutor() {
     const dir = this.packageDir === null ? packageBase() : this.packageDir;
-    const logPath = path.join(dir, `..executor-${this.counter++}.log`);
-    const logFd = fs.openSync(logPath, 'a+', 0o600);
-    fs.unlinkSync(logPath);
     const args = this.entry === null ? [__filename, '--executor'] : [__filename, '--executor', this.packageDir, this.entry];
-    let id;
-    try {
-      id = this.takeId();
-    } catch (err) {
-      fs.closeSync(logFd);
-      throw err;
-    }
+    const id = this.takeId();
     const options = {
       cwd: dir,
-      stdio: ['ignore', logFd, logFd, 'ipc'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true, // its own process group: a timeout kills exactly this execution
       env: process.env,
       serialization: 'json',
@@ -465,18 +596,34 @@ class Supervisor {
     // Its own uid and gid, no supplementary groups (libuv drops them): from uid 0 the
     // switch drops every capability before the executor's node starts.
     if (id !== null) Object.assign(options, { uid: id, gid: id });
-    const child = childProcess.spawn(process.execPath, args, options);
-    const ex = { child, logFd, current: null, alive: true, loaded: null, started: null };
+    let child;
+    try {
+      child = childProcess.spawn(process.execPath, args, options);
+    } catch (err) {
+      if (id !== null) this.idsInUse.delete(id);
+      throw err;
+    }
+    const log = new OutputLog();
+    for (const socket of [child.stdout, child.stderr]) if (socket !== null) log.watch(socket);
+    const ex = { child, log, current: null, alive: true, loaded: null, started: null };
     this.executors.add(ex);
-    let settle;
+    let settleLoaded;
+    let loadSettled = false;
+    const settle = (failure) => {
+      loadSettled = true;
+      settleLoaded(failure);
+    };
     let settleStarted;
-    ex.loaded = new Promise((resolve) => { settle = resolve; });
+    ex.loaded = new Promise((resolve) => { settleLoaded = resolve; });
     // Settles when a pre-started executor waits for `load` (or has died).
     ex.started = new Promise((resolve) => { settleStarted = resolve; });
     child.on('message', (m) => {
       if (m && m.op === 'started') settleStarted();
-      else if (m && m.op === 'loaded') settle(null);
-      else if (m && m.op === 'load_failed') settle({ error: m.error, logs: readLog(logFd, DEFAULT_LOG_LIMIT) });
+      else if (m && m.op === 'loaded') {
+        log.drain();
+        log.reset(DEFAULT_LOG_LIMIT);
+        settle(null);
+      } else if (m && m.op === 'load_failed') settle({ error: m.error, logs: log.text() });
       else if (m && ex.current !== null && typeof m.output === 'string') this.complete(ex, m);
     });
     child.on('error', () => settleStarted());
@@ -486,12 +633,12 @@ class Supervisor {
       this.killGroup(ex);
       this.executors.delete(ex);
       this.idle = this.idle.filter((e) => e !== ex);
-      settle({ error: `Error: the executor exited while loading the function (${signal || code})`, logs: readLog(logFd, DEFAULT_LOG_LIMIT) });
+      if (!loadSettled) settle({ error: `Error: the executor exited while loading the function (${signal || code})`, logs: log.text() });
       if (ex.current !== null) this.died(ex, code, signal);
       else this.killLeftovers();
       // Its leftovers are killed (above, or after its last execution): the id is free.
       if (id !== null) this.idsInUse.delete(id);
-      try { fs.closeSync(logFd); } catch (_) { /* already closed */ }
+      log.close();
     });
     return ex;
   }
@@ -533,7 +680,10 @@ class Supervisor {
         this.killGroup(ex);
         return;
       }
-      try { fs.ftruncateSync(ex.logFd, 0); } catch (_) { /* nothing to truncate */ }
+      // What the executor printed since its last execution is not this one's.
+      ex.log.drain();
+      ex.log.reset(execution.logLimit);
+      ex.log.add(Buffer.from(`Start execution: ${id}\n`), false);
       execution.started = process.hrtime.bigint();
       execution.timer = setTimeout(() => {
         execution.timedOut = true;
@@ -548,7 +698,9 @@ class Supervisor {
     const execution = ex.current;
     ex.current = null;
     clearTimeout(execution.timer);
-    const logs = readLog(ex.logFd, execution.logLimit);
+    ex.log.drain();
+    ex.log.add(Buffer.from(`Finished execution: ${execution.id}\n`), false);
+    const logs = ex.log.text();
     this.answer(execution, record, logs);
     if (ex.alive) {
       if (this.idle.length < MAX_IDLE) this.idle.push(ex);
@@ -619,7 +771,7 @@ class Supervisor {
     ex.current = null;
     clearTimeout(execution.timer);
     this.killLeftovers();
-    const logs = readLog(ex.logFd, execution.logLimit);
+    const logs = ex.log.text();
     let record;
     if (execution.timedOut) record = { success: false, output: JSON.stringify(TIMEOUT_MSG), reason: 'timeout' };
     else if (code === 0) record = { success: false, output: JSON.stringify(NO_RESULT_MSG), reason: 'exception' };

@@ -916,6 +916,24 @@ def main(mib=0, victim=False, **kw):
     return "flooded"
 "#;
 
+/// The same in Node: half from JavaScript on stdout, half from a child process on stderr.
+const FLOOD_JS: &str = r#"
+const { spawnSync } = require('child_process');
+exports.main = async (context, input) => {
+  if (input && input.victim) {
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    return 'victim fine';
+  }
+  const mib = input.mib;
+  const chunk = 'x'.repeat(1 << 20);
+  for (let i = 0; i < Math.floor(mib / 2); i++) process.stdout.write(chunk);
+  const rest = (mib - Math.floor(mib / 2)) * (1 << 20);
+  const r = spawnSync('/bin/sh', ['-c', `head -c ${rest} /dev/zero >&2`], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new Error(`the child failed: ${r.status} ${r.signal}`);
+  return 'flooded';
+};
+"#;
+
 /// The custom runtime's executable: 300 MiB on its stderr (the log) or, with `stdout` in
 /// its input, on its stdout (the result); `victim` holds for a few seconds.
 const FLOOD_SH: &str = r#"#!/bin/sh
@@ -952,6 +970,15 @@ fn a_log_flood_is_cut_at_the_cap_without_harm() {
             "python3",
             "python3",
             zip_of(&[("flood.py", FLOOD_PY)]),
+            "flood.main",
+            json!({"mib": 300}),
+            flooded.clone(),
+            true,
+        ),
+        (
+            "nodejs",
+            "nodejs",
+            zip_of(&[("flood.js", FLOOD_JS)]),
             "flood.main",
             json!({"mib": 300}),
             flooded.clone(),
