@@ -60,9 +60,54 @@ const EXEC_IDS = (() => {
 })();
 
 // ---------------------------------------------------------------------------------------
-// Package extraction: a minimal zip reader (stored and deflated members, no zip64).
+// Package extraction: a minimal zip reader (stored and deflated members, no zip64). The
+// package may be as large as the function's memory allows beside its unpacked copy in /tmp
+// (50 MiB at 128 MiB), so no member is ever held whole a second time: stored members are
+// written straight from the package, deflated ones through a streaming inflater.
 
-function extractZip(buf, dest) {
+// A collector of garbage on demand (Node exposes it only behind --expose-gc). A 50 MiB
+// package dropped after unpacking, or the inflater's garbage, would otherwise stay charged
+// to the worker's memory until V8 happens to collect.
+const collectGarbage = (() => {
+  try {
+    require('v8').setFlagsFromString('--expose-gc');
+    const gc = require('vm').runInNewContext('gc');
+    return typeof gc === 'function' ? gc : () => {};
+  } catch (_) {
+    return () => {};
+  }
+})();
+
+function writeAllSync(fd, buf) {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, Math.min(buf.length - off, 1 << 20));
+}
+
+// Inflates `raw` into `fd`, a chunk at a time.
+function inflateInto(raw, fd) {
+  return new Promise((resolve, reject) => {
+    const inflate = zlib.createInflateRaw({ chunkSize: 256 * 1024 });
+    let sinceCollect = 0;
+    inflate.on('data', (chunk) => {
+      try {
+        writeAllSync(fd, chunk);
+      } catch (err) {
+        inflate.destroy(err);
+        return;
+      }
+      sinceCollect += chunk.length;
+      if (sinceCollect >= 8 << 20) {
+        sinceCollect = 0;
+        collectGarbage({ type: 'minor' });
+      }
+    });
+    inflate.on('end', resolve);
+    inflate.on('error', reject);
+    inflate.end(raw);
+  });
+}
+
+async function extractZip(buf, dest) {
   let eocd = -1;
   for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
     if (buf.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
@@ -96,20 +141,96 @@ function extractZip(buf, dest) {
       fs.mkdirSync(target, { recursive: true });
       continue;
     }
+    if (method !== 0 && method !== 8) {
+      throw new Error(`PackageError: package member '${name}' uses unsupported compression ${method}`);
+    }
+    if (local + 30 > buf.length) throw new Error('PackageError: corrupt zip local header');
     const lnameLen = buf.readUInt16LE(local + 26);
     const lextraLen = buf.readUInt16LE(local + 28);
     const start = local + 30 + lnameLen + lextraLen;
     const raw = buf.subarray(start, start + compSize);
-    let data;
-    if (method === 0) data = raw;
-    else if (method === 8) data = zlib.inflateRawSync(raw);
-    else throw new Error(`PackageError: package member '${name}' uses unsupported compression ${method}`);
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.writeFileSync(target, data);
+    const fd = fs.openSync(target, 'w');
+    try {
+      if (method === 0) writeAllSync(fd, raw);
+      else await inflateInto(raw, fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     // Readable by every id in the sandbox (executors run under their own).
     if (mode & 0o777) fs.chmodSync(target, (mode & 0o777) | ((mode & 0o111) ? 0o755 : 0o644));
   }
 }
+
+// The engine's frames from fd 0: read with one read in flight at a time into a reused
+// buffer, except a large frame's body (the package), which is read straight into a buffer
+// of its own size; so a 50 MiB package costs 50 MiB, not that plus its copies and the
+// garbage of 64 KiB read buffers.
+class FrameReader {
+  constructor(fd, onFrame, onEnd) {
+    this.fd = fd;
+    this.onFrame = onFrame;
+    this.onEnd = onEnd;
+    this.scratch = Buffer.allocUnsafe(64 * 1024);
+    this.head = Buffer.alloc(4);
+    this.headFill = 0;
+    this.frame = null; // the body being read
+    this.frameFill = 0;
+  }
+
+  start() {
+    const direct = this.frame !== null && this.frame.length >= DIRECT_FRAME;
+    const buf = direct ? this.frame : this.scratch;
+    const off = direct ? this.frameFill : 0;
+    const len = direct ? this.frame.length - this.frameFill : this.scratch.length;
+    fs.read(this.fd, buf, off, len, null, (err, n) => {
+      if (err || n === 0) {
+        this.onEnd();
+        return;
+      }
+      if (direct) {
+        this.frameFill += n;
+        this.complete();
+      } else {
+        this.feed(this.scratch.subarray(0, n));
+      }
+      this.start();
+    });
+  }
+
+  feed(data) {
+    let pos = 0;
+    while (pos < data.length) {
+      if (this.frame === null) {
+        const take = Math.min(4 - this.headFill, data.length - pos);
+        data.copy(this.head, this.headFill, pos, pos + take);
+        this.headFill += take;
+        pos += take;
+        if (this.headFill < 4) return;
+        const size = this.head.readUInt32BE(0);
+        if (size > MAX_FRAME) throw new ProtocolError(`frame of ${size} bytes is larger than ${MAX_FRAME}`);
+        this.frame = size >= DIRECT_FRAME ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
+        this.frameFill = 0;
+      }
+      const take = Math.min(this.frame.length - this.frameFill, data.length - pos);
+      data.copy(this.frame, this.frameFill, pos, pos + take);
+      this.frameFill += take;
+      pos += take;
+      this.complete();
+    }
+  }
+
+  complete() {
+    if (this.frame === null || this.frameFill < this.frame.length) return;
+    const frame = this.frame;
+    this.frame = null;
+    this.headFill = 0;
+    this.onFrame(frame);
+  }
+}
+
+// Frames at least this large are read straight into their own buffer.
+const DIRECT_FRAME = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------
 // The executor: loads the function once, runs one execution at a time.
@@ -453,7 +574,6 @@ function packageBase() {
 
 class Supervisor {
   constructor() {
-    this.buf = Buffer.alloc(0);
     this.pendingBind = null;
     this.bindAttempted = false;
     this.bound = false;
@@ -498,18 +618,6 @@ class Supervisor {
     }
   }
 
-  onData(chunk) {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    while (this.buf.length >= 4) {
-      const size = this.buf.readUInt32BE(0);
-      if (size > MAX_FRAME) throw new ProtocolError(`frame of ${size} bytes is larger than ${MAX_FRAME}`);
-      if (this.buf.length < 4 + size) break;
-      const frame = this.buf.subarray(4, 4 + size);
-      this.buf = this.buf.subarray(4 + size);
-      this.handleFrame(frame);
-    }
-  }
-
   handleFrame(frame) {
     if (this.pendingBind !== null) {
       const msg = this.pendingBind;
@@ -517,7 +625,7 @@ class Supervisor {
       if (frame.length !== msg.package_size) {
         throw new ProtocolError(`package frame has ${frame.length} bytes, bind announced ${msg.package_size}`);
       }
-      this.bind(msg, Buffer.from(frame));
+      this.bind(msg, frame);
       return;
     }
     let msg;
@@ -539,7 +647,7 @@ class Supervisor {
     } else throw new ProtocolError(`unknown op ${JSON.stringify(msg.op)}`);
   }
 
-  bind(msg, pkg) {
+  async bind(msg, pkg) {
     if (this.bindAttempted) {
       this.send({ op: 'bound', ok: false, error: 'this worker has already been bound', logs: '' });
       return;
@@ -548,12 +656,19 @@ class Supervisor {
     try {
       this.packageDir = fs.mkdtempSync(path.join(packageBase(), 'package-'));
       fs.chmodSync(this.packageDir, 0o755); // readable, not writable, by the executors' ids
-      extractZip(pkg, this.packageDir);
+      await extractZip(pkg, this.packageDir);
     } catch (err) {
       const text = String(err.message || err);
-      const error = text.startsWith('PackageError: ') ? text : `PackageError: ${text}`;
+      let error = text.startsWith('PackageError: ') ? text : `PackageError: ${text}`;
+      if (err && (err.code === 'ENOSPC' || err.code === 'EFBIG')) {
+        error = `PackageError: the unpacked package does not fit in the worker's /tmp (${text}); make the package smaller`;
+      }
       this.send({ op: 'bound', ok: false, error, logs: '' });
       return;
+    } finally {
+      // The package's memory goes back before the function loads beside the unpacked copy.
+      pkg = null;
+      collectGarbage();
     }
     this.entry = msg.entry;
     // The executor started with the worker, if it is still there, loads the function now.
@@ -814,10 +929,7 @@ function supervisorMain() {
     else if (err && err.code === 'EPIPE') fail(0, null);
     else fail(1, { op: 'error', error: `worker shim failure: ${errorStack(err)}` });
   });
-  const input = fs.createReadStream(null, { fd: 0, highWaterMark: 64 * 1024 });
-  input.on('data', (chunk) => sup.onData(chunk));
-  input.on('end', () => fail(0, null));
-  input.on('error', () => fail(0, null));
+  new FrameReader(0, (frame) => sup.handleFrame(frame), () => fail(0, null)).start();
   // Ready once the pre-started executor is up (or could not be started): a pool worker
   // that says ready can then be bound without waiting for Node to start.
   const ready = () => sup.send({ op: 'ready', pid: process.pid, runtime: RUNTIME, version: process.versions.node });

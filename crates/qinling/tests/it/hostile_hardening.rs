@@ -1089,8 +1089,7 @@ fn blob_zip(files: &[(&str, &str)], mib: usize) -> Vec<u8> {
 
 /// Property 4, consistency: the largest package the server accepts (50 MiB, incompressible,
 /// so it also unpacks to almost 50 MiB) loads and runs at the largest memory_size (128 MiB)
-/// in the python3 and custom runtimes. (Not in nodejs: its supervisor and first executor
-/// take most of 128 MiB themselves; see the issue's note.)
+/// in every native runtime.
 #[test]
 fn the_largest_package_runs_at_the_largest_memory() {
     if insecure() {
@@ -1098,9 +1097,11 @@ fn the_largest_package_runs_at_the_largest_memory() {
     }
     let s = Server::start();
     let sh = "#!/bin/sh\nprintf '\"Hello, %s\"' \"$(cat | tr -d '\"')\"\n";
+    let js = "exports.main = (context, input) => `Hello, ${input}`;\n";
     for (runtime, files, entry) in [
         ("python3", vec![("hello.py", HELLO)], "hello.main"),
         ("custom", vec![("handler", sh)], "handler"),
+        ("nodejs", vec![("hello.js", js)], "hello.main"),
     ] {
         let zip = blob_zip(&files, 50);
         assert!(zip.len() <= 50 << 20, "{}", zip.len());
