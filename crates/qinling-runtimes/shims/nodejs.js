@@ -35,6 +35,7 @@ const zlib = require('zlib');
 const childProcess = require('child_process');
 const os = require('os');
 const { Writable } = require('stream');
+const { StringDecoder } = require('string_decoder');
 
 const RUNTIME = 'nodejs';
 const TIMEOUT_MSG = 'Function execution timeout.';
@@ -78,9 +79,44 @@ const collectGarbage = (() => {
   }
 })();
 
+// Writes `buf` whole (an fd in non-blocking mode is retried on EAGAIN).
 function writeAllSync(fd, buf) {
   let off = 0;
-  while (off < buf.length) off += fs.writeSync(fd, buf, off, Math.min(buf.length - off, 1 << 20));
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, Math.min(buf.length - off, 1 << 20));
+    } catch (err) {
+      if (err.code !== 'EAGAIN') throw err;
+    }
+  }
+}
+
+// Encodings whose text can be cut anywhere between UTF-16 code units (not base64 or hex).
+const SLICEABLE = new Set(['utf8', 'utf-8', 'ascii', 'latin1', 'binary', 'ucs2', 'ucs-2', 'utf16le', 'utf-16le']);
+
+// Writes the string `text` whole, a slice (256 Ki code units) at a time: each slice is
+// converted into a temporary buffer freed at once, so a string costs no Buffer of its size
+// left to the garbage collector, nor a conversion buffer of three times its size.
+function writeStringSync(fd, text, encoding = 'utf8') {
+  if (!SLICEABLE.has(String(encoding).toLowerCase())) {
+    writeAllSync(fd, Buffer.from(text, encoding));
+    return;
+  }
+  for (let i = 0; i < text.length;) {
+    let end = Math.min(i + 262144, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--; // not between a pair
+    const piece = i === 0 && end === text.length ? text : text.slice(i, end);
+    let n;
+    try {
+      n = fs.writeSync(fd, piece, null, encoding);
+    } catch (err) {
+      if (err.code === 'EAGAIN') continue;
+      throw err;
+    }
+    if (n < Buffer.byteLength(piece, encoding)) writeAllSync(fd, Buffer.from(piece, encoding).subarray(n));
+    i = end;
+  }
 }
 
 // Inflates `raw` into `fd`, a chunk at a time.
@@ -229,6 +265,9 @@ class FrameReader {
   }
 }
 
+// A log past this many bytes is followed by a garbage collection (see answer).
+const LARGE_LOG = 256 * 1024;
+
 // Frames at least this large are read straight into their own buffer.
 const DIRECT_FRAME = 1024 * 1024;
 
@@ -306,18 +345,8 @@ function syncStdio(fd, nominal) {
     decodeStrings: false,
     write(chunk, encoding, callback) {
       try {
-        let buf = chunk;
-        let off = 0;
-        if (typeof chunk === 'string') {
-          // Written from the string: no garbage Buffer per write (a 1 MiB chunk each time).
-          off = fs.writeSync(fd, chunk, null, encoding);
-          if (off >= Buffer.byteLength(chunk, encoding)) {
-            callback();
-            return;
-          }
-          buf = Buffer.from(chunk, encoding);
-        }
-        while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+        if (typeof chunk === 'string') writeStringSync(fd, chunk, encoding);
+        else writeAllSync(fd, chunk);
       } catch (err) {
         callback(err);
         return;
@@ -522,38 +551,53 @@ class OutputLog {
   // Reads what the sockets hold now, up to `max` bytes, without waiting; returns how much.
   readAvailable(max) {
     let got = 0;
-    for (const socket of this.sockets) {
-      const fd = socket._handle ? socket._handle.fd : -1;
-      if (!(fd >= 0)) continue;
-      while (got < max) {
-        let n;
-        try {
-          n = fs.readSync(fd, SCRATCH, 0, SCRATCH.length, null);
-        } catch (_) {
-          break; // EAGAIN: nothing more now
+    // Every poll ends in EAGAIN, an exception: without a stack trace it costs next to nothing.
+    const traceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      for (const socket of this.sockets) {
+        const fd = socket._handle ? socket._handle.fd : -1;
+        if (!(fd >= 0)) continue;
+        while (got < max) {
+          let n;
+          try {
+            n = fs.readSync(fd, SCRATCH, 0, SCRATCH.length, null);
+          } catch (_) {
+            break; // EAGAIN: nothing more now
+          }
+          if (n <= 0) break;
+          got += n;
+          this.add(SCRATCH.subarray(0, n), true);
         }
-        if (n <= 0) break;
-        got += n;
-        this.add(SCRATCH.subarray(0, n), true);
       }
+    } finally {
+      Error.stackTraceLimit = traceLimit;
     }
     return got;
   }
 
   // Takes everything written so far: what a stream has read but not yet passed on (read()
-  // hands it to the 'data' listener), then what the sockets hold.
+  // hands it to the 'data' listener), then what the sockets hold — never more than a socket
+  // can hold, so that a leftover process writing as fast as this reads cannot keep it here.
   drain() {
     for (const socket of this.sockets) {
       while (socket.readableLength > 0 && socket.read() !== null) { /* passed to add */ }
     }
-    this.readAvailable(Infinity);
+    this.readAvailable(DRAIN_MAX);
   }
 
+  // What was written since the last reset, and a reset.
+  take() {
+    this.drain();
+    const log = new LogText(this.chunks, this.dropped);
+    this.reset(DEFAULT_LOG_LIMIT);
+    return log;
+  }
+
+  // What was written since the last reset, as text (no reset).
   text() {
     this.drain();
-    let text = Buffer.concat(this.chunks, this.kept).toString('utf8');
-    if (this.dropped > 0) text += `\n[log truncated: ${this.dropped} bytes more]\n`;
-    return text;
+    return new LogText(this.chunks, this.dropped).text();
   }
 
   close() {
@@ -563,7 +607,55 @@ class OutputLog {
   }
 }
 
+// A log taken from an executor: its kept chunks and how many bytes were dropped. Sent as a
+// JSON string produced a chunk at a time (twice: its size, then its bytes), so that a 1 MiB
+// log never exists as one string, let alone as the string, its JSON and a frame.
+class LogText {
+  constructor(chunks, dropped) {
+    this.chunks = chunks;
+    this.dropped = dropped;
+    this.size = chunks.reduce((n, c) => n + c.length, 0);
+  }
+
+  truncated() {
+    return this.dropped > 0 ? `\n[log truncated: ${this.dropped} bytes more]\n` : '';
+  }
+
+  // Calls `fn` with the pieces of the log as a JSON string, quotes included.
+  eachJsonPiece(fn) {
+    const decoder = new StringDecoder('utf8');
+    const piece = (text) => { if (text) fn(JSON.stringify(text).slice(1, -1)); };
+    fn('"');
+    for (const chunk of this.chunks) piece(decoder.write(chunk));
+    piece(decoder.end());
+    piece(this.truncated());
+    fn('"');
+  }
+
+  text() {
+    return Buffer.concat(this.chunks, this.size).toString('utf8') + this.truncated();
+  }
+}
+
+// A log that is already text (a failed load's).
+class StringLog {
+  constructor(text) {
+    this.value = text;
+    this.size = text.length;
+  }
+
+  eachJsonPiece(fn) {
+    fn(JSON.stringify(this.value));
+  }
+
+  text() {
+    return this.value;
+  }
+}
+
 const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+// More than a Unix socket holds (its send buffer, net.core.wmem_max: 208 KiB by default).
+const DRAIN_MAX = 16 * 1024 * 1024;
 
 // Where packages are extracted; made if missing.
 function packageBase() {
@@ -600,22 +692,18 @@ class Supervisor {
   }
 
   send(msg) {
-    this.sendRaw(JSON.stringify(msg));
+    this.sendFrame([JSON.stringify(msg)]);
   }
 
-  sendRaw(text) {
-    const body = Buffer.from(text, 'utf8');
-    const frame = Buffer.allocUnsafe(4 + body.length);
-    frame.writeUInt32BE(body.length, 0);
-    body.copy(frame, 4);
-    let off = 0;
-    while (off < frame.length) {
-      try {
-        off += fs.writeSync(1, frame, off, frame.length - off);
-      } catch (err) {
-        if (err.code !== 'EAGAIN') throw err;
-      }
-    }
+  // Sends one frame whose body is the concatenation of the strings `parts`, written one
+  // after the other (a result's megabyte of log is neither joined nor copied into a frame).
+  sendFrame(parts) {
+    let size = 0;
+    for (const part of parts) size += Buffer.byteLength(part, 'utf8');
+    const head = Buffer.allocUnsafe(4);
+    head.writeUInt32BE(size, 0);
+    writeAllSync(1, head);
+    for (const part of parts) writeStringSync(1, part);
   }
 
   handleFrame(frame) {
@@ -790,7 +878,7 @@ class Supervisor {
     ex.loaded.then((failure) => {
       if (ex.current !== execution) return; // died while loading, already answered
       if (failure !== null) {
-        this.answer(execution, { success: false, output: JSON.stringify(failure.error), reason: 'exception', cpu_ms: 0, max_rss_kb: 0 }, failure.logs);
+        this.answer(execution, { success: false, output: JSON.stringify(failure.error), reason: 'exception', cpu_ms: 0, max_rss_kb: 0 }, new StringLog(failure.logs));
         ex.current = null;
         this.killGroup(ex);
         return;
@@ -815,8 +903,7 @@ class Supervisor {
     clearTimeout(execution.timer);
     ex.log.drain();
     ex.log.add(Buffer.from(`Finished execution: ${execution.id}\n`), false);
-    const logs = ex.log.text();
-    this.answer(execution, record, logs);
+    this.answer(execution, record, ex.log.take());
     if (ex.alive) {
       if (this.idle.length < MAX_IDLE) this.idle.push(ex);
       else this.killGroup(ex);
@@ -886,7 +973,7 @@ class Supervisor {
     ex.current = null;
     clearTimeout(execution.timer);
     this.killLeftovers();
-    const logs = ex.log.text();
+    const logs = ex.log.take();
     let record;
     if (execution.timedOut) record = { success: false, output: JSON.stringify(TIMEOUT_MSG), reason: 'timeout' };
     else if (code === 0) record = { success: false, output: JSON.stringify(NO_RESULT_MSG), reason: 'exception' };
@@ -896,17 +983,29 @@ class Supervisor {
     this.answer(execution, record, logs);
   }
 
-  answer(execution, record, logs) {
+  // Sends an execution's result; `log` is a LogText or a StringLog.
+  answer(execution, record, log) {
     this.running.delete(execution.id);
     const duration = execution.started ? Number(process.hrtime.bigint() - execution.started) / 1e9 : 0;
-    let text = '{"op":"result","id":' + JSON.stringify(execution.id) + ',"success":' + (record.success ? 'true' : 'false') +
-      ',"output":' + record.output + ',"duration":' + duration.toFixed(3) + ',"logs":' + JSON.stringify(logs) +
-      ',"cpu_ms":' + (record.cpu_ms | 0) + ',"max_rss_kb":' + (record.max_rss_kb | 0) + ',"reason":' + JSON.stringify(record.reason) + '}';
-    if (Buffer.byteLength(text) > MAX_FRAME) {
-      const cut = logs.slice(0, MAX_FRAME / 4) + `\n[result too large: ${Buffer.byteLength(text)} bytes]\n`;
-      text = JSON.stringify({ op: 'result', id: execution.id, success: false, output: RESOURCE_MSG, duration: Number(duration.toFixed(3)), logs: cut, cpu_ms: record.cpu_ms | 0, max_rss_kb: record.max_rss_kb | 0, reason: 'resource' });
+    const head = '{"op":"result","id":' + JSON.stringify(execution.id) + ',"success":' + (record.success ? 'true' : 'false') +
+      ',"output":' + record.output + ',"duration":' + duration.toFixed(3) + ',"logs":';
+    const tail = ',"cpu_ms":' + (record.cpu_ms | 0) + ',"max_rss_kb":' + (record.max_rss_kb | 0) + ',"reason":' + JSON.stringify(record.reason) + '}';
+    let size = Buffer.byteLength(head, 'utf8') + Buffer.byteLength(tail, 'utf8');
+    log.eachJsonPiece((piece) => { size += Buffer.byteLength(piece, 'utf8'); });
+    if (size > MAX_FRAME) {
+      const cut = log.text().slice(0, MAX_FRAME / 4) + `\n[result too large: ${size} bytes]\n`;
+      this.send({ op: 'result', id: execution.id, success: false, output: RESOURCE_MSG, duration: Number(duration.toFixed(3)), logs: cut, cpu_ms: record.cpu_ms | 0, max_rss_kb: record.max_rss_kb | 0, reason: 'resource' });
+    } else {
+      const frameHead = Buffer.allocUnsafe(4);
+      frameHead.writeUInt32BE(size, 0);
+      writeAllSync(1, frameHead);
+      writeStringSync(1, head);
+      log.eachJsonPiece((piece) => writeStringSync(1, piece));
+      writeStringSync(1, tail);
     }
-    this.sendRaw(text);
+    // What a large log left behind goes now, not whenever V8 next collects: a worker at
+    // 32 MiB has no room to keep megabytes of garbage until then.
+    if (log.size > LARGE_LOG) setImmediate(() => collectGarbage());
   }
 
   shutdown() {
