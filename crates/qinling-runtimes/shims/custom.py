@@ -83,6 +83,7 @@ class CappedPipe:
         self.limit = limit
         self.buf = bytearray()
         self.size = 0
+        self.deadline = None  # when to stop waiting for the end (None: TAIL_WAIT from result())
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
 
@@ -107,9 +108,11 @@ class CappedPipe:
             self.w = -1
 
     def result(self):
-        """(kept bytes, total size) once every writer is gone (or TAIL_WAIT has passed)."""
+        """(kept bytes, total size) once every writer is gone (or TAIL_WAIT has passed, from
+        now or from when `deadline` was set)."""
         self.close_write()
-        self.thread.join(self.TAIL_WAIT)
+        deadline = self.deadline if self.deadline is not None else time.monotonic() + self.TAIL_WAIT
+        self.thread.join(max(0.0, deadline - time.monotonic()))
         return bytes(self.buf), self.size
 
 
@@ -458,6 +461,8 @@ class Shim:
             with self.lock:
                 self.running.pop(exec_id, None)
                 self.retire_id(uid)
+            # The result and the log share one wait for a daemon holding both pipes.
+            out.deadline = log.deadline = time.monotonic() + CappedPipe.TAIL_WAIT
             data, size = out.result()
             text = data.decode("utf-8", "replace").strip()
             try:
