@@ -60,7 +60,7 @@ class ProtocolError(Exception):
 
 
 def new_file(name):
-    """An anonymous read-write file (memfd) for an execution's stdin, stdout or log."""
+    """An anonymous read-write file (memfd) for an execution's stdin."""
     if hasattr(os, "memfd_create"):
         return os.memfd_create(name, os.MFD_CLOEXEC)
     fd, path = tempfile.mkstemp(prefix="qinling-%s-" % name)
@@ -68,11 +68,11 @@ def new_file(name):
     return fd
 
 
-class CappedLog:
-    """An execution's log (the executable's stderr and the markers): a pipe whose read end a
-    thread drains as it fills, keeping the first `limit` bytes and counting the rest, so that
-    a function printing hundreds of MiB costs the worker no memory beyond the cap (a file
-    would hold all of it in the worker's memory until read)."""
+class CappedPipe:
+    """An execution's log (the executable's stderr and the markers) or result (its stdout):
+    a pipe whose read end a thread drains as it fills, keeping the first `limit` bytes and
+    counting the rest, so that a function printing hundreds of MiB costs the worker no
+    memory beyond the cap (a file would hold all of it in the worker's memory until read)."""
 
     # How long the end of the log is awaited after the execution's process group is gone: a
     # daemon of its own session may still hold the pipe (it is killed just after).
@@ -83,6 +83,7 @@ class CappedLog:
         self.limit = limit
         self.buf = bytearray()
         self.size = 0
+        self.deadline = None  # when to stop waiting for the end (None: TAIL_WAIT from result())
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
 
@@ -107,16 +108,12 @@ class CappedLog:
             self.w = -1
 
     def result(self):
-        """(kept bytes, total size) once every writer is gone (or TAIL_WAIT has passed)."""
+        """(kept bytes, total size) once every writer is gone (or TAIL_WAIT has passed, from
+        now or from when `deadline` was set)."""
         self.close_write()
-        self.thread.join(self.TAIL_WAIT)
+        deadline = self.deadline if self.deadline is not None else time.monotonic() + self.TAIL_WAIT
+        self.thread.join(max(0.0, deadline - time.monotonic()))
         return bytes(self.buf), self.size
-
-
-def read_all(fd, limit):
-    size = os.fstat(fd).st_size
-    data = os.pread(fd, min(size, limit), 0) if size else b""
-    return data, size
 
 
 def write_all(fd, data):
@@ -407,8 +404,9 @@ class Shim:
 
     def run(self, exec_id, value, timeout, log_limit):
         stdin_fd = new_file("stdin")
-        out_fd = new_file("stdout")
-        log = CappedLog(log_limit)
+        # The result is held to the same limit as the log (and as the wasm runtime's stdout).
+        out = CappedPipe(log_limit)
+        log = CappedPipe(log_limit)
         log_fd = log.w
         try:
             write_all(stdin_fd, json.dumps(value).encode())
@@ -422,8 +420,9 @@ class Shim:
             try:
                 if uid is False:
                     raise OSError(errno.EAGAIN, "every execution id is taken")
-                proc = subprocess.Popen([self.program], stdin=stdin_fd, stdout=out_fd, stderr=log_fd,
+                proc = subprocess.Popen([self.program], stdin=stdin_fd, stdout=out.w, stderr=log_fd,
                                         cwd=self.package_dir, start_new_session=True, close_fds=True, **ids)
+                out.close_write()  # the executable (and what it starts) hold the only writers
             except OSError as exc:
                 with self.lock:
                     self.starting -= 1
@@ -462,7 +461,9 @@ class Shim:
             with self.lock:
                 self.running.pop(exec_id, None)
                 self.retire_id(uid)
-            data, size = read_all(out_fd, MAX_FRAME)
+            # The result and the log share one wait for a daemon holding both pipes.
+            out.deadline = log.deadline = time.monotonic() + CappedPipe.TAIL_WAIT
+            data, size = out.result()
             text = data.decode("utf-8", "replace").strip()
             try:
                 output = json.loads(text) if text else None
@@ -470,8 +471,10 @@ class Shim:
                 output = text
             if timed_out.is_set():
                 success, output, reason = False, TIMEOUT_MSG, "timeout"
-            elif size > MAX_FRAME:
-                success, output, reason = False, RESOURCE_MSG, "resource"
+            elif size > log_limit:
+                success, reason = False, "exception"
+                output = ("The function's result is larger than the maximum of %d bytes (%d bytes on stdout)."
+                          % (log_limit, size))
             elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
                 success, reason = True, "ok"
             elif os.WIFEXITED(status):
@@ -485,8 +488,8 @@ class Shim:
             self.finish(exec_id, success, output, reason, started, log, log_limit, usage)
         finally:
             log.close_write()
-            for fd in (stdin_fd, out_fd):
-                os.close(fd)
+            out.close_write()
+            os.close(stdin_fd)
         # After the answer, so that it costs the execution nothing.
         self.kill_leftovers()
 

@@ -9,10 +9,11 @@
 //! in *executor* processes (this same file started with `--executor`), each of which has
 //! required the function's module once and then runs one execution at a time, for as many
 //! executions as it survives. An executor is its own process group (a timeout SIGKILLs exactly
-//! that execution and what it started), writes fds 1 and 2 into a private append-only file
-//! that the supervisor truncates before each execution (so the log is captured at the
-//! file-descriptor level, markers included, and survives a kill), and reports cpu time and
-//! peak RSS of its own process. A killed or crashed executor is replaced; idle ones are kept
+//! that execution and what it started); its fds 1 and 2 are sockets the supervisor drains as
+//! they fill, keeping the first `log_limit` bytes of an execution's output and counting the
+//! rest (so the log is captured at the file-descriptor level, survives a kill, and a function
+//! printing hundreds of MiB costs the worker no memory beyond the cap); and it reports cpu time
+//! and peak RSS of its own process. A killed or crashed executor is replaced; idle ones are kept
 //! warm (module state persists between executions, as in other FaaS platforms' Node runtimes),
 //! and a second one is started after the first execution, so a concurrent burst rarely waits
 //! for Node to start. A pool worker starts its first executor before it is
@@ -33,6 +34,8 @@ const path = require('path');
 const zlib = require('zlib');
 const childProcess = require('child_process');
 const os = require('os');
+const { Writable } = require('stream');
+const { StringDecoder } = require('string_decoder');
 
 const RUNTIME = 'nodejs';
 const TIMEOUT_MSG = 'Function execution timeout.';
@@ -58,9 +61,89 @@ const EXEC_IDS = (() => {
 })();
 
 // ---------------------------------------------------------------------------------------
-// Package extraction: a minimal zip reader (stored and deflated members, no zip64).
+// Package extraction: a minimal zip reader (stored and deflated members, no zip64). The
+// package may be as large as the function's memory allows beside its unpacked copy in /tmp
+// (50 MiB at 128 MiB), so no member is ever held whole a second time: stored members are
+// written straight from the package, deflated ones through a streaming inflater.
 
-function extractZip(buf, dest) {
+// A collector of garbage on demand (Node exposes it only behind --expose-gc). A 50 MiB
+// package dropped after unpacking, or the inflater's garbage, would otherwise stay charged
+// to the worker's memory until V8 happens to collect.
+const collectGarbage = (() => {
+  try {
+    require('v8').setFlagsFromString('--expose-gc');
+    const gc = require('vm').runInNewContext('gc');
+    return typeof gc === 'function' ? gc : () => {};
+  } catch (_) {
+    return () => {};
+  }
+})();
+
+// Writes `buf` whole (an fd in non-blocking mode is retried on EAGAIN).
+function writeAllSync(fd, buf) {
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, Math.min(buf.length - off, 1 << 20));
+    } catch (err) {
+      if (err.code !== 'EAGAIN') throw err;
+    }
+  }
+}
+
+// Encodings whose text can be cut anywhere between UTF-16 code units (not base64 or hex).
+const SLICEABLE = new Set(['utf8', 'utf-8', 'ascii', 'latin1', 'binary', 'ucs2', 'ucs-2', 'utf16le', 'utf-16le']);
+
+// Writes the string `text` whole, a slice (256 Ki code units) at a time: each slice is
+// converted into a temporary buffer freed at once, so a string costs no Buffer of its size
+// left to the garbage collector, nor a conversion buffer of three times its size.
+function writeStringSync(fd, text, encoding = 'utf8') {
+  if (!SLICEABLE.has(String(encoding).toLowerCase())) {
+    writeAllSync(fd, Buffer.from(text, encoding));
+    return;
+  }
+  for (let i = 0; i < text.length;) {
+    let end = Math.min(i + 262144, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--; // not between a pair
+    const piece = i === 0 && end === text.length ? text : text.slice(i, end);
+    let n;
+    try {
+      n = fs.writeSync(fd, piece, null, encoding);
+    } catch (err) {
+      if (err.code === 'EAGAIN') continue;
+      throw err;
+    }
+    if (n < Buffer.byteLength(piece, encoding)) writeAllSync(fd, Buffer.from(piece, encoding).subarray(n));
+    i = end;
+  }
+}
+
+// Inflates `raw` into `fd`, a chunk at a time.
+function inflateInto(raw, fd) {
+  return new Promise((resolve, reject) => {
+    const inflate = zlib.createInflateRaw({ chunkSize: 256 * 1024 });
+    let sinceCollect = 0;
+    inflate.on('data', (chunk) => {
+      try {
+        writeAllSync(fd, chunk);
+      } catch (err) {
+        inflate.destroy(err);
+        return;
+      }
+      sinceCollect += chunk.length;
+      if (sinceCollect >= 8 << 20) {
+        sinceCollect = 0;
+        collectGarbage({ type: 'minor' });
+      }
+    });
+    inflate.on('end', resolve);
+    inflate.on('error', reject);
+    inflate.end(raw);
+  });
+}
+
+async function extractZip(buf, dest) {
   let eocd = -1;
   for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
     if (buf.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
@@ -94,20 +177,99 @@ function extractZip(buf, dest) {
       fs.mkdirSync(target, { recursive: true });
       continue;
     }
+    if (method !== 0 && method !== 8) {
+      throw new Error(`PackageError: package member '${name}' uses unsupported compression ${method}`);
+    }
+    if (local + 30 > buf.length) throw new Error('PackageError: corrupt zip local header');
     const lnameLen = buf.readUInt16LE(local + 26);
     const lextraLen = buf.readUInt16LE(local + 28);
     const start = local + 30 + lnameLen + lextraLen;
     const raw = buf.subarray(start, start + compSize);
-    let data;
-    if (method === 0) data = raw;
-    else if (method === 8) data = zlib.inflateRawSync(raw);
-    else throw new Error(`PackageError: package member '${name}' uses unsupported compression ${method}`);
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.writeFileSync(target, data);
+    const fd = fs.openSync(target, 'w');
+    try {
+      if (method === 0) writeAllSync(fd, raw);
+      else await inflateInto(raw, fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     // Readable by every id in the sandbox (executors run under their own).
     if (mode & 0o777) fs.chmodSync(target, (mode & 0o777) | ((mode & 0o111) ? 0o755 : 0o644));
   }
 }
+
+// The engine's frames from fd 0: read with one read in flight at a time into a reused
+// buffer, except a large frame's body (the package), which is read straight into a buffer
+// of its own size; so a 50 MiB package costs 50 MiB, not that plus its copies and the
+// garbage of 64 KiB read buffers.
+class FrameReader {
+  constructor(fd, onFrame, onEnd) {
+    this.fd = fd;
+    this.onFrame = onFrame;
+    this.onEnd = onEnd;
+    this.scratch = Buffer.allocUnsafe(64 * 1024);
+    this.head = Buffer.alloc(4);
+    this.headFill = 0;
+    this.frame = null; // the body being read
+    this.frameFill = 0;
+  }
+
+  start() {
+    const direct = this.frame !== null && this.frame.length >= DIRECT_FRAME;
+    const buf = direct ? this.frame : this.scratch;
+    const off = direct ? this.frameFill : 0;
+    const len = direct ? this.frame.length - this.frameFill : this.scratch.length;
+    fs.read(this.fd, buf, off, len, null, (err, n) => {
+      if (err || n === 0) {
+        this.onEnd();
+        return;
+      }
+      if (direct) {
+        this.frameFill += n;
+        this.complete();
+      } else {
+        this.feed(this.scratch.subarray(0, n));
+      }
+      this.start();
+    });
+  }
+
+  feed(data) {
+    let pos = 0;
+    while (pos < data.length) {
+      if (this.frame === null) {
+        const take = Math.min(4 - this.headFill, data.length - pos);
+        data.copy(this.head, this.headFill, pos, pos + take);
+        this.headFill += take;
+        pos += take;
+        if (this.headFill < 4) return;
+        const size = this.head.readUInt32BE(0);
+        if (size > MAX_FRAME) throw new ProtocolError(`frame of ${size} bytes is larger than ${MAX_FRAME}`);
+        this.frame = size >= DIRECT_FRAME ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
+        this.frameFill = 0;
+      }
+      const take = Math.min(this.frame.length - this.frameFill, data.length - pos);
+      data.copy(this.frame, this.frameFill, pos, pos + take);
+      this.frameFill += take;
+      pos += take;
+      this.complete();
+    }
+  }
+
+  complete() {
+    if (this.frame === null || this.frameFill < this.frame.length) return;
+    const frame = this.frame;
+    this.frame = null;
+    this.headFill = 0;
+    this.onFrame(frame);
+  }
+}
+
+// A log past this many bytes is followed by a garbage collection (see answer).
+const LARGE_LOG = 256 * 1024;
+
+// Frames at least this large are read straight into their own buffer.
+const DIRECT_FRAME = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------
 // The executor: loads the function once, runs one execution at a time.
@@ -173,10 +335,43 @@ function loadEntry(dir, entry) {
   return func;
 }
 
+// process.stdout and process.stderr of an executor: blocking writes to `fd`. Node's own
+// streams over a socket queue what the reader has not taken yet in the process's memory, so a
+// function printing faster than the supervisor drains would grow without bound; these wait
+// instead, as a write to a file or a terminal does. `nominal` is the fd the stream stands
+// for (what a child process given it as stdio gets).
+function syncStdio(fd, nominal) {
+  const stream = new Writable({
+    decodeStrings: false,
+    write(chunk, encoding, callback) {
+      try {
+        if (typeof chunk === 'string') writeStringSync(fd, chunk, encoding);
+        else writeAllSync(fd, chunk);
+      } catch (err) {
+        callback(err);
+        return;
+      }
+      callback();
+    },
+  });
+  stream.fd = nominal;
+  stream.isTTY = false;
+  stream._isStdio = true;
+  stream.destroySoon = stream.destroy;
+  return stream;
+}
+
 // An executor started with a package and entry loads them at once; one started without
 // (the pre-started executor of a pool worker) waits for a `load` message naming them, so
 // that binding a pool worker does not wait for Node to start.
 function executorMain(dir, entry) {
+  // Before anything touches them: the console then writes through these too. Both write to
+  // fd 1, so that what the function prints through either stays in order in the log (fd 2,
+  // a socket of its own, still gets what child processes and native code write there).
+  const stdout = syncStdio(1, 1);
+  const stderr = syncStdio(1, 2);
+  Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => stdout });
+  Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => stderr });
   // The OOM killer should pick an executor, never the supervisor.
   try { fs.writeFileSync('/proc/self/oom_score_adj', '1000'); } catch (_) { /* not allowed */ }
   process.on('disconnect', () => process.exit(0));
@@ -211,7 +406,6 @@ function executorRun(dir, entry) {
     if (current === null) return;
     const ex = current;
     current = null;
-    write(`Finished execution: ${ex.id}\n`);
     const cpu = process.cpuUsage(ex.cpu);
     record.cpu_ms = Math.round((cpu.user + cpu.system) / 1000);
     record.max_rss_kb = process.resourceUsage().maxRSS;
@@ -236,7 +430,6 @@ function executorRun(dir, entry) {
     if (!msg || msg.op !== 'exec') return;
     current = { id: msg.id, cpu: process.cpuUsage() };
     const ex = current;
-    write(`Start execution: ${msg.id}\n`);
     let value;
     try {
       value = func(msg.context, msg.input);
@@ -287,23 +480,184 @@ const MAX_LEFTOVER_PASSES = 1000;
 // insecure process sandbox) /proc is the host's, and leftovers are not hunted there.
 const OWN_PID_NAMESPACE = process.pid === 1 || (process.pid === 2 && process.ppid === 1);
 
-function readLog(fd, limit) {
-  let size = 0;
-  try { size = fs.fstatSync(fd).size; } catch (_) { return ''; }
-  const n = Math.min(size, limit);
-  const buf = Buffer.alloc(n);
-  let got = 0;
-  while (got < n) {
-    const r = fs.readSync(fd, buf, got, n - got, got);
-    if (r <= 0) break;
-    got += r;
+// An executor's output (its fds 1 and 2, two sockets): the first `limit` bytes since the last
+// reset are kept, the rest only counted. The sockets are read as they fill, so a writer never
+// waits long: up to the limit as streams; past it with non-blocking reads into one scratch
+// buffer on a timer (a stream's reads allocate a buffer each, and a flood of them outruns
+// the garbage collector by tens of MiB). Before the log is reset or read, what the sockets
+// still hold is taken the same way: everything the executor wrote before it reported a
+// result (the report comes on another channel) is then in the log, nothing after.
+class OutputLog {
+  constructor() {
+    this.sockets = [];
+    this.polling = false;
+    this.timer = null;
+    this.delay = 1;
+    this.reset(DEFAULT_LOG_LIMIT);
   }
-  let text = buf.toString('utf8', 0, got);
-  if (size > limit) text += `\n[log truncated: ${size - limit} bytes more]\n`;
-  return text;
+
+  watch(socket) {
+    this.sockets.push(socket);
+    socket.on('data', (chunk) => this.add(chunk, false));
+    socket.on('error', () => { /* the executor is gone; its exit says so */ });
+  }
+
+  reset(limit) {
+    this.chunks = [];
+    this.kept = 0;
+    this.dropped = 0;
+    this.limit = limit;
+    if (this.polling) {
+      this.polling = false;
+      clearTimeout(this.timer);
+      clearImmediate(this.timer);
+      this.timer = null;
+      for (const socket of this.sockets) socket.resume();
+    }
+  }
+
+  // `copy`: the chunk is the scratch buffer, reused by the next read.
+  add(chunk, copy) {
+    const room = this.limit - this.kept;
+    const keep = Math.max(0, Math.min(room, chunk.length));
+    if (keep > 0) {
+      const part = keep === chunk.length && !copy ? chunk : Buffer.from(chunk.subarray(0, keep));
+      this.chunks.push(part);
+      this.kept += keep;
+    }
+    this.dropped += chunk.length - keep;
+    if (this.dropped > 0 && !this.polling) {
+      this.polling = true;
+      for (const socket of this.sockets) socket.pause();
+      this.delay = 1;
+      this.timer = setTimeout(() => this.poll(), 0);
+    }
+  }
+
+  poll() {
+    this.timer = null;
+    if (!this.polling) return;
+    // Bounded, so that a fast writer cannot keep the supervisor from its other work.
+    const got = this.readAvailable(4 * 1024 * 1024);
+    if (got > 0) {
+      this.delay = 1;
+      this.timer = setImmediate(() => this.poll());
+    } else {
+      this.timer = setTimeout(() => this.poll(), this.delay);
+      this.delay = Math.min(this.delay * 2, 50);
+    }
+  }
+
+  // Reads what the sockets hold now, up to `max` bytes, without waiting; returns how much.
+  readAvailable(max) {
+    let got = 0;
+    // Every poll ends in EAGAIN, an exception: without a stack trace it costs next to nothing.
+    const traceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      for (const socket of this.sockets) {
+        const fd = socket._handle ? socket._handle.fd : -1;
+        if (!(fd >= 0)) continue;
+        while (got < max) {
+          let n;
+          try {
+            n = fs.readSync(fd, SCRATCH, 0, SCRATCH.length, null);
+          } catch (_) {
+            break; // EAGAIN: nothing more now
+          }
+          if (n <= 0) break;
+          got += n;
+          this.add(SCRATCH.subarray(0, n), true);
+        }
+      }
+    } finally {
+      Error.stackTraceLimit = traceLimit;
+    }
+    return got;
+  }
+
+  // Takes everything written so far: what a stream has read but not yet passed on (read()
+  // hands it to the 'data' listener), then what the sockets hold — never more than a socket
+  // can hold, so that a leftover process writing as fast as this reads cannot keep it here.
+  drain() {
+    for (const socket of this.sockets) {
+      while (socket.readableLength > 0 && socket.read() !== null) { /* passed to add */ }
+    }
+    this.readAvailable(DRAIN_MAX);
+  }
+
+  // What was written since the last reset, and a reset.
+  take() {
+    this.drain();
+    const log = new LogText(this.chunks, this.dropped);
+    this.reset(DEFAULT_LOG_LIMIT);
+    return log;
+  }
+
+  // What was written since the last reset, as text (no reset).
+  text() {
+    this.drain();
+    return new LogText(this.chunks, this.dropped).text();
+  }
+
+  close() {
+    this.reset(0);
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets = [];
+  }
 }
 
-// Where packages are extracted (and executors' log files briefly named); made if missing.
+// A log taken from an executor: its kept chunks and how many bytes were dropped. Sent as a
+// JSON string produced a chunk at a time (twice: its size, then its bytes), so that a 1 MiB
+// log never exists as one string, let alone as the string, its JSON and a frame.
+class LogText {
+  constructor(chunks, dropped) {
+    this.chunks = chunks;
+    this.dropped = dropped;
+    this.size = chunks.reduce((n, c) => n + c.length, 0);
+  }
+
+  truncated() {
+    return this.dropped > 0 ? `\n[log truncated: ${this.dropped} bytes more]\n` : '';
+  }
+
+  // Calls `fn` with the pieces of the log as a JSON string, quotes included.
+  eachJsonPiece(fn) {
+    const decoder = new StringDecoder('utf8');
+    const piece = (text) => { if (text) fn(JSON.stringify(text).slice(1, -1)); };
+    fn('"');
+    for (const chunk of this.chunks) piece(decoder.write(chunk));
+    piece(decoder.end());
+    piece(this.truncated());
+    fn('"');
+  }
+
+  text() {
+    return Buffer.concat(this.chunks, this.size).toString('utf8') + this.truncated();
+  }
+}
+
+// A log that is already text (a failed load's).
+class StringLog {
+  constructor(text) {
+    this.value = text;
+    this.size = text.length;
+  }
+
+  eachJsonPiece(fn) {
+    fn(JSON.stringify(this.value));
+  }
+
+  text() {
+    return this.value;
+  }
+}
+
+const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+// More than a Unix socket holds (its send buffer, net.core.wmem_max: 208 KiB by default).
+const DRAIN_MAX = 16 * 1024 * 1024;
+
+// Where packages are extracted; made if missing.
 function packageBase() {
   const base = process.env.QINLING_PACKAGE_DIR || os.tmpdir();
   fs.mkdirSync(base, { recursive: true });
@@ -312,7 +666,6 @@ function packageBase() {
 
 class Supervisor {
   constructor() {
-    this.buf = Buffer.alloc(0);
     this.pendingBind = null;
     this.bindAttempted = false;
     this.bound = false;
@@ -321,7 +674,6 @@ class Supervisor {
     this.executors = new Set();
     this.idle = [];
     this.running = new Map(); // execution id -> execution
-    this.counter = 0;
     this.prestarted = null; // an executor started before bind, waiting for `load`
     this.idsInUse = new Set(); // execution ids of live executors
   }
@@ -340,34 +692,18 @@ class Supervisor {
   }
 
   send(msg) {
-    this.sendRaw(JSON.stringify(msg));
+    this.sendFrame([JSON.stringify(msg)]);
   }
 
-  sendRaw(text) {
-    const body = Buffer.from(text, 'utf8');
-    const frame = Buffer.allocUnsafe(4 + body.length);
-    frame.writeUInt32BE(body.length, 0);
-    body.copy(frame, 4);
-    let off = 0;
-    while (off < frame.length) {
-      try {
-        off += fs.writeSync(1, frame, off, frame.length - off);
-      } catch (err) {
-        if (err.code !== 'EAGAIN') throw err;
-      }
-    }
-  }
-
-  onData(chunk) {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    while (this.buf.length >= 4) {
-      const size = this.buf.readUInt32BE(0);
-      if (size > MAX_FRAME) throw new ProtocolError(`frame of ${size} bytes is larger than ${MAX_FRAME}`);
-      if (this.buf.length < 4 + size) break;
-      const frame = this.buf.subarray(4, 4 + size);
-      this.buf = this.buf.subarray(4 + size);
-      this.handleFrame(frame);
-    }
+  // Sends one frame whose body is the concatenation of the strings `parts`, written one
+  // after the other (a result's megabyte of log is neither joined nor copied into a frame).
+  sendFrame(parts) {
+    let size = 0;
+    for (const part of parts) size += Buffer.byteLength(part, 'utf8');
+    const head = Buffer.allocUnsafe(4);
+    head.writeUInt32BE(size, 0);
+    writeAllSync(1, head);
+    for (const part of parts) writeStringSync(1, part);
   }
 
   handleFrame(frame) {
@@ -377,7 +713,7 @@ class Supervisor {
       if (frame.length !== msg.package_size) {
         throw new ProtocolError(`package frame has ${frame.length} bytes, bind announced ${msg.package_size}`);
       }
-      this.bind(msg, Buffer.from(frame));
+      this.bind(msg, frame);
       return;
     }
     let msg;
@@ -399,7 +735,7 @@ class Supervisor {
     } else throw new ProtocolError(`unknown op ${JSON.stringify(msg.op)}`);
   }
 
-  bind(msg, pkg) {
+  async bind(msg, pkg) {
     if (this.bindAttempted) {
       this.send({ op: 'bound', ok: false, error: 'this worker has already been bound', logs: '' });
       return;
@@ -408,12 +744,19 @@ class Supervisor {
     try {
       this.packageDir = fs.mkdtempSync(path.join(packageBase(), 'package-'));
       fs.chmodSync(this.packageDir, 0o755); // readable, not writable, by the executors' ids
-      extractZip(pkg, this.packageDir);
+      await extractZip(pkg, this.packageDir);
     } catch (err) {
       const text = String(err.message || err);
-      const error = text.startsWith('PackageError: ') ? text : `PackageError: ${text}`;
+      let error = text.startsWith('PackageError: ') ? text : `PackageError: ${text}`;
+      if (err && (err.code === 'ENOSPC' || err.code === 'EFBIG')) {
+        error = `PackageError: the unpacked package does not fit in the worker's /tmp (${text}); make the package smaller`;
+      }
       this.send({ op: 'bound', ok: false, error, logs: '' });
       return;
+    } finally {
+      // The package's memory goes back before the function loads beside the unpacked copy.
+      pkg = null;
+      collectGarbage();
     }
     this.entry = msg.entry;
     // The executor started with the worker, if it is still there, loads the function now.
@@ -444,20 +787,11 @@ class Supervisor {
   // Starts an executor: bound to the function once there is one, else waiting for `load`.
   spawnExecutor() {
     const dir = this.packageDir === null ? packageBase() : this.packageDir;
-    const logPath = path.join(dir, `..executor-${this.counter++}.log`);
-    const logFd = fs.openSync(logPath, 'a+', 0o600);
-    fs.unlinkSync(logPath);
     const args = this.entry === null ? [__filename, '--executor'] : [__filename, '--executor', this.packageDir, this.entry];
-    let id;
-    try {
-      id = this.takeId();
-    } catch (err) {
-      fs.closeSync(logFd);
-      throw err;
-    }
+    const id = this.takeId();
     const options = {
       cwd: dir,
-      stdio: ['ignore', logFd, logFd, 'ipc'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true, // its own process group: a timeout kills exactly this execution
       env: process.env,
       serialization: 'json',
@@ -465,18 +799,34 @@ class Supervisor {
     // Its own uid and gid, no supplementary groups (libuv drops them): from uid 0 the
     // switch drops every capability before the executor's node starts.
     if (id !== null) Object.assign(options, { uid: id, gid: id });
-    const child = childProcess.spawn(process.execPath, args, options);
-    const ex = { child, logFd, current: null, alive: true, loaded: null, started: null };
+    let child;
+    try {
+      child = childProcess.spawn(process.execPath, args, options);
+    } catch (err) {
+      if (id !== null) this.idsInUse.delete(id);
+      throw err;
+    }
+    const log = new OutputLog();
+    for (const socket of [child.stdout, child.stderr]) if (socket !== null) log.watch(socket);
+    const ex = { child, log, current: null, alive: true, loaded: null, started: null };
     this.executors.add(ex);
-    let settle;
+    let settleLoaded;
+    let loadSettled = false;
+    const settle = (failure) => {
+      loadSettled = true;
+      settleLoaded(failure);
+    };
     let settleStarted;
-    ex.loaded = new Promise((resolve) => { settle = resolve; });
+    ex.loaded = new Promise((resolve) => { settleLoaded = resolve; });
     // Settles when a pre-started executor waits for `load` (or has died).
     ex.started = new Promise((resolve) => { settleStarted = resolve; });
     child.on('message', (m) => {
       if (m && m.op === 'started') settleStarted();
-      else if (m && m.op === 'loaded') settle(null);
-      else if (m && m.op === 'load_failed') settle({ error: m.error, logs: readLog(logFd, DEFAULT_LOG_LIMIT) });
+      else if (m && m.op === 'loaded') {
+        log.drain();
+        log.reset(DEFAULT_LOG_LIMIT);
+        settle(null);
+      } else if (m && m.op === 'load_failed') settle({ error: m.error, logs: log.text() });
       else if (m && ex.current !== null && typeof m.output === 'string') this.complete(ex, m);
     });
     child.on('error', () => settleStarted());
@@ -486,12 +836,12 @@ class Supervisor {
       this.killGroup(ex);
       this.executors.delete(ex);
       this.idle = this.idle.filter((e) => e !== ex);
-      settle({ error: `Error: the executor exited while loading the function (${signal || code})`, logs: readLog(logFd, DEFAULT_LOG_LIMIT) });
+      if (!loadSettled) settle({ error: `Error: the executor exited while loading the function (${signal || code})`, logs: log.text() });
       if (ex.current !== null) this.died(ex, code, signal);
       else this.killLeftovers();
       // Its leftovers are killed (above, or after its last execution): the id is free.
       if (id !== null) this.idsInUse.delete(id);
-      try { fs.closeSync(logFd); } catch (_) { /* already closed */ }
+      log.close();
     });
     return ex;
   }
@@ -528,12 +878,15 @@ class Supervisor {
     ex.loaded.then((failure) => {
       if (ex.current !== execution) return; // died while loading, already answered
       if (failure !== null) {
-        this.answer(execution, { success: false, output: JSON.stringify(failure.error), reason: 'exception', cpu_ms: 0, max_rss_kb: 0 }, failure.logs);
+        this.answer(execution, { success: false, output: JSON.stringify(failure.error), reason: 'exception', cpu_ms: 0, max_rss_kb: 0 }, new StringLog(failure.logs));
         ex.current = null;
         this.killGroup(ex);
         return;
       }
-      try { fs.ftruncateSync(ex.logFd, 0); } catch (_) { /* nothing to truncate */ }
+      // What the executor printed since its last execution is not this one's.
+      ex.log.drain();
+      ex.log.reset(execution.logLimit);
+      ex.log.add(Buffer.from(`Start execution: ${id}\n`), false);
       execution.started = process.hrtime.bigint();
       execution.timer = setTimeout(() => {
         execution.timedOut = true;
@@ -548,8 +901,9 @@ class Supervisor {
     const execution = ex.current;
     ex.current = null;
     clearTimeout(execution.timer);
-    const logs = readLog(ex.logFd, execution.logLimit);
-    this.answer(execution, record, logs);
+    ex.log.drain();
+    ex.log.add(Buffer.from(`Finished execution: ${execution.id}\n`), false);
+    this.answer(execution, record, ex.log.take());
     if (ex.alive) {
       if (this.idle.length < MAX_IDLE) this.idle.push(ex);
       else this.killGroup(ex);
@@ -619,7 +973,7 @@ class Supervisor {
     ex.current = null;
     clearTimeout(execution.timer);
     this.killLeftovers();
-    const logs = readLog(ex.logFd, execution.logLimit);
+    const logs = ex.log.take();
     let record;
     if (execution.timedOut) record = { success: false, output: JSON.stringify(TIMEOUT_MSG), reason: 'timeout' };
     else if (code === 0) record = { success: false, output: JSON.stringify(NO_RESULT_MSG), reason: 'exception' };
@@ -629,17 +983,29 @@ class Supervisor {
     this.answer(execution, record, logs);
   }
 
-  answer(execution, record, logs) {
+  // Sends an execution's result; `log` is a LogText or a StringLog.
+  answer(execution, record, log) {
     this.running.delete(execution.id);
     const duration = execution.started ? Number(process.hrtime.bigint() - execution.started) / 1e9 : 0;
-    let text = '{"op":"result","id":' + JSON.stringify(execution.id) + ',"success":' + (record.success ? 'true' : 'false') +
-      ',"output":' + record.output + ',"duration":' + duration.toFixed(3) + ',"logs":' + JSON.stringify(logs) +
-      ',"cpu_ms":' + (record.cpu_ms | 0) + ',"max_rss_kb":' + (record.max_rss_kb | 0) + ',"reason":' + JSON.stringify(record.reason) + '}';
-    if (Buffer.byteLength(text) > MAX_FRAME) {
-      const cut = logs.slice(0, MAX_FRAME / 4) + `\n[result too large: ${Buffer.byteLength(text)} bytes]\n`;
-      text = JSON.stringify({ op: 'result', id: execution.id, success: false, output: RESOURCE_MSG, duration: Number(duration.toFixed(3)), logs: cut, cpu_ms: record.cpu_ms | 0, max_rss_kb: record.max_rss_kb | 0, reason: 'resource' });
+    const head = '{"op":"result","id":' + JSON.stringify(execution.id) + ',"success":' + (record.success ? 'true' : 'false') +
+      ',"output":' + record.output + ',"duration":' + duration.toFixed(3) + ',"logs":';
+    const tail = ',"cpu_ms":' + (record.cpu_ms | 0) + ',"max_rss_kb":' + (record.max_rss_kb | 0) + ',"reason":' + JSON.stringify(record.reason) + '}';
+    let size = Buffer.byteLength(head, 'utf8') + Buffer.byteLength(tail, 'utf8');
+    log.eachJsonPiece((piece) => { size += Buffer.byteLength(piece, 'utf8'); });
+    if (size > MAX_FRAME) {
+      const cut = log.text().slice(0, MAX_FRAME / 4) + `\n[result too large: ${size} bytes]\n`;
+      this.send({ op: 'result', id: execution.id, success: false, output: RESOURCE_MSG, duration: Number(duration.toFixed(3)), logs: cut, cpu_ms: record.cpu_ms | 0, max_rss_kb: record.max_rss_kb | 0, reason: 'resource' });
+    } else {
+      const frameHead = Buffer.allocUnsafe(4);
+      frameHead.writeUInt32BE(size, 0);
+      writeAllSync(1, frameHead);
+      writeStringSync(1, head);
+      log.eachJsonPiece((piece) => writeStringSync(1, piece));
+      writeStringSync(1, tail);
     }
-    this.sendRaw(text);
+    // What a large log left behind goes now, not whenever V8 next collects: a worker at
+    // 32 MiB has no room to keep megabytes of garbage until then.
+    if (log.size > LARGE_LOG) setImmediate(() => collectGarbage());
   }
 
   shutdown() {
@@ -662,10 +1028,7 @@ function supervisorMain() {
     else if (err && err.code === 'EPIPE') fail(0, null);
     else fail(1, { op: 'error', error: `worker shim failure: ${errorStack(err)}` });
   });
-  const input = fs.createReadStream(null, { fd: 0, highWaterMark: 64 * 1024 });
-  input.on('data', (chunk) => sup.onData(chunk));
-  input.on('end', () => fail(0, null));
-  input.on('error', () => fail(0, null));
+  new FrameReader(0, (frame) => sup.handleFrame(frame), () => fail(0, null)).start();
   // Ready once the pre-started executor is up (or could not be started): a pool worker
   // that says ready can then be bound without waiting for Node to start.
   const ready = () => sup.send({ op: 'ready', pid: process.pid, runtime: RUNTIME, version: process.versions.node });

@@ -2,7 +2,8 @@
 //! used; on disk, one precompiled artefact per module under the cache directory
 //! (`<dir>/<aa>/<package sha256>.<entry digest>.cwasm`), so a restart does not recompile
 //! every function. Artefacts are written atomically (temporary file, rename) by this server
-//! only; see [`Artefacts::load`] for why that matters.
+//! only; see [`Artefacts::load`] for why that matters. The temporary files a crash leaves
+//! (`.<artefact>.<pid>.tmp`) are removed at the next start, once their writer is gone.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -73,17 +74,67 @@ impl Memory {
     }
 }
 
+/// The pid in the name of a temporary artefact (`.<sha256>.<16 hex>.cwasm.<pid>.tmp`, as
+/// `Artefacts::store` names them), or `None` for any other name.
+fn temp_file_writer(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (artefact, pid) = rest.rsplit_once('.')?;
+    let (package, entry) = artefact.strip_suffix(".cwasm")?.split_once('.')?;
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex(package) || !hex(entry) || entry.len() != 16 {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 /// Precompiled artefacts on disk.
 pub(crate) struct Artefacts {
     dir: PathBuf,
 }
 
 impl Artefacts {
+    /// Opens the cache directory, removing the temporary files of writes a crash cut short
+    /// (`.<artefact>.<pid>.tmp`) whose writer is gone (another live server sharing the
+    /// directory may be writing its own).
     pub(crate) fn open(dir: &Path) -> std::io::Result<Artefacts> {
         std::fs::create_dir_all(dir)?;
-        Ok(Artefacts {
+        let artefacts = Artefacts {
             dir: dir.to_path_buf(),
-        })
+        };
+        let removed = artefacts.remove_stale_temp_files(|pid| {
+            pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed temporary wasm artefacts left by a server that stopped while writing them"
+            );
+        }
+        Ok(artefacts)
+    }
+
+    /// Removes the temporary files of interrupted writes whose writer is not running
+    /// (`alive` says whether a pid is another live process). Returns how many went.
+    fn remove_stale_temp_files(&self, alive: impl Fn(u32) -> bool) -> usize {
+        let mut removed = 0;
+        for d in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let Some(pid) = temp_file_writer(&name) else {
+                    continue;
+                };
+                if alive(pid) {
+                    continue;
+                }
+                match std::fs::remove_file(f.path()) {
+                    Ok(()) => removed += 1,
+                    Err(error) => {
+                        tracing::warn!(%error, file = %f.path().display(), "could not remove a temporary wasm artefact");
+                    }
+                }
+            }
+        }
+        removed
     }
 
     /// The artefact's path; `None` for a package key that is not a hex digest (it would not

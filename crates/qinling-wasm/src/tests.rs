@@ -302,6 +302,32 @@ async fn artefacts_survive_a_restart_and_go_with_their_package() {
     assert!(f.rt.inner.artefacts.files().is_empty());
 }
 
+/// A server killed while it wrote an artefact leaves its temporary file
+/// (`.<artefact>.<pid>.tmp`); the next start removes it once its writer is gone, as the
+/// package store does with its own (issue 16, property 7), and leaves everything else.
+#[test]
+fn temporary_artefacts_of_dead_writers_are_removed_at_start() {
+    let f = fixture("stale");
+    compile(&f.rt, "abcd", examples::HELLO);
+    let artefact = f.rt.inner.artefacts.files()[0].clone();
+    let name = artefact.file_name().unwrap().to_string_lossy().into_owned();
+    let dir = artefact.parent().unwrap();
+    let dead = dir.join(format!(".{name}.4000001.tmp"));
+    let live = dir.join(format!(".{name}.1.tmp"));
+    let other = dir.join(".notes.4000001.tmp");
+    for p in [&dead, &live, &other] {
+        std::fs::write(p, b"half an artefact").unwrap();
+    }
+    let mut cfg = WasmConfig::new(f.dir.clone());
+    cfg.max_instances = 2;
+    let again = WasmRuntime::new(cfg).unwrap();
+    assert!(!dead.exists(), "a dead writer's temporary file stays");
+    assert!(live.exists(), "a live writer's file goes");
+    assert!(other.exists(), "a name not of ours is touched");
+    assert!(artefact.exists());
+    assert!(again.load(&key("abcd")).is_some());
+}
+
 #[test]
 fn memory_cache_evicts_the_least_recently_used() {
     let f = fixture("lru");
