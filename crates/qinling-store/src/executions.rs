@@ -109,6 +109,8 @@ struct Insert {
     /// `Some(updated_at)`: only if the function's definition is still this one and its
     /// runtime is available.
     unchanged: Option<Option<String>>,
+    /// The server recording it (see [`Store::with_node`]).
+    node: Option<std::sync::Arc<str>>,
 }
 
 /// The most rows one multi-row statement carries. A batch is cut into chunks whose sizes are
@@ -151,6 +153,7 @@ fn chunk_sql(
                     })
                     .collect();
                 sql.replace("{rows}", &rows.join(", "))
+                    .replace("{next}", &format!("${}", (1usize << k) * cols + 1))
             })
             .collect()
     });
@@ -161,11 +164,11 @@ fn chunk_sql(
 /// available; the others need the function (version) to exist. The counts are bumped after,
 /// once per function (version), for the rows that went in.
 const INSERT_SQL: &str = "WITH v (id, function_id, function_version, function_alias, description, sync, input,
-               queue_state, project_id, request_id, created_at, guarded, expect_updated_at) AS (VALUES {rows})
+               queue_state, project_id, request_id, created_at, guarded, expect_updated_at, node) AS (VALUES {rows})
 INSERT INTO executions (id, function_id, function_version, function_alias, description, status, sync, input,
-                        queue_state, project_id, request_id, created_at)
+                        queue_state, project_id, request_id, created_at, node)
 SELECT v.id, v.function_id, v.function_version, v.function_alias, v.description, 'running', v.sync,
-       v.input, v.queue_state, v.project_id, v.request_id, v.created_at
+       v.input, v.queue_state, v.project_id, v.request_id, v.created_at, v.node
 FROM v
 WHERE CASE
     WHEN v.guarded THEN EXISTS (
@@ -195,7 +198,7 @@ impl WriteOp for Insert {
         for size in chunks(ops.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let sql = chunk_sql(&TEXTS, INSERT_SQL, 13, size);
+            let sql = chunk_sql(&TEXTS, INSERT_SQL, 14, size);
             on_conn!(&mut *conn, |c| {
                 let mut q = sqlx::query(sql);
                 for op in chunk {
@@ -214,7 +217,9 @@ impl WriteOp for Insert {
                         .bind(&op.created)
                         // The definition check is about version 0, the only one cached.
                         .bind(op.unchanged.is_some() && e.function_version == 0)
-                        .bind(op.unchanged.clone().flatten());
+                        .bind(op.unchanged.clone().flatten())
+                        // A sync execution starts on this server at once.
+                        .bind(if e.sync { op.node.as_deref() } else { None });
                 }
                 for row in q.fetch_all(&mut **c).await? {
                     inserted.insert(row.get::<String>("id")?);
@@ -252,10 +257,12 @@ impl WriteOp for Insert {
 /// Claims a queued execution (see [`Store::claim_execution`]).
 struct Claim {
     id: String,
+    /// The claiming server; one writer, one server, so the same for every claim of a batch.
+    node: Option<std::sync::Arc<str>>,
 }
 
 /// '' stands for "never updated", so that NULL can mean "no such function".
-const CLAIM_SQL: &str = "UPDATE executions SET queue_state = 'started'
+const CLAIM_SQL: &str = "UPDATE executions SET queue_state = 'started', node = {next}
 WHERE queue_state = 'queued' AND id IN ({rows})
 RETURNING *, (SELECT COALESCE(updated_at, '') FROM functions
               WHERE functions.id = executions.function_id) AS function_updated_at";
@@ -283,6 +290,7 @@ impl WriteOp for Claim {
                 for op in chunk {
                     q = q.bind(&op.id);
                 }
+                q = q.bind(chunk[0].node.as_deref());
                 for row in q.fetch_all(&mut **c).await? {
                     let updated: Option<String> = row.get("function_updated_at")?;
                     let function_updated_at = match updated.as_deref() {
@@ -410,6 +418,7 @@ impl Store {
             row,
             created: ts::to_db(created),
             unchanged,
+            node: self.node.clone(),
         };
         let (inserted, op) = self.writer.submit_with(op).await?;
         if !inserted {
@@ -461,6 +470,7 @@ impl Store {
             row,
             created: ts::to_db(created),
             unchanged: unchanged.map(|u| u.map(ts::to_db)),
+            node: self.node.clone(),
         };
         let project = op.row.project_id.clone();
         let inserted = on_db!(&self.db, |pool, d| {
@@ -547,7 +557,12 @@ impl Store {
     /// Claims a queued execution for running. `None` if it was already claimed, finished
     /// or deleted.
     pub async fn claim_execution(&self, id: &str) -> Result<Option<Claimed>> {
-        self.writer.submit(Claim { id: id.to_string() }).await
+        self.writer
+            .submit(Claim {
+                id: id.to_string(),
+                node: self.node.clone(),
+            })
+            .await
     }
 
     /// Records the outcome of a running execution, with the memory limit (bytes) of the
@@ -639,17 +654,23 @@ impl Store {
         })
     }
 
-    /// After a restart: executions that were running on a worker are failed with `reason`
-    /// (their outcome is unknown); queued ones are returned, oldest first, to be run.
+    /// After a restart: executions that were running on a worker of this server (its node
+    /// id; without one, of any server) are failed with `reason` (their outcome is unknown);
+    /// queued ones are returned, oldest first, to be run (claims are conditional, so another
+    /// server running the same queue is harmless). Executions other servers sharing the
+    /// database are running are left alone.
     pub async fn recover_executions(&self, reason: &str) -> Result<(u64, Vec<String>)> {
         on_db!(&self.db, |pool| {
             let outcome = Outcome::error(ExecutionStatus::Error, reason);
             let failed = sqlx::query(
                 "UPDATE executions SET status = 'error', result = $1, queue_state = NULL, updated_at = $2
-                 WHERE queue_state = 'started' OR (queue_state IS NULL AND status = 'running')",
+                 WHERE (queue_state = 'started' AND ($3 IS NULL OR node IS NULL OR node = $4))
+                    OR (queue_state IS NULL AND status = 'running')",
             )
             .bind(outcome.result_json())
             .bind(ts::to_db(now()))
+            .bind(self.node.as_deref())
+            .bind(self.node.as_deref())
             .execute(pool)
             .await?;
             let queued: Vec<String> = sqlx::query_scalar(
@@ -924,6 +945,61 @@ mod tests {
         }
         assert_eq!(inserted, 10);
         assert_eq!(servers[1].unfinished_executions("p").await.unwrap(), 10);
+    }
+
+    /// A server restarting fails the executions it was running, not another server's.
+    #[tokio::test]
+    async fn recovery_fails_only_this_servers_executions() {
+        let Some(admin) = crate::testing::postgres_admin() else {
+            return;
+        };
+        let url = crate::testing::scratch_database(&admin).await.unwrap();
+        let open = |node: &str| {
+            let (url, node) = (url.clone(), node.to_string());
+            async move {
+                Store::open_postgres(&crate::PgConfig::new(url))
+                    .await
+                    .unwrap()
+                    .with_node(node)
+            }
+        };
+        let (a, b) = (open("a").await, open("b").await);
+        setup(&a).await;
+        a.insert_execution(new("sync-a", true))
+            .await
+            .unwrap()
+            .unwrap();
+        b.insert_execution(new("sync-b", true))
+            .await
+            .unwrap()
+            .unwrap();
+        a.insert_execution(new("async-b", false))
+            .await
+            .unwrap()
+            .unwrap();
+        a.insert_execution(new("queued", false))
+            .await
+            .unwrap()
+            .unwrap();
+        b.claim_execution("async-b").await.unwrap().unwrap();
+        // A restarts.
+        let (failed, queued) = a.recover_executions("gone").await.unwrap();
+        assert_eq!((failed, queued), (1, vec!["queued".to_string()]));
+        let status = |id: &'static str| {
+            let a = a.clone();
+            async move {
+                a.get_execution(id, &Scope::All)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .status
+            }
+        };
+        assert_eq!(status("sync-a").await, ExecutionStatus::Error);
+        assert_eq!(status("sync-b").await, ExecutionStatus::Running);
+        assert_eq!(status("async-b").await, ExecutionStatus::Running);
+        // B restarts too: its two go.
+        assert_eq!(b.recover_executions("gone").await.unwrap().0, 2);
     }
 
     #[test]

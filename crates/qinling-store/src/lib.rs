@@ -123,6 +123,8 @@ pub struct Store {
     db: Db,
     /// The execution hot path's writes, group-committed (`writer.rs`).
     writer: Writer,
+    /// This server's id among those sharing the database (`None`: it is alone).
+    node: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -157,7 +159,11 @@ impl Store {
             sqlx::SqliteConnection::connect_with(&opts.clone().pragma("wal_autocheckpoint", "0"))
                 .await?,
         ));
-        Ok(Store { db, writer })
+        Ok(Store {
+            db,
+            writer,
+            node: None,
+        })
     }
 
     /// Connects to PostgreSQL and applies migrations (once, whichever server starts first).
@@ -166,7 +172,11 @@ impl Store {
         let db = Db::Postgres(pool.clone());
         db::migrate(&db).await?;
         let writer = Writer::start(WriterConn::Postgres(pool));
-        Ok(Store { db, writer })
+        Ok(Store {
+            db,
+            writer,
+            node: None,
+        })
     }
 
     /// An in-memory database, for tests.
@@ -183,7 +193,11 @@ impl Store {
         let db = Db::Sqlite(pool.clone());
         db::migrate(&db).await?;
         let writer = Writer::start(WriterConn::SqlitePool(pool));
-        Ok(Store { db, writer })
+        Ok(Store {
+            db,
+            writer,
+            node: None,
+        })
     }
 
     /// Which backend this is: `sqlite` or `postgres` (for logs and metrics).
@@ -192,6 +206,13 @@ impl Store {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
+    }
+
+    /// Marks the executions this server starts with `node` (stable across its restarts), so
+    /// that its recovery after a restart fails only its own ([`Store::recover_executions`]).
+    pub fn with_node(mut self, node: impl Into<std::sync::Arc<str>>) -> Store {
+        self.node = Some(node.into());
+        self
     }
 
     /// Whether other servers may share this database (PostgreSQL): then quotas are checked

@@ -374,6 +374,22 @@ pub(crate) fn database(
     }
 }
 
+/// This server's id among the servers sharing a database: made once, kept in
+/// `<data-dir>/node-id`, so that it survives restarts (recovery after a restart fails only
+/// the executions this server was running).
+fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Ok(_) | Err(_) => {
+            let id = qinling_types::new_id();
+            std::fs::write(&path, format!("{id}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+    }
+}
+
 pub fn main(args: ServeArgs) -> std::process::ExitCode {
     let cfg = match Config::load(&args) {
         Ok(cfg) => cfg,
@@ -457,7 +473,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let store = qinling_store::Store::connect(&cfg.database()?)
         .await
-        .context("opening the database")?;
+        .context("opening the database")?
+        .with_node(node_id(&cfg.data_dir)?);
     let mut packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
         .context("opening the package directory")?;
     if store.backend() == "postgres" {
