@@ -131,11 +131,40 @@ impl Engine {
             .await?;
         let existed = self.inner.packages.exists(&id.sha256).await?;
         self.inner.packages.store(&id, package.clone()).await?;
-        if let Err(e) = self.inner.store.insert_function(&function).await {
+        // On a shared database the insert counts again, under the project's lock: the check
+        // above saw only this server's lock.
+        let inserted = match self.function_quota_in_store(&ctx.project_id).await {
+            Ok(Some(quota)) => self
+                .inner
+                .store
+                .insert_function_within(&function, quota)
+                .await
+                .map_err(Error::from)
+                .and_then(|r| {
+                    r.map_err(|over| {
+                        let r = crate::quotas::Resource::from_name(over.resource)
+                            .unwrap_or(crate::quotas::Resource::Functions);
+                        let limit = match r {
+                            crate::quotas::Resource::PackageBytes => quota.package_bytes,
+                            _ => quota.functions,
+                        };
+                        crate::quotas::check(r, limit, over.in_use, over.adding)
+                            .expect_err("over quota")
+                    })
+                }),
+            Ok(None) => self
+                .inner
+                .store
+                .insert_function(&function)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = inserted {
             if !existed {
                 self.remove_package(&id.sha256).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
         Ok(function)
     }
@@ -344,15 +373,24 @@ impl Engine {
                 .store(&pid, std::sync::Arc::new(package.clone()))
                 .await?;
             update.package = Some((pid.md5.clone(), pid.sha256.clone(), pid.size));
+            // On a shared database the update counts again under the project's lock.
+            update.package_bytes_limit = self
+                .function_quota_in_store(&current.project_id)
+                .await?
+                .map(|q| q.package_bytes);
             new_package = Some((pid.sha256, existed));
         }
         let updated = match self.inner.store.update_function(id, &update).await {
             Ok(Some(done)) => done,
-            Ok(None) | Err(_) => {
+            other => {
                 if let Some((sha, false)) = &new_package {
                     self.remove_package(sha).await;
                 }
-                return Err(Error::not_found("Function", id));
+                // Gone meanwhile: 404; over a quota, or the database unreachable: that error.
+                return Err(match other {
+                    Err(e) => e.into(),
+                    _ => Error::not_found("Function", id),
+                });
             }
         };
         let (function, old_sha) = updated;

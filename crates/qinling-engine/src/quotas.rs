@@ -407,6 +407,22 @@ impl Engine {
         }
     }
 
+    /// On a shared database with quotas enforced: the project's function quotas, for the
+    /// insert to check in the database (`None`: alone, or not enforced).
+    pub(crate) async fn function_quota_in_store(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<qinling_store::FunctionQuota>, Error> {
+        if !self.quota_config().enforce || !self.inner.store.is_shared() {
+            return Ok(None);
+        }
+        let limits = self.quota_limits(project_id).await?;
+        Ok(Some(qinling_store::FunctionQuota {
+            functions: limits.functions,
+            package_bytes: limits.package_bytes,
+        }))
+    }
+
     /// Before `count` workers are added to a project's function by `scale_up`.
     pub(crate) async fn check_worker_quota(
         &self,

@@ -17,6 +17,9 @@ pub struct FunctionUpdate {
     pub network: Option<bool>,
     /// A new package: (md5, sha256, size).
     pub package: Option<(String, String, u64)>,
+    /// With a new package on a shared database: the project's `package_bytes` quota,
+    /// checked in the update's transaction under the project's lock.
+    pub package_bytes_limit: Option<i64>,
 }
 
 pub(crate) fn from_row<R: Get>(row: &R) -> Result<Function> {
@@ -59,9 +62,72 @@ pub(crate) fn from_row<R: Get>(row: &R) -> Result<Function> {
     })
 }
 
+/// A project's function quotas, checked inside the insert (`-1`: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionQuota {
+    pub functions: i64,
+    pub package_bytes: i64,
+}
+
+/// A function quota the insert would exceed: which, how much is in use, how much it adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverQuota {
+    pub resource: &'static str,
+    pub limit: i64,
+    pub in_use: i64,
+    pub adding: i64,
+}
+
 impl Store {
     pub async fn insert_function(&self, f: &Function) -> Result<()> {
-        on_db!(&self.db, |pool| {
+        let unlimited = FunctionQuota {
+            functions: -1,
+            package_bytes: -1,
+        };
+        self.insert_function_within(f, unlimited).await.map(drop)
+    }
+
+    /// Inserts a function if its project stays within `quota`, counted in the same
+    /// transaction under the project's lock: exact across servers sharing the database.
+    pub async fn insert_function_within(
+        &self,
+        f: &Function,
+        quota: FunctionQuota,
+    ) -> Result<std::result::Result<(), OverQuota>> {
+        on_db!(&self.db, |pool, d| {
+            let mut tx = pool.begin_write().await?;
+            if quota.functions >= 0 || quota.package_bytes >= 0 {
+                if let Some(lock) = d::PROJECT_LOCK {
+                    sqlx::query(lock)
+                        .bind(&f.project_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let (n, bytes): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(package_size), 0) AS BIGINT)
+                     FROM functions WHERE project_id = $1",
+                )
+                .bind(&f.project_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if quota.functions >= 0 && n >= quota.functions {
+                    return Ok(Err(OverQuota {
+                        resource: "functions",
+                        limit: quota.functions,
+                        in_use: n,
+                        adding: 1,
+                    }));
+                }
+                let size = f.package_size as i64;
+                if quota.package_bytes >= 0 && bytes.saturating_add(size) > quota.package_bytes {
+                    return Ok(Err(OverQuota {
+                        resource: "package_bytes",
+                        limit: quota.package_bytes,
+                        in_use: bytes,
+                        adding: size,
+                    }));
+                }
+            }
             let Code::Package { md5sum } = &f.code;
             sqlx::query(
                 "INSERT INTO functions (id, name, description, runtime_id, code_source, md5sum, package_sha256, package_size,
@@ -85,9 +151,10 @@ impl Store {
             .bind(&f.project_id)
             .bind(ts::to_db(f.created_at))
             .bind(f.updated_at.map(ts::to_db))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(())
+            tx.commit().await?;
+            Ok(Ok(()))
         })
     }
 
@@ -142,6 +209,45 @@ impl Store {
     ) -> Result<Option<(Function, String)>> {
         on_db!(&self.db, |pool, d| {
             let mut tx = pool.begin_write().await?;
+            let limit = update
+                .package
+                .as_ref()
+                .and(update.package_bytes_limit)
+                .filter(|l| *l >= 0);
+            if let Some(limit) = limit {
+                // The project's lock first, then the row's (as a create takes them), so two
+                // servers cannot pass the quota with one package each.
+                let project: Option<String> =
+                    sqlx::query_scalar("SELECT project_id FROM functions WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(project) = project else {
+                    return Ok(None);
+                };
+                if let Some(lock) = d::PROJECT_LOCK {
+                    sqlx::query(lock).bind(&project).execute(&mut *tx).await?;
+                }
+                let (bytes, current): (i64, i64) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(package_size), 0) AS BIGINT),
+                            CAST(COALESCE(SUM(CASE WHEN id = $1 THEN package_size ELSE 0 END), 0) AS BIGINT)
+                     FROM functions WHERE project_id = $2",
+                )
+                .bind(id)
+                .bind(&project)
+                .fetch_one(&mut *tx)
+                .await?;
+                let size = update.package.as_ref().map_or(0, |p| p.2 as i64);
+                let delta = size - current;
+                if delta > 0 && bytes.saturating_add(delta) > limit {
+                    return Err(StoreError::OverQuota(OverQuota {
+                        resource: "package_bytes",
+                        limit,
+                        in_use: bytes,
+                        adding: delta,
+                    }));
+                }
+            }
             let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT * FROM functions WHERE id = $1{}",
                 d::FOR_UPDATE
@@ -241,5 +347,116 @@ impl Store {
                     .await?,
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Function creates on several servers sharing one PostgreSQL database: exactly the
+    /// limit gets in; on either backend a package over the byte limit is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn function_quotas_are_checked_inside_the_insert() {
+        for store in crate::testing::stores().await {
+            crate::fixtures::runtime(&store).await;
+            let quota = FunctionQuota {
+                functions: 2,
+                package_bytes: 100,
+            };
+            let f = |id: &str, size: u64| {
+                let mut f = crate::fixtures::function(id, None, "p", 1 << 25);
+                f.package_size = size;
+                f
+            };
+            assert_eq!(
+                store
+                    .insert_function_within(&f("a", 60), quota)
+                    .await
+                    .unwrap(),
+                Ok(())
+            );
+            let over = store
+                .insert_function_within(&f("b", 50), quota)
+                .await
+                .unwrap();
+            assert_eq!(
+                over,
+                Err(OverQuota {
+                    resource: "package_bytes",
+                    limit: 100,
+                    in_use: 60,
+                    adding: 50
+                })
+            );
+            assert_eq!(
+                store
+                    .insert_function_within(&f("b", 40), quota)
+                    .await
+                    .unwrap(),
+                Ok(())
+            );
+            let over = store
+                .insert_function_within(&f("c", 0), quota)
+                .await
+                .unwrap();
+            assert_eq!(over.unwrap_err().resource, "functions");
+            // A new package for "b": 40 → 35 bytes passes the 100-byte quota; 35 → 41 not.
+            let replace = |size: u64| FunctionUpdate {
+                package: Some(("m".into(), "s".into(), size)),
+                package_bytes_limit: Some(100),
+                ..Default::default()
+            };
+            assert!(
+                store
+                    .update_function("b", &replace(35))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            let err = store.update_function("b", &replace(41)).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StoreError::OverQuota(OverQuota {
+                        in_use: 95,
+                        adding: 6,
+                        ..
+                    })
+                ),
+                "{err:?}"
+            );
+        }
+        let Some(admin) = crate::testing::postgres_admin() else {
+            return;
+        };
+        let url = crate::testing::scratch_database(&admin).await.unwrap();
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            servers.push(
+                Store::open_postgres(&crate::PgConfig::new(url.clone()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        crate::fixtures::runtime(&servers[0]).await;
+        let quota = FunctionQuota {
+            functions: 5,
+            package_bytes: -1,
+        };
+        let tasks: Vec<_> = (0..30)
+            .map(|i| {
+                let store = servers[i % 3].clone();
+                tokio::spawn(async move {
+                    let f = crate::fixtures::function(&format!("f{i}"), None, "p", 1 << 25);
+                    store.insert_function_within(&f, quota).await.unwrap()
+                })
+            })
+            .collect();
+        let mut inserted = 0;
+        for t in tasks {
+            inserted += t.await.unwrap().is_ok() as usize;
+        }
+        assert_eq!(inserted, 5);
     }
 }

@@ -32,7 +32,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use db::PgConfig;
 pub use executions::{Admission, Claimed, ExecutionFilter, ExecutionQuota, NewExecution};
 pub use filter::{Filter, FilterOp};
-pub use functions::FunctionUpdate;
+pub use functions::{FunctionQuota, FunctionUpdate, OverQuota};
 pub use jobs::JobAdvance;
 pub use qinling_types::{UsageGroup, UsageRow};
 pub use runtimes::RuntimeUpdate;
@@ -61,6 +61,9 @@ pub enum StoreError {
     Corrupt { table: &'static str, what: String },
     #[error("the store is closed")]
     Closed,
+    /// A quota checked inside a write would be exceeded.
+    #[error("quota exceeded for {}", .0.resource)]
+    OverQuota(functions::OverQuota),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -81,6 +84,21 @@ impl From<StoreError> for qinling_types::Error {
                 qinling_types::Error::Unavailable(
                     "The database is unavailable; try again shortly.".into(),
                 )
+            }
+            StoreError::OverQuota(q) => {
+                // The engine's wording (`quotas::check`).
+                let mut message = format!(
+                    "Quota exceeded for {}: limit {}, in use {}",
+                    q.resource, q.limit, q.in_use
+                );
+                if q.adding != 1 {
+                    message.push_str(&format!(", requested {}", q.adding));
+                }
+                message.push('.');
+                match q.resource {
+                    "package_bytes" => qinling_types::Error::TooLarge(message),
+                    _ => qinling_types::Error::NotAllowed(message),
+                }
             }
             e => qinling_types::Error::internal("store operation failed", e),
         }
