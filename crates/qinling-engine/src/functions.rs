@@ -139,19 +139,7 @@ impl Engine {
                 .store
                 .insert_function_within(&function, quota)
                 .await
-                .map_err(Error::from)
-                .and_then(|r| {
-                    r.map_err(|over| {
-                        let r = crate::quotas::Resource::from_name(over.resource)
-                            .unwrap_or(crate::quotas::Resource::Functions);
-                        let limit = match r {
-                            crate::quotas::Resource::PackageBytes => quota.package_bytes,
-                            _ => quota.functions,
-                        };
-                        crate::quotas::check(r, limit, over.in_use, over.adding)
-                            .expect_err("over quota")
-                    })
-                }),
+                .map_err(Error::from),
             Ok(None) => self
                 .inner
                 .store

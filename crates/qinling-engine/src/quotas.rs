@@ -54,17 +54,6 @@ impl Resource {
     pub fn from_name(name: &str) -> Option<Resource> {
         Resource::ALL.into_iter().find(|r| r.name() == name)
     }
-
-    /// The domain error for exceeding this quota.
-    fn exceeded(self, message: String) -> Error {
-        match self {
-            Resource::Functions | Resource::Workers => Error::NotAllowed(message),
-            Resource::PackageBytes => Error::TooLarge(message),
-            Resource::ConcurrentExecutions | Resource::ExecutionsPerMinute => {
-                Error::TooMany(message)
-            }
-        }
-    }
 }
 
 /// One limit per resource; -1 is unlimited.
@@ -133,15 +122,7 @@ pub fn check(r: Resource, limit: i64, in_use: i64, adding: i64) -> Result<(), Er
     if limit < 0 || in_use.saturating_add(adding) <= limit {
         return Ok(());
     }
-    let mut message = format!(
-        "Quota exceeded for {}: limit {limit}, in use {in_use}",
-        r.name()
-    );
-    if adding != 1 {
-        message.push_str(&format!(", requested {adding}"));
-    }
-    message.push('.');
-    Err(r.exceeded(message))
+    Err(Error::quota_exceeded(r.name(), limit, in_use, adding))
 }
 
 /// Executions started in the last minute, per project (a sliding log, at most `limit` long).
@@ -379,24 +360,15 @@ impl Engine {
     ) -> Result<Result<qinling_types::Execution, qinling_store::NewExecution>, Error> {
         let store = &self.inner.store;
         match (admit, unchanged) {
-            (Some(Admit::InStore(quota)), unchanged) => {
+            (Some(Admit::InStore(quota)), unchanged) => Ok(
                 match store
                     .insert_execution_within(new, unchanged, *quota)
                     .await?
                 {
-                    Admission::Inserted(e) => Ok(Ok(e)),
-                    Admission::Refused(row) => Ok(Err(row)),
-                    Admission::OverQuota { resource, in_use } => {
-                        let r =
-                            Resource::from_name(resource).unwrap_or(Resource::ConcurrentExecutions);
-                        let limit = match r {
-                            Resource::ExecutionsPerMinute => quota.executions_per_minute,
-                            _ => quota.concurrent_executions,
-                        };
-                        Err(check(r, limit, in_use, 1).expect_err("over quota"))
-                    }
-                }
-            }
+                    Admission::Inserted(e) => Ok(e),
+                    Admission::Refused(row) => Err(row),
+                },
+            ),
             (_, Some(updated_at)) => {
                 Ok(store.insert_execution_if_unchanged(new, updated_at).await?)
             }

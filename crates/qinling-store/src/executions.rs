@@ -13,7 +13,7 @@ use qinling_types::{Execution, ExecutionStatus, Input, Outcome, Timestamp, now};
 
 use crate::db::{DbConn, Get, on_conn, on_db};
 use crate::writer::WriteOp;
-use crate::{Filter, Result, Scope, Store, StoreError, ts};
+use crate::{Filter, OverQuota, Result, Scope, Store, StoreError, ts};
 
 /// A new execution to record.
 #[derive(Debug, Clone)]
@@ -43,13 +43,9 @@ pub struct ExecutionQuota {
 pub enum Admission {
     Inserted(Execution),
     /// The function (version) is gone, or (for a guarded insert) its definition changed or
-    /// its runtime is unavailable: the row is given back.
+    /// its runtime is unavailable: the row is given back. (Over a quota is
+    /// [`StoreError::OverQuota`].)
     Refused(NewExecution),
-    /// A quota would be exceeded: which, and how much of it is in use.
-    OverQuota {
-        resource: &'static str,
-        in_use: i64,
-    },
 }
 
 /// Filters of `GET /v1/executions`.
@@ -486,10 +482,12 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 if running >= quota.concurrent_executions {
-                    return Ok(Admission::OverQuota {
+                    return Err(StoreError::OverQuota(OverQuota {
                         resource: "concurrent_executions",
+                        limit: quota.concurrent_executions,
                         in_use: running,
-                    });
+                        adding: 1,
+                    }));
                 }
             }
             if quota.executions_per_minute >= 0 {
@@ -502,10 +500,12 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 if started >= quota.executions_per_minute {
-                    return Ok(Admission::OverQuota {
+                    return Err(StoreError::OverQuota(OverQuota {
                         resource: "executions_per_minute",
+                        limit: quota.executions_per_minute,
                         in_use: started,
-                    });
+                        adding: 1,
+                    }));
                 }
             }
             let inserted = Insert::apply_all(&[&op], &mut d::conn(&mut tx)).await?[0];
@@ -869,8 +869,10 @@ mod tests {
             let admit = |id: &str| store.insert_execution_within(new(id, false), None, quota);
             assert!(matches!(admit("a").await.unwrap(), Admission::Inserted(_)));
             assert!(matches!(admit("b").await.unwrap(), Admission::Inserted(_)));
-            match admit("c").await.unwrap() {
-                Admission::OverQuota { resource, in_use } => {
+            match admit("c").await {
+                Err(StoreError::OverQuota(OverQuota {
+                    resource, in_use, ..
+                })) => {
                     assert_eq!((resource, in_use), ("concurrent_executions", 2))
                 }
                 other => panic!("{other:?}"),
@@ -880,8 +882,10 @@ mod tests {
             assert!(matches!(admit("c").await.unwrap(), Admission::Inserted(_)));
             store.finish_execution("b", &done, None).await.unwrap();
             // Two running now, but three started this minute.
-            match admit("d").await.unwrap() {
-                Admission::OverQuota { resource, in_use } => {
+            match admit("d").await {
+                Err(StoreError::OverQuota(OverQuota {
+                    resource, in_use, ..
+                })) => {
                     assert_eq!((resource, in_use), ("executions_per_minute", 3))
                 }
                 other => panic!("{other:?}"),
@@ -930,18 +934,20 @@ mod tests {
             .map(|i| {
                 let store = servers[i % 3].clone();
                 tokio::spawn(async move {
-                    store
+                    match store
                         .insert_execution_within(new(&format!("e{i}"), false), None, quota)
                         .await
-                        .unwrap()
+                    {
+                        Ok(Admission::Inserted(_)) => true,
+                        Err(StoreError::OverQuota(_)) => false,
+                        other => panic!("{other:?}"),
+                    }
                 })
             })
             .collect();
         let mut inserted = 0;
         for t in tasks {
-            if let Admission::Inserted(_) = t.await.unwrap() {
-                inserted += 1;
-            }
+            inserted += t.await.unwrap() as usize;
         }
         assert_eq!(inserted, 10);
         assert_eq!(servers[1].unfinished_executions("p").await.unwrap(), 10);

@@ -84,16 +84,13 @@ impl Store {
             functions: -1,
             package_bytes: -1,
         };
-        self.insert_function_within(f, unlimited).await.map(drop)
+        self.insert_function_within(f, unlimited).await
     }
 
     /// Inserts a function if its project stays within `quota`, counted in the same
     /// transaction under the project's lock: exact across servers sharing the database.
-    pub async fn insert_function_within(
-        &self,
-        f: &Function,
-        quota: FunctionQuota,
-    ) -> Result<std::result::Result<(), OverQuota>> {
+    /// Over a quota: [`StoreError::OverQuota`].
+    pub async fn insert_function_within(&self, f: &Function, quota: FunctionQuota) -> Result<()> {
         on_db!(&self.db, |pool, d| {
             let mut tx = pool.begin_write().await?;
             if quota.functions >= 0 || quota.package_bytes >= 0 {
@@ -111,7 +108,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 if quota.functions >= 0 && n >= quota.functions {
-                    return Ok(Err(OverQuota {
+                    return Err(StoreError::OverQuota(OverQuota {
                         resource: "functions",
                         limit: quota.functions,
                         in_use: n,
@@ -120,7 +117,7 @@ impl Store {
                 }
                 let size = f.package_size as i64;
                 if quota.package_bytes >= 0 && bytes.saturating_add(size) > quota.package_bytes {
-                    return Ok(Err(OverQuota {
+                    return Err(StoreError::OverQuota(OverQuota {
                         resource: "package_bytes",
                         limit: quota.package_bytes,
                         in_use: bytes,
@@ -154,7 +151,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(Ok(()))
+            Ok(())
         })
     }
 
@@ -369,38 +366,31 @@ mod tests {
                 f.package_size = size;
                 f
             };
-            assert_eq!(
-                store
-                    .insert_function_within(&f("a", 60), quota)
-                    .await
-                    .unwrap(),
-                Ok(())
-            );
-            let over = store
-                .insert_function_within(&f("b", 50), quota)
+            let over = |r: Result<()>| match r {
+                Err(StoreError::OverQuota(q)) => q,
+                other => panic!("{other:?}"),
+            };
+            store
+                .insert_function_within(&f("a", 60), quota)
                 .await
                 .unwrap();
             assert_eq!(
-                over,
-                Err(OverQuota {
+                over(store.insert_function_within(&f("b", 50), quota).await),
+                OverQuota {
                     resource: "package_bytes",
                     limit: 100,
                     in_use: 60,
                     adding: 50
-                })
+                }
             );
-            assert_eq!(
-                store
-                    .insert_function_within(&f("b", 40), quota)
-                    .await
-                    .unwrap(),
-                Ok(())
-            );
-            let over = store
-                .insert_function_within(&f("c", 0), quota)
+            store
+                .insert_function_within(&f("b", 40), quota)
                 .await
                 .unwrap();
-            assert_eq!(over.unwrap_err().resource, "functions");
+            assert_eq!(
+                over(store.insert_function_within(&f("c", 0), quota).await).resource,
+                "functions"
+            );
             // A new package for "b": 40 → 35 bytes passes the 100-byte quota; 35 → 41 not.
             let replace = |size: u64| FunctionUpdate {
                 package: Some(("m".into(), "s".into(), size)),
@@ -449,13 +439,17 @@ mod tests {
                 let store = servers[i % 3].clone();
                 tokio::spawn(async move {
                     let f = crate::fixtures::function(&format!("f{i}"), None, "p", 1 << 25);
-                    store.insert_function_within(&f, quota).await.unwrap()
+                    match store.insert_function_within(&f, quota).await {
+                        Ok(()) => true,
+                        Err(StoreError::OverQuota(_)) => false,
+                        Err(e) => panic!("{e:?}"),
+                    }
                 })
             })
             .collect();
         let mut inserted = 0;
         for t in tasks {
-            inserted += t.await.unwrap().is_ok() as usize;
+            inserted += t.await.unwrap() as usize;
         }
         assert_eq!(inserted, 5);
     }

@@ -86,19 +86,7 @@ impl From<StoreError> for qinling_types::Error {
                 )
             }
             StoreError::OverQuota(q) => {
-                // The engine's wording (`quotas::check`).
-                let mut message = format!(
-                    "Quota exceeded for {}: limit {}, in use {}",
-                    q.resource, q.limit, q.in_use
-                );
-                if q.adding != 1 {
-                    message.push_str(&format!(", requested {}", q.adding));
-                }
-                message.push('.');
-                match q.resource {
-                    "package_bytes" => qinling_types::Error::TooLarge(message),
-                    _ => qinling_types::Error::NotAllowed(message),
-                }
+                qinling_types::Error::quota_exceeded(q.resource, q.limit, q.in_use, q.adding)
             }
             e => qinling_types::Error::internal("store operation failed", e),
         }

@@ -50,6 +50,22 @@ impl Error {
         Error::Input(msg.into())
     }
 
+    /// A quota (`functions`, `package_bytes`, `concurrent_executions`, `workers`,
+    /// `executions_per_minute`) that `adding` more would exceed: the one wording of that
+    /// refusal, and its status (403 for counts of things, 413 for bytes, 429 for executions).
+    pub fn quota_exceeded(resource: &str, limit: i64, in_use: i64, adding: i64) -> Self {
+        let mut message = format!("Quota exceeded for {resource}: limit {limit}, in use {in_use}");
+        if adding != 1 {
+            message.push_str(&format!(", requested {adding}"));
+        }
+        message.push('.');
+        match resource {
+            "package_bytes" => Error::TooLarge(message),
+            "concurrent_executions" | "executions_per_minute" => Error::TooMany(message),
+            _ => Error::NotAllowed(message),
+        }
+    }
+
     pub fn internal(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
