@@ -45,9 +45,8 @@ impl PackageStore {
             dir: dir.to_path_buf(),
             shared: None,
         };
-        let removed = store.remove_stale_temp_files(|pid| {
-            pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
-        });
+        let removed =
+            store.remove_stale_temp_files(qinling_executor::tempfiles::another_live_process);
         if removed > 0 {
             tracing::info!(
                 removed,
@@ -68,31 +67,14 @@ impl PackageStore {
     /// writer is not running (`alive` says whether a pid is another live process; a
     /// server sharing the directory may be writing its own). Returns how many went.
     fn remove_stale_temp_files(&self, alive: impl Fn(u32) -> bool) -> usize {
-        let mut removed = 0;
-        let Ok(dirs) = std::fs::read_dir(&self.dir) else {
-            return 0;
-        };
-        for d in dirs.flatten() {
-            let Ok(files) = std::fs::read_dir(d.path()) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                let Some(pid) = temp_file_writer(&name) else {
-                    continue;
-                };
-                if alive(pid) {
-                    continue;
-                }
-                match std::fs::remove_file(f.path()) {
-                    Ok(()) => removed += 1,
-                    Err(error) => {
-                        tracing::warn!(%error, file = %f.path().display(), "could not remove a temporary package file");
-                    }
-                }
-            }
-        }
-        removed
+        qinling_executor::tempfiles::remove_dead_writers(
+            &self.dir,
+            temp_file_writer,
+            alive,
+            |file, error| {
+                tracing::warn!(%error, file = %file.display(), "could not remove a temporary package file");
+            },
+        )
     }
 
     fn path(&self, sha256: &str) -> PathBuf {

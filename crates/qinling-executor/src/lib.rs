@@ -12,6 +12,7 @@
 
 mod router;
 pub mod slots;
+pub mod tempfiles;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -101,9 +101,8 @@ impl Artefacts {
         let artefacts = Artefacts {
             dir: dir.to_path_buf(),
         };
-        let removed = artefacts.remove_stale_temp_files(|pid| {
-            pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
-        });
+        let removed =
+            artefacts.remove_stale_temp_files(qinling_executor::tempfiles::another_live_process);
         if removed > 0 {
             tracing::info!(
                 removed,
@@ -116,25 +115,14 @@ impl Artefacts {
     /// Removes the temporary files of interrupted writes whose writer is not running
     /// (`alive` says whether a pid is another live process). Returns how many went.
     fn remove_stale_temp_files(&self, alive: impl Fn(u32) -> bool) -> usize {
-        let mut removed = 0;
-        for d in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                let Some(pid) = temp_file_writer(&name) else {
-                    continue;
-                };
-                if alive(pid) {
-                    continue;
-                }
-                match std::fs::remove_file(f.path()) {
-                    Ok(()) => removed += 1,
-                    Err(error) => {
-                        tracing::warn!(%error, file = %f.path().display(), "could not remove a temporary wasm artefact");
-                    }
-                }
-            }
-        }
-        removed
+        qinling_executor::tempfiles::remove_dead_writers(
+            &self.dir,
+            temp_file_writer,
+            alive,
+            |file, error| {
+                tracing::warn!(%error, file = %file.display(), "could not remove a temporary wasm artefact");
+            },
+        )
     }
 
     /// The artefact's path; `None` for a package key that is not a hex digest (it would not
