@@ -31,6 +31,9 @@ forbid qinling-executor qinling-store sqlx qinling-pool qinling-wasm qinling-san
 forbid qinling-pool qinling-store sqlx qinling-engine
 forbid qinling-wasm qinling-store sqlx qinling-engine qinling-pool
 forbid qinling-sandbox qinling-store sqlx qinling-engine qinling-pool qinling-executor
+# The cluster is an executor around the node's own: no executor, no sandbox (and no SQL of
+# its own: below).
+forbid qinling-cluster $executors
 # The CLI is an HTTP client: no server crate.
 forbid qinling-cli qinling-engine qinling-store qinling-api qinling-pool qinling-wasm qinling-sandbox qinling-executor
 
@@ -55,6 +58,7 @@ for crate in qinling-engine qinling-executor qinling-pool qinling-wasm qinling-s
     forbid_direct "$crate" sqlx axum hyper http reqwest
 done
 forbid_direct qinling-api sqlx qinling-store
+forbid_direct qinling-cluster sqlx qinling-store axum hyper reqwest
 
 if [ "$fail" = 0 ]; then
     echo "check-deps: layering holds"

@@ -9,6 +9,7 @@ mod executions;
 mod functions;
 mod jobs;
 mod metrics;
+mod nodes;
 pub mod openapi;
 mod quotas;
 mod routes;

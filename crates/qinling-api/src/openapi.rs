@@ -67,6 +67,8 @@ fn schemas() -> Value {
     add::<qinling_wire::FunctionUpdate>(&mut out);
     add::<qinling_wire::Worker>(&mut out);
     add::<qinling_wire::WorkerList>(&mut out);
+    add::<qinling_wire::NodeList>(&mut out);
+    add::<qinling_wire::Node>(&mut out);
     add::<qinling_wire::Scale>(&mut out);
     // The upper bound of a scale is the engine's, which the wire crate cannot name.
     out["Scale"]["properties"]["count"]["maximum"] = json!(qinling_engine::MAX_SCALE_COUNT);

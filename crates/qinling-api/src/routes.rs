@@ -9,8 +9,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::openapi::{Body, Doc};
 use crate::{
-    AppState, aliases, executions, functions, jobs, metrics, openapi, quotas, root, runtimes,
-    usage, v1_redirect, v1_root, versions, webhooks, wire, workers,
+    AppState, aliases, executions, functions, jobs, metrics, nodes, openapi, quotas, root,
+    runtimes, usage, v1_redirect, v1_root, versions, webhooks, wire, workers,
 };
 
 /// The HTTP methods the API serves.
@@ -143,6 +143,8 @@ pub(crate) static ROUTES: &[Route] = &[
     Route { method: Verb::Get, path: "/v1/quotas/{project_id}", slash: false, handler: |m| on(m, quotas::show), action: Action::Quota("quota:get"), doc: Some(Doc { summary: "A project's quota limits and usage", query: &[], body: Body::None, responses: &[(200, "Quota", Some("Quota")), (400, "Bad request", Some("Fault")), (403, "Not allowed", Some("Fault"))] }) },
     Route { method: Verb::Put, path: "/v1/quotas/{project_id}", slash: false, handler: |m| on(m, quotas::update), action: Action::Quota("quota:update"), doc: Some(Doc { summary: "Change a project's quota limits (admin; null resets one, -1 is unlimited)", query: &[], body: Body::Json("QuotaUpdate"), responses: &[(200, "Quota", Some("Quota")), (400, "Bad request", Some("Fault")), (403, "Not allowed", Some("Fault"))] }) },
     Route { method: Verb::Delete, path: "/v1/quotas/{project_id}", slash: false, handler: |m| on(m, quotas::reset), action: Action::Quota("quota:update"), doc: Some(Doc { summary: "Reset a project's quota limits to the defaults (admin)", query: &[], body: Body::None, responses: &[(204, "Reset", None), (400, "Bad request", Some("Fault")), (403, "Not allowed", Some("Fault"))] }) },
+    // The platform's nodes (not in upstream).
+    Route { method: Verb::Get, path: "/v1/nodes", slash: true, handler: |m| on(m, nodes::list), action: Action::Fixed("node:get_all"), doc: Some(Doc { summary: "The nodes of the platform (admin): a cluster's members with address, version, capacity, running executions, workers, last heartbeat and status (up or lost); a server on its own lists itself", query: &[], body: Body::None, responses: &[(200, "Nodes", Some("NodeList")), (403, "Not allowed", Some("Fault"))] }) },
     // Usage for billing (not in upstream).
     Route { method: Verb::Get, path: "/v1/usage", slash: false, handler: |m| on(m, usage::show), action: Action::Usage, doc: Some(Doc { summary: "Usage of finished executions per project and function (or per project) created in [since, until): counts, duration, CPU, GiB-seconds (memory limit / 2^30 × seconds), peak memory; CSV with format=csv or Accept: text/csv", query: &["since", "until", "project_id", "all_projects", "function_id", "group_by", "format"], body: Body::None, responses: &[(200, "Usage", Some("Usage")), (400, "Bad request (a time, group_by or format)", Some("Fault")), (403, "Another project's usage", Some("Fault"))] }) },
 ];

@@ -43,6 +43,7 @@ pub async fn list(
             function_id: w.function_id.clone(),
             function_version: w.function_version,
             worker_name: w.worker_name.clone(),
+            node: w.node.clone(),
         })
         .collect();
     Ok(Json(qinling_wire::WorkerList { workers: items }))

@@ -13,6 +13,7 @@ mod client;
 pub mod execution;
 pub mod function;
 pub mod job;
+pub mod node;
 mod output;
 pub mod quota;
 mod resource;
@@ -48,6 +49,8 @@ pub enum CliCommand {
     Quota(Box<Scoped<quota::Command>>),
     /// Usage for billing: executions, duration, CPU and GiB-seconds per project and function.
     Usage(Box<Single<usage::Command>>),
+    /// Nodes: the servers of the platform (a cluster's members), with their load (admin).
+    Node(Box<Scoped<node::Command>>),
 }
 
 /// A resource's subcommands, with the options every command takes. (Boxed in `CliCommand`
@@ -137,6 +140,7 @@ async fn dispatch(cmd: CliCommand) -> anyhow::Result<()> {
         CliCommand::Webhook(s) => webhook::run(s.command, &ctx(s.global)?).await,
         CliCommand::Quota(s) => quota::run(s.command, &ctx(s.global)?).await,
         CliCommand::Usage(s) => usage::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Node(s) => node::run(s.command, &ctx(s.global)?).await,
     }
 }
 

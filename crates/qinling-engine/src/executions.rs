@@ -11,7 +11,6 @@ use qinling_types::{
     Timestamp, new_id,
 };
 use qinling_types::{ExecutionId, FunctionId};
-use tokio::sync::mpsc;
 
 use crate::Engine;
 use crate::aliases::ExecutionTarget;
@@ -42,6 +41,9 @@ struct Resolved {
 /// How long a queued execution waits before its claim is tried again when the database is
 /// unreachable.
 const CLAIM_RETRY: Duration = Duration::from_secs(1);
+
+/// How often a running async execution tells its queue it is still at it.
+const WORKING_EVERY: Duration = Duration::from_secs(5);
 
 /// How long an outcome's recording is retried while the database is unreachable.
 const FINISH_PATIENCE: Duration = Duration::from_secs(600);
@@ -150,7 +152,7 @@ impl Engine {
         if !execution.sync {
             // The row is durable before we answer; the dispatcher (or recovery after a
             // crash) runs it.
-            let _ = self.inner.queue.send(execution.id.clone());
+            self.enqueue(execution.id.clone()).await;
             return Ok(execution);
         }
         // Run and record in a task of its own, so that a client hanging up (which drops this
@@ -192,29 +194,70 @@ impl Engine {
             .map_err(|e| Error::internal("running a sync execution", e))?
     }
 
-    /// The async dispatcher: runs queued executions, at most `async_concurrency` at once.
-    pub(crate) async fn dispatch(self, mut rx: mpsc::UnboundedReceiver<ExecutionId>) {
-        while let Some(id) = rx.recv().await {
+    /// Offers a recorded async execution to the queue, in the background: the row is
+    /// durable, so the caller need not wait for a queue that is slow or away (a cluster's
+    /// NATS restarting); while the queue cannot take it, it is offered again with backoff.
+    /// If this server stops first, recovery (or another node's sweep of old queued rows)
+    /// offers it again.
+    pub(crate) async fn enqueue(&self, id: ExecutionId) {
+        let engine = self.clone();
+        let guard = self.inner.tasks.enter();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let mut pause = Duration::from_millis(200);
+            loop {
+                match engine.inner.queue.push(&id).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, execution_id = %id, "the async queue did not take the execution; offering it again in {pause:?}");
+                    }
+                }
+                tokio::time::sleep(pause).await;
+                if engine.inner.async_slots.is_closed() {
+                    return;
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+
+    /// The async dispatcher: runs queued executions as the queue hands them over, at most
+    /// `async_concurrency` at once (it takes the next only when a slot is free, so in a
+    /// cluster an idle node takes what a busy one leaves).
+    pub(crate) async fn dispatch(self) {
+        loop {
             let Ok(permit) = self.inner.async_slots.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(delivery) = self.inner.queue.next().await else {
                 return;
             };
             let engine = self.clone();
             let guard = self.inner.tasks.enter();
             tokio::spawn(async move {
-                match engine.run_queued(&id).await {
-                    Ok(()) => {}
+                let id = delivery.id().clone();
+                let run = engine.run_queued(&id);
+                tokio::pin!(run);
+                let result = loop {
+                    tokio::select! {
+                        result = &mut run => break result,
+                        _ = tokio::time::sleep(WORKING_EVERY) => delivery.working().await,
+                    }
+                };
+                match result {
+                    Ok(()) => delivery.done().await,
                     // Not claimed: the row is still queued. Try again once the database
                     // answers (the row is durable, so a restart would also run it).
                     Err(Error::Unavailable(_)) => {
                         tracing::warn!(execution_id = %id, "database unavailable; the execution stays queued and is retried");
-                        drop(permit);
-                        tokio::time::sleep(CLAIM_RETRY).await;
-                        let _ = engine.inner.queue.send(id);
+                        delivery.retry(CLAIM_RETRY).await;
                     }
                     Err(error) => {
                         tracing::error!(%error, execution_id = %id, "async execution failed to run");
+                        delivery.done().await;
                     }
                 }
+                drop(permit);
                 drop(guard);
             });
         }
@@ -342,7 +385,7 @@ impl Engine {
             );
         }
         for id in queued {
-            let _ = self.inner.queue.send(ExecutionId::from(id));
+            self.enqueue(ExecutionId::from(id)).await;
         }
         Ok(())
     }

@@ -16,7 +16,9 @@ mod executions;
 mod functions;
 pub mod jobs;
 pub mod metrics;
+pub mod nodes;
 pub mod packages;
+pub mod queue;
 pub mod quotas;
 mod run;
 mod runtimes;
@@ -34,13 +36,14 @@ use std::time::Duration;
 use qinling_executor::Executor;
 use qinling_store::Store;
 use qinling_types::{LimitRanges, RuntimeKind};
-use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::sync::{Mutex, Semaphore};
 
 pub use aliases::{CreateAlias, ExecutionTarget, UpdateAlias};
 pub use executions::CreateExecution;
 pub use functions::{CreateFunction, UpdateFunction};
 pub use jobs::{CreateJob, UpdateJob};
 pub use packages::{PackageId, PackageStore};
+pub use queue::{AsyncQueue, Delivery, LocalQueue};
 pub use runtimes::{CreateRuntime, UpdateRuntime};
 pub use scope::{ExecutionQuery, ListQuery};
 pub use webhooks::{UpdateWebhook, WebhookTarget};
@@ -76,6 +79,9 @@ pub struct EngineConfig {
     /// Most sync executions of one function version waiting to run while it is at its
     /// concurrency limit; beyond, new ones are refused (HTTP 429).
     pub max_waiting_per_function: usize,
+    /// This server's name and API address, for `GET /v1/nodes` on a server on its own.
+    pub node_name: String,
+    pub node_address: String,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +101,8 @@ impl Default for EngineConfig {
             webhook_invocations_per_minute: 60,
             job_ticker: true,
             max_waiting_per_function: 100,
+            node_name: String::new(),
+            node_address: String::new(),
         }
     }
 }
@@ -110,7 +118,8 @@ struct Inner {
     /// Serializes package writes and deletions with the rows that reference them, so that a
     /// package is never removed while a new function is about to use it.
     package_lock: Mutex<()>,
-    queue: mpsc::UnboundedSender<qinling_types::ExecutionId>,
+    /// Where accepted async executions wait (`queue.rs`).
+    queue: Arc<dyn AsyncQueue>,
     async_slots: Arc<Semaphore>,
     tasks: tokio_util_lite::TaskCounter,
     /// Function definitions for the execution hot path (`executions.rs`).
@@ -139,7 +148,17 @@ impl Engine {
         packages: PackageStore,
         config: EngineConfig,
     ) -> Result<Engine, qinling_types::Error> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        Engine::start_with_queue(store, executor, packages, config, LocalQueue::new()).await
+    }
+
+    /// [`Engine::start`] with async executions on `queue` (a cluster's shared queue).
+    pub async fn start_with_queue(
+        store: Store,
+        executor: Arc<dyn Executor>,
+        packages: PackageStore,
+        config: EngineConfig,
+        queue: Arc<dyn AsyncQueue>,
+    ) -> Result<Engine, qinling_types::Error> {
         let webhook_rate = webhooks::RateLimiter::new(
             config.webhook_invocations_per_minute,
             Duration::from_secs(60),
@@ -153,7 +172,7 @@ impl Engine {
                 async_slots: Arc::new(Semaphore::new(config.async_concurrency.max(1))),
                 config,
                 package_lock: Mutex::new(()),
-                queue: tx,
+                queue,
                 tasks: tokio_util_lite::TaskCounter::default(),
                 definitions: executions::DefinitionCache::default(),
                 rate: quotas::RateWindow::default(),
@@ -164,7 +183,7 @@ impl Engine {
         };
         engine.restore_runtimes().await?;
         engine.recover().await?;
-        tokio::spawn(engine.clone().dispatch(rx));
+        tokio::spawn(engine.clone().dispatch());
         if engine.inner.config.job_ticker {
             tokio::spawn(engine.clone().job_ticker());
         }

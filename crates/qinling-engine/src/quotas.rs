@@ -283,10 +283,11 @@ impl Engine {
             .store
             .list_functions(&qinling_store::Scope::Project(project_id.to_string()))
             .await?;
-        Ok(functions
-            .iter()
-            .map(|f| self.inner.executor.workers(&f.id, None).len() as i64)
-            .sum())
+        let mut workers = 0;
+        for f in &functions {
+            workers += self.inner.executor.workers(&f.id, None).await.len() as i64;
+        }
+        Ok(workers)
     }
 
     /// Before a function is created (`new_function`) or its package replaced: the function

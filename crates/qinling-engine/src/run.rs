@@ -45,6 +45,7 @@ impl Engine {
     /// metrics. Never fails: every platform problem becomes an outcome the user can read.
     pub(crate) async fn run(&self, execution: &Execution, function: &Function) -> Outcome {
         let runtime = function.runtime_id.as_deref().unwrap_or_default();
+        self.learn_runtime(runtime).await;
         let outcome = match self.definition(function) {
             Ok(definition) => {
                 let req = self.run_request(execution, function, definition);
@@ -119,6 +120,7 @@ fn outcome_of(r: Report, definition: &Definition) -> Outcome {
             )),
         ),
         End::Crashed => (ExecutionStatus::Failed, text(FAILED_MSG)),
+        End::Lost(why) => (ExecutionStatus::Error, text(&why)),
         End::Unavailable => (ExecutionStatus::Error, text(FAILED_MSG)),
     };
     Outcome {

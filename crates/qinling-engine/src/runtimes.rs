@@ -280,6 +280,19 @@ impl Engine {
     }
 
     /// Records a runtime's kind and registers it with the executor of that kind.
+    /// Registers a runtime another server created since this one started (servers sharing a
+    /// database learn of each other's runtimes when one of their functions first runs here).
+    pub(crate) async fn learn_runtime(&self, id: &str) {
+        if id.is_empty() || self.runtime_kind(id).is_some() {
+            return;
+        }
+        if let Ok(Some(runtime)) = self.inner.store.get_runtime(id, &Scope::All).await
+            && let Some(kind) = RuntimeKind::from_image(&runtime.image)
+        {
+            self.register_runtime(id, kind);
+        }
+    }
+
     fn register_runtime(&self, id: &str, kind: RuntimeKind) {
         self.inner
             .kinds

@@ -53,7 +53,7 @@ impl Engine {
         version: Option<i64>,
     ) -> Result<Vec<WorkerInfo>, Error> {
         self.get_function(ctx, id).await?;
-        Ok(self.inner.executor.workers(id, version))
+        Ok(self.inner.executor.workers(id, version).await)
     }
 
     /// Adds `count` workers to a version of a function (0: the function itself), bound to
@@ -67,6 +67,8 @@ impl Engine {
     ) -> Result<(), Error> {
         let function = self.get_function(ctx, id).await?;
         let function = self.function_at_version(function, version).await?;
+        self.learn_runtime(function.runtime_id.as_deref().unwrap_or_default())
+            .await;
         let definition = self.definition(&function)?;
         if definition.kind.runs_in_process() {
             // No workers to add: every execution gets its own instance.

@@ -125,6 +125,9 @@ pub enum End {
     LoadFailed(String),
     /// The function's worker failed under it (died, broke the protocol).
     Crashed,
+    /// The place that was running it went away (a cluster node was lost): the text says
+    /// which, for the user. Whether the function ran, and how far, is unknown.
+    Lost(String),
     /// Nothing could run it (no worker could be started, no executor for its runtime).
     Unavailable,
 }
@@ -200,6 +203,29 @@ pub struct WorkerInfo {
     pub function_id: String,
     pub function_version: i64,
     pub worker_name: String,
+    /// The cluster node the worker lives on (`None`: a server on its own).
+    pub node: Option<String>,
+}
+
+/// A node of the platform: one `qinling serve` (on its own, or one of a cluster).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeInfo {
+    pub id: String,
+    pub name: String,
+    /// Its API's base URL, as it announces it.
+    pub address: String,
+    /// The qinling version it runs.
+    pub version: String,
+    /// What it may run at once: `64 workers` or `8000 millicpu`.
+    pub capacity: String,
+    /// Executions running on it.
+    pub running: u64,
+    /// Function workers bound on it.
+    pub workers: u64,
+    /// When it last announced itself (RFC 3339).
+    pub last_heartbeat: String,
+    /// `up`; `lost` for a node whose heartbeats stopped.
+    pub status: String,
 }
 
 /// Gauges for metrics: bound workers per function (versions summed) and each runtime's
@@ -299,7 +325,7 @@ pub trait Executor: Send + Sync + 'static {
     fn network_unavailable(&self, kind: RuntimeKind) -> Option<String>;
 
     /// The workers bound to a function (all versions, or one).
-    fn workers(&self, function_id: &str, version: Option<i64>) -> Vec<WorkerInfo>;
+    async fn workers(&self, function_id: &str, version: Option<i64>) -> Vec<WorkerInfo>;
     /// Adds up to `count` workers for `key`, bound to `definition`, and returns once they
     /// are ready (or with the first failure). A no-op where there are no workers.
     async fn scale_up(
@@ -320,6 +346,11 @@ pub trait Executor: Send + Sync + 'static {
     async fn forget_package(&self, sha256: &str);
 
     fn stats(&self) -> Stats;
+    /// The nodes executions run on, where this executor spans several (a cluster); empty
+    /// for a server on its own.
+    async fn nodes(&self) -> Vec<NodeInfo> {
+        Vec::new()
+    }
     /// Stops every worker (server shutdown).
     fn shutdown(&self);
 }

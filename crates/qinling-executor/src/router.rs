@@ -101,11 +101,12 @@ impl Executor for Executors {
         }
     }
 
-    fn workers(&self, function_id: &str, version: Option<i64>) -> Vec<WorkerInfo> {
-        self.all
-            .iter()
-            .flat_map(|e| e.workers(function_id, version))
-            .collect()
+    async fn workers(&self, function_id: &str, version: Option<i64>) -> Vec<WorkerInfo> {
+        let mut out = Vec::new();
+        for e in &self.all {
+            out.extend(e.workers(function_id, version).await);
+        }
+        out
     }
 
     async fn scale_up(

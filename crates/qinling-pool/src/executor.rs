@@ -173,7 +173,7 @@ impl Executor for Pool {
         Pool::network_unavailable(self)
     }
 
-    fn workers(&self, function_id: &str, version: Option<i64>) -> Vec<WorkerInfo> {
+    async fn workers(&self, function_id: &str, version: Option<i64>) -> Vec<WorkerInfo> {
         Pool::workers(self, function_id, version)
     }
 

@@ -540,6 +540,7 @@ impl Pool {
                     function_id: key.function_id.clone(),
                     function_version: key.version,
                     worker_name: w.name.clone(),
+                    node: None,
                 });
             }
         }

@@ -664,8 +664,8 @@ impl Store {
             let outcome = Outcome::error(ExecutionStatus::Error, reason);
             let failed = sqlx::query(
                 "UPDATE executions SET status = 'error', result = $1, queue_state = NULL, updated_at = $2
-                 WHERE (queue_state = 'started' AND ($3 IS NULL OR node IS NULL OR node = $4))
-                    OR (queue_state IS NULL AND status = 'running')",
+                 WHERE status = 'running' AND (queue_state IS NULL OR queue_state = 'started')
+                   AND ($3 IS NULL OR node IS NULL OR node = $4)",
             )
             .bind(outcome.result_json())
             .bind(ts::to_db(now()))
@@ -679,6 +679,57 @@ impl Store {
             .fetch_all(pool)
             .await?;
             Ok((failed.rows_affected(), queued))
+        })
+    }
+}
+
+impl Store {
+    /// The nodes that executions are running on (sync ones, and claimed async ones: both
+    /// `started`, which the partial index on `queue_state` finds without a scan): a cluster
+    /// fails those of nodes it lost.
+    pub async fn running_nodes(&self) -> Result<Vec<String>> {
+        on_db!(&self.db, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT DISTINCT node FROM executions
+                 WHERE queue_state = 'started' AND status = 'running' AND node IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Fails every execution running on `node` with `reason` (a node that was lost: what
+    /// became of them is unknown); returns how many. Idempotent, and harmless to race: a
+    /// row another server already finished is left alone.
+    pub async fn fail_node_executions(&self, node: &str, reason: &str) -> Result<u64> {
+        on_db!(&self.db, |pool| {
+            let outcome = Outcome::error(ExecutionStatus::Error, reason);
+            let done = sqlx::query(
+                "UPDATE executions SET status = 'error', result = $1, queue_state = NULL, updated_at = $2
+                 WHERE queue_state = 'started' AND status = 'running' AND node = $3",
+            )
+            .bind(outcome.result_json())
+            .bind(ts::to_db(now()))
+            .bind(node)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    /// Queued executions accepted before `before`, oldest first, at most `limit`: a cluster
+    /// offers them to its queue again, in case the server that accepted one was lost before
+    /// it could (claims are conditional, so one offered twice still runs once).
+    pub async fn queued_before(&self, before: Timestamp, limit: i64) -> Result<Vec<String>> {
+        on_db!(&self.db, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT id FROM executions WHERE queue_state = 'queued' AND created_at < $1
+                 ORDER BY created_at, id LIMIT $2",
+            )
+            .bind(ts::to_db(before))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?)
         })
     }
 }
@@ -1006,6 +1057,66 @@ mod tests {
         assert_eq!(status("async-b").await, ExecutionStatus::Running);
         // B restarts too: its two go.
         assert_eq!(b.recover_executions("gone").await.unwrap().0, 2);
+    }
+
+    #[tokio::test]
+    async fn a_lost_nodes_executions_are_failed_and_old_queued_ones_found() {
+        let Some(admin) = crate::testing::postgres_admin() else {
+            return;
+        };
+        let url = crate::testing::scratch_database(&admin).await.unwrap();
+        let open = |node: &str| {
+            let (url, node) = (url.clone(), node.to_string());
+            async move {
+                Store::open_postgres(&crate::PgConfig::new(url))
+                    .await
+                    .unwrap()
+                    .with_node(node)
+            }
+        };
+        let (a, b) = (open("a").await, open("b").await);
+        setup(&a).await;
+        for (store, id, sync) in [
+            (&a, "sync-a", true),
+            (&b, "sync-b", true),
+            (&a, "async-b", false),
+            (&a, "queued", false),
+        ] {
+            store
+                .insert_execution(new(id, sync))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        b.claim_execution("async-b").await.unwrap().unwrap();
+        let mut nodes = a.running_nodes().await.unwrap();
+        nodes.sort();
+        assert_eq!(nodes, ["a", "b"]);
+        // B is lost: its sync and its claimed async execution fail, nothing else.
+        assert_eq!(b.fail_node_executions("b", "b was lost").await.unwrap(), 2);
+        assert_eq!(a.fail_node_executions("b", "b was lost").await.unwrap(), 0);
+        let get = |id: &'static str| {
+            let a = a.clone();
+            async move { a.get_execution(id, &Scope::All).await.unwrap().unwrap() }
+        };
+        for id in ["sync-b", "async-b"] {
+            let e = get(id).await;
+            assert_eq!(e.status, ExecutionStatus::Error);
+            assert!(e.result.unwrap().contains("b was lost"));
+        }
+        assert_eq!(get("sync-a").await.status, ExecutionStatus::Running);
+        assert_eq!(a.running_nodes().await.unwrap(), ["a"]);
+        // A result arriving late from the lost node does not overwrite the error.
+        let late = Outcome::error(ExecutionStatus::Success, "late");
+        assert_eq!(
+            b.finish_execution("sync-b", &late, None).await.unwrap(),
+            None
+        );
+        // The queued one is found once it is old enough.
+        let soon = now() + std::time::Duration::from_secs(1);
+        assert_eq!(a.queued_before(soon, 10).await.unwrap(), ["queued"]);
+        let long_ago = now() - std::time::Duration::from_secs(60);
+        assert!(a.queued_before(long_ago, 10).await.unwrap().is_empty());
     }
 
     #[test]

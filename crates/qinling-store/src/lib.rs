@@ -221,6 +221,11 @@ impl Store {
         self
     }
 
+    /// The node id written on the executions this server starts, if set.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
     /// Whether other servers may share this database (PostgreSQL): then quotas are checked
     /// in it ([`Store::insert_execution_within`]) and packages kept in it.
     pub fn is_shared(&self) -> bool {

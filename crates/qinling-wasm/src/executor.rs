@@ -319,7 +319,7 @@ impl Executor for WasmExecutor {
         None
     }
 
-    fn workers(&self, _function_id: &str, _version: Option<i64>) -> Vec<WorkerInfo> {
+    async fn workers(&self, _function_id: &str, _version: Option<i64>) -> Vec<WorkerInfo> {
         Vec::new()
     }
 

@@ -286,6 +286,35 @@ wire_object! {
         pub function_id: String,
         pub function_version: i64,
         pub worker_name: String,
+        /// The cluster node it lives on (absent on a server on its own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub node: Option<String>,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// A node of the platform (`GET /v1/nodes`).
+    pub struct Node {
+        pub id: String,
+        pub name: String,
+        pub address: String,
+        pub version: String,
+        pub capacity: String,
+        pub running: u64,
+        pub workers: u64,
+        pub last_heartbeat: String,
+        pub status: String,
+    }
+    required: [];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/nodes`.
+    pub struct NodeList {
+        pub nodes: Vec<Node>,
     }
     required: [];
     closed: false;

@@ -109,6 +109,22 @@ pub struct ServeArgs {
     /// Invocations of one webhook allowed per minute (0: unlimited).
     #[arg(long, env = "QINLING_WEBHOOK_INVOCATIONS_PER_MINUTE")]
     pub webhook_invocations_per_minute: Option<u32>,
+    /// Join a cluster: the NATS server(s) with JetStream, `nats://host:4222` (needs
+    /// `--database postgres://…`, shared by every node).
+    #[arg(long, env = "QINLING_CLUSTER")]
+    pub cluster: Option<String>,
+    /// This node's name in the cluster. Default: the host name.
+    #[arg(long, env = "QINLING_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// This node's API URL as other nodes and clients reach it. Default: `http://<listen>`.
+    #[arg(long, env = "QINLING_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// What this node may run at once: workers (`64`) or millicpu (`8000m`).
+    #[arg(long, env = "QINLING_CAPACITY")]
+    pub capacity: Option<String>,
+    /// Seconds without a heartbeat after which a node is lost and its executions failed.
+    #[arg(long, env = "QINLING_NODE_TIMEOUT")]
+    pub node_timeout: Option<u64>,
 }
 
 /// The effective configuration.
@@ -154,6 +170,16 @@ pub struct Config {
     /// Public base URL for `webhook_url`; `None`: each request's `Host`.
     pub public_url: Option<String>,
     pub webhook_invocations_per_minute: u32,
+    /// `nats://…` to join a cluster; `None`: a server on its own.
+    pub cluster: Option<String>,
+    /// `None`: the host name.
+    pub node_name: Option<String>,
+    /// `None`: `http://<listen>`.
+    pub advertise_url: Option<String>,
+    /// `64` (workers) or `8000m` (millicpu).
+    pub capacity: String,
+    /// Seconds.
+    pub node_timeout: u64,
 }
 
 impl Default for Config {
@@ -187,6 +213,11 @@ impl Default for Config {
             quotas: Default::default(),
             public_url: None,
             webhook_invocations_per_minute: 60,
+            cluster: None,
+            node_name: None,
+            advertise_url: None,
+            capacity: "64".into(),
+            node_timeout: 10,
         }
     }
 }
@@ -304,6 +335,49 @@ impl Config {
             cfg.auth.policy_file = Some(v.clone());
         }
         cfg.auth.validate()?;
+        if let Some(v) = &args.cluster {
+            cfg.cluster = Some(v.clone()).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = &args.node_name {
+            cfg.node_name = Some(v.clone());
+        }
+        if let Some(v) = &args.advertise_url {
+            cfg.advertise_url = Some(v.clone());
+        }
+        if let Some(v) = &args.capacity {
+            cfg.capacity = v.clone();
+        }
+        if let Some(v) = args.node_timeout {
+            cfg.node_timeout = v;
+        }
+        qinling_cluster::NodeCapacity::parse(&cfg.capacity).map_err(anyhow::Error::msg)?;
+        if cfg.node_timeout < 2 {
+            bail!("node_timeout must be at least 2 seconds");
+        }
+        if let Some(name) = &cfg.node_name
+            && (name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            bail!("node_name must be 1 to 64 letters, digits, '-', '_' or '.', not '{name}'");
+        }
+        if let Some(url) = &cfg.cluster {
+            if !url.split(',').all(|u| u.trim().starts_with("nats://")) {
+                bail!("cluster must be a NATS URL, nats://host:4222, not '{url}'");
+            }
+            if !matches!(&cfg.database, Some(d) if d.starts_with("postgres")) {
+                bail!(
+                    "a cluster needs a database the nodes share: add --database postgres://user:password@host/dbname"
+                );
+            }
+        }
+        if let Some(url) = &cfg.advertise_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("advertise_url must start with http:// or https://, not '{url}'");
+        }
         if cfg.max_workers_per_function == 0 {
             bail!("max_workers_per_function must be at least 1");
         }
@@ -372,6 +446,15 @@ pub(crate) fn database(
             )
         }
     }
+}
+
+/// The machine's host name (a node's default name).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "qinling".into())
 }
 
 /// This server's id among the servers sharing a database: made once, kept in
@@ -471,10 +554,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             "the nodejs runtime is unavailable (set --node or QINLING_NODE)"
         ),
     }
+    let node_id = node_id(&cfg.data_dir)?;
     let store = qinling_store::Store::connect(&cfg.database()?)
         .await
         .context("opening the database")?
-        .with_node(node_id(&cfg.data_dir)?);
+        .with_node(node_id.clone());
     let mut packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
         .context("opening the package directory")?;
     if store.backend() == "postgres" {
@@ -526,7 +610,41 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             );
         }
     }
-    let executor: Arc<dyn Executor> = Arc::new(executors);
+    let mut executor: Arc<dyn Executor> = Arc::new(executors);
+    // Bound before the engine starts (requests queue in the backlog until it serves), so the
+    // address a node announces is the one it got (`--listen 127.0.0.1:0` included).
+    let listener = listen(cfg.listen, cfg.listen_backlog)
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let node_name = cfg.node_name.clone().unwrap_or_else(host_name);
+    let address = cfg
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", listener.local_addr().unwrap_or(cfg.listen)));
+    // In a cluster, executions run on this node or another (the cluster is one more
+    // executor, around this node's), and async ones queue on JetStream.
+    let mut queue: Arc<dyn qinling_engine::AsyncQueue> = qinling_engine::LocalQueue::new();
+    let cluster = match &cfg.cluster {
+        None => None,
+        Some(url) => {
+            let cluster = qinling_cluster::Cluster::join(
+                qinling_cluster::ClusterConfig {
+                    url: url.clone(),
+                    node_id: node_id.clone(),
+                    node_name: node_name.clone(),
+                    address: address.clone(),
+                    capacity: qinling_cluster::NodeCapacity::parse(&cfg.capacity)
+                        .map_err(anyhow::Error::msg)?,
+                    heartbeat: Duration::from_millis((cfg.node_timeout * 1000 / 5).max(200)),
+                    node_timeout: Duration::from_secs(cfg.node_timeout),
+                },
+                executor,
+            )
+            .await?;
+            executor = cluster.executor();
+            queue = cluster.queue();
+            Some(cluster)
+        }
+    };
     let engine_cfg = qinling_engine::EngineConfig {
         limits: cfg.limits,
         max_package_bytes: cfg.max_package_bytes,
@@ -536,10 +654,21 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         max_waiting_per_function: cfg.max_waiting_per_function,
         quotas: cfg.quotas.engine_config(&cfg.auth),
         webhook_invocations_per_minute: cfg.webhook_invocations_per_minute,
+        node_name: node_name.clone(),
+        node_address: address,
         ..Default::default()
     };
-    let engine =
-        qinling_engine::Engine::start(store.clone(), executor, packages, engine_cfg).await?;
+    let engine = qinling_engine::Engine::start_with_queue(
+        store.clone(),
+        executor,
+        packages,
+        engine_cfg,
+        queue,
+    )
+    .await?;
+    if let Some(cluster) = &cluster {
+        cluster.watch(engine.clone());
+    }
     let state = qinling_api::AppState {
         engine: engine.clone(),
         config: qinling_api::ApiConfig {
@@ -547,12 +676,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             max_body: cfg.max_input_bytes + 64 * 1024,
             public_url: cfg.public_url.clone(),
         },
-        metrics: Some(install_metrics()?),
+        metrics: Some(install_metrics(
+            cluster.as_ref().map(|_| node_name.as_str()),
+        )?),
         auth: cfg.auth.build(&store)?,
     };
     let app = qinling_api::router(state);
-    let listener = listen(cfg.listen, cfg.listen_backlog)
-        .with_context(|| format!("listening on {}", cfg.listen))?;
     if cfg.auth.mode == "none" && !listener.local_addr()?.ip().is_loopback() {
         tracing::warn!(
             listen = %listener.local_addr()?,
@@ -567,6 +696,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     engine
         .shutdown(Duration::from_secs(cfg.shutdown_grace_secs))
         .await;
+    if let Some(cluster) = &cluster {
+        cluster.leave().await;
+    }
     store.close().await;
     Ok(())
 }
@@ -605,15 +737,19 @@ fn raise_nofile_limit() {
 
 /// Installs the Prometheus recorder for the `metrics` facade and returns its renderer.
 /// Histograms get explicit buckets (seconds) so they aggregate across instances.
-fn install_metrics() -> anyhow::Result<qinling_api::MetricsRender> {
+fn install_metrics(node: Option<&str>) -> anyhow::Result<qinling_api::MetricsRender> {
     const BUCKETS: &[f64] = &[
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
         60.0, 300.0,
     ];
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+    let mut builder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(BUCKETS)
-        .context("metric buckets")?
-        .build_recorder();
+        .context("metric buckets")?;
+    if let Some(node) = node {
+        // Every series of a cluster node says which node it is.
+        builder = builder.add_global_label("node", node);
+    }
+    let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
     let upkeep = handle.clone();

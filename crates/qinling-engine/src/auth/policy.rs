@@ -48,6 +48,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("runtime:update", "rule:context_is_admin"),
     ("runtime:delete", "rule:context_is_admin"),
     ("runtime_pool:get_all", "rule:context_is_admin"),
+    ("node:get_all", "rule:context_is_admin"),
     ("function:get_all:all_projects", "rule:context_is_admin"),
     ("function_worker:get_all", "rule:context_is_admin"),
     ("function:scale_up", "rule:context_is_admin"),

@@ -99,10 +99,20 @@ pub(super) async fn throughput(
     clients: usize,
     secs: u64,
 ) -> anyhow::Result<Throughput> {
+    throughput_over(std::slice::from_ref(t), clients, secs).await
+}
+
+/// [`throughput`] with the clients spread over `targets` (client `k` calls `targets[k % n]`:
+/// the nodes of a cluster).
+pub(super) async fn throughput_over(
+    targets: &[Target],
+    clients: usize,
+    secs: u64,
+) -> anyhow::Result<Throughput> {
     let run = |secs: f64| {
         let tasks: Vec<_> = (0..clients)
-            .map(|_| {
-                let t = t.clone();
+            .map(|k| {
+                let t = targets[k % targets.len()].clone();
                 tokio::spawn(async move {
                     let c = client();
                     let end = Instant::now() + Duration::from_secs_f64(secs);

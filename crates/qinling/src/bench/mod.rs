@@ -8,7 +8,8 @@
 //! JSON document: warm sync latency, throughput with many clients, first execution of new
 //! functions with the pool on and off, async acceptance and drain, the memory of an idle warm
 //! worker, and each ratio to the floor measured in the same run. With `--database`, the same
-//! warm rows and async run on SQLite and on PostgreSQL (`stores.rs`).
+//! warm rows and async run on SQLite and on PostgreSQL (`stores.rs`); with `--cluster N`, one
+//! node against N on NATS, and the forwarding overhead (`cluster.rs`).
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -19,6 +20,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+mod cluster;
 mod floor;
 mod measure;
 mod stores;
@@ -59,6 +61,11 @@ pub struct BenchArgs {
     /// and a 20 MiB package is written to and read from PostgreSQL and the local disk.
     #[arg(long)]
     pub database: Option<String>,
+    /// Also compare one node with a cluster of this many (needs `--database` and
+    /// `nats-server` on PATH): throughput over all nodes, async drain, and the cost of
+    /// forwarding an execution to its home node over NATS.
+    #[arg(long, requires = "database", value_parser = clap::value_parser!(u64).range(2..=16))]
+    pub cluster: Option<u64>,
 }
 
 impl BenchArgs {
@@ -526,6 +533,12 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(admin) = &args.database {
         let stores = stores::compare(&args, admin, &floor_latency, &floor_tp).await?;
         report.insert("stores".into(), stores);
+        if let Some(n) = args.cluster {
+            report.insert(
+                "cluster".into(),
+                cluster::compare(&args, n as usize, admin).await?,
+            );
+        }
     }
     let report = Value::Object(report);
     print_table(&report);
@@ -639,6 +652,9 @@ fn print_table(r: &Value) {
     }
     if !r["stores"].is_null() {
         stores::print(&r["stores"], &row);
+    }
+    if !r["cluster"].is_null() {
+        cluster::print(&r["cluster"], &row);
     }
     println!();
     println!("{:<40} {:>12}", "throughput", "req/s");

@@ -153,6 +153,11 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// Whether the server process is up (not killed or terminated by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kills the server with SIGKILL (no graceful shutdown).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -13,6 +13,7 @@ mod aliases;
 mod auth;
 mod bad_input;
 mod cli;
+mod cluster;
 mod executions;
 mod functions;
 mod hostile;
