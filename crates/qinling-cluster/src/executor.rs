@@ -9,7 +9,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qinling_executor::{
     Capacity, Definition, End, Executor, ExecutorError, FunctionKey, Load, NodeInfo, Report,
@@ -24,6 +24,14 @@ use crate::{ALL_SUBJECT, NODE_SUBJECT, NodeCapacity, Shared, placement};
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a worker listing waits for each node.
 const LIST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a node keeps the report of a run another node sent, for that node to ask again.
+const KEEP_REPORTS: Duration = Duration::from_secs(600);
+
+/// A run another node sent here: its report once it has one.
+pub(crate) struct ForwardedRun {
+    report: tokio::sync::watch::Sender<Option<wire::Rep>>,
+    done: Option<Instant>,
+}
 
 pub struct ClusterExecutor {
     shared: Weak<Shared>,
@@ -136,6 +144,10 @@ impl Shared {
         )
     }
 
+    /// Runs `req` on `node`. A run is keyed by its execution id at the node, so when this
+    /// node's NATS connection drops while the run is out (the request or the reply may be
+    /// lost with it), the run is asked for again once connected: the node runs it if the
+    /// request never came, or answers with the report of the run it has.
     async fn forward(&self, node: &str, req: &RunRequest, must_accept: bool) -> Forwarded {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             // NATS is away: a request would wait for it; run here instead.
@@ -147,13 +159,32 @@ impl Shared {
         };
         // Longer than the function may run, plus a wait for a worker at a busy home.
         let timeout = req.definition.timeout * 2 + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + timeout;
         let name = self.members.name_of(node);
-        let reply = tokio::select! {
-            reply = self.request(node, &body, timeout) => reply,
-            _ = self.members.wait_lost(node) => {
-                return Forwarded::Ran(Report::ended(End::Lost(
-                    qinling_engine::nodes::lost_message(&name),
-                )));
+        let lost = || {
+            Forwarded::Ran(Report::ended(End::Lost(
+                qinling_engine::nodes::lost_message(&name),
+            )))
+        };
+        let reply = loop {
+            let mut disconnects = self.disconnects.subscribe();
+            disconnects.borrow_and_update();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::select! {
+                reply = self.request(node, &body, left) => break reply,
+                _ = self.members.wait_lost(node) => return lost(),
+                _ = disconnects.changed() => {}
+            }
+            tracing::info!(node = %name, execution_id = %req.execution_id(), "NATS dropped while a run was out; asking for it again");
+            let connected = async {
+                while self.client.connection_state() != async_nats::connection::State::Connected {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            tokio::select! {
+                _ = connected => {}
+                _ = self.members.wait_lost(node) => return lost(),
+                _ = tokio::time::sleep_until(deadline) => break Err(async_nats::RequestErrorKind::TimedOut.into()),
             }
         };
         match reply {
@@ -175,6 +206,47 @@ impl Shared {
                 tracing::warn!(%error, node = %name, "could not forward an execution");
                 Forwarded::Gone
             }
+        }
+    }
+
+    /// Answers a run another node sent: runs it, unless this node has (or had) it already —
+    /// then the answer is that run's report, once there is one.
+    async fn serve_run(&self, req: RunRequest, must_accept: bool) -> Reply {
+        let id = req.execution_id().to_string();
+        let known = {
+            let mut runs = self.forwarded.lock().expect("forwarded lock");
+            match runs.get(&id) {
+                Some(run) => Some(run.report.subscribe()),
+                None if !must_accept && self.busy_for(&req) => return Reply::Busy,
+                None => {
+                    let now = Instant::now();
+                    runs.retain(|_, r| r.done.is_none_or(|at| now - at < KEEP_REPORTS));
+                    let (tx, _) = tokio::sync::watch::channel(None);
+                    runs.insert(
+                        id.clone(),
+                        ForwardedRun {
+                            report: tx,
+                            done: None,
+                        },
+                    );
+                    None
+                }
+            }
+        };
+        let Some(mut report) = known else {
+            let rep = fit(self, wire::Rep::from(&self.run_here(&req).await));
+            let mut runs = self.forwarded.lock().expect("forwarded lock");
+            if let Some(run) = runs.get_mut(&id) {
+                run.report.send_replace(Some(rep.clone()));
+                run.done = Some(Instant::now());
+            }
+            return Reply::Report(rep);
+        };
+        match report.wait_for(Option::is_some).await {
+            Ok(rep) => Reply::Report(rep.clone().expect("waited for a report")),
+            Err(_) => Reply::Error {
+                message: "the run ended without a report".into(),
+            },
         }
     }
 
@@ -274,14 +346,14 @@ impl Executor for ClusterExecutor {
             if record.id == s.me() {
                 continue;
             }
-            for (id, t, a) in &record.pools {
+            for (id, available, target) in &record.pools {
                 if id == runtime_id {
                     let c = total.get_or_insert(Capacity {
                         total: 0,
                         available: 0,
                     });
-                    c.total += t;
-                    c.available += a;
+                    c.total += (*target).max(*available);
+                    c.available += available;
                 }
             }
         }
@@ -496,8 +568,7 @@ pub(crate) async fn serve_request(shared: &Shared, message: async_nats::Message)
         },
         Ok(Request::Run { run, must_accept }) => match run.request() {
             Err(message) => Reply::Error { message },
-            Ok(req) if !must_accept && shared.busy_for(&req) => Reply::Busy,
-            Ok(req) => Reply::Report(fit(shared, wire::Rep::from(&shared.run_here(&req).await))),
+            Ok(req) => shared.serve_run(req, must_accept).await,
         },
         Ok(Request::Workers {
             function_id,

@@ -127,6 +127,12 @@ pub(crate) struct Shared {
     /// Runtimes registered with the local executor, so a forwarded run registers once.
     pub(crate) runtimes: Mutex<HashSet<String>>,
     engine: OnceLock<Engine>,
+    /// Runs other nodes sent here, by execution id, while they run and for a while after
+    /// (their report), so a run asked for again after a lost message is not run twice.
+    pub(crate) forwarded: Mutex<HashMap<String, executor::ForwardedRun>>,
+    /// Counts this node's losses of its NATS connection: a run out on another node when it
+    /// changes may have lost its request or its reply, and is asked for again.
+    pub(crate) disconnects: Arc<tokio::sync::watch::Sender<u64>>,
     /// When this node joined: it judges no one before a node timeout has passed.
     joined: Instant,
 }
@@ -138,8 +144,27 @@ impl Cluster {
         cfg: ClusterConfig,
         local: Arc<dyn Executor>,
     ) -> Result<Cluster, ClusterError> {
+        let disconnects = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let client = async_nats::ConnectOptions::new()
             .name(format!("qinling {}", cfg.node_name))
+            .event_callback({
+                let disconnects = disconnects.clone();
+                move |event| {
+                    let disconnects = disconnects.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::Disconnected => {
+                                tracing::warn!("lost the connection to NATS; reconnecting");
+                                disconnects.send_modify(|n| *n += 1);
+                            }
+                            async_nats::Event::Connected => {
+                                tracing::info!("connected to NATS");
+                            }
+                            other => tracing::info!(event = %other, "NATS"),
+                        }
+                    }
+                }
+            })
             .max_reconnects(None)
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
@@ -188,6 +213,8 @@ impl Cluster {
             workers: AtomicU64::new(0),
             runtimes: Mutex::new(HashSet::new()),
             engine: OnceLock::new(),
+            forwarded: Mutex::new(HashMap::new()),
+            disconnects,
             joined: Instant::now(),
         });
         let cluster = Cluster { shared };
@@ -376,17 +403,33 @@ async fn ensure_bucket(
     if let Ok(store) = js.get_key_value(BUCKET).await {
         return Ok(store);
     }
-    Ok(js
-        .create_key_value(kv::Config {
-            bucket: BUCKET.into(),
-            description: "qinling cluster members".into(),
-            history: 1,
-            // A lost node's record is shown as lost for a while, then dropped.
-            max_age: (node_timeout * 30).max(Duration::from_secs(300)),
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?)
+    // The bucket's stream is made here rather than with `create_key_value`, which first
+    // asks for the account's info and cannot read the reply of servers before 2.10 (Debian's
+    // 2.9 among them); the configuration is what `create_key_value` would make.
+    let config = jetstream::stream::Config {
+        name: format!("KV_{BUCKET}"),
+        description: Some("qinling cluster members".into()),
+        subjects: vec![format!("$KV.{BUCKET}.>")],
+        max_messages_per_subject: 1,
+        // A lost node's record is shown as lost for a while, then dropped.
+        max_age: (node_timeout * 30).max(Duration::from_secs(300)),
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    match js.create_stream(config).await {
+        Ok(_) => {}
+        // Another node made it first.
+        Err(error) if js.get_key_value(BUCKET).await.is_ok() => {
+            tracing::debug!(%error, "the node bucket was made by another node");
+        }
+        Err(error) => return Err(error.into()),
+    }
+    Ok(js.get_key_value(BUCKET).await?)
 }
 
 /// Every node record in the bucket, with its revision.

@@ -27,7 +27,7 @@ pub struct NodeRecord {
     pub running: u64,
     /// Function workers bound on it.
     pub workers: u64,
-    /// Its runtimes' pre-started workers: `(runtime id, total, available)`.
+    /// Its runtimes' pre-started workers: `(runtime id, available, target)`.
     pub pools: Vec<(String, usize, usize)>,
     /// When it sent this (RFC 3339, its own clock: shown, never compared).
     pub at: String,

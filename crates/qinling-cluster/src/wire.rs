@@ -103,7 +103,7 @@ pub struct Run {
     pub fsize: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rep {
     /// `success`, `failed`, `timeout`, `out_of_resources`, `load_failed`, `crashed`,
     /// `lost`, `unavailable`.

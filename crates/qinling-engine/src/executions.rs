@@ -30,6 +30,8 @@ pub struct CreateExecution {
 /// A [`CreateExecution`] with its target resolved to a function version.
 #[derive(Debug, Clone)]
 struct Resolved {
+    /// The execution's id when the caller fixes it (a job tick), else a fresh one.
+    id: Option<String>,
     function_id: FunctionId,
     function_version: i64,
     function_alias: Option<String>,
@@ -54,10 +56,23 @@ impl Engine {
         ctx: &RequestContext,
         req: CreateExecution,
     ) -> Result<Execution, Error> {
+        self.create_execution_as(ctx, req, None).await
+    }
+
+    /// [`Engine::create_execution`] with the new row's id fixed by the caller: recording a
+    /// second execution with the same id fails, which makes a job tick fire once however
+    /// many nodes try it (`jobs.rs`).
+    pub(crate) async fn create_execution_as(
+        &self,
+        ctx: &RequestContext,
+        req: CreateExecution,
+        id: Option<String>,
+    ) -> Result<Execution, Error> {
         crate::text::check_description("description", req.description.as_deref())?;
         let (function_id, function_version) =
             self.resolve_target(&ctx.project_id, &req.target).await?;
         let req = Resolved {
+            id,
             function_id,
             function_version,
             function_alias: req.target.alias().map(str::to_string),
@@ -448,7 +463,7 @@ fn apply(
 /// The row to record for `req` of `function`, made by the request `ctx`.
 fn new_execution(function: &Function, req: &Resolved, ctx: &RequestContext) -> NewExecution {
     NewExecution {
-        id: new_id(),
+        id: req.id.clone().unwrap_or_else(new_id),
         function_id: function.id.as_str().to_owned(),
         function_version: req.function_version,
         function_alias: req.function_alias.clone(),

@@ -2,17 +2,21 @@
 //! pause/resume/cancel), delete; and the job ticker, a reconciler that fires due jobs as async
 //! executions (`Created by Job <id>`).
 //!
-//! Exactly once per tick: each firing first claims the tick with a conditional update of the
-//! job row ([`qinling_store::Store::advance_job`]), so several ticker loops or servers on one
-//! database never fire a tick twice. After downtime a job fires once for everything it
+//! Exactly once per tick, across every node on one database and through a node dying
+//! mid-tick: a tick's execution has an id derived from the job row as it was when due
+//! ([`tick_execution_id`]), so recording it twice fails on the primary key; it is recorded
+//! first, and only then is the tick claimed with a conditional update of the job row
+//! ([`qinling_store::Store::advance_job`]). A node that dies between the two leaves the job
+//! due, and the next ticker finds the execution already there and only advances the job.
+//! After downtime a job fires once for everything it
 //! missed, then continues at the next tick after now (upstream fired one missed period every
 //! 3 s). Jobs live in the database, so they survive restarts. The schedule arithmetic is
 //! pure ([`advance`], [`parse_pattern`]) and the ticker takes the time as an argument
-//! ([`claim_due`]), so both are tested without waiting for the clock.
+//! ([`run_due`]), so both are tested without waiting for the clock.
 
 use std::time::Duration;
 
-use qinling_store::{JobAdvance, Store};
+use qinling_store::{JobAdvance, Scope, Store};
 use qinling_types::{Error, Job, JobStatus, RequestContext, Timestamp, new_id, now};
 use qinling_types::{FunctionId, JobId};
 
@@ -108,11 +112,47 @@ pub fn advance(job: &Job, now: Timestamp) -> Result<JobAdvance, Error> {
     }
 }
 
-/// One pass of the ticker at `now`: claims the due tick of every due job and returns the jobs
-/// (as they were when due) whose tick this caller won and must fire. A job whose pattern no
-/// longer parses is cancelled.
-pub async fn claim_due(store: &Store, now: Timestamp) -> Result<Vec<Job>, Error> {
-    let mut won = Vec::new();
+/// The id of the execution a job's due tick fires: a UUID (version 8) from a digest of the
+/// job's id, its due time and the row's last change, so every node computes the same id for
+/// the same tick, and a job moved back to an earlier time (which changes the row) fires
+/// again.
+pub fn tick_execution_id(job: &Job) -> String {
+    use sha2::{Digest, Sha256};
+    let changed = job.updated_at.unwrap_or(job.created_at);
+    let digest = Sha256::digest(format!(
+        "qinling job tick\0{}\0{}\0{}",
+        job.id,
+        job.next_execution_time.unix_timestamp_nanos(),
+        changed.unix_timestamp_nanos()
+    ));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes).to_string()
+}
+
+/// What firing one tick came to.
+#[derive(Debug)]
+pub enum Fired {
+    /// Its execution was recorded now.
+    Now,
+    /// Its execution was there already (another node, or one that died before advancing).
+    Already,
+}
+
+/// One pass of the ticker at `now`: for every due job, `fire`s its tick (with the tick's
+/// execution id) unless the job's schedule ends, then advances the job. Returns how many
+/// ticks this pass recorded. A tick whose firing failed for a reason that will pass (the
+/// database unreachable) is left due for the next pass; one refused for good (a quota, a
+/// deleted function) is skipped, as a missed tick. A job whose pattern no longer parses is
+/// cancelled.
+pub async fn run_due<F, Fut>(store: &Store, now: Timestamp, mut fire: F) -> Result<usize, Error>
+where
+    F: FnMut(Job, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Fired, Error>>,
+{
+    let mut fired = 0;
     for job in store.due_jobs(now).await? {
         let advance = match advance(&job, now) {
             Ok(a) => a,
@@ -125,16 +165,25 @@ pub async fn claim_due(store: &Store, now: Timestamp) -> Result<Vec<Job>, Error>
                 }
             }
         };
-        let fire = advance.status != JobStatus::Cancelled;
-        if store
-            .advance_job(&job.id, job.next_execution_time, &advance)
-            .await?
-            && fire
-        {
-            won.push(job);
+        if advance.status != JobStatus::Cancelled {
+            let id = tick_execution_id(&job);
+            match fire(job.clone(), id).await {
+                Ok(Fired::Now) => fired += 1,
+                Ok(Fired::Already) => {}
+                Err(error @ (Error::Unavailable(_) | Error::Internal { .. })) => {
+                    tracing::warn!(%error, job_id = %job.id, "a job's tick could not be recorded; trying again");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, job_id = %job.id, "a job's tick was refused; skipping it");
+                }
+            }
         }
+        store
+            .advance_job(&job.id, job.next_execution_time, &advance)
+            .await?;
     }
-    Ok(won)
+    Ok(fired)
 }
 
 /// Parses a job time: RFC 3339 (`2026-11-28T06:48:38Z`, an offset, fractions) or a naive
@@ -375,19 +424,18 @@ impl Engine {
         }
     }
 
-    /// Fires every job due at `now` whose tick this engine claims; returns how many fired.
+    /// Fires every job due at `now`; returns how many ticks this engine recorded.
     pub async fn fire_due_jobs(&self, now: Timestamp) -> Result<usize, Error> {
-        let fired = claim_due(&self.inner.store, now).await?;
-        for job in &fired {
-            if let Err(error) = self.fire_job(job).await {
-                tracing::warn!(%error, job_id = %job.id, "a job's execution could not be created");
-            }
-        }
-        Ok(fired.len())
+        run_due(&self.inner.store, now, |job, id| self.fire_job(job, id)).await
     }
 
-    /// Creates the async execution of one claimed tick, in the job owner's project.
-    async fn fire_job(&self, job: &Job) -> Result<(), Error> {
+    /// Records the async execution `id` of one due tick, in the job owner's project, unless
+    /// it is recorded already.
+    async fn fire_job(&self, job: Job, id: String) -> Result<Fired, Error> {
+        let store = &self.inner.store;
+        if store.get_execution(&id, &Scope::All).await?.is_some() {
+            return Ok(Fired::Already);
+        }
         let owner = RequestContext {
             project_id: job.project_id.clone(),
             user_id: None,
@@ -400,17 +448,23 @@ impl Engine {
             job.function_version,
         )
         .ok_or_else(|| Error::input("the job names no function"))?;
-        self.create_execution(
-            &owner,
-            CreateExecution {
-                target,
-                description: Some(format!("Created by Job {}", job.id)),
-                sync: false,
-                input: job.function_input.clone(),
-            },
-        )
-        .await?;
-        Ok(())
+        let req = CreateExecution {
+            target,
+            description: Some(format!("Created by Job {}", job.id)),
+            sync: false,
+            input: job.function_input.clone(),
+        };
+        match self
+            .create_execution_as(&owner, req, Some(id.clone()))
+            .await
+        {
+            Ok(_) => Ok(Fired::Now),
+            // Another node recorded it at the same moment.
+            Err(_) if matches!(store.get_execution(&id, &Scope::All).await, Ok(Some(_))) => {
+                Ok(Fired::Already)
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 
@@ -513,34 +567,61 @@ mod tests {
         assert!(future_time("2026-11-28T06:48:39Z", now).is_ok());
     }
 
+    /// A stand-in for the executions table: recording an id twice fails, as on the primary
+    /// key. `fail_after_insert` makes the next firing record its row and then fail, as a
+    /// node that dies before advancing the job.
+    #[derive(Default)]
+    struct Rows {
+        ids: std::sync::Mutex<Vec<(String, String)>>,
+        fail_after_insert: std::sync::atomic::AtomicBool,
+    }
+
+    impl Rows {
+        async fn fire(&self, job: Job, id: String) -> Result<Fired, Error> {
+            let mut ids = self.ids.lock().unwrap();
+            if ids.iter().any(|(i, _)| *i == id) {
+                return Ok(Fired::Already);
+            }
+            ids.push((id, job.id.to_string()));
+            if self
+                .fail_after_insert
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(Error::Unavailable("the node died".into()));
+            }
+            Ok(Fired::Now)
+        }
+
+        fn of(&self, job: &Job) -> usize {
+            let ids = self.ids.lock().unwrap();
+            ids.iter().filter(|(_, j)| *j == job.id.to_string()).count()
+        }
+    }
+
+    async fn pass(store: &Store, rows: &Rows, at: Timestamp) -> usize {
+        run_due(store, at, |job, id| rows.fire(job, id))
+            .await
+            .unwrap()
+    }
+
     /// Several tickers on one database, a count-2 job, and a stretch of downtime: every tick
     /// fires exactly once, and the job ends `done` after exactly 2 firings.
     #[tokio::test]
     async fn ticks_fire_exactly_once() {
         let store = Store::in_memory().await.unwrap();
+        let rows = Rows::default();
         let t0 = datetime!(2026-11-28 06:48:00 UTC);
         let j = job(Some("* * * * *"), Some(2), t0);
         store.put_job(&j).await.unwrap();
-        let fired = |won: Vec<Job>| won.iter().filter(|w| w.id == j.id).count();
         // Not yet due.
-        assert_eq!(
-            fired(
-                claim_due(&store, t0 - time::Duration::seconds(1))
-                    .await
-                    .unwrap()
-            ),
-            0
-        );
-        // Due: three tickers at the same instant; one wins.
+        pass(&store, &rows, t0 - time::Duration::seconds(1)).await;
+        assert_eq!(rows.of(&j), 0);
+        // Due: three tickers at the same instant; one records it.
         let mut total = 0;
         for _ in 0..3 {
-            total += fired(
-                claim_due(&store, t0 + time::Duration::milliseconds(200))
-                    .await
-                    .unwrap(),
-            );
+            total += pass(&store, &rows, t0 + time::Duration::milliseconds(200)).await;
         }
-        assert_eq!(total, 1);
+        assert_eq!((total, rows.of(&j)), (1, 1));
         let after1 = store
             .get_job(&j.id, &qinling_store::Scope::All)
             .await
@@ -554,11 +635,10 @@ mod tests {
         );
         // Ten minutes of downtime: the missed ticks fire once, not ten times.
         let late = datetime!(2026-11-28 06:59:10 UTC);
-        let mut total = 0;
         for _ in 0..3 {
-            total += fired(claim_due(&store, late).await.unwrap());
+            pass(&store, &rows, late).await;
         }
-        assert_eq!(total, 1);
+        assert_eq!(rows.of(&j), 2);
         let done = store
             .get_job(&j.id, &qinling_store::Scope::All)
             .await
@@ -567,17 +647,64 @@ mod tests {
         assert_eq!((done.status, done.count), (JobStatus::Done, Some(0)));
         // Done jobs never fire again.
         let much_later = datetime!(2026-11-29 00:00:00 UTC);
-        assert_eq!(fired(claim_due(&store, much_later).await.unwrap()), 0);
+        pass(&store, &rows, much_later).await;
+        assert_eq!(rows.of(&j), 2);
         // A paused job does not fire.
         let mut p = job(Some("* * * * *"), None, t0);
         p.status = JobStatus::Paused;
         store.put_job(&p).await.unwrap();
-        assert!(
-            claim_due(&store, much_later)
-                .await
-                .unwrap()
-                .iter()
-                .all(|w| w.id != p.id)
-        );
+        pass(&store, &rows, much_later).await;
+        assert_eq!(rows.of(&p), 0);
+    }
+
+    /// A ticker that records a tick's execution and dies before advancing the job: the next
+    /// ticker finds the execution and only advances, so the tick fires once; and a job moved
+    /// back to a time it already fired at fires again.
+    #[tokio::test]
+    async fn a_ticker_dying_mid_tick_does_not_fire_it_twice() {
+        let store = Store::in_memory().await.unwrap();
+        let rows = Rows::default();
+        let t0 = datetime!(2026-11-28 06:48:00 UTC);
+        let j = job(Some("* * * * *"), Some(3), t0);
+        store.put_job(&j).await.unwrap();
+        let at = t0 + time::Duration::milliseconds(100);
+        rows.fail_after_insert
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(pass(&store, &rows, at).await, 0);
+        let still = store
+            .get_job(&j.id, &qinling_store::Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((still.next_execution_time, still.count), (t0, Some(3)));
+        assert_eq!(pass(&store, &rows, at).await, 0);
+        assert_eq!(rows.of(&j), 1);
+        let next = store
+            .get_job(&j.id, &qinling_store::Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.count, Some(2));
+        // Moved back to t0 by an update (which changes the row): t0 fires again.
+        let mut back = next.clone();
+        back.next_execution_time = t0;
+        back.updated_at = Some(back.updated_at.unwrap_or(t0) + time::Duration::seconds(1));
+        assert_ne!(tick_execution_id(&back), tick_execution_id(&j));
+        store.put_job(&back).await.unwrap();
+        assert_eq!(pass(&store, &rows, at).await, 1);
+        assert_eq!(rows.of(&j), 2);
+    }
+
+    #[test]
+    fn tick_ids_are_uuids_fixed_by_the_row() {
+        let t0 = datetime!(2026-11-28 06:48:00 UTC);
+        let j = job(Some("* * * * *"), None, t0);
+        let id = tick_execution_id(&j);
+        assert!(qinling_types::is_uuid(&id), "{id}");
+        assert_eq!(id.as_bytes()[14], b'8');
+        assert_eq!(id, tick_execution_id(&j.clone()));
+        let mut later = j.clone();
+        later.next_execution_time = t0 + time::Duration::minutes(1);
+        assert_ne!(id, tick_execution_id(&later));
     }
 }

@@ -53,7 +53,8 @@ pub(crate) fn decide(v: View<'_>, b: Bounds) -> Decision {
         .map_or(Decision::Wait, |(i, _)| Decision::Use(i))
 }
 
-/// How busy the version is: at capacity once it has every worker it may have; executions
+/// How busy the version is: at capacity once it has every worker it may have and each of
+/// them is as busy as the concurrency allows (a further execution would wait); executions
 /// that hold no lease are waiting.
 pub(crate) fn load(v: View<'_>, b: Bounds) -> Load {
     let workers = v.leases.len() + v.starting;
@@ -62,7 +63,7 @@ pub(crate) fn load(v: View<'_>, b: Bounds) -> Load {
         workers: Some(workers),
         running: leased,
         waiting: v.running.saturating_sub(leased),
-        at_capacity: workers >= b.max_workers,
+        at_capacity: workers >= b.max_workers && v.running >= workers * b.concurrency,
     }
 }
 
@@ -184,6 +185,9 @@ mod tests {
             (&[3, 3], 0, 6, 2, 6, 0, true),
             (&[3, 3], 0, 10, 2, 6, 4, true),
             (&[3], 1, 8, 2, 3, 5, true),
+            // Every worker it may have, with room on them: not at capacity.
+            (&[1, 0], 0, 1, 2, 1, 0, false),
+            (&[3, 2], 0, 5, 2, 5, 0, false),
         ];
         for (i, (leases, starting, running, workers, leased, waiting, full)) in
             cases.iter().enumerate()

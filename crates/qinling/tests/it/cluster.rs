@@ -118,6 +118,15 @@ impl Cluster {
             nodes: Vec::new(),
             nats,
         };
+        // The harness sets the pool size itself.
+        let pool_size = extra
+            .iter()
+            .position(|a| *a == "--pool-size")
+            .map(|i| extra[i + 1].parse().expect("a pool size"));
+        let extra: Vec<&str> = match extra.iter().position(|a| *a == "--pool-size") {
+            Some(i) => [&extra[..i], &extra[i + 2..]].concat(),
+            None => extra.to_vec(),
+        };
         for i in 1..=n {
             let mut args: Vec<String> = vec![
                 "--cluster".into(),
@@ -129,11 +138,15 @@ impl Cluster {
             ];
             args.extend(extra.iter().map(|s| s.to_string()));
             // The first node alone first: it migrates and registers the runtimes.
-            c.nodes.push(Server::start_with(Opts {
+            let mut opts = Opts {
                 database: Some(db.clone()),
                 extra: args,
                 ..Opts::default()
-            }));
+            };
+            if let Some(size) = pool_size {
+                opts.pool_size = size;
+            }
+            c.nodes.push(Server::start_with(opts));
         }
         c.wait_up(n);
         Some(c)
@@ -247,7 +260,7 @@ fn a_function_created_on_one_node_runs_through_every_node() {
             assert_eq!(e["status"], "success", "{e}\n{}", c.logs());
             assert_eq!(
                 crate::harness::result(&e)["output"],
-                format!("hello n{}", i + 1)
+                format!("Hello, n{}", i + 1)
             );
         }
     }
