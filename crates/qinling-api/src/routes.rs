@@ -89,6 +89,8 @@ pub(crate) static ROUTES: &[Route] = &[
     Route { method: Verb::Get, path: "/", slash: false, handler: |m| on(m, root), action: Action::None, doc: Some(Doc { summary: "API versions", query: &[], body: Body::None, responses: &[(200, "Versions", Some("Versions"))] }) },
     Route { method: Verb::Get, path: "/v1/", slash: false, handler: |m| on(m, v1_root), action: Action::None, doc: Some(Doc { summary: "The v1 API's resources", query: &[], body: Body::None, responses: &[(200, "Resources", Some("Resources"))] }) },
     Route { method: Verb::Get, path: "/metrics", slash: false, handler: |m| on(m, metrics::scrape), action: Action::Fixed("metrics:get"), doc: Some(Doc { summary: "Prometheus metrics (text exposition format)", query: &[], body: Body::None, responses: &[(200, "Metrics", Some("Text"))] }) },
+    Route { method: Verb::Get, path: "/healthz", slash: false, handler: |m| on(m, nodes::healthz), action: Action::None, doc: Some(Doc { summary: "Liveness: the server process answers", query: &[], body: Body::None, responses: &[(200, "{\"status\": \"ok\"}", Some("Object"))] }) },
+    Route { method: Verb::Get, path: "/readyz", slash: false, handler: |m| on(m, nodes::readyz), action: Action::None, doc: Some(Doc { summary: "Readiness: the server can serve requests (its database answers)", query: &[], body: Body::None, responses: &[(200, "{\"status\": \"ready\"}", Some("Object")), (503, "{\"status\": \"unavailable\", \"reason\"}", Some("Object"))] }) },
     Route { method: Verb::Get, path: "/v1", slash: false, handler: |m| on(m, v1_redirect), action: Action::None, doc: None },
     Route { method: Verb::Get, path: "/v1/openapi.json", slash: false, handler: |m| on(m, openapi::serve), action: Action::None, doc: Some(Doc { summary: "This document", query: &[], body: Body::None, responses: &[(200, "OpenAPI 3 document", Some("Object"))] }) },
     // Runtimes.
@@ -262,6 +264,8 @@ mod tests {
             [
                 "/",
                 "/v1/",
+                "/healthz",
+                "/readyz",
                 "/v1",
                 "/v1/openapi.json",
                 "/v1/webhooks/{id}/invoke"

@@ -107,7 +107,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             };
             split_fields(&mut body, split);
             let request = client.request(Method::POST, &["v1", "aliases"]).json(&body);
-            output::emit(&output::show(ctx.format, &client.json(request).await?));
+            output::emit(&ctx.show(&client.json(request).await?)?);
         }
         Command::List => {
             let mut body = client
@@ -117,13 +117,13 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 Some(Value::Array(items)) => items,
                 _ => bail!("the server's list of aliases has no 'function_aliases' array: {body}"),
             };
-            output::emit(&output::list(ctx.format, &aliases, COLUMNS));
+            output::emit(&ctx.list(&aliases, COLUMNS)?);
         }
         Command::Show { name } => {
             let body = client
                 .json(client.request(Method::GET, &["v1", "aliases", &name]))
                 .await?;
-            output::emit(&output::show(ctx.format, &body));
+            output::emit(&ctx.show(&body)?);
         }
         Command::Update {
             name,
@@ -150,7 +150,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let request = client
                 .request(Method::PUT, &["v1", "aliases", &name])
                 .json(&body);
-            output::emit(&output::show(ctx.format, &client.json(request).await?));
+            output::emit(&ctx.show(&client.json(request).await?)?);
         }
         Command::Delete { names } => {
             let mut failed = false;

@@ -103,7 +103,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 (None, None) => unreachable!("clap requires --function or --alias"),
             };
             let execution = create(client, target, input, !asynchronous, description).await?;
-            output::emit(&output::show(ctx.format, &execution));
+            output::emit(&ctx.show(&execution)?);
         }
         Command::List {
             function,
@@ -122,12 +122,11 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             }
             query.extend(filters);
             let executions = EXECUTIONS.list(client, &query).await?;
-            output::emit(&output::list(ctx.format, &executions, EXECUTIONS.columns));
+            output::emit(&ctx.list(&executions, EXECUTIONS.columns)?);
         }
-        Command::Show { execution } => output::emit(&output::show(
-            ctx.format,
-            &EXECUTIONS.get(client, &execution).await?,
-        )),
+        Command::Show { execution } => {
+            output::emit(&ctx.show(&EXECUTIONS.get(client, &execution).await?)?)
+        }
         Command::Delete { executions } => EXECUTIONS.delete(client, &executions).await?,
         Command::Log { execution } => output::emit(&log(client, &execution).await?),
     }

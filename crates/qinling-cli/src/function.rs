@@ -55,10 +55,12 @@ pub enum Command {
         /// A free-text description.
         #[arg(long)]
         description: Option<String>,
-        /// `module.function` to call (server default: main.main).
+        /// `module.function` to call (default: guessed from a `--file` named `NAME.py` or
+        /// `NAME.js` as `NAME.main`; else the server's, main.main).
         #[arg(long)]
         entry: Option<String>,
-        /// A single source file; it is zipped, under its own name, as the package.
+        /// A single source file; it is zipped, under its own name (keeping its executable
+        /// bit), as the package. A zip given here is sent as the package.
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
         /// A zip package with the module files at its root.
@@ -259,6 +261,11 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         } => {
             let package = Package::load(file.as_deref(), package.as_deref())?
                 .expect("clap requires a code source");
+            let entry = entry.or_else(|| {
+                let guess = file.as_deref().and_then(guess_entry)?;
+                eprintln!("note: no --entry given; using {guess}");
+                Some(guess)
+            });
             let runtime_id = RUNTIMES.resolve(client, &runtime).await?;
             let code = json!({"source": "package", "md5sum": package.md5()}).to_string();
             let body = create_body(runtime_id, code, name, description, entry, &limits);
@@ -274,18 +281,15 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                         .multipart(form),
                 )
                 .await?;
-            output::emit(&output::show(ctx.format, &function));
+            output::emit(&ctx.show(&function)?);
         }
         Command::List { filters } => {
             let functions = FUNCTIONS.list(client, &filters).await?;
-            output::emit(&output::list(ctx.format, &functions, FUNCTIONS.columns));
+            output::emit(&ctx.list(&functions, FUNCTIONS.columns)?);
         }
         Command::Show { function } => {
             let id = FUNCTIONS.resolve(client, &function).await?;
-            output::emit(&output::show(
-                ctx.format,
-                &FUNCTIONS.get(client, &id).await?,
-            ));
+            output::emit(&ctx.show(&FUNCTIONS.get(client, &id).await?)?);
         }
         Command::Update {
             function,
@@ -318,7 +322,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 }
                 None => request.form(&fields),
             };
-            output::emit(&output::show(ctx.format, &client.json(request).await?));
+            output::emit(&ctx.show(&client.json(request).await?)?);
         }
         Command::Delete { functions } => FUNCTIONS.delete(client, &functions).await?,
         Command::Download { function, output } => {
@@ -346,7 +350,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let target = execution::Target::Function { id, version };
             let execution = execution::create(client, target, input, !asynchronous, None).await?;
             if asynchronous || matches!(ctx.format, Format::Json | Format::Yaml) {
-                output::emit(&output::show(ctx.format, &execution));
+                output::emit(&ctx.show(&execution)?);
                 if !asynchronous {
                     execution::check_succeeded(&execution)?;
                 }
@@ -397,7 +401,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 Some(Value::Array(workers)) => workers,
                 _ => anyhow::bail!("the server's list of workers has no 'workers' array: {body}"),
             };
-            output::emit(&output::list(ctx.format, &workers, WORKER_COLUMNS));
+            output::emit(&ctx.list(&workers, WORKER_COLUMNS)?);
         }
     }
     Ok(())
@@ -479,7 +483,22 @@ impl Package {
         };
         if let Some(path) = file {
             let name = base_name(path)?;
-            let data = zip_single_file(&name, &read(path)?)?;
+            let content = read(path)?;
+            if is_zip(&content) {
+                eprintln!(
+                    "note: {} is a zip archive; sending it as the package (as --package does)",
+                    path.display()
+                );
+                return Ok(Some(Package {
+                    file_name: name,
+                    data: content,
+                }));
+            }
+            use std::os::unix::fs::PermissionsExt;
+            let executable =
+                std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            let data =
+                zip_single_file_mode(&name, &content, if executable { 0o755 } else { 0o644 })?;
             return Ok(Some(Package {
                 file_name: format!("{name}.zip"),
                 data,
@@ -499,14 +518,45 @@ impl Package {
     }
 }
 
+/// Whether `data` is a zip archive (a local file header, or the end record of an empty one).
+fn is_zip(data: &[u8]) -> bool {
+    data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06")
+}
+
+/// The entry a single source file most likely means when none is given: `hello.py` and
+/// `hello.js` → `hello.main`. `None` for anything else (the server's default applies).
+pub(crate) fn guess_entry(file: &Path) -> Option<String> {
+    let ext = file.extension()?.to_str()?;
+    if !matches!(ext, "py" | "js" | "mjs" | "cjs") {
+        return None;
+    }
+    let stem = file.file_stem()?.to_str()?;
+    let valid = !stem.is_empty()
+        && stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    valid.then(|| format!("{stem}.main"))
+}
+
 /// A zip holding one entry, `name`, at its root, stored uncompressed (as python-qinlingclient
 /// builds it). The entry's time is fixed (1980-01-01), so the same file always makes the same
 /// zip and the same checksum.
+#[cfg(test)]
 pub(crate) fn zip_single_file(name: &str, content: &[u8]) -> anyhow::Result<Vec<u8>> {
+    zip_single_file_mode(name, content, 0o644)
+}
+
+/// [`zip_single_file`] with the entry's permissions: 0o755 keeps an executable (a custom
+/// runtime's handler) executable.
+pub(crate) fn zip_single_file_mode(
+    name: &str,
+    content: &[u8],
+    mode: u32,
+) -> anyhow::Result<Vec<u8>> {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .last_modified_time(zip::DateTime::DEFAULT)
-        .unix_permissions(0o644);
+        .unix_permissions(mode);
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     writer
         .start_file(name, options)
@@ -537,6 +587,33 @@ mod tests {
             md5_hex(b"The quick brown fox jumps over the lazy dog"),
             "9e107d9d372bb6826bd81d3542a419d6"
         );
+    }
+
+    #[test]
+    fn entries_are_guessed_from_source_file_names() {
+        let guess = |f: &str| guess_entry(Path::new(f));
+        assert_eq!(guess("hello.py").as_deref(), Some("hello.main"));
+        assert_eq!(guess("dir/my_fn.js").as_deref(), Some("my_fn.main"));
+        assert_eq!(guess("hello.zip"), None);
+        assert_eq!(guess("run.sh"), None);
+        assert_eq!(guess("bad name.py"), None);
+    }
+
+    #[test]
+    fn a_zip_given_as_a_file_is_sent_as_it_is() {
+        let dir = std::env::temp_dir().join(format!("qinling-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let zip = zip_single_file("hello.py", b"def main(**kw):\n    return 1\n").unwrap();
+        let path = dir.join("hello.zip");
+        std::fs::write(&path, &zip).unwrap();
+        let p = Package::load(Some(&path), None).unwrap().unwrap();
+        assert_eq!((p.file_name.as_str(), p.data), ("hello.zip", zip));
+        let src = dir.join("hello.py");
+        std::fs::write(&src, b"x = 1\n").unwrap();
+        let p = Package::load(Some(&src), None).unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(p.file_name, "hello.py.zip");
+        assert!(is_zip(&p.data));
     }
 
     #[test]
@@ -649,6 +726,7 @@ mod tests {
         let ctx = Ctx {
             client: Client::new(&stub.url, None).unwrap(),
             format: Format::Json,
+            columns: Vec::new(),
         };
         let dir = std::env::temp_dir().join(format!("qinling-cli-create-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -718,6 +796,7 @@ mod tests {
         let ctx = Ctx {
             client: Client::new(&stub.url, None).unwrap(),
             format: Format::Value,
+            columns: Vec::new(),
         };
         let cmd = Command::Update {
             function: id.into(),

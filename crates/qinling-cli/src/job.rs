@@ -114,15 +114,15 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 body.function_id = Some(FUNCTIONS.resolve(client, &function).await?);
             }
             let request = client.request(Method::POST, &["v1", "jobs"]).json(&body);
-            output::emit(&output::show(ctx.format, &client.json(request).await?));
+            output::emit(&ctx.show(&client.json(request).await?)?);
         }
         Command::List => {
             let jobs = JOBS.list(client, &[]).await?;
-            output::emit(&output::list(ctx.format, &jobs, JOBS.columns));
+            output::emit(&ctx.list(&jobs, JOBS.columns)?);
         }
         Command::Show { job } => {
             let id = JOBS.resolve(client, &job).await?;
-            output::emit(&output::show(ctx.format, &JOBS.get(client, &id).await?));
+            output::emit(&ctx.show(&JOBS.get(client, &id).await?)?);
         }
         Command::Update {
             job,
@@ -163,6 +163,6 @@ async fn update(ctx: &Ctx, job: &str, body: JobBody) -> anyhow::Result<()> {
     let request = client
         .request(Method::PUT, &["v1", "jobs", &id])
         .json(&body);
-    output::emit(&output::show(ctx.format, &client.json(request).await?));
+    output::emit(&ctx.show(&client.json(request).await?)?);
     Ok(())
 }

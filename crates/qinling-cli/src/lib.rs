@@ -102,12 +102,58 @@ struct GlobalOpts {
         default_value = "table"
     )]
     format: Format,
+    /// Show only this column (a field); repeat for more, in that order.
+    #[arg(
+        short = 'c',
+        long = "column",
+        global = true,
+        help_heading = "Global options",
+        value_name = "COLUMN"
+    )]
+    columns: Vec<String>,
 }
 
 /// What a command needs to run: the server and how to print.
 pub(crate) struct Ctx {
     pub client: Client,
     pub format: Format,
+    /// `-c`: the columns to show, none for all.
+    pub columns: Vec<String>,
+}
+
+impl Ctx {
+    /// One object in the chosen format, with the chosen columns.
+    pub fn show(&self, object: &serde_json::Value) -> anyhow::Result<String> {
+        Ok(output::show(
+            self.format,
+            &output::pick(object, &self.columns)?,
+        ))
+    }
+
+    /// A list in the chosen format, with the chosen columns (else `defaults`).
+    pub fn list(
+        &self,
+        items: &[serde_json::Value],
+        defaults: &[output::Column],
+    ) -> anyhow::Result<String> {
+        let columns = output::pick_columns(defaults, items, &self.columns)?;
+        if self.columns.is_empty() || !matches!(self.format, Format::Json | Format::Yaml) {
+            return Ok(output::list(self.format, items, &columns));
+        }
+        // JSON and YAML print whole objects: keep the chosen fields.
+        let picked: Vec<serde_json::Value> = items
+            .iter()
+            .map(|i| {
+                serde_json::Value::Object(
+                    columns
+                        .iter()
+                        .map(|c| (c.header().to_string(), c.get(i)))
+                        .collect(),
+                )
+            })
+            .collect();
+        Ok(output::list(self.format, &picked, &columns))
+    }
 }
 
 pub fn main(cmd: CliCommand) -> ExitCode {
@@ -148,6 +194,7 @@ fn ctx(global: GlobalOpts) -> anyhow::Result<Ctx> {
     Ok(Ctx {
         client: Client::new(&global.url, global.token)?,
         format: global.format,
+        columns: global.columns,
     })
 }
 

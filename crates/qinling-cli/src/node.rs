@@ -23,7 +23,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
             // Every field of the wire object, in its order.
             let columns: Vec<Column> = Node::fields().into_iter().map(Column::Field).collect();
-            output::emit(&output::list(ctx.format, &nodes, &columns));
+            output::emit(&ctx.list(&nodes, &columns)?);
             Ok(())
         }
     }

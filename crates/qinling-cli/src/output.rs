@@ -22,25 +22,88 @@ pub enum Format {
     Value,
 }
 
-/// One column of a list: a field of the object, or a value derived from it.
+/// One column of a list: a field of the object, or a value derived from it; `Named` is a
+/// field asked for with `-c` that the list does not show by default.
+#[derive(Clone)]
 pub enum Column {
     Field(&'static str),
     Derived(&'static str, fn(&Value) -> Value),
+    Named(String),
 }
 
 impl Column {
-    pub fn header(&self) -> &'static str {
+    pub fn header(&self) -> &str {
         match self {
             Column::Field(name) | Column::Derived(name, _) => name,
+            Column::Named(name) => name,
         }
     }
 
     pub fn get(&self, item: &Value) -> Value {
         match self {
             Column::Field(name) => item.get(name).cloned().unwrap_or(Value::Null),
+            Column::Named(name) => item.get(name).cloned().unwrap_or(Value::Null),
             Column::Derived(_, derive) => derive(item),
         }
     }
+}
+
+/// The fields of `object` named by `-c`, in that order; none named → the whole object.
+pub fn pick(object: &Value, wanted: &[String]) -> anyhow::Result<Value> {
+    let Some(fields) = object.as_object() else {
+        return Ok(object.clone());
+    };
+    if wanted.is_empty() {
+        return Ok(object.clone());
+    }
+    let mut out = serde_json::Map::new();
+    for name in wanted {
+        let value = fields.get(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no column '{name}' (-c); the columns are: {}",
+                fields.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        out.insert(name.clone(), value.clone());
+    }
+    Ok(Value::Object(out))
+}
+
+/// The list columns named by `-c`: a default column by its header, or any field the items
+/// have; none named → the defaults.
+pub fn pick_columns(
+    defaults: &[Column],
+    items: &[Value],
+    wanted: &[String],
+) -> anyhow::Result<Vec<Column>> {
+    if wanted.is_empty() {
+        return Ok(defaults.to_vec());
+    }
+    wanted
+        .iter()
+        .map(|name| {
+            if let Some(c) = defaults.iter().find(|c| c.header() == name) {
+                return Ok(c.clone());
+            }
+            if items.is_empty() || items.iter().any(|i| i.get(name).is_some()) {
+                return Ok(Column::Named(name.clone()));
+            }
+            let mut known: Vec<String> = defaults.iter().map(|c| c.header().to_string()).collect();
+            if let Some(fields) = items.first().and_then(Value::as_object) {
+                known.extend(
+                    fields
+                        .keys()
+                        .filter(|k| !known.contains(k))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+            anyhow::bail!(
+                "no column '{name}' (-c); the columns are: {}",
+                known.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// One object: a Field/Value table, or the object itself.

@@ -189,6 +189,7 @@ mod tests {
         let ctx = Ctx {
             client: Client::new(&stub.url, None).unwrap(),
             format: Format::Table,
+            columns: Vec::new(),
         };
         let cmd = Command::Set {
             project: "demo".into(),

@@ -101,15 +101,15 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                         .json(&body),
                 )
                 .await?;
-            output::emit(&output::show(ctx.format, &runtime));
+            output::emit(&ctx.show(&runtime)?);
         }
         Command::List => {
             let runtimes = RUNTIMES.list(client, &[]).await?;
-            output::emit(&output::list(ctx.format, &runtimes, RUNTIMES.columns));
+            output::emit(&ctx.list(&runtimes, RUNTIMES.columns)?);
         }
         Command::Show { runtime } => {
             let id = RUNTIMES.resolve(client, &runtime).await?;
-            output::emit(&output::show(ctx.format, &RUNTIMES.get(client, &id).await?));
+            output::emit(&ctx.show(&RUNTIMES.get(client, &id).await?)?);
         }
         Command::Update {
             runtime,
@@ -130,7 +130,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                         .json(&body),
                 )
                 .await?;
-            output::emit(&output::show(ctx.format, &updated));
+            output::emit(&ctx.show(&updated)?);
         }
         Command::Delete { runtimes } => RUNTIMES.delete(client, &runtimes).await?,
         Command::Pool { runtime } => {
@@ -138,7 +138,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let pool = client
                 .json(client.request(Method::GET, &["v1", "runtimes", &id, "pool"]))
                 .await?;
-            output::emit(&output::show(ctx.format, &pool));
+            output::emit(&ctx.show(&pool)?);
         }
     }
     Ok(())

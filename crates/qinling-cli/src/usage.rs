@@ -170,6 +170,7 @@ mod tests {
         let ctx = Ctx {
             client: Client::new(&stub.url, None).unwrap(),
             format: Format::Csv,
+            columns: Vec::new(),
         };
         let cmd = Command {
             project: Some("p1".into()),

@@ -94,7 +94,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let request = client
                 .request(Method::POST, &["v1", "functions", &id, "versions"])
                 .json(&VersionCreate { description });
-            output::emit(&output::show(ctx.format, &client.json(request).await?));
+            output::emit(&ctx.show(&client.json(request).await?)?);
         }
         Command::List { function } => {
             let id = FUNCTIONS.resolve(client, &function).await?;
@@ -107,7 +107,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                     "the server's list of versions has no 'function_versions' array: {body}"
                 ),
             };
-            output::emit(&output::list(ctx.format, &versions, COLUMNS));
+            output::emit(&ctx.list(&versions, COLUMNS)?);
         }
         Command::Show { function, version } => {
             let id = FUNCTIONS.resolve(client, &function).await?;
@@ -115,7 +115,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let body = client
                 .json(client.request(Method::GET, &["v1", "functions", &id, "versions", &n]))
                 .await?;
-            output::emit(&output::show(ctx.format, &body));
+            output::emit(&ctx.show(&body)?);
         }
         Command::Download {
             function,

@@ -100,17 +100,14 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let request = client
                 .request(Method::POST, &["v1", "webhooks"])
                 .json(&body);
-            output::emit(&output::show(ctx.format, &client.json(request).await?));
+            output::emit(&ctx.show(&client.json(request).await?)?);
         }
         Command::List { filters } => {
             let webhooks = WEBHOOKS.list(client, &filters).await?;
-            output::emit(&output::list(ctx.format, &webhooks, WEBHOOKS.columns));
+            output::emit(&ctx.list(&webhooks, WEBHOOKS.columns)?);
         }
         Command::Show { webhook } => {
-            output::emit(&output::show(
-                ctx.format,
-                &WEBHOOKS.get(client, &webhook).await?,
-            ));
+            output::emit(&ctx.show(&WEBHOOKS.get(client, &webhook).await?)?);
         }
         Command::Update {
             webhook,
@@ -131,7 +128,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let request = client
                 .request(Method::PUT, &["v1", "webhooks", &webhook])
                 .json(&body);
-            output::emit(&output::show(ctx.format, &client.json(request).await?));
+            output::emit(&ctx.show(&client.json(request).await?)?);
         }
         Command::Delete { webhooks } => WEBHOOKS.delete(client, &webhooks).await?,
         Command::Invoke { webhook, params } => {
@@ -143,7 +140,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 .request(Method::POST, &["v1", "webhooks", &webhook, "invoke"])
                 .json(&body);
             let answer = client.json(request).await?;
-            output::emit(&output::show(ctx.format, &answer));
+            output::emit(&ctx.show(&answer)?);
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! The nodes of the platform as the engine sees them: `GET /v1/nodes` (the executor's
 //! cluster, or this server alone), and what happens to a node's executions when the
 //! cluster loses it — they are failed with a message naming the node, and queued
-//! executions nobody has run for a while are offered to the queue again.
+//! executions nobody has run for a while are offered to the queue again. Also whether this
+//! server is ready for requests (`GET /readyz`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -90,5 +91,12 @@ impl Engine {
             self.enqueue(ExecutionId::from(id)).await;
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Whether this server can take requests now: its database answers. (`GET /readyz`.)
+    pub async fn ready(&self) -> Result<(), Error> {
+        Ok(self.inner.store.ping().await?)
     }
 }

@@ -226,6 +226,14 @@ impl Store {
         self.node.as_deref()
     }
 
+    /// Whether the database answers a trivial query now (readiness probes).
+    pub async fn ping(&self) -> Result<()> {
+        crate::db::on_db!(&self.db, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
+    }
+
     /// Whether other servers may share this database (PostgreSQL): then quotas are checked
     /// in it ([`Store::insert_execution_within`]) and packages kept in it.
     pub fn is_shared(&self) -> bool {

@@ -312,3 +312,87 @@ fn versions_aliases_jobs_and_webhooks_through_the_cli() {
             .is_empty()
     );
 }
+
+/// The shell block of the README's five-minute tour, as written there.
+fn readme_tour() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("read README.md");
+    let tour = &readme[readme
+        .find("## A five-minute tour")
+        .expect("README has a tour")..];
+    let start = tour.find("```sh\n").expect("the tour has a shell block") + "```sh\n".len();
+    let end = start + tour[start..].find("\n```").expect("the block ends");
+    tour[start..end].to_string()
+}
+
+/// Every command of the README's tour, run verbatim by bash (stopping at the first that
+/// fails) in a fresh folder against a fresh server, with `qinling` on `PATH` as the tour's
+/// first line puts it there; the folder has the repository's `examples/` as the tour expects.
+#[test]
+fn the_readme_tour_runs_verbatim() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"),
+        dir.path().join("examples"),
+    )
+    .unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_qinling"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = format!("set -euo pipefail\nset -x\n{}", readme_tour());
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("QINLING_URL", &s.url)
+        .env_remove("QINLING_TOKEN")
+        .output()
+        .expect("run bash");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "the README tour failed:\n--- stderr\n{stderr}\n--- stdout\n{stdout}"
+    );
+    for expected in [
+        "Hello, Qinling",
+        "Finished execution",
+        "Hello, Node",
+        "\"got\"",
+        "wasm",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+    assert!(
+        !stdout
+            .lines()
+            .any(|l| l.contains("status") && (l.contains("failed") || l.contains("error"))),
+        "a tour execution failed:\n{stdout}"
+    );
+}
+
+/// `examples/wasm/echo.wasm`, which the tour uses, is `echo.wat` next to it compiled
+/// (`QINLING_BLESS=1` rewrites it).
+#[test]
+fn the_shipped_wasm_example_is_its_source_compiled() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/wasm"));
+    let built = wat::parse_file(dir.join("echo.wat")).unwrap();
+    if std::env::var_os("QINLING_BLESS").is_some() {
+        std::fs::write(dir.join("echo.wasm"), &built).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(dir.join("echo.wasm")).unwrap_or_default(),
+        built,
+        "examples/wasm/echo.wasm is not echo.wat compiled: run this test with QINLING_BLESS=1"
+    );
+}
