@@ -43,8 +43,9 @@ pub enum Command {
         /// Function alias name (instead of --function).
         #[arg(long)]
         alias: Option<String>,
-        /// The input, sent as given: a JSON object becomes keyword arguments, anything else one argument.
-        #[arg(long)]
+        /// The input (`-`: standard input, `@FILE`: a file): a JSON object becomes keyword
+        /// arguments, anything else one argument.
+        #[arg(long, value_parser = crate::input_arg)]
         input: Option<String>,
         /// Return at once; the execution runs in the background.
         #[arg(long = "async")]

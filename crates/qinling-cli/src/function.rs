@@ -9,14 +9,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{ArgGroup, Subcommand};
-use md5::Digest;
 use qinling_wire::{FunctionCreate, FunctionUpdate, Scale, form_fields};
 use reqwest::Method;
 use reqwest::multipart::Form;
 use serde_json::{Value, json};
 
-use crate::client::file_part;
+use crate::client::{Client, file_part};
 use crate::output::{self, Column, Format};
+use crate::package::{Package, guess_entry};
+#[cfg(test)]
+use crate::package::{is_zip, md5_hex, zip_single_file};
 use crate::resource::Resource;
 use crate::runtime::RUNTIMES;
 use crate::{Ctx, execution, parse_filter};
@@ -122,8 +124,9 @@ pub enum Command {
     Invoke {
         /// Function id or name.
         function: String,
-        /// The input: a JSON object becomes keyword arguments, anything else one argument.
-        #[arg(long)]
+        /// The input (`-`: standard input, `@FILE`: a file): a JSON object becomes keyword
+        /// arguments, anything else one argument.
+        #[arg(long, value_parser = crate::input_arg)]
         input: Option<String>,
         /// Return at once; the execution runs in the background.
         #[arg(long = "async")]
@@ -168,21 +171,21 @@ pub enum Command {
 
 /// Resource limits and network access, sent only when given (the server applies its
 /// defaults: no network).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct Limits {
     /// CPU in millicpu.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    cpu: Option<u64>,
+    pub cpu: Option<u64>,
     /// Memory in bytes.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    memory_size: Option<u64>,
+    pub memory_size: Option<u64>,
     /// Timeout in seconds.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout: Option<u64>,
+    pub timeout: Option<u64>,
     /// Outbound network access: `--network` (or `--network true`) allows it, `--network false`
     /// takes it away. Without it a function reaches nothing but its own loopback.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    network: Option<bool>,
+    pub network: Option<bool>,
 }
 
 impl Limits {
@@ -247,6 +250,63 @@ fn update_body(
     }
 }
 
+/// `POST /v1/functions` with a package, as the multipart form python-qinlingclient sends.
+pub(crate) async fn create(
+    client: &Client,
+    runtime_id: String,
+    package: Package,
+    name: Option<String>,
+    description: Option<String>,
+    entry: Option<String>,
+    limits: &Limits,
+) -> anyhow::Result<Value> {
+    let code = json!({"source": "package", "md5sum": package.md5()}).to_string();
+    let body = create_body(runtime_id, code, name, description, entry, limits);
+    let mut form = Form::new();
+    for (key, value) in form_fields(&body) {
+        form = form.text(key, value);
+    }
+    let form = form.part("package", file_part(&package.file_name, package.data));
+    client
+        .json(
+            client
+                .request(Method::POST, &["v1", "functions"])
+                .multipart(form),
+        )
+        .await
+}
+
+/// `PUT /v1/functions/{id}`: multipart with a new package, urlencoded without.
+pub(crate) async fn update(
+    client: &Client,
+    id: &str,
+    package: Option<Package>,
+    name: Option<String>,
+    description: Option<String>,
+    entry: Option<String>,
+    limits: &Limits,
+) -> anyhow::Result<Value> {
+    let fields = form_fields(&update_body(
+        package.is_some(),
+        name,
+        description,
+        entry,
+        limits,
+    ));
+    let request = client.request(Method::PUT, &["v1", "functions", id]);
+    let request = match package {
+        Some(package) => {
+            let mut form = Form::new();
+            for (key, value) in fields {
+                form = form.text(key, value);
+            }
+            request.multipart(form.part("package", file_part(&package.file_name, package.data)))
+        }
+        None => request.form(&fields),
+    };
+    client.json(request).await
+}
+
 pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
     let client = &ctx.client;
     match cmd {
@@ -267,20 +327,16 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 Some(guess)
             });
             let runtime_id = RUNTIMES.resolve(client, &runtime).await?;
-            let code = json!({"source": "package", "md5sum": package.md5()}).to_string();
-            let body = create_body(runtime_id, code, name, description, entry, &limits);
-            let mut form = Form::new();
-            for (key, value) in form_fields(&body) {
-                form = form.text(key, value);
-            }
-            let form = form.part("package", file_part(&package.file_name, package.data));
-            let function = client
-                .json(
-                    client
-                        .request(Method::POST, &["v1", "functions"])
-                        .multipart(form),
-                )
-                .await?;
+            let function = create(
+                client,
+                runtime_id,
+                package,
+                name,
+                description,
+                entry,
+                &limits,
+            )
+            .await?;
             output::emit(&ctx.show(&function)?);
         }
         Command::List { filters } => {
@@ -302,27 +358,8 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         } => {
             let package = Package::load(file.as_deref(), package.as_deref())?;
             let id = FUNCTIONS.resolve(client, &function).await?;
-            let fields = form_fields(&update_body(
-                package.is_some(),
-                name,
-                description,
-                entry,
-                &limits,
-            ));
-            let request = client.request(Method::PUT, &["v1", "functions", &id]);
-            let request = match package {
-                Some(package) => {
-                    let mut form = Form::new();
-                    for (key, value) in fields {
-                        form = form.text(key, value);
-                    }
-                    request.multipart(
-                        form.part("package", file_part(&package.file_name, package.data)),
-                    )
-                }
-                None => request.form(&fields),
-            };
-            output::emit(&ctx.show(&client.json(request).await?)?);
+            let updated = update(client, &id, package, name, description, entry, &limits).await?;
+            output::emit(&ctx.show(&updated)?);
         }
         Command::Delete { functions } => FUNCTIONS.delete(client, &functions).await?,
         Command::Download { function, output } => {
@@ -459,117 +496,6 @@ pub(crate) async fn download_to(
         let _ = std::fs::remove_file(&partial);
     }
     result
-}
-
-/// A code package ready to upload.
-#[derive(Debug)]
-pub(crate) struct Package {
-    /// The name of the upload's file part.
-    pub file_name: String,
-    pub data: Vec<u8>,
-}
-
-impl Package {
-    /// `--file` (zipped here) or `--package` (sent as is); neither → `None`.
-    pub fn load(file: Option<&Path>, package: Option<&Path>) -> anyhow::Result<Option<Package>> {
-        let read = |path: &Path| {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-        };
-        let base_name = |path: &Path| -> anyhow::Result<String> {
-            let name = path
-                .file_name()
-                .with_context(|| format!("{} does not name a file", path.display()))?;
-            Ok(name.to_string_lossy().into_owned())
-        };
-        if let Some(path) = file {
-            let name = base_name(path)?;
-            let content = read(path)?;
-            if is_zip(&content) {
-                eprintln!(
-                    "note: {} is a zip archive; sending it as the package (as --package does)",
-                    path.display()
-                );
-                return Ok(Some(Package {
-                    file_name: name,
-                    data: content,
-                }));
-            }
-            use std::os::unix::fs::PermissionsExt;
-            let executable =
-                std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
-            let data =
-                zip_single_file_mode(&name, &content, if executable { 0o755 } else { 0o644 })?;
-            return Ok(Some(Package {
-                file_name: format!("{name}.zip"),
-                data,
-            }));
-        }
-        if let Some(path) = package {
-            return Ok(Some(Package {
-                file_name: base_name(path)?,
-                data: read(path)?,
-            }));
-        }
-        Ok(None)
-    }
-
-    pub fn md5(&self) -> String {
-        md5_hex(&self.data)
-    }
-}
-
-/// Whether `data` is a zip archive (a local file header, or the end record of an empty one).
-fn is_zip(data: &[u8]) -> bool {
-    data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06")
-}
-
-/// The entry a single source file most likely means when none is given: `hello.py` and
-/// `hello.js` → `hello.main`. `None` for anything else (the server's default applies).
-pub(crate) fn guess_entry(file: &Path) -> Option<String> {
-    let ext = file.extension()?.to_str()?;
-    if !matches!(ext, "py" | "js" | "mjs" | "cjs") {
-        return None;
-    }
-    let stem = file.file_stem()?.to_str()?;
-    let valid = !stem.is_empty()
-        && stem
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    valid.then(|| format!("{stem}.main"))
-}
-
-/// A zip holding one entry, `name`, at its root, stored uncompressed (as python-qinlingclient
-/// builds it). The entry's time is fixed (1980-01-01), so the same file always makes the same
-/// zip and the same checksum.
-#[cfg(test)]
-pub(crate) fn zip_single_file(name: &str, content: &[u8]) -> anyhow::Result<Vec<u8>> {
-    zip_single_file_mode(name, content, 0o644)
-}
-
-/// [`zip_single_file`] with the entry's permissions: 0o755 keeps an executable (a custom
-/// runtime's handler) executable.
-pub(crate) fn zip_single_file_mode(
-    name: &str,
-    content: &[u8],
-    mode: u32,
-) -> anyhow::Result<Vec<u8>> {
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .last_modified_time(zip::DateTime::DEFAULT)
-        .unix_permissions(mode);
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    writer
-        .start_file(name, options)
-        .context("cannot build the zip")?;
-    writer.write_all(content).context("cannot build the zip")?;
-    Ok(writer
-        .finish()
-        .context("cannot build the zip")?
-        .into_inner())
-}
-
-pub(crate) fn md5_hex(data: &[u8]) -> String {
-    hex::encode(md5::Md5::digest(data))
 }
 
 #[cfg(test)]

@@ -48,8 +48,8 @@ pub enum Command {
         /// The first run, e.g. 2026-11-28T06:48:38Z (UTC).
         #[arg(long)]
         first_execution_time: Option<String>,
-        /// The input of each execution.
-        #[arg(long)]
+        /// The input of each execution (`-`: standard input, `@FILE`: a file).
+        #[arg(long, value_parser = crate::input_arg)]
         input: Option<String>,
         /// Run at most this many times.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -73,7 +73,7 @@ pub enum Command {
         pattern: Option<String>,
         #[arg(long)]
         next_execution_time: Option<String>,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::input_arg)]
         input: Option<String>,
     },
     /// Pause a job.

@@ -15,6 +15,8 @@ pub mod function;
 pub mod job;
 pub mod node;
 mod output;
+pub mod package;
+pub mod project;
 pub mod quota;
 mod resource;
 pub mod runtime;
@@ -51,6 +53,10 @@ pub enum CliCommand {
     Usage(Box<Single<usage::Command>>),
     /// Nodes: the servers of the platform (a cluster's members), with their load (admin).
     Node(Box<Scoped<node::Command>>),
+    /// Create a function folder: handler, sample input, test, qinling.toml manifest.
+    Init(Box<project::InitArgs>),
+    /// Create or update the function a folder's qinling.toml describes, from that folder.
+    Deploy(Box<Single<project::DeployArgs>>),
 }
 
 /// A resource's subcommands, with the options every command takes. (Boxed in `CliCommand`
@@ -111,6 +117,24 @@ struct GlobalOpts {
         value_name = "COLUMN"
     )]
     columns: Vec<String>,
+}
+
+/// An `--input` as given: `-` reads standard input, `@PATH` reads a file, anything else is
+/// the input itself (a trailing newline of a file or of stdin is dropped).
+pub fn input_arg(arg: &str) -> Result<String, String> {
+    let read = |what: &str, r: std::io::Result<String>| {
+        r.map(|text| text.strip_suffix('\n').unwrap_or(&text).to_string())
+            .map_err(|e| format!("cannot read the input from {what}: {e}"))
+    };
+    if arg == "-" {
+        let mut text = String::new();
+        let r = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text);
+        read("standard input", r)
+    } else if let Some(path) = arg.strip_prefix('@') {
+        read(path, std::fs::read_to_string(path))
+    } else {
+        Ok(arg.to_string())
+    }
 }
 
 /// What a command needs to run: the server and how to print.
@@ -187,6 +211,8 @@ async fn dispatch(cmd: CliCommand) -> anyhow::Result<()> {
         CliCommand::Quota(s) => quota::run(s.command, &ctx(s.global)?).await,
         CliCommand::Usage(s) => usage::run(s.command, &ctx(s.global)?).await,
         CliCommand::Node(s) => node::run(s.command, &ctx(s.global)?).await,
+        CliCommand::Init(args) => project::init(&args),
+        CliCommand::Deploy(s) => project::deploy(&s.command, &ctx(s.global)?).await,
     }
 }
 

@@ -4,6 +4,7 @@
 use qinling_cli as cli;
 mod auth;
 mod bench;
+mod local;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ struct Args {
 enum Command {
     /// Run the platform: API server, engine, worker pools and sandboxes.
     Serve(serve::ServeArgs),
+    /// Run a function on this machine, without a server: same sandbox, shims and limits.
+    Run(local::RunArgs),
     /// Measure the platform end to end: starts its own servers and prints a table and JSON.
     Bench(bench::BenchArgs),
     /// Manage API tokens for `auth.mode = "token"` (on the server's data directory).
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     match args.command {
         Command::Serve(serve_args) => serve::main(serve_args),
+        Command::Run(run_args) => local::main(run_args),
         Command::Bench(bench_args) => bench::main(bench_args),
         Command::Token(token_args) => auth::token::main(token_args),
         Command::BenchFloor { listen } => bench::floor_main(listen),

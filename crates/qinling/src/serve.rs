@@ -399,6 +399,27 @@ impl Config {
 
 impl Config {
     /// Where the state lives, checked: a PostgreSQL URL, or SQLite in the data dir.
+    /// The engine's part of the configuration.
+    pub fn engine_config(
+        &self,
+        node_name: String,
+        node_address: String,
+    ) -> qinling_engine::EngineConfig {
+        qinling_engine::EngineConfig {
+            limits: self.limits.clone(),
+            max_package_bytes: self.max_package_bytes,
+            max_package_entries: self.max_package_entries,
+            max_unpacked_package_bytes: self.max_unpacked_package_bytes,
+            max_input_bytes: self.max_input_bytes,
+            max_waiting_per_function: self.max_waiting_per_function,
+            quotas: self.quotas.engine_config(&self.auth),
+            webhook_invocations_per_minute: self.webhook_invocations_per_minute,
+            node_name,
+            node_address,
+            ..Default::default()
+        }
+    }
+
     pub fn database(&self) -> anyhow::Result<qinling_store::Database> {
         database(
             self.database.as_deref(),
@@ -512,7 +533,7 @@ fn init_logging(format: &str) {
     }
 }
 
-fn choose_sandbox(cfg: &Config) -> anyhow::Result<Arc<dyn Sandbox>> {
+pub(crate) fn choose_sandbox(cfg: &Config) -> anyhow::Result<Arc<dyn Sandbox>> {
     if cfg.insecure_no_sandbox {
         tracing::warn!(
             "!!! --insecure-no-sandbox: functions run as plain processes of this server's user, with NO isolation. Never use this with untrusted code. !!!"
@@ -525,8 +546,6 @@ fn choose_sandbox(cfg: &Config) -> anyhow::Result<Arc<dyn Sandbox>> {
 async fn run(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let shim_dir = cfg.data_dir.join("runtimes");
-    std::fs::create_dir_all(&shim_dir)?;
     let sandbox = choose_sandbox(&cfg)?;
     for limit in sandbox.unenforced() {
         tracing::warn!(sandbox = sandbox.name(), "not enforced: {limit}");
@@ -536,6 +555,112 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     } else if let Some(why) = sandbox.network_unavailable() {
         tracing::warn!(sandbox = sandbox.name(), "{why}");
     }
+    let node_id = node_id(&cfg.data_dir)?;
+    let store = qinling_store::Store::connect(&cfg.database()?)
+        .await
+        .context("opening the database")?
+        .with_node(node_id.clone());
+    let mut packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
+        .context("opening the package directory")?;
+    if store.backend() == "postgres" {
+        // Servers sharing the database share packages through it; the directory caches.
+        packages = packages.shared_in(store.clone());
+    }
+    let package_source: Arc<dyn Packages> = Arc::new(packages.clone());
+    let executors = executors(&cfg, sandbox, package_source)?;
+    let mut executor: Arc<dyn Executor> = Arc::new(executors);
+    // Bound before the engine starts (requests queue in the backlog until it serves), so the
+    // address a node announces is the one it got (`--listen 127.0.0.1:0` included).
+    let listener = listen(cfg.listen, cfg.listen_backlog)
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let node_name = cfg.node_name.clone().unwrap_or_else(host_name);
+    let address = cfg
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", listener.local_addr().unwrap_or(cfg.listen)));
+    // In a cluster, executions run on this node or another (the cluster is one more
+    // executor, around this node's), and async ones queue on JetStream.
+    let mut queue: Arc<dyn qinling_engine::AsyncQueue> = qinling_engine::LocalQueue::new();
+    let cluster = match &cfg.cluster {
+        None => None,
+        Some(url) => {
+            let cluster = qinling_cluster::Cluster::join(
+                qinling_cluster::ClusterConfig {
+                    url: url.clone(),
+                    node_id: node_id.clone(),
+                    node_name: node_name.clone(),
+                    address: address.clone(),
+                    capacity: qinling_cluster::NodeCapacity::parse(&cfg.capacity)
+                        .map_err(anyhow::Error::msg)?,
+                    heartbeat: Duration::from_millis((cfg.node_timeout * 1000 / 5).max(200)),
+                    node_timeout: Duration::from_secs(cfg.node_timeout),
+                },
+                executor,
+            )
+            .await?;
+            executor = cluster.executor();
+            queue = cluster.queue();
+            Some(cluster)
+        }
+    };
+    let engine_cfg = cfg.engine_config(node_name.clone(), address);
+    let engine = qinling_engine::Engine::start_with_queue(
+        store.clone(),
+        executor,
+        packages,
+        engine_cfg,
+        queue,
+    )
+    .await?;
+    if let Some(cluster) = &cluster {
+        cluster.watch(engine.clone());
+    }
+    let state = qinling_api::AppState {
+        engine: engine.clone(),
+        config: qinling_api::ApiConfig {
+            max_package_body: cfg.max_package_bytes as usize + 1024 * 1024,
+            max_body: cfg.max_input_bytes + 64 * 1024,
+            public_url: cfg.public_url.clone(),
+        },
+        metrics: Some(install_metrics(
+            cluster.as_ref().map(|_| node_name.as_str()),
+        )?),
+        auth: cfg.auth.build(&store)?,
+    };
+    let app = qinling_api::router(state);
+    if cfg.auth.mode == "none" && !listener.local_addr()?.ip().is_loopback() {
+        tracing::warn!(
+            listen = %listener.local_addr()?,
+            "!!! AUTHENTICATION IS OFF (auth mode 'none') and the API listens beyond loopback: anyone who can reach it is admin of project 'default' and can run code. Use --auth token or --auth keystone. !!!"
+        );
+    }
+    tracing::info!(auth = %cfg.auth.mode, listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), pool_size = cfg.pool_size, "qinling is serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: finishing running executions");
+    engine
+        .shutdown(Duration::from_secs(cfg.shutdown_grace_secs))
+        .await;
+    if let Some(cluster) = &cluster {
+        cluster.leave().await;
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// The one place that chooses where executions run: native runtimes (python3, nodejs,
+/// custom) on pooled workers in `sandbox`, wasm in this process. Without node the nodejs
+/// runtime, and without wasmtime's engine the wasm runtime, show `error`. `qinling serve`
+/// and `qinling run` both run functions through this.
+pub(crate) fn executors(
+    cfg: &Config,
+    sandbox: Arc<dyn Sandbox>,
+    package_source: Arc<dyn Packages>,
+) -> anyhow::Result<Executors> {
+    let shim_dir = cfg.data_dir.join("runtimes");
+    std::fs::create_dir_all(&shim_dir)
+        .with_context(|| format!("creating {}", shim_dir.display()))?;
     let mut launchers = HashMap::new();
     let python = qinling_runtimes::python_launcher(&cfg.python, &shim_dir)
         .context("the python3 runtime (set --python or QINLING_PYTHON)")?;
@@ -554,18 +679,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             "the nodejs runtime is unavailable (set --node or QINLING_NODE)"
         ),
     }
-    let node_id = node_id(&cfg.data_dir)?;
-    let store = qinling_store::Store::connect(&cfg.database()?)
-        .await
-        .context("opening the database")?
-        .with_node(node_id.clone());
-    let mut packages = qinling_engine::PackageStore::open(&cfg.data_dir.join("packages"))
-        .context("opening the package directory")?;
-    if store.backend() == "postgres" {
-        // Servers sharing the database share packages through it; the directory caches.
-        packages = packages.shared_in(store.clone());
-    }
-    let package_source: Arc<dyn Packages> = Arc::new(packages.clone());
     // The one place that chooses where executions run: native runtimes on pooled workers
     // in the sandbox, wasm in this process (without the wasm runtime, wasm runtimes show
     // `error`).
@@ -610,97 +723,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             );
         }
     }
-    let mut executor: Arc<dyn Executor> = Arc::new(executors);
-    // Bound before the engine starts (requests queue in the backlog until it serves), so the
-    // address a node announces is the one it got (`--listen 127.0.0.1:0` included).
-    let listener = listen(cfg.listen, cfg.listen_backlog)
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    let node_name = cfg.node_name.clone().unwrap_or_else(host_name);
-    let address = cfg
-        .advertise_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", listener.local_addr().unwrap_or(cfg.listen)));
-    // In a cluster, executions run on this node or another (the cluster is one more
-    // executor, around this node's), and async ones queue on JetStream.
-    let mut queue: Arc<dyn qinling_engine::AsyncQueue> = qinling_engine::LocalQueue::new();
-    let cluster = match &cfg.cluster {
-        None => None,
-        Some(url) => {
-            let cluster = qinling_cluster::Cluster::join(
-                qinling_cluster::ClusterConfig {
-                    url: url.clone(),
-                    node_id: node_id.clone(),
-                    node_name: node_name.clone(),
-                    address: address.clone(),
-                    capacity: qinling_cluster::NodeCapacity::parse(&cfg.capacity)
-                        .map_err(anyhow::Error::msg)?,
-                    heartbeat: Duration::from_millis((cfg.node_timeout * 1000 / 5).max(200)),
-                    node_timeout: Duration::from_secs(cfg.node_timeout),
-                },
-                executor,
-            )
-            .await?;
-            executor = cluster.executor();
-            queue = cluster.queue();
-            Some(cluster)
-        }
-    };
-    let engine_cfg = qinling_engine::EngineConfig {
-        limits: cfg.limits,
-        max_package_bytes: cfg.max_package_bytes,
-        max_package_entries: cfg.max_package_entries,
-        max_unpacked_package_bytes: cfg.max_unpacked_package_bytes,
-        max_input_bytes: cfg.max_input_bytes,
-        max_waiting_per_function: cfg.max_waiting_per_function,
-        quotas: cfg.quotas.engine_config(&cfg.auth),
-        webhook_invocations_per_minute: cfg.webhook_invocations_per_minute,
-        node_name: node_name.clone(),
-        node_address: address,
-        ..Default::default()
-    };
-    let engine = qinling_engine::Engine::start_with_queue(
-        store.clone(),
-        executor,
-        packages,
-        engine_cfg,
-        queue,
-    )
-    .await?;
-    if let Some(cluster) = &cluster {
-        cluster.watch(engine.clone());
-    }
-    let state = qinling_api::AppState {
-        engine: engine.clone(),
-        config: qinling_api::ApiConfig {
-            max_package_body: cfg.max_package_bytes as usize + 1024 * 1024,
-            max_body: cfg.max_input_bytes + 64 * 1024,
-            public_url: cfg.public_url.clone(),
-        },
-        metrics: Some(install_metrics(
-            cluster.as_ref().map(|_| node_name.as_str()),
-        )?),
-        auth: cfg.auth.build(&store)?,
-    };
-    let app = qinling_api::router(state);
-    if cfg.auth.mode == "none" && !listener.local_addr()?.ip().is_loopback() {
-        tracing::warn!(
-            listen = %listener.local_addr()?,
-            "!!! AUTHENTICATION IS OFF (auth mode 'none') and the API listens beyond loopback: anyone who can reach it is admin of project 'default' and can run code. Use --auth token or --auth keystone. !!!"
-        );
-    }
-    tracing::info!(auth = %cfg.auth.mode, listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), pool_size = cfg.pool_size, "qinling is serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("shutting down: finishing running executions");
-    engine
-        .shutdown(Duration::from_secs(cfg.shutdown_grace_secs))
-        .await;
-    if let Some(cluster) = &cluster {
-        cluster.leave().await;
-    }
-    store.close().await;
-    Ok(())
+    Ok(executors)
 }
 
 /// The API's socket. A burst of clients (a thousand sync requests at once) must queue in the

@@ -19,6 +19,7 @@ mod functions;
 mod hostile;
 mod hostile_hardening;
 mod jobs;
+mod local;
 mod metrics;
 mod openapi;
 mod postgres;
