@@ -123,6 +123,11 @@ struct RuntimePool {
     kind: RuntimeKind,
     idle: VecDeque<Arc<Worker>>,
     starting: usize,
+    /// Refills that failed in a row; the next waits `2^failures` s (at most a minute), and
+    /// only a new reason is logged (`reconcile.rs`).
+    failures: u32,
+    retry_at: Option<std::time::Instant>,
+    last_error: Option<String>,
 }
 
 struct Inner {
@@ -197,6 +202,9 @@ impl Pool {
                 kind,
                 idle: VecDeque::new(),
                 starting: 0,
+                failures: 0,
+                retry_at: None,
+                last_error: None,
             });
         self.inner.refill.notify_one();
     }

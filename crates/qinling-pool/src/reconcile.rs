@@ -1,7 +1,9 @@
 //! The pool's two reconcilers, on one loop woken on demand and every second: release
 //! function workers idle for `idle_timeout` (scale to zero), then top each runtime's pool
 //! of pre-started workers up to `pool_size`. Both are idempotent and read only the pool's
-//! own state; the loop holds a weak reference, so dropping the pool ends it.
+//! own state; the loop holds a weak reference, so dropping the pool ends it. A runtime whose
+//! workers fail to start is retried with backoff (1 s doubling to a minute), and each new
+//! reason is logged once, not every second.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,8 +54,12 @@ impl Pool {
         let todo: Vec<(String, RuntimeKind)> = {
             let mut runtimes = self.inner.runtimes.lock().expect("runtimes lock");
             let mut todo = Vec::new();
+            let now = std::time::Instant::now();
             for (id, rp) in runtimes.iter_mut() {
                 rp.idle.retain(|w| !w.is_dead());
+                if rp.retry_at.is_some_and(|at| now < at) {
+                    continue;
+                }
                 while rp.idle.len() + rp.starting < want {
                     rp.starting += 1;
                     todo.push((id.clone(), rp.kind));
@@ -62,6 +68,16 @@ impl Pool {
             todo
         };
         for (runtime_id, kind) in todo {
+            // A launch of this round failed: the rest wait for the backoff too.
+            {
+                let mut runtimes = self.inner.runtimes.lock().expect("runtimes lock");
+                if let Some(rp) = runtimes.get_mut(&runtime_id)
+                    && rp.retry_at.is_some()
+                {
+                    rp.starting -= 1;
+                    continue;
+                }
+            }
             let started = self
                 .launch(kind, &self.inner.config.pool_limits, false)
                 .await;
@@ -70,14 +86,45 @@ impl Pool {
                 (Some(rp), Ok(w)) => {
                     rp.starting -= 1;
                     rp.idle.push_back(w);
+                    if rp.failures > 0 {
+                        tracing::info!(runtime_id = %runtime_id, "pool workers start again");
+                    }
+                    rp.failures = 0;
+                    rp.retry_at = None;
+                    rp.last_error = None;
                 }
                 (Some(rp), Err(error)) => {
                     rp.starting -= 1;
-                    tracing::warn!(%error, runtime_id = %runtime_id, "pool worker failed to start");
+                    let reason = error_chain(&error);
+                    rp.failures = rp.failures.saturating_add(1);
+                    let wait =
+                        Duration::from_secs(1 << rp.failures.min(6)).min(Duration::from_secs(60));
+                    rp.retry_at = Some(std::time::Instant::now() + wait);
+                    if rp.last_error.as_deref() != Some(reason.as_str()) {
+                        tracing::warn!(error = %reason, runtime_id = %runtime_id, "pool workers fail to start; retrying with backoff (up to a minute), logged again only if the reason changes");
+                        rp.last_error = Some(reason);
+                    } else {
+                        tracing::debug!(error = %reason, runtime_id = %runtime_id, retry_in = ?wait, "pool worker failed to start");
+                    }
                 }
                 (None, Ok(w)) => w.kill(),
                 (None, Err(_)) => {}
             }
         }
     }
+}
+
+/// An error with its causes: `a: b: c` (a cause its parent already quotes is not repeated).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -260,3 +260,55 @@ async fn the_pool_is_filled_and_used() {
     assert!(Executor::probe(&f.pool, RuntimeKind::Python3).await.is_ok());
     assert!(Executor::probe(&f.pool, RuntimeKind::Nodejs).await.is_err());
 }
+
+/// A sandbox whose every launch fails, counting the attempts.
+#[derive(Default)]
+struct BrokenSandbox {
+    attempts: std::sync::atomic::AtomicUsize,
+}
+
+impl qinling_sandbox::Sandbox for BrokenSandbox {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+
+    fn launch(
+        &self,
+        _spec: &qinling_sandbox::LaunchSpec,
+    ) -> Result<qinling_sandbox::SandboxedProcess, qinling_sandbox::SandboxError> {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(qinling_sandbox::SandboxError::Unavailable(
+            "no cgroups for this uid".into(),
+        ))
+    }
+
+    fn unenforced(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn network_unavailable(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A pool whose workers cannot start backs off (1 s, 2 s, 4 s, … up to a minute) instead of
+/// trying `pool_size` launches every second.
+#[tokio::test]
+async fn a_pool_whose_workers_fail_to_start_backs_off() {
+    let sandbox = Arc::new(BrokenSandbox::default());
+    let pool = Pool::new(
+        sandbox.clone(),
+        PoolConfig {
+            pool_size: 3,
+            ..config()
+        },
+        fake::launchers(&[RuntimeKind::Python3]),
+        Arc::new(MemoryPackages::default()),
+    );
+    pool.add_runtime("rt", RuntimeKind::Python3);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let attempts = sandbox.attempts.load(std::sync::atomic::Ordering::SeqCst);
+    // Without the backoff: 3 launches a second, at least 9 by now. With it: at t≈0 and t≈2 s.
+    assert!((1..=3).contains(&attempts), "{attempts} launches in 3.5 s");
+}

@@ -258,7 +258,12 @@ impl Local {
             .find(|r| r.name.as_deref() == Some(spec.runtime.as_str()))
             .with_context(|| format!("no runtime named {}", spec.runtime))?;
         if runtime.status != RuntimeStatus::Available {
+            // SAFETY: geteuid has no preconditions.
+            let root = unsafe { libc::geteuid() } == 0;
             let hint = match spec.runtime.as_str() {
+                _ if !root && !args.insecure_no_sandbox => {
+                    " (the error above says why: without root the sandbox needs user namespaces and a delegated cgroup; --insecure-no-sandbox runs your own code without isolation)"
+                }
                 "nodejs" => " (is `node` installed? --node or QINLING_NODE names it)",
                 "python3" | "custom" => " (--python or QINLING_PYTHON names the interpreter)",
                 _ => "",
@@ -551,11 +556,19 @@ async fn debug(args: &RunArgs, spec: &Spec) -> anyhow::Result<u8> {
     eprintln!("qinling run: debugging {entry} OUTSIDE the sandbox, as your user (no limits apply)");
     let mut command = match (spec.runtime.as_str(), args.debug) {
         ("python3", true) => {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "a debugger runs outside the sandbox, on the developer's terminal"
+            )]
             let mut c = tokio::process::Command::new(&args.python);
             c.arg("-c").arg(PY_DEBUG);
             c
         }
         ("nodejs", false) => {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "a debugger runs outside the sandbox, on the developer's terminal"
+            )]
             let mut c = tokio::process::Command::new(&args.node);
             c.arg("--inspect-brk=127.0.0.1:9229")
                 .arg("-e")

@@ -354,6 +354,23 @@ fn read_status(status: &OwnedFd, deadline: Instant) -> io::Result<String> {
     }
 }
 
+/// A worker's cgroup could not be made or joined; without root, a permission error says what
+/// the jail needs and what the choices are.
+fn cgroup_error(source: io::Error) -> SandboxError {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if source.kind() == io::ErrorKind::PermissionDenied && euid != 0 {
+        SandboxError::Unavailable(format!(
+            "uid {euid} may not create the workers' cgroups or move processes into them ({source}): the jail limits each worker's memory, cpu and processes with cgroups, which needs root or a cgroup subtree delegated to this user (e.g. run it under `systemd-run --user --scope -p Delegate=yes`); for trusted code only, --insecure-no-sandbox runs functions without isolation"
+        ))
+    } else {
+        SandboxError::Limit {
+            what: "worker cgroup",
+            source,
+        }
+    }
+}
+
 impl Sandbox for JailSandbox {
     fn name(&self) -> &'static str {
         "jail"
@@ -366,12 +383,7 @@ impl Sandbox for JailSandbox {
             return Err(SandboxError::Unavailable(why));
         }
         let cfg = self.init_config(spec)?;
-        let cgroup = WorkerCgroup::create(&self.layout, &spec.name).map_err(|source| {
-            SandboxError::Limit {
-                what: "worker cgroup",
-                source,
-            }
-        })?;
+        let cgroup = WorkerCgroup::create(&self.layout, &spec.name).map_err(cgroup_error)?;
         cgroup.set_limits(&spec.limits)?;
 
         let spawn_err = |source| SandboxError::Spawn {
@@ -415,12 +427,7 @@ impl Sandbox for JailSandbox {
             .id()
             .ok_or_else(|| spawn_err(io::Error::other("the init exited at once")))?;
         let monitor = pidfd_open(pid).map_err(spawn_err)?;
-        cgroup
-            .add_process(pid)
-            .map_err(|source| SandboxError::Limit {
-                what: "worker cgroup",
-                source,
-            })?;
+        cgroup.add_process(pid).map_err(cgroup_error)?;
 
         let deadline = Instant::now() + self.config.setup_timeout;
         let mut net = None;

@@ -90,6 +90,31 @@ fn run_prints_the_result_the_log_and_an_exit_code_that_says_how_it_ended() {
     assert!(stderr.contains("ValueError: boom here"), "{stderr}");
     assert!(text(&out.stdout).is_empty());
 
+    // --debug: the handler outside the sandbox, in pdb at the exception (here told to quit).
+    let mut child = qinling_in(d, &["run", "bad.py", "--debug"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"p 6 * 7\nq\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains("(Pdb)") && stdout.contains("42"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("OUTSIDE the sandbox") && stderr.contains("boom here"),
+        "{stderr}"
+    );
+
     // The timeout: exit 124 and the platform's message.
     write(
         &d.join("slow.py"),
