@@ -75,7 +75,12 @@ pub enum Command {
         executions: Vec<String>,
     },
     /// Print an execution's log.
-    Log { execution: String },
+    Log {
+        execution: String,
+        /// Wait until it has finished, then print it (a log is complete when it ends).
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 /// What an execution runs.
@@ -129,7 +134,12 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             output::emit(&ctx.show(&EXECUTIONS.get(client, &execution).await?)?)
         }
         Command::Delete { executions } => EXECUTIONS.delete(client, &executions).await?,
-        Command::Log { execution } => output::emit(&log(client, &execution).await?),
+        Command::Log { execution, follow } => {
+            if follow {
+                wait_finished(client, &execution).await?;
+            }
+            output::emit(&log(client, &execution).await?)
+        }
     }
     Ok(())
 }
@@ -173,6 +183,79 @@ fn create_body(
 }
 
 /// The captured log; empty when the server has none (204).
+/// Polls an execution until it is no longer `running`.
+async fn wait_finished(client: &Client, id: &str) -> anyhow::Result<Value> {
+    loop {
+        let execution = EXECUTIONS.get(client, id).await?;
+        if execution["status"] != "running" {
+            return Ok(execution);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// `qinling logs FUNCTION`: the logs of its latest executions, oldest first, each under a
+/// header line; with `follow`, then each execution's as it finishes, until interrupted.
+pub(crate) async fn function_logs(
+    ctx: &Ctx,
+    function: &str,
+    last: usize,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let client = &ctx.client;
+    let id = FUNCTIONS.resolve(client, function).await?;
+    let query = [("function_id".to_string(), id)];
+    let mut shown = std::collections::HashSet::new();
+    let mut first = true;
+    loop {
+        let mut executions = EXECUTIONS.list(client, &query).await?;
+        executions.retain(|e| e["status"] != "running");
+        executions.sort_by(|a, b| {
+            let at = |e: &Value| {
+                e["updated_at"]
+                    .as_str()
+                    .or(e["created_at"].as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            at(a).cmp(&at(b))
+        });
+        let fresh: Vec<&Value> = executions
+            .iter()
+            .filter(|e| !shown.contains(e["id"].as_str().unwrap_or_default()))
+            .collect();
+        let skip = if first {
+            fresh.len().saturating_sub(last)
+        } else {
+            0
+        };
+        for execution in fresh.into_iter().skip(skip) {
+            let id = execution["id"].as_str().unwrap_or_default().to_string();
+            let text = log(client, &id).await?;
+            output::emit(&format!(
+                "── execution {id} ({}, {})\n{text}{}",
+                execution["status"].as_str().unwrap_or("?"),
+                execution["updated_at"].as_str().unwrap_or("?"),
+                if text.is_empty() || text.ends_with('\n') {
+                    ""
+                } else {
+                    "\n"
+                }
+            ));
+            shown.insert(id);
+        }
+        // Everything listed counts as seen, so only new executions follow.
+        for execution in &executions {
+            shown.insert(execution["id"].as_str().unwrap_or_default().to_string());
+        }
+        first = false;
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 pub(crate) async fn log(client: &Client, id: &str) -> anyhow::Result<String> {
     let response = client
         .send(client.request(Method::GET, &["v1", "executions", id, "log"]))

@@ -16,6 +16,7 @@ pub mod job;
 pub mod node;
 mod output;
 pub mod package;
+pub mod profile;
 pub mod project;
 pub mod quota;
 mod resource;
@@ -57,7 +58,29 @@ pub enum CliCommand {
     Init(Box<project::InitArgs>),
     /// Create or update the function a folder's qinling.toml describes, from that folder.
     Deploy(Box<Single<project::DeployArgs>>),
+    /// Check a server URL and token and save them as a profile (default: `default`), so
+    /// later commands need neither.
+    Login(Box<Single<LoginArgs>>),
+    /// Print the logs of a function's latest executions; --follow prints new ones as they
+    /// finish.
+    Logs(Box<Single<LogsArgs>>),
 }
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Function id or name.
+    function: String,
+    /// How many of the latest executions to show first.
+    #[arg(long, default_value_t = 5)]
+    last: usize,
+    /// Keep going: print each new execution's log as it finishes (Ctrl-C to stop).
+    #[arg(long, short = 'F')]
+    follow: bool,
+}
+
+/// `qinling login` takes the global options only (`--url`, `--token`, `--profile`).
+#[derive(Debug, Args)]
+pub struct LoginArgs {}
 
 /// A resource's subcommands, with the options every command takes. (Boxed in `CliCommand`
 /// so that the binary's command enum stays small.)
@@ -80,15 +103,24 @@ pub struct Single<C: Args> {
 
 #[derive(Debug, Args)]
 struct GlobalOpts {
-    /// The Qinling server's root URL (without /v1).
+    /// The Qinling server's root URL (without /v1) [default: the profile's, else
+    /// http://127.0.0.1:7070].
     #[arg(
         long,
         global = true,
         help_heading = "Global options",
-        env = "QINLING_URL",
-        default_value = "http://127.0.0.1:7070"
+        env = "QINLING_URL"
     )]
-    url: String,
+    url: Option<String>,
+    /// The profile of the configuration file to use (`qinling login` writes them)
+    /// [default: default].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "QINLING_PROFILE"
+    )]
+    profile: Option<String>,
     /// A token, sent as X-Auth-Token.
     #[arg(
         long,
@@ -213,15 +245,47 @@ async fn dispatch(cmd: CliCommand) -> anyhow::Result<()> {
         CliCommand::Node(s) => node::run(s.command, &ctx(s.global)?).await,
         CliCommand::Init(args) => project::init(&args),
         CliCommand::Deploy(s) => project::deploy(&s.command, &ctx(s.global)?).await,
+        CliCommand::Logs(s) => {
+            let ctx = ctx(s.global)?;
+            let a = &s.command;
+            execution::function_logs(&ctx, &a.function, a.last, a.follow).await
+        }
+        CliCommand::Login(s) => {
+            // The profile being written may not exist yet: read only flags and environment.
+            let url = s
+                .global
+                .url
+                .clone()
+                .unwrap_or_else(|| profile::DEFAULT_URL.to_string());
+            let token = s.global.token.clone();
+            let ctx = Ctx {
+                client: Client::new(&url, token.clone())?,
+                format: s.global.format,
+                columns: Vec::new(),
+            };
+            profile::login(&ctx, s.global.profile.as_deref(), &url, token).await
+        }
     }
 }
 
 fn ctx(global: GlobalOpts) -> anyhow::Result<Ctx> {
+    let (url, token) = server(&global)?;
     Ok(Ctx {
-        client: Client::new(&global.url, global.token)?,
+        client: Client::new(&url, token)?,
         format: global.format,
         columns: global.columns,
     })
+}
+
+/// The server and token: flags and environment over the profile over the default URL.
+fn server(global: &GlobalOpts) -> anyhow::Result<(String, Option<String>)> {
+    let profile = profile::load(global.profile.as_deref())?;
+    let url = global
+        .url
+        .clone()
+        .or(profile.url)
+        .unwrap_or_else(|| profile::DEFAULT_URL.to_string());
+    Ok((url, global.token.clone().or(profile.token)))
 }
 
 /// `--filter key=value`, forwarded as a query parameter.
@@ -277,8 +341,8 @@ mod tests {
                 panic!()
             };
             assert_eq!(
-                (s.global.url.as_str(), s.global.format),
-                ("http://h:1", Format::Json)
+                (s.global.url.as_deref(), s.global.format),
+                (Some("http://h:1"), Format::Json)
             );
         }
     }

@@ -34,6 +34,17 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Manage API tokens for `auth.mode = "token"` (on the server's data directory).
     Token(auth::token::TokenArgs),
+    /// Print a shell completion script: `source <(qinling completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `qinling man > qinling.1; man ./qinling.1`. With --dir,
+    /// write one page per command there (qinling.1, qinling-function.1, …).
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Print the OpenAPI 3 document of the v1 API (also served at /v1/openapi.json).
     Openapi,
     /// The benchmark's floor server (a minimal HTTP hello-world on the same stack).
@@ -63,6 +74,29 @@ fn main() -> std::process::ExitCode {
                     .expect("a JSON value serializes")
             );
             std::process::ExitCode::SUCCESS
+        }
+        Command::Completion { shell } => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "qinling", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Man { dir } => {
+            let command = <Args as clap::CommandFactory>::command();
+            let written = match dir {
+                None => clap_mangen::Man::new(command).render(&mut std::io::stdout()),
+                Some(dir) => std::fs::create_dir_all(&dir)
+                    .and_then(|()| clap_mangen::generate_to(command, &dir)),
+            };
+            match written {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("qinling man: {error}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
         }
         Command::Cli(cmd) => cli::main(cmd),
     }

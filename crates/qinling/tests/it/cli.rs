@@ -396,3 +396,214 @@ fn the_shipped_wasm_example_is_its_source_compiled() {
         "examples/wasm/echo.wasm is not echo.wat compiled: run this test with QINLING_BLESS=1"
     );
 }
+
+/// `qinling login` checks and saves a profile; later commands use it without `--url`.
+#[test]
+fn login_saves_a_profile_that_later_commands_use() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("qinling/config.toml");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qinling"))
+            .args(args)
+            .env("QINLING_CLI_CONFIG", &config)
+            .env_remove("QINLING_URL")
+            .env_remove("QINLING_TOKEN")
+            .env_remove("QINLING_PROFILE")
+            .output()
+            .expect("run qinling")
+    };
+    let out = cli(&["function", "list", "--profile", "dev"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no profile 'dev'") && stderr.contains("qinling login"),
+        "{stderr}"
+    );
+
+    // A server that does not answer: nothing is saved.
+    let out = cli(&["login", "--url", "http://127.0.0.1:9", "--profile", "dev"]);
+    assert!(!out.status.success());
+    assert!(!config.exists());
+
+    let out = cli(&["login", "--url", &s.url, "--profile", "dev"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the file holds tokens");
+    let out = cli(&[
+        "runtime",
+        "list",
+        "--profile",
+        "dev",
+        "-f",
+        "value",
+        "-c",
+        "name",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("python3"));
+    // Without --profile, `default` applies: none yet, so the built-in URL (nothing there).
+    let out = cli(&["login", "--url", &s.url]);
+    assert!(out.status.success());
+    let out = cli(&["runtime", "list", "-f", "value", "-c", "name"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        saved.contains("[profiles.dev]") && saved.contains("[profiles.default]"),
+        "{saved}"
+    );
+}
+
+#[test]
+fn completion_scripts_and_the_manual_page() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_qinling"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completion", "bash"]);
+    assert!(
+        bash.contains("_qinling") && bash.contains("deploy"),
+        "{bash}"
+    );
+    for shell in ["zsh", "fish"] {
+        assert!(run(&["completion", shell]).contains("function"));
+    }
+    let man = run(&["man"]);
+    assert!(
+        man.contains(".TH qinling 1") && man.contains("deploy"),
+        "{man}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    run(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert!(dir.path().join("qinling-function-create.1").is_file());
+}
+
+/// `qinling logs FUNCTION` shows the latest executions' logs; `--follow` the new ones as they
+/// finish; `execution log --follow` waits for a running execution's end.
+#[test]
+fn logs_of_a_function_and_following_them() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("speak.py");
+    std::fs::write(
+        &file,
+        "import time\ndef main(word='none', wait=0, **kwargs):\n    time.sleep(wait)\n    print('said', word)\n    return word\n",
+    )
+    .unwrap();
+    ok(
+        &s,
+        &[
+            "function",
+            "create",
+            "--name",
+            "speak",
+            "--runtime",
+            "python3",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    for word in ["one", "two", "three"] {
+        ok(
+            &s,
+            &[
+                "function",
+                "invoke",
+                "speak",
+                "--input",
+                &format!(r#"{{"word": "{word}"}}"#),
+            ],
+        );
+    }
+    let logs = ok(&s, &["logs", "speak", "--last", "2"]);
+    assert!(!logs.contains("said one"), "{logs}");
+    assert!(
+        logs.contains("said two") && logs.contains("said three"),
+        "{logs}"
+    );
+    assert!(
+        logs.find("said two") < logs.find("said three"),
+        "oldest first: {logs}"
+    );
+
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_qinling"))
+        .args(["logs", "speak", "--last", "0", "--follow"])
+        .env("QINLING_URL", &s.url)
+        .env_remove("QINLING_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    ok(
+        &s,
+        &[
+            "function",
+            "invoke",
+            "speak",
+            "--input",
+            r#"{"word": "four"}"#,
+        ],
+    );
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("--follow never printed the new log: {seen:?}"));
+        if line.contains("said four") {
+            break;
+        }
+        seen.push(line);
+    }
+    assert!(
+        !seen.iter().any(|l| l.contains("said three")),
+        "--last 0 shows no old log: {seen:?}"
+    );
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+
+    // An async execution still running: `execution log --follow` waits for its end.
+    let out = json(
+        &s,
+        &[
+            "function",
+            "invoke",
+            "speak",
+            "--async",
+            "--input",
+            r#"{"word": "late", "wait": 2}"#,
+        ],
+    );
+    let id = out["id"].as_str().unwrap().to_string();
+    let log = ok(&s, &["execution", "log", &id, "--follow"]);
+    assert!(log.contains("said late"), "{log}");
+}
