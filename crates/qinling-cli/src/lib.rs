@@ -32,7 +32,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use client::Client;
-use output::Format;
+pub use output::Format;
 
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
@@ -149,6 +149,20 @@ struct GlobalOpts {
         value_name = "COLUMN"
     )]
     columns: Vec<String>,
+}
+
+/// Prints `items` as the CLI prints a list: in `format`, with the `columns` asked for (`-c`),
+/// else `defaults`. For commands outside this crate (`qinling token list`).
+pub fn print_list(
+    format: Format,
+    columns: &[String],
+    items: &[serde_json::Value],
+    defaults: &[&'static str],
+) -> anyhow::Result<()> {
+    let defaults: Vec<output::Column> = defaults.iter().map(|c| output::Column::Field(c)).collect();
+    let ctx_columns = output::pick_columns(&defaults, items, columns)?;
+    output::emit(&output::list(format, items, &ctx_columns));
+    Ok(())
 }
 
 /// An `--input` as given: `-` reads standard input, `@PATH` reads a file, anything else is

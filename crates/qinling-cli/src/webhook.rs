@@ -76,6 +76,10 @@ pub enum Command {
         /// A keyword argument for the function, key=value; repeatable.
         #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_filter)]
         params: Vec<(String, String)>,
+        /// The whole request body, JSON (`-`: standard input, `@FILE`: a file), instead of
+        /// --param.
+        #[arg(long, value_parser = crate::input_arg, conflicts_with = "params")]
+        input: Option<String>,
     },
 }
 
@@ -131,11 +135,25 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             output::emit(&ctx.show(&client.json(request).await?)?);
         }
         Command::Delete { webhooks } => WEBHOOKS.delete(client, &webhooks).await?,
-        Command::Invoke { webhook, params } => {
-            let mut body = Map::new();
-            for (key, value) in params {
-                body.insert(key, Value::String(value));
-            }
+        Command::Invoke {
+            webhook,
+            params,
+            input,
+        } => {
+            let body = match input {
+                Some(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--input of a webhook must be JSON (it is the request body): {e}"
+                    )
+                })?,
+                None => {
+                    let mut body = Map::new();
+                    for (key, value) in params {
+                        body.insert(key, Value::String(value));
+                    }
+                    Value::Object(body)
+                }
+            };
             let request = client
                 .request(Method::POST, &["v1", "webhooks", &webhook, "invoke"])
                 .json(&body);

@@ -40,7 +40,14 @@ pub enum TokenCommand {
         description: Option<String>,
     },
     /// List tokens (never their secrets).
-    List,
+    List {
+        /// Output format.
+        #[arg(short = 'f', long, value_enum, default_value = "table")]
+        format: qinling_cli::Format,
+        /// Show only this column; repeat for more, in that order.
+        #[arg(short = 'c', long = "column", value_name = "COLUMN")]
+        columns: Vec<String>,
+    },
     /// Revoke a token by its id; it stops working at once.
     Revoke { id: String },
 }
@@ -104,26 +111,40 @@ async fn run(args: TokenArgs) -> anyhow::Result<()> {
             );
             println!("{}", t.secret);
         }
-        TokenCommand::List => {
-            println!("id\tproject\tuser\troles\tcreated\texpires\tstate\tdescription");
+        TokenCommand::List { format, columns } => {
+            let mut rows = Vec::new();
             for t in tokens.list().await? {
                 let state = match qinling_engine::auth::tokens::check(&t, now) {
                     Ok(()) => "active",
                     Err(qinling_engine::auth::tokens::Invalid::Revoked) => "revoked",
                     Err(_) => "expired",
                 };
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    t.id,
-                    t.project_id,
-                    t.user_id,
-                    t.roles.join(","),
-                    show_time(Some(t.created_at)),
-                    show_time(t.expires_at),
-                    state,
-                    t.description.unwrap_or_default()
-                );
+                rows.push(serde_json::json!({
+                    "id": t.id,
+                    "project": t.project_id,
+                    "user": t.user_id,
+                    "roles": t.roles.join(","),
+                    "created": show_time(Some(t.created_at)),
+                    "expires": show_time(t.expires_at),
+                    "state": state,
+                    "description": t.description.unwrap_or_default(),
+                }));
             }
+            qinling_cli::print_list(
+                format,
+                &columns,
+                &rows,
+                &[
+                    "id",
+                    "project",
+                    "user",
+                    "roles",
+                    "created",
+                    "expires",
+                    "state",
+                    "description",
+                ],
+            )?;
         }
         TokenCommand::Revoke { id } => {
             tokens.revoke(&id, now).await?;

@@ -225,19 +225,28 @@ fn token_mode_authenticates_like_keystonemiddleware() {
     assert_eq!(r.status().as_u16(), 200);
     let (ok, list) = token_cli(&srv, &["list"]);
     assert!(ok, "{list}");
-    assert!(
-        list.contains("\tpa\tua\tmember\t") && list.contains("active"),
-        "{list}"
-    );
+    assert!(list.contains("active") && list.contains("member"), "{list}");
     assert!(!list.contains(&secret), "token list must not show secrets");
-    let id = list
-        .lines()
-        .find(|l| l.contains("\tpa\t"))
+    let (ok, list) = token_cli(&srv, &["list", "-f", "json"]);
+    assert!(ok, "{list}");
+    let rows: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let row = rows
+        .as_array()
         .unwrap()
-        .split('\t')
-        .next()
-        .unwrap()
-        .to_string();
+        .iter()
+        .find(|r| r["project"] == "pa")
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(
+        (
+            row["user"].as_str(),
+            row["roles"].as_str(),
+            row["state"].as_str()
+        ),
+        (Some("ua"), Some("member"), Some("active"))
+    );
+    let id = row["id"].as_str().unwrap().to_string();
+    let (ok, ids) = token_cli(&srv, &["list", "-f", "value", "-c", "id"]);
+    assert!(ok && ids.lines().any(|l| l.trim() == id), "{ids}");
     let (ok, out) = token_cli(&srv, &["revoke", &id]);
     assert!(ok, "{out}");
     assert_eq!(As::new(&srv, &secret).get("/v1/functions").0, 401);
