@@ -3,7 +3,9 @@
 //! needs to say in `none` mode (project `default`, admin, as upstream with `auth_enable =
 //! False`); a stored API token in `token` mode; a Keystone v3 token in `keystone` mode — and
 //! whether the policy allows the action the route names. Upstream's unauthenticated paths
-//! stay open: exactly `/`, `/v1/` and `POST /v1/webhooks/<uuid>/invoke`.
+//! stay open: exactly `/`, `/v1/` and `POST /v1/webhooks/<uuid>/invoke`; so do ours for load
+//! balancers, `/healthz` and `/readyz` (they tell nothing but whether the server and its
+//! database answer).
 //!
 //! Validating a token is behind [`Authenticator`]: [`keystone`] (Keystone tokens, with a short
 //! cache; the Keystone HTTP client lives in the binary, so the cache is tested with a fake
@@ -101,9 +103,10 @@ fn anonymous(request_id: String) -> RequestContext {
     }
 }
 
-/// Upstream's exempt paths: exactly `/` and `/v1/`, and `^/v1/webhooks/[a-f0-9-]+/invoke$`.
+/// Upstream's exempt paths: exactly `/` and `/v1/`, and `^/v1/webhooks/[a-f0-9-]+/invoke$`;
+/// and the health checks `/healthz` and `/readyz`.
 pub fn is_exempt(path: &str) -> bool {
-    if path == "/" || path == "/v1/" {
+    if matches!(path, "/" | "/v1/" | "/healthz" | "/readyz") {
         return true;
     }
     path.strip_prefix("/v1/webhooks/")
@@ -274,6 +277,8 @@ mod tests {
             "/",
             "/v1/",
             "/v1/webhooks/540f420d-c5de-4b0b-b144-1b2510107918/invoke",
+            "/healthz",
+            "/readyz",
         ] {
             assert!(is_exempt(p), "{p}");
         }
@@ -287,6 +292,8 @@ mod tests {
             "/v1/webhooks/x/../../functions/invoke",
             "/v1/webhooks/540f420d",
             "/metrics",
+            "/healthz/",
+            "/readyz/x",
         ] {
             assert!(!is_exempt(p), "{p}");
         }

@@ -223,6 +223,11 @@ fn token_mode_authenticates_like_keystonemiddleware() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    // Health and readiness need no token (load balancers have none).
+    for path in ["/healthz", "/readyz"] {
+        let r = srv.http.get(format!("{}{path}", srv.url)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
     let (ok, list) = token_cli(&srv, &["list"]);
     assert!(ok, "{list}");
     assert!(list.contains("active") && list.contains("member"), "{list}");

@@ -273,7 +273,10 @@ fn versions_aliases_jobs_and_webhooks_through_the_cli() {
     assert_eq!(e["description"], format!("Created by Webhook {wid}"));
     assert!(s.log(e["id"].as_str().unwrap()).contains("Hello, hook"));
     // --input: the whole body as JSON; anything else is refused before it is sent.
-    let inv = json(&s, &["webhook", "invoke", wid, "--input", r#"{"name": "body"}"#]);
+    let inv = json(
+        &s,
+        &["webhook", "invoke", wid, "--input", r#"{"name": "body"}"#],
+    );
     let e = s.wait_execution(
         inv["execution_id"].as_str().unwrap(),
         std::time::Duration::from_secs(30),

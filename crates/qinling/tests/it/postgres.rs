@@ -179,6 +179,15 @@ fn a_database_outage_is_a_503_loses_nothing_and_heals_by_itself() {
             started.elapsed()
         );
     }
+    // Liveness holds; readiness says why not.
+    assert_eq!(s.get("/healthz").0, 200);
+    let (status, body) = s.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert!(
+        body["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{body}"
+    );
     // The running ones finish meanwhile; their outcomes wait for the database.
     std::thread::sleep(Duration::from_secs(4));
     pg.control("resume");
@@ -192,6 +201,7 @@ fn a_database_outage_is_a_503_loses_nothing_and_heals_by_itself() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert_eq!(s.get("/readyz"), (200, json!({"status": "ready"})));
     for e in &accepted {
         let done = s.wait_execution(e, Duration::from_secs(120));
         assert_eq!(done["status"], "success", "{done}\n{}", s.logs());
