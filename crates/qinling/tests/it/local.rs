@@ -381,3 +381,36 @@ fn init_run_deploy_and_invoke_every_runtime() {
         deploy("Updated function");
     }
 }
+
+/// Every folder of `examples/` runs as its README says.
+#[test]
+fn every_shipped_example_runs() {
+    let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for (folder, expected) in [
+        ("python3", "Hello, ex"),
+        ("nodejs", "Hello, ex"),
+        ("custom", r#"{"got":{"name":"ex"}}"#),
+        ("wasm", r#"{"name":"ex"}"#),
+    ] {
+        if folder == "nodejs" && !node {
+            eprintln!("SKIPPED: examples/nodejs: no `node` on PATH");
+            continue;
+        }
+        let out = run_in(examples, &["run", folder, "--input", r#"{"name": "ex"}"#]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{folder}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(expected),
+            "{folder}: {}",
+            text(&out.stdout)
+        );
+    }
+}
