@@ -2,7 +2,7 @@
 //! executors, sandbox, shims and limits as `qinling serve` (built by `serve::executors`),
 //! on a throwaway SQLite database in a temporary folder. The result goes to stdout, the log to
 //! stderr, and the exit code says how it ended (0 success, 1 failed, 124 timeout, 2 the run
-//! could not start). `--watch` runs again when the files change, `--serve PORT` answers HTTP
+//! could not start, 130 interrupted). `--watch` runs again when the files change, `--serve PORT` answers HTTP
 //! requests with the function, `--debug` (python3) and `--inspect` (nodejs) run the handler
 //! outside the sandbox under the language's debugger.
 
@@ -70,6 +70,8 @@ pub struct RunArgs {
 const FAILED: u8 = 1;
 const CANNOT_RUN: u8 = 2;
 const TIMED_OUT: u8 = 124;
+/// 128 + SIGINT, as shells report an interrupted command.
+const INTERRUPTED: u8 = 130;
 
 pub fn main(args: RunArgs) -> ExitCode {
     init_logging();
@@ -395,9 +397,19 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         local.stop().await;
         0
     } else {
-        let execution = local.invoke(args.input.clone()).await;
+        // Ctrl-C stops the run and cleans up (workers, the temporary data directory).
+        let execution = tokio::select! {
+            execution = local.invoke(args.input.clone()) => Some(execution),
+            _ = tokio::signal::ctrl_c() => None,
+        };
         local.stop().await;
-        report(&execution?)
+        match execution {
+            Some(execution) => report(&execution?),
+            None => {
+                eprintln!("qinling run: interrupted");
+                INTERRUPTED
+            }
+        }
     };
     Ok(code)
 }
