@@ -406,7 +406,7 @@ impl Config {
         node_address: String,
     ) -> qinling_engine::EngineConfig {
         qinling_engine::EngineConfig {
-            limits: self.limits.clone(),
+            limits: self.limits,
             max_package_bytes: self.max_package_bytes,
             max_package_entries: self.max_package_entries,
             max_unpacked_package_bytes: self.max_unpacked_package_bytes,
