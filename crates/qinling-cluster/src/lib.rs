@@ -219,7 +219,9 @@ impl Cluster {
         });
         let cluster = Cluster { shared };
         cluster.subscribe().await?;
+        cluster.announce().await;
         cluster.beat().await;
+        tokio::spawn(cluster.clone().announcements());
         tokio::spawn(cluster.clone().heartbeats());
         tracing::info!(node = %cluster.shared.cfg.node_name, id = %cluster.shared.cfg.node_id, nats = %cluster.shared.cfg.url, capacity = %cluster.shared.cfg.capacity, "joined the cluster");
         Ok(cluster)
@@ -307,14 +309,39 @@ impl Cluster {
         }
     }
 
-    /// One beat: announce this node, read the others. `false` if NATS could not be read.
-    async fn beat(&self) -> bool {
+    /// Puts this node's record in the bucket: the heartbeat the others judge it by.
+    async fn announce(&self) {
         let s = &self.shared;
         let record = serde_json::to_vec(&self.record()).expect("a node record serializes");
-        if let Err(error) = s.kv.put(&s.cfg.node_id, record.into()).await {
-            tracing::debug!(%error, "could not announce this node");
+        let bound = s.cfg.node_timeout.max(Duration::from_secs(1));
+        match tokio::time::timeout(bound, s.kv.put(&s.cfg.node_id, record.into())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "could not announce this node"),
+            Err(_) => tracing::debug!("announcing this node timed out"),
         }
-        match read_bucket(&s.kv).await {
+    }
+
+    /// The announcing loop, on a task of its own: nothing else this node does (reading the
+    /// bucket, judging, sweeping the database) can delay its heartbeat, so a busy node is
+    /// not taken for a lost one.
+    async fn announcements(self) {
+        let mut tick = tokio::time::interval(self.shared.cfg.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.announce().await;
+        }
+    }
+
+    /// One look at the bucket: the others' records. `false` if NATS could not be read.
+    async fn beat(&self) -> bool {
+        let s = &self.shared;
+        let bound = s.cfg.node_timeout.max(Duration::from_secs(1));
+        let read = match tokio::time::timeout(bound, read_bucket(&s.kv)).await {
+            Ok(read) => read,
+            Err(_) => Err("reading the node bucket timed out".into()),
+        };
+        match read {
             Ok(entries) => {
                 let now = Instant::now();
                 let mut present = HashSet::new();
@@ -341,12 +368,13 @@ impl Cluster {
         }
     }
 
-    /// The heartbeat loop: beat, judge, and every node timeout sweep the executions of
-    /// nodes that are gone.
+    /// The judging loop: read the bucket, judge, and every node timeout sweep the executions
+    /// of nodes that are gone. (Announcing is `announcements`, apart.)
     async fn heartbeats(self) {
         let s = self.shared.clone();
         let mut blind = false;
         let mut last_sweep = Instant::now();
+        let sweeping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         loop {
             tokio::time::sleep(s.cfg.heartbeat).await;
             let seen = self.beat().await;
@@ -378,7 +406,11 @@ impl Cluster {
             let settled = now.duration_since(s.joined) > s.cfg.node_timeout;
             if settled && now.duration_since(last_sweep) >= s.cfg.node_timeout {
                 last_sweep = now;
-                if let Some(engine) = s.engine.get() {
+                // On a task of its own (one at a time): a slow database must not hold up
+                // this loop's reading and judging.
+                if let Some(engine) = s.engine.get()
+                    && !sweeping.swap(true, Ordering::AcqRel)
+                {
                     let live: HashSet<String> =
                         s.members.live().into_iter().map(|r| r.id).collect();
                     let names: HashMap<String, String> = s
@@ -387,9 +419,13 @@ impl Cluster {
                         .into_iter()
                         .map(|(r, _)| (r.id, r.name))
                         .collect();
-                    if let Err(error) = engine.sweep_nodes(&live, &names).await {
-                        tracing::warn!(%error, "sweeping the executions of lost nodes failed");
-                    }
+                    let (engine, sweeping) = (engine.clone(), sweeping.clone());
+                    tokio::spawn(async move {
+                        if let Err(error) = engine.sweep_nodes(&live, &names).await {
+                            tracing::warn!(%error, "sweeping the executions of lost nodes failed");
+                        }
+                        sweeping.store(false, Ordering::Release);
+                    });
                 }
             }
         }
@@ -434,10 +470,20 @@ async fn ensure_bucket(
 
 /// Every node record in the bucket, with its revision.
 async fn read_bucket(store: &kv::Store) -> Result<Vec<(u64, NodeRecord)>, async_nats::Error> {
-    let mut keys = store.keys().await?;
+    // The keys from the stream's subject list (one request), not `Store::keys`, whose ordered
+    // consumer was seen to wait forever while other nodes put records into the bucket.
+    let mut subjects = store
+        .stream
+        .info_with_subjects(format!("{}>", store.prefix))
+        .await?;
+    let mut keys = Vec::new();
+    while let Some((subject, _)) = futures_util::TryStreamExt::try_next(&mut subjects).await? {
+        if let Some(key) = subject.strip_prefix(store.prefix.as_str()) {
+            keys.push(key.to_string());
+        }
+    }
     let mut out = Vec::new();
-    while let Some(key) = keys.next().await {
-        let key = key?;
+    for key in keys {
         if let Some(entry) = store.entry(&key).await?
             && entry.operation == kv::Operation::Put
             && let Ok(record) = serde_json::from_slice::<NodeRecord>(&entry.value)
