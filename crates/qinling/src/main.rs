@@ -13,7 +13,13 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "qinling",
     version,
-    about = "Qinling: self-hosted Function-as-a-Service"
+    about = "Qinling: self-hosted Function-as-a-Service",
+    after_help = "Global options of the client commands, before or after the command:\n  \
+        --url <URL>          the server (env QINLING_URL; default: the profile's, else http://127.0.0.1:7070)\n  \
+        --token <TOKEN>      sent as X-Auth-Token (env QINLING_TOKEN)\n  \
+        --profile <NAME>     a profile `qinling login` saved (env QINLING_PROFILE)\n  \
+        -f, --format <FMT>   table, json, yaml, csv or value\n  \
+        -c, --column <NAME>  show only this column; repeatable"
 )]
 struct Args {
     #[command(subcommand)]
@@ -60,7 +66,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     // When the jail re-executes this binary as a sandbox's init, it never returns from here.
     qinling_sandbox::jail::run_init_if_requested();
-    let args = Args::parse();
+    let args = Args::parse_from(hoist_global_options(std::env::args_os().collect()));
     match args.command {
         Command::Serve(serve_args) => serve::main(serve_args),
         Command::Run(run_args) => local::main(run_args),
@@ -99,5 +105,105 @@ fn main() -> std::process::ExitCode {
             }
         }
         Command::Cli(cmd) => cli::main(cmd),
+    }
+}
+
+/// The client's global options given before the command (`qinling --url U function list`)
+/// moved after its first word (`qinling function --url U list`), where they are defined; the
+/// rest of the line is left as it is.
+fn hoist_global_options(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const WITH_VALUE: &[&str] = &[
+        "--url",
+        "--token",
+        "--profile",
+        "-f",
+        "--format",
+        "-c",
+        "--column",
+    ];
+    let mut hoisted = Vec::new();
+    let mut i = 1;
+    while i < args.len() {
+        let Some(arg) = args[i].to_str() else { break };
+        let name = match arg.split_once('=') {
+            Some((name, _)) => name,
+            // `-fjson`: a short option with its value attached.
+            None if !arg.starts_with("--") && arg.len() > 2 => arg.get(..2).unwrap_or(arg),
+            None => arg,
+        };
+        if !WITH_VALUE.contains(&name) {
+            break;
+        }
+        hoisted.push(args[i].clone());
+        // `--url U` takes the next word; `--url=U` and `-fjson` carry their value.
+        let attached = arg.contains('=') || (name.len() == 2 && arg.len() > 2);
+        if !attached && i + 1 < args.len() {
+            hoisted.push(args[i + 1].clone());
+            i += 1;
+        }
+        i += 1;
+    }
+    if hoisted.is_empty() || i >= args.len() {
+        return args;
+    }
+    let mut out = vec![args[0].clone(), args[i].clone()];
+    out.extend(hoisted);
+    out.extend(args[i + 1..].iter().cloned());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hoist(line: &str) -> String {
+        let args = line.split(' ').map(std::ffi::OsString::from).collect();
+        hoist_global_options(args)
+            .iter()
+            .map(|a| a.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn global_options_before_the_command_move_after_its_first_word() {
+        for (given, parsed) in [
+            (
+                "qinling --url http://h:1 function list",
+                "qinling function --url http://h:1 list",
+            ),
+            (
+                "qinling -f json -c id runtime list",
+                "qinling runtime -f json -c id list",
+            ),
+            (
+                "qinling --url=http://h:1 -fjson node list",
+                "qinling node --url=http://h:1 -fjson list",
+            ),
+            (
+                "qinling function list --url http://h:1",
+                "qinling function list --url http://h:1",
+            ),
+            (
+                "qinling serve --listen 127.0.0.1:1",
+                "qinling serve --listen 127.0.0.1:1",
+            ),
+            ("qinling --url", "qinling --url"),
+            ("qinling --help", "qinling --help"),
+        ] {
+            assert_eq!(hoist(given), parsed);
+        }
+    }
+
+    #[test]
+    fn hoisted_options_parse() {
+        let args = hoist_global_options(
+            "qinling --url http://h:1 -f json function list"
+                .split(' ')
+                .map(std::ffi::OsString::from)
+                .collect(),
+        );
+        let parsed = Args::try_parse_from(args).unwrap();
+        assert!(matches!(parsed.command, Command::Cli(_)));
     }
 }
