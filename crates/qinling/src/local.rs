@@ -557,6 +557,10 @@ async fn serve_http(local: &Local, spec: &Spec, port: u16, watch: bool) -> anyho
 /// debugger needs your terminal and your processes), as your user.
 async fn debug(args: &RunArgs, spec: &Spec) -> anyhow::Result<u8> {
     let (root, _unpacked) = source_root(spec)?;
+    // Absolute, so `require` takes it as a path and not a package name.
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("cannot read {}", root.display()))?;
     let entry = spec
         .entry
         .clone()
