@@ -85,6 +85,85 @@ impl RuntimeKind {
     pub fn runs_in_process(self) -> bool {
         matches!(self, RuntimeKind::Wasm)
     }
+
+    /// The execution mode a function of this kind gets when it names none: what upstream's
+    /// server for the runtime did (python3 forked a process per execution; nodejs `require`d
+    /// the module once in a long-lived process), `fork` for the kinds that know no other.
+    pub fn default_execution_mode(self) -> ExecutionMode {
+        match self {
+            RuntimeKind::Nodejs => ExecutionMode::Reuse,
+            RuntimeKind::Python3 | RuntimeKind::Custom | RuntimeKind::Wasm => ExecutionMode::Fork,
+        }
+    }
+
+    /// Whether functions of this kind may run in `mode`; `Err` says why not (the end of a
+    /// sentence: "… is not supported by the custom runtime: {why}").
+    pub fn supports(self, mode: ExecutionMode) -> Result<(), &'static str> {
+        match (self, mode) {
+            (_, ExecutionMode::Fork) | (RuntimeKind::Python3 | RuntimeKind::Nodejs, _) => Ok(()),
+            (RuntimeKind::Custom, ExecutionMode::Reuse) => {
+                Err("each execution runs the package's executable as a new process")
+            }
+            (RuntimeKind::Wasm, ExecutionMode::Reuse) => {
+                Err("each execution gets a fresh WebAssembly instance")
+            }
+        }
+    }
+}
+
+/// How a function's executions use its worker's process (issue 17): `fork` runs each in a
+/// fresh process, `reuse` runs them in the worker's long-lived process, so module state
+/// persists between the executions of one worker. The default depends on the runtime's
+/// kind ([`RuntimeKind::default_execution_mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    #[default]
+    Fork,
+    Reuse,
+}
+
+impl ExecutionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMode::Fork => "fork",
+            ExecutionMode::Reuse => "reuse",
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A text that is not an execution mode; its message names the two that are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadExecutionMode(pub String);
+
+impl std::fmt::Display for BadExecutionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "execution_mode must be 'fork' or 'reuse', not '{}'",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadExecutionMode {}
+
+impl std::str::FromStr for ExecutionMode {
+    type Err = BadExecutionMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fork" => Ok(ExecutionMode::Fork),
+            "reuse" => Ok(ExecutionMode::Reuse),
+            other => Err(BadExecutionMode(other.to_string())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -444,5 +523,34 @@ mod tests {
         assert_eq!(RuntimeKind::from_image("WASI-p1"), Some(RuntimeKind::Wasm));
         assert!(RuntimeKind::Wasm.runs_in_process());
         assert!(!RuntimeKind::Python3.runs_in_process());
+    }
+
+    #[test]
+    fn execution_modes() {
+        use ExecutionMode::{Fork, Reuse};
+        assert_eq!("fork".parse(), Ok(Fork));
+        assert_eq!("reuse".parse(), Ok(Reuse));
+        assert_eq!(
+            "Reuse".parse::<ExecutionMode>().unwrap_err().to_string(),
+            "execution_mode must be 'fork' or 'reuse', not 'Reuse'"
+        );
+        assert_eq!((Fork.as_str(), Reuse.to_string()), ("fork", "reuse".into()));
+        assert_eq!(serde_json::to_value(Reuse).unwrap(), "reuse");
+        assert_eq!(
+            serde_json::from_str::<ExecutionMode>("\"fork\"").unwrap(),
+            Fork
+        );
+        // The defaults are upstream's behaviour per runtime.
+        let defaults = [
+            RuntimeKind::Python3,
+            RuntimeKind::Nodejs,
+            RuntimeKind::Custom,
+            RuntimeKind::Wasm,
+        ]
+        .map(|k| (k.default_execution_mode(), k.supports(Reuse).is_ok()));
+        assert_eq!(
+            defaults,
+            [(Fork, true), (Reuse, true), (Fork, false), (Fork, false)]
+        );
     }
 }
