@@ -172,6 +172,7 @@ pub async fn create(
         memory_size: nonempty(body.memory_size),
         timeout: nonempty(body.timeout),
         network: nonempty(body.network),
+        execution_mode: nonempty(body.execution_mode),
         md5sum: code
             .get("md5sum")
             .and_then(|m| m.as_str())
@@ -294,6 +295,7 @@ pub async fn update(
         memory_size: body.memory_size,
         timeout: body.timeout,
         network: nonempty(body.network),
+        execution_mode: nonempty(body.execution_mode),
         md5sum,
         package: body.package,
     };

@@ -43,6 +43,7 @@ pub(crate) fn version_json(v: &FunctionVersion) -> qinling_wire::Version {
         memory_size: v.memory_size,
         timeout: v.timeout,
         network: v.network,
+        execution_mode: v.execution_mode.as_str().to_owned(),
         project_id: v.project_id.clone(),
         created_at: format_ts(v.created_at),
         updated_at: v.updated_at.map(format_ts),

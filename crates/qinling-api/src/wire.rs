@@ -194,6 +194,7 @@ pub fn function_json(f: &Function, code_as_string: bool) -> body::Function {
         memory_size: f.memory_size,
         timeout: f.timeout,
         network: f.network,
+        execution_mode: f.execution_mode.as_str().to_owned(),
         runtime_id: f.runtime_id.as_deref().map(str::to_owned),
         code: if code_as_string {
             Value::String(qinling_types::py_json(&code))

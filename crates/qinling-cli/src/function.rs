@@ -32,6 +32,7 @@ pub(crate) const FUNCTIONS: Resource = Resource {
         Column::Field("name"),
         Column::Field("runtime_id"),
         Column::Field("entry"),
+        Column::Field("execution_mode"),
         Column::Field("count"),
         Column::Field("created_at"),
     ],
@@ -84,7 +85,7 @@ pub enum Command {
     },
     /// Change a function's metadata, limits or code.
     #[command(group(ArgGroup::new("changes").required(true).multiple(true)
-        .args(["name", "description", "entry", "file", "package", "cpu", "memory_size", "timeout", "network"])))]
+        .args(["name", "description", "entry", "file", "package", "cpu", "memory_size", "timeout", "network", "execution_mode"])))]
     Update {
         /// Function id or name.
         function: String,
@@ -169,8 +170,8 @@ pub enum Command {
     },
 }
 
-/// Resource limits and network access, sent only when given (the server applies its
-/// defaults: no network).
+/// Resource limits, network access and execution mode, sent only when given (the server
+/// applies its defaults: no network, the runtime's execution mode).
 #[derive(Debug, Default, clap::Args)]
 pub struct Limits {
     /// CPU in millicpu.
@@ -186,17 +187,23 @@ pub struct Limits {
     /// takes it away. Without it a function reaches nothing but its own loopback.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub network: Option<bool>,
+    /// `fork`: a fresh process per execution; `reuse`: executions run in the worker's
+    /// long-lived process, so module state persists between them (python3 and nodejs only).
+    /// Default: the runtime's (python3 fork, nodejs reuse).
+    #[arg(long, value_name = "MODE", value_parser = ["fork", "reuse"])]
+    pub execution_mode: Option<String>,
 }
 
 impl Limits {
-    /// The limits as the form's text: (cpu, memory_size, timeout, network).
-    fn text(&self) -> [Option<String>; 4] {
+    /// The limits as the form's text: (cpu, memory_size, timeout, network, execution_mode).
+    fn text(&self) -> [Option<String>; 5] {
         let number = |v: Option<u64>| v.map(|v| v.to_string());
         [
             number(self.cpu),
             number(self.memory_size),
             number(self.timeout),
             self.network.map(|on| on.to_string()),
+            self.execution_mode.clone(),
         ]
     }
 }
@@ -210,7 +217,7 @@ fn create_body(
     entry: Option<String>,
     limits: &Limits,
 ) -> FunctionCreate {
-    let [cpu, memory_size, timeout, network] = limits.text();
+    let [cpu, memory_size, timeout, network, execution_mode] = limits.text();
     FunctionCreate {
         runtime_id: Some(runtime_id),
         code: Some(code),
@@ -221,6 +228,7 @@ fn create_body(
         memory_size,
         timeout,
         network,
+        execution_mode,
         package: None,
     }
 }
@@ -235,7 +243,7 @@ fn update_body(
     entry: Option<String>,
     limits: &Limits,
 ) -> FunctionUpdate {
-    let [cpu, memory_size, timeout, network] = limits.text();
+    let [cpu, memory_size, timeout, network, execution_mode] = limits.text();
     FunctionUpdate {
         source: new_package.then(|| "package".to_string()),
         code: None,
@@ -246,6 +254,7 @@ fn update_body(
         memory_size,
         timeout,
         network,
+        execution_mode,
         package: None,
     }
 }
@@ -603,6 +612,7 @@ mod tests {
             memory_size: Some(67108864),
             timeout: Some(9),
             network: Some(true),
+            execution_mode: Some("reuse".into()),
         };
         let fields = |new_package| {
             form_fields(&update_body(
@@ -624,6 +634,7 @@ mod tests {
                 ("memory_size", "67108864"),
                 ("timeout", "9"),
                 ("network", "true"),
+                ("execution_mode", "reuse"),
             ] {
                 out.push((k.into(), v.into()));
             }
@@ -671,6 +682,7 @@ mod tests {
                 memory_size: None,
                 timeout: Some(7),
                 network: None,
+                execution_mode: None,
             },
         };
         block_on(run(cmd, &ctx)).unwrap();
@@ -736,6 +748,7 @@ mod tests {
                 memory_size: None,
                 timeout: Some(7),
                 network: None,
+                execution_mode: None,
             },
         };
         block_on(run(cmd, &ctx)).unwrap();
@@ -779,5 +792,52 @@ mod tests {
             network(&["--network", "maybe"]),
             Err(clap::error::ErrorKind::InvalidValue)
         );
+    }
+
+    #[test]
+    fn execution_mode_flag() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            cmd: Command,
+        }
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["qinling"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).map(|c| c.cmd)
+        };
+        let mode = |args: &[&str]| match parse(args) {
+            Ok(Command::Update { limits, .. } | Command::Create { limits, .. }) => {
+                limits.execution_mode
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        };
+        assert_eq!(
+            mode(&["update", "f", "--execution-mode", "reuse"]).as_deref(),
+            Some("reuse")
+        );
+        assert_eq!(
+            mode(&[
+                "create",
+                "--runtime",
+                "rt",
+                "--file",
+                "a.py",
+                "--execution-mode",
+                "fork"
+            ])
+            .as_deref(),
+            Some("fork")
+        );
+        // The flag alone is a change an update may consist of.
+        assert_eq!(mode(&["update", "f", "--timeout", "3"]), None);
+        // A bad value is refused here, with the choices listed.
+        let Err(e) = parse(&["update", "f", "--execution-mode", "spawn"]) else {
+            panic!("accepted")
+        };
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = e.to_string();
+        assert!(text.contains("[possible values: fork, reuse]"), "{text}");
     }
 }

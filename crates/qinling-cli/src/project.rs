@@ -50,6 +50,10 @@ pub struct Manifest {
     /// Outbound network access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<bool>,
+    /// `fork` (a fresh process per execution) or `reuse` (the worker's long-lived process);
+    /// absent: the runtime's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_mode: Option<String>,
 }
 
 impl Manifest {
@@ -67,6 +71,16 @@ impl Manifest {
             toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
         if manifest.name.trim().is_empty() {
             bail!("{}: `name` is empty", path.display());
+        }
+        if let Some(mode) = manifest
+            .execution_mode
+            .as_deref()
+            .filter(|m| !["fork", "reuse"].contains(m))
+        {
+            bail!(
+                "{}: execution_mode must be 'fork' or 'reuse', not '{mode}'",
+                path.display()
+            );
         }
         Ok(manifest)
     }
@@ -104,6 +118,7 @@ impl Manifest {
             memory_size: self.memory_size,
             timeout: self.timeout,
             network: self.network,
+            execution_mode: self.execution_mode.clone(),
         }
     }
 }
@@ -191,11 +206,28 @@ fn template(name: &str, runtime: &str) -> Vec<(String, String, u32)> {
             package: package.map(PathBuf::from),
             memory_size: Some(33_554_432),
             timeout: Some(5),
+            // The runtime's default, written out so that it is seen (and changed) here.
+            execution_mode: match runtime {
+                "python3" => Some("fork".into()),
+                "nodejs" => Some("reuse".into()),
+                _ => None,
+            },
             ..Manifest::default()
         };
+        let text = toml::to_string(&manifest).expect("a manifest serializes");
+        let text = match runtime {
+            "python3" => text.replace(
+                "execution_mode = \"fork\"\n",
+                "# \"fork\": a fresh process per execution; \"reuse\" keeps module state (imports,\n# globals, caches) between the executions a worker runs.\nexecution_mode = \"fork\"\n",
+            ),
+            "nodejs" => text.replace(
+                "execution_mode = \"reuse\"\n",
+                "# \"reuse\": the module is loaded once and keeps its state between executions;\n# \"fork\" gives each execution a fresh process.\nexecution_mode = \"reuse\"\n",
+            ),
+            _ => text,
+        };
         format!(
-            "# The function this folder deploys as (`qinling deploy`, `qinling run .`).\n# cpu: millicpu, memory_size: bytes, timeout: seconds, network: outbound access.\n{}",
-            toml::to_string(&manifest).expect("a manifest serializes")
+            "# The function this folder deploys as (`qinling deploy`, `qinling run .`).\n# cpu: millicpu, memory_size: bytes, timeout: seconds, network: outbound access.\n{text}"
         )
     };
     let input = file("input.json", "{\"name\": \"Qinling\"}\n".into());
@@ -480,6 +512,14 @@ mod tests {
             let manifest = Manifest::load(&path).unwrap();
             assert_eq!(manifest.name, "my-fn");
             assert_eq!(manifest.runtime, runtime);
+            let text = std::fs::read_to_string(path.join(MANIFEST)).unwrap();
+            let (mode, comment) = match runtime {
+                "python3" => (Some("fork"), "\"reuse\" keeps module state"),
+                "nodejs" => (Some("reuse"), "keeps its state between executions"),
+                _ => (None, ""),
+            };
+            assert_eq!(manifest.execution_mode.as_deref(), mode, "{text}");
+            assert!(text.contains(comment), "{text}");
             assert!(path.join("input.json").is_file());
             if runtime == "wasm" {
                 let error = manifest.package(&path).unwrap_err().to_string();
@@ -522,5 +562,15 @@ mod tests {
             Manifest::load(&dir.path().join("nope")).unwrap_err()
         );
         assert!(missing.contains("qinling init"), "{missing}");
+        std::fs::write(
+            dir.path().join(MANIFEST),
+            "name = \"f\"\nruntime = \"python3\"\nexecution_mode = \"spawn\"\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", Manifest::load(dir.path()).unwrap_err());
+        assert!(
+            error.contains("execution_mode must be 'fork' or 'reuse', not 'spawn'"),
+            "{error}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use qinling_executor::{
     Definition, End, ExecutionContext, FunctionKey, Report, RunRequest, ServerLimits, WorkerInfo,
 };
-use qinling_types::{Input, RuntimeKind};
+use qinling_types::{ExecutionMode, Input, RuntimeKind};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,6 +86,10 @@ pub struct Def {
     pub memory_bytes: u64,
     pub timeout_ms: u64,
     pub network: bool,
+    /// Absent from a node of a build before execution modes: the kind's default, which is
+    /// how such a node's workers ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_mode: Option<ExecutionMode>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,6 +159,7 @@ impl From<&Definition> for Def {
             memory_bytes: d.memory_bytes,
             timeout_ms: d.timeout.as_millis() as u64,
             network: d.network,
+            execution_mode: Some(d.execution_mode),
         }
     }
 }
@@ -172,6 +177,9 @@ impl Def {
             memory_bytes: self.memory_bytes,
             timeout: Duration::from_millis(self.timeout_ms),
             network: self.network,
+            execution_mode: self
+                .execution_mode
+                .unwrap_or_else(|| kind.default_execution_mode()),
         })
     }
 }
@@ -313,6 +321,7 @@ mod tests {
                     memory_bytes: 1 << 25,
                     timeout: Duration::from_millis(1500),
                     network: true,
+                    execution_mode: ExecutionMode::Reuse,
                 },
                 input,
                 context: ExecutionContext {
@@ -344,6 +353,15 @@ mod tests {
             assert_eq!(back.context, req.context);
             assert_eq!(back.limits, req.limits);
         }
+        // A definition from a node that knows no execution modes runs in the kind's default.
+        let old = serde_json::json!({"runtime_id": "rt", "kind": "nodejs", "package_sha256": "ab",
+            "entry": "main.main", "cpu_millis": 100, "memory_bytes": 1, "timeout_ms": 1,
+            "network": false});
+        let def: Def = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            def.definition().unwrap().execution_mode,
+            ExecutionMode::Reuse
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use qinling_executor::ExecutorError;
 use qinling_store::{FunctionUpdate, Scope};
 use qinling_types::{
-    Code, Error, Function, RequestContext, RuntimeKind, RuntimeStatus, new_id, now,
+    Code, Error, ExecutionMode, Function, RequestContext, RuntimeKind, RuntimeStatus, new_id, now,
 };
 use qinling_types::{FunctionId, RuntimeId};
 
@@ -26,6 +26,8 @@ pub struct CreateFunction {
     pub timeout: Option<String>,
     /// Outbound network access (`true`/`false`), our extension.
     pub network: Option<String>,
+    /// `fork` or `reuse`, our extension; absent: the runtime kind's default.
+    pub execution_mode: Option<String>,
     /// The client's md5 of the package, if it sent one.
     pub md5sum: Option<String>,
     pub package: Option<Vec<u8>>,
@@ -41,6 +43,7 @@ pub struct UpdateFunction {
     pub memory_size: Option<String>,
     pub timeout: Option<String>,
     pub network: Option<String>,
+    pub execution_mode: Option<String>,
     pub md5sum: Option<String>,
     pub package: Option<Vec<u8>>,
 }
@@ -62,6 +65,7 @@ impl Engine {
             )?
             .apply(ranges.defaults());
         let network = parse_network(req.network.as_deref())?.unwrap_or(false);
+        let requested_mode = parse_execution_mode(req.execution_mode.as_deref())?;
         let runtime_id = req
             .runtime_id
             .filter(|r| !r.is_empty())
@@ -81,6 +85,7 @@ impl Engine {
         if network {
             self.check_network(kind)?;
         }
+        let execution_mode = execution_mode_for(kind, requested_mode, None)?;
         let package = req.package.ok_or_else(|| Error::input("Package is required for a function of source 'package': send it in the 'package' form field."))?;
         let id = self.check_package(&package, req.md5sum.as_deref(), kind)?;
         // The entry resolves inside the package (checked before the executor's check);
@@ -119,6 +124,7 @@ impl Engine {
             memory_size: limits.memory_size,
             timeout: limits.timeout,
             network,
+            execution_mode,
             count: 0,
             latest_version: 0,
             project_id: ctx.project_id.clone(),
@@ -301,6 +307,7 @@ impl Engine {
         update.memory_size = limits.memory_size;
         update.timeout = limits.timeout;
         update.network = parse_network(req.network.as_deref())?;
+        let requested_mode = parse_execution_mode(req.execution_mode.as_deref())?;
         let Code::Package {
             md5sum: current_md5,
         } = &current.code;
@@ -321,6 +328,10 @@ impl Engine {
         if update.network == Some(true) {
             self.check_network(kind)?;
         }
+        let execution_mode =
+            execution_mode_for(kind, requested_mode, Some(current.execution_mode))?;
+        update.execution_mode =
+            (execution_mode != current.execution_mode).then_some(execution_mode);
         let checked = match &req.package {
             Some(package) => Some(self.check_package(package, req.md5sum.as_deref(), kind)?),
             None => None,
@@ -392,7 +403,8 @@ impl Engine {
             || update.entry.is_some()
             || update.cpu.is_some()
             || update.memory_size.is_some()
-            || update.network.is_some_and(|n| n != current.network);
+            || update.network.is_some_and(|n| n != current.network)
+            || update.execution_mode.is_some();
         if definition_changed {
             self.inner.executor.release(id, Some(0));
         }
@@ -446,5 +458,79 @@ fn parse_network(value: Option<&str>) -> Result<Option<bool>, Error> {
         _ => Err(Error::input(format!(
             "Invalid value for network: '{value}'. Expected true or false."
         ))),
+    }
+}
+
+/// The `execution_mode` field: `fork` or `reuse` (whether the runtime supports it is
+/// [`execution_mode_for`]'s check).
+fn parse_execution_mode(value: Option<&str>) -> Result<Option<ExecutionMode>, Error> {
+    value
+        .map(|v| {
+            v.parse::<ExecutionMode>()
+                .map_err(|e| Error::input(e.to_string()))
+        })
+        .transpose()
+}
+
+/// The execution mode a function of runtime `kind` gets: the one `requested`, if its
+/// runtime supports it (else a 400 that says why and what to do); else the `current` one
+/// if the runtime supports it (an update that names none); else the kind's default.
+fn execution_mode_for(
+    kind: Option<RuntimeKind>,
+    requested: Option<ExecutionMode>,
+    current: Option<ExecutionMode>,
+) -> Result<ExecutionMode, Error> {
+    let Some(kind) = kind else {
+        return Ok(requested.or(current).unwrap_or_default());
+    };
+    if let Some(mode) = requested {
+        kind.supports(mode).map_err(|why| {
+            Error::input(format!(
+                "execution_mode '{mode}' is not supported by the {} runtime: {why}; use '{}' or leave execution_mode out.",
+                kind.as_str(),
+                kind.default_execution_mode(),
+            ))
+        })?;
+        return Ok(mode);
+    }
+    Ok(current
+        .filter(|&mode| kind.supports(mode).is_ok())
+        .unwrap_or_else(|| kind.default_execution_mode()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ExecutionMode::{Fork, Reuse};
+    use RuntimeKind::{Custom, Nodejs, Python3, Wasm};
+
+    #[test]
+    fn execution_mode_defaults_and_refusals() {
+        let mode = |kind, requested, current| execution_mode_for(Some(kind), requested, current);
+        // Create without the field: the kind's default.
+        assert_eq!(mode(Python3, None, None).unwrap(), Fork);
+        assert_eq!(mode(Nodejs, None, None).unwrap(), Reuse);
+        assert_eq!(mode(Custom, None, None).unwrap(), Fork);
+        assert_eq!(mode(Wasm, None, None).unwrap(), Fork);
+        // Asked for: kept where supported.
+        assert_eq!(mode(Python3, Some(Reuse), None).unwrap(), Reuse);
+        assert_eq!(mode(Nodejs, Some(Fork), Some(Reuse)).unwrap(), Fork);
+        // An update without the field keeps the current mode the kind supports…
+        assert_eq!(mode(Python3, None, Some(Reuse)).unwrap(), Reuse);
+        // …and falls back to the kind's default where it does not.
+        assert_eq!(mode(Custom, None, Some(Reuse)).unwrap(), Fork);
+        let refused = |kind| mode(kind, Some(Reuse), None).unwrap_err().to_string();
+        assert!(
+            refused(Custom).contains(
+                "execution_mode 'reuse' is not supported by the custom runtime: each execution runs the package's executable as a new process"
+            ),
+            "{}",
+            refused(Custom)
+        );
+        assert!(refused(Wasm).contains("each execution gets a fresh WebAssembly instance"));
+        assert_eq!(
+            parse_execution_mode(Some("xyz")).unwrap_err().to_string(),
+            "execution_mode must be 'fork' or 'reuse', not 'xyz'"
+        );
     }
 }

@@ -38,6 +38,7 @@ impl Engine {
             memory_bytes: function.memory_size,
             timeout: Duration::from_secs(u64::from(function.timeout)),
             network: function.network,
+            execution_mode: function.execution_mode,
         })
     }
 
@@ -162,6 +163,7 @@ mod tests {
             memory_bytes: 1 << 25,
             timeout: Duration::from_secs(5),
             network: false,
+            execution_mode: qinling_types::ExecutionMode::Fork,
         };
         let own = serde_json::json!({"a": 1});
         // (end, status, output)

@@ -17,7 +17,7 @@ pub mod tempfiles;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qinling_types::{Input, RuntimeKind};
+use qinling_types::{ExecutionMode, Input, RuntimeKind};
 
 pub use router::Executors;
 
@@ -44,10 +44,13 @@ pub struct Definition {
     pub timeout: Duration,
     /// Outbound network access.
     pub network: bool,
+    /// A fresh process per execution, or the worker's long-lived one (told to the worker at
+    /// bind; executors without workers run every execution afresh).
+    pub execution_mode: ExecutionMode,
 }
 
-/// What a function version's workers are bound to: a change of package, entry, limits or
-/// network access retires them. Only [`Revision::of`] makes one, so two revisions are equal
+/// What a function version's workers are bound to: a change of package, entry, limits,
+/// network access or execution mode retires them. Only [`Revision::of`] makes one, so two revisions are equal
 /// exactly when what they were made of is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Revision(String);
@@ -55,12 +58,13 @@ pub struct Revision(String);
 impl Revision {
     pub fn of(d: &Definition) -> Revision {
         Revision(format!(
-            "{}:{}:{}:{}:{}",
+            "{}:{}:{}:{}:{}:{}",
             d.package_sha256,
             d.entry,
             d.cpu_millis,
             d.memory_bytes,
-            if d.network { "net" } else { "lo" }
+            if d.network { "net" } else { "lo" },
+            d.execution_mode,
         ))
     }
 

@@ -34,6 +34,7 @@ impl Pool {
                 ..self.inner.config.pool_limits
             },
             network: d.network,
+            execution_mode: d.execution_mode,
         })
     }
 }

@@ -3,7 +3,9 @@
 //! engine's run path can be tested in seconds with no Python, no process and no root.
 //!
 //! The fake shim answers `ready`, binds any package except one whose bytes are
-//! [`FAIL_BIND`] (an import error, with a log), and runs each execution in a task of its
+//! [`FAIL_BIND`] (an import error, with a log) or a bind with a `mode` other than `fork` or
+//! `reuse` (absent is `fork`, as for the real shims; [`FakeSandbox::modes`] tells which mode
+//! each worker was bound in), and runs each execution in a task of its
 //! own, driven by the execution's keyword arguments: `sleep_ms` (how long it runs; past
 //! the timeout it times out), `fail` (a raised error), `oom` (ends as out of resources),
 //! `die` (the worker exits mid-execution); anything else is echoed back as the result.
@@ -47,6 +49,8 @@ pub struct FakeSandbox {
     launched: AtomicUsize,
     /// Names of launched workers with the limits they were last given.
     limits: Arc<Mutex<HashMap<String, Limits>>>,
+    /// Names of bound workers with the execution mode of their bind.
+    modes: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl FakeSandbox {
@@ -58,6 +62,11 @@ impl FakeSandbox {
     /// The limits each worker has now, by name.
     pub fn limits(&self) -> HashMap<String, Limits> {
         self.limits.lock().expect("limits lock").clone()
+    }
+
+    /// The execution mode (`fork`, `reuse`) each bound worker was bound in, by name.
+    pub fn modes(&self) -> HashMap<String, String> {
+        self.modes.lock().expect("modes lock").clone()
     }
 }
 
@@ -105,7 +114,11 @@ impl Sandbox for FakeSandbox {
         let (exit_tx, exit) = Exit::channel();
         let kill = Arc::new(Notify::new());
         let oom_kills = Arc::new(AtomicUsize::new(0));
-        let shim = shim(theirs, oom_kills.clone());
+        let bound = Bound {
+            name: spec.name.clone(),
+            modes: self.modes.clone(),
+        };
+        let shim = shim(theirs, oom_kills.clone(), bound);
         let killed = kill.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
@@ -149,8 +162,14 @@ async fn send<W: AsyncWrite + Unpin>(out: &tokio::sync::Mutex<W>, msg: Value) ->
     write_frame(&mut *out.lock().await, &bytes).await.is_ok()
 }
 
+/// Where a fake worker records the mode it was bound in.
+struct Bound {
+    name: String,
+    modes: Arc<Mutex<HashMap<String, String>>>,
+}
+
 /// The fake shim: returns when the channel closes or an execution asks it to die.
-async fn shim(stream: tokio::io::DuplexStream, oom_kills: Arc<AtomicUsize>) {
+async fn shim(stream: tokio::io::DuplexStream, oom_kills: Arc<AtomicUsize>, bound: Bound) {
     let (mut input, output) = tokio::io::split(stream);
     let out: Out = Arc::new(tokio::sync::Mutex::new(output));
     let die = Arc::new(Notify::new());
@@ -171,10 +190,19 @@ async fn shim(stream: tokio::io::DuplexStream, oom_kills: Arc<AtomicUsize>) {
                 let Ok(Some(package)) = read_frame(&mut input).await else {
                     return;
                 };
+                let mode = msg["mode"].as_str().unwrap_or("fork");
                 let reply = if package == FAIL_BIND {
                     json!({"op": "bound", "ok": false, "error": "No module named 'missing'",
                            "logs": "Traceback: import failed"})
+                } else if !matches!(mode, "fork" | "reuse") {
+                    json!({"op": "bound", "ok": false, "error": format!("unknown mode '{mode}'"),
+                           "logs": ""})
                 } else {
+                    bound
+                        .modes
+                        .lock()
+                        .expect("modes lock")
+                        .insert(bound.name.clone(), mode.to_string());
                     json!({"op": "bound", "ok": true})
                 };
                 send(&out, reply).await;

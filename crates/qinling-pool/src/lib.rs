@@ -67,6 +67,8 @@ pub struct BindSpec {
     /// Outbound network access: such a worker is started for the function, never taken from
     /// the runtime's pool (pool workers have none).
     pub network: bool,
+    /// Told to the worker at bind: a fresh process per execution, or its long-lived one.
+    pub execution_mode: qinling_types::ExecutionMode,
 }
 
 /// A worker handed to one execution; dropping it ends the execution's claim.
@@ -430,6 +432,7 @@ impl Pool {
                 &spec.package,
                 &key.function_id,
                 key.version,
+                spec.execution_mode,
                 self.inner.config.bind_timeout,
             )
             .await

@@ -48,6 +48,7 @@ fn definition(package: &str) -> Definition {
         memory_bytes: 64 << 20,
         timeout: Duration::from_secs(2),
         network: false,
+        execution_mode: qinling_types::ExecutionMode::Fork,
     }
 }
 

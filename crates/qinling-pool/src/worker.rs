@@ -235,6 +235,7 @@ impl Worker {
         package: &[u8],
         function_id: &str,
         function_version: i64,
+        mode: qinling_types::ExecutionMode,
         timeout: Duration,
     ) -> Result<(), PoolError> {
         let msg = Request::Bind {
@@ -242,6 +243,7 @@ impl Worker {
             package_size: package.len(),
             function_id,
             function_version,
+            mode,
         };
         let rx = match self.send(BIND_KEY, &msg, Some(package)).await {
             Ok(rx) => rx,

@@ -16,6 +16,9 @@ pub enum Request<'a> {
         package_size: usize,
         function_id: &'a str,
         function_version: i64,
+        /// `fork`: a fresh process per execution; `reuse`: executions run in the worker's
+        /// long-lived process. A shim treats an absent mode as `fork`.
+        mode: qinling_types::ExecutionMode,
     },
     Exec {
         id: &'a str,

@@ -268,6 +268,73 @@ mod tests {
         assert_eq!(applied as usize, super::POSTGRES_MIGRATOR.iter().count());
     }
 
+    /// Rows from before execution modes get the behaviour they had: `reuse` for functions
+    /// (and their versions) of a runtime of kind nodejs, `fork` for every other, on both
+    /// backends.
+    #[tokio::test]
+    async fn old_rows_get_the_execution_mode_of_their_runtime() {
+        const OLD_ROWS: &str = "
+            INSERT INTO runtimes (id, name, image, description, is_public, trusted, status, project_id, created_at)
+            VALUES ('rn', NULL, 'openstackqinling/nodejs-runtime:0.0.1', NULL, TRUE, TRUE, 'available', 'p', '2026-01-01T00:00:00.000000Z'),
+                   ('rp', NULL, 'python3', NULL, TRUE, TRUE, 'available', 'p', '2026-01-01T00:00:00.000000Z'),
+                   ('rx', NULL, 'node-tools/python3', NULL, TRUE, TRUE, 'available', 'p', '2026-01-01T00:00:00.000000Z');
+            INSERT INTO functions (id, runtime_id, code_source, md5sum, package_sha256, package_size, cpu, memory_size, timeout, project_id, created_at)
+            VALUES ('fn', 'rn', 'package', 'm', 's', 1, 100, 1, 5, 'p', '2026-01-01T00:00:00.000000Z'),
+                   ('fp', 'rp', 'package', 'm', 's', 1, 100, 1, 5, 'p', '2026-01-01T00:00:00.000000Z'),
+                   ('fx', 'rx', 'package', 'm', 's', 1, 100, 1, 5, 'p', '2026-01-01T00:00:00.000000Z');
+            INSERT INTO function_versions (id, function_id, version_number, md5sum, package_sha256, package_size, cpu, memory_size, timeout, project_id, created_at)
+            VALUES ('vn', 'fn', 1, 'm', 's', 1, 100, 1, 5, 'p', '2026-01-01T00:00:00.000000Z'),
+                   ('vp', 'fp', 1, 'm', 's', 1, 100, 1, 5, 'p', '2026-01-01T00:00:00.000000Z');
+        ";
+        async fn modes(store: &Store) -> Vec<(String, &'static str)> {
+            let mut out = Vec::new();
+            for id in ["fn", "fp", "fx"] {
+                let f = store
+                    .get_function(id, &crate::Scope::All)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                out.push((id.to_string(), f.execution_mode.as_str()));
+                if let Some(v) = store.get_version(id, 1).await.unwrap() {
+                    out.push((v.id, v.execution_mode.as_str()));
+                }
+            }
+            out
+        }
+        let expected: Vec<(String, &str)> = [
+            ("fn", "reuse"),
+            ("vn", "reuse"),
+            ("fp", "fork"),
+            ("vp", "fork"),
+            ("fx", "fork"),
+        ]
+        .iter()
+        .map(|(id, m)| (id.to_string(), *m))
+        .collect();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.sqlite");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        super::SQLITE_MIGRATOR.run_to(14, &pool).await.unwrap();
+        sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+        pool.close().await;
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(modes(&store).await, expected);
+
+        if let Some(admin) = crate::testing::postgres_admin() {
+            let url = crate::testing::scratch_database(&admin).await.unwrap();
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            super::POSTGRES_MIGRATOR.run_to(4, &pool).await.unwrap();
+            sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+            pool.close().await;
+            let store = Store::open_postgres(&PgConfig::new(url)).await.unwrap();
+            assert_eq!(modes(&store).await, expected);
+        }
+    }
+
     /// A database that a newer binary migrated is refused, on both backends, with both
     /// versions named.
     #[tokio::test]

@@ -39,6 +39,7 @@ pub fn function(id: &str, name: Option<String>, project: &str, memory_size: u64)
         memory_size,
         timeout: 5,
         network: false,
+        execution_mode: qinling_types::ExecutionMode::Fork,
         count: 0,
         latest_version: 0,
         project_id: project.into(),

@@ -1,7 +1,7 @@
 //! Function rows.
 
 use crate::db::{Get, on_db};
-use qinling_types::{Code, Function, RuntimeId, now};
+use qinling_types::{Code, ExecutionMode, Function, RuntimeId, now};
 
 use crate::{Result, Scope, Store, StoreError, ts};
 
@@ -15,6 +15,7 @@ pub struct FunctionUpdate {
     pub memory_size: Option<u64>,
     pub timeout: Option<u32>,
     pub network: Option<bool>,
+    pub execution_mode: Option<ExecutionMode>,
     /// A new package: (md5, sha256, size).
     pub package: Option<(String, String, u64)>,
     /// With a new package on a shared database: the project's `package_bytes` quota,
@@ -51,6 +52,7 @@ pub(crate) fn from_row<R: Get>(row: &R) -> Result<Function> {
         memory_size: row.get::<i64>("memory_size")? as u64,
         timeout: row.get::<i64>("timeout")? as u32,
         network: row.get("network")?,
+        execution_mode: execution_mode(row, "functions")?,
         count: row.get("count")?,
         latest_version: row.get("latest_version")?,
         project_id: row.get("project_id")?,
@@ -59,6 +61,15 @@ pub(crate) fn from_row<R: Get>(row: &R) -> Result<Function> {
             what: created.clone(),
         })?,
         updated_at: ts::opt_from_db(row.get("updated_at")?),
+    })
+}
+
+/// The `execution_mode` column of a function or version row.
+pub(crate) fn execution_mode<R: Get>(row: &R, table: &'static str) -> Result<ExecutionMode> {
+    let text: String = row.get("execution_mode")?;
+    text.parse().map_err(|_| StoreError::Corrupt {
+        table,
+        what: format!("execution mode {text}"),
     })
 }
 
@@ -128,8 +139,8 @@ impl Store {
             let Code::Package { md5sum } = &f.code;
             sqlx::query(
                 "INSERT INTO functions (id, name, description, runtime_id, code_source, md5sum, package_sha256, package_size,
-                                        entry, cpu, memory_size, timeout, network, count, latest_version, project_id, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'package', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                                        entry, cpu, memory_size, timeout, network, execution_mode, count, latest_version, project_id, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'package', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             )
             .bind(f.id.as_str())
             .bind(&f.name)
@@ -143,6 +154,7 @@ impl Store {
             .bind(f.memory_size as i64)
             .bind(f.timeout as i64)
             .bind(f.network)
+            .bind(f.execution_mode.as_str())
             .bind(f.count)
             .bind(f.latest_version)
             .bind(&f.project_id)
@@ -278,6 +290,9 @@ impl Store {
             if let Some(v) = update.network {
                 f.network = v;
             }
+            if let Some(v) = update.execution_mode {
+                f.execution_mode = v;
+            }
             if let Some((md5, sha, size)) = &update.package {
                 f.code = Code::Package {
                     md5sum: md5.clone(),
@@ -289,7 +304,8 @@ impl Store {
             let Code::Package { md5sum } = &f.code;
             sqlx::query(
                 "UPDATE functions SET name = $1, description = $2, entry = $3, cpu = $4, memory_size = $5, timeout = $6, network = $7,
-                        md5sum = $8, package_sha256 = $9, package_size = $10, updated_at = $11 WHERE id = $12",
+                        execution_mode = $8, md5sum = $9, package_sha256 = $10, package_size = $11, updated_at = $12
+                  WHERE id = $13",
             )
             .bind(&f.name)
             .bind(&f.description)
@@ -298,6 +314,7 @@ impl Store {
             .bind(f.memory_size as i64)
             .bind(f.timeout as i64)
             .bind(f.network)
+            .bind(f.execution_mode.as_str())
             .bind(md5sum)
             .bind(&f.package_sha256)
             .bind(f.package_size as i64)
@@ -350,6 +367,50 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A function's execution mode is stored, changed by an update, and snapshotted by a
+    /// version (which keeps it when the function changes), on both backends.
+    #[tokio::test]
+    async fn execution_mode_is_stored_updated_and_snapshotted() {
+        use qinling_types::ExecutionMode::{Fork, Reuse};
+        for store in crate::testing::stores().await {
+            crate::fixtures::runtime(&store).await;
+            let mut f = crate::fixtures::function("f", None, "p", 1 << 25);
+            f.execution_mode = Reuse;
+            store.insert_function(&f).await.unwrap();
+            let read = |store: Store| async move {
+                let f = store.get_function("f", &Scope::All).await.unwrap().unwrap();
+                let listed = store.list_functions(&Scope::All).await.unwrap();
+                (f.execution_mode, listed[0].execution_mode)
+            };
+            assert_eq!(read(store.clone()).await, (Reuse, Reuse));
+            let created = store.insert_version("f", "p", None).await.unwrap();
+            let crate::VersionCreate::Created(v1) = created else {
+                panic!("{created:?}")
+            };
+            assert_eq!(v1.execution_mode, Reuse);
+            let (updated, _) = store
+                .update_function(
+                    "f",
+                    &FunctionUpdate {
+                        execution_mode: Some(Fork),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(updated.execution_mode, Fork);
+            assert_eq!(read(store.clone()).await, (Fork, Fork));
+            let v1 = store.get_version("f", 1).await.unwrap().unwrap();
+            assert_eq!(v1.execution_mode, Reuse);
+            // Only the mode changed: that is a new definition, so a new version.
+            assert!(matches!(
+                store.insert_version("f", "p", None).await.unwrap(),
+                crate::VersionCreate::Created(v) if v.execution_mode == Fork
+            ));
+        }
+    }
 
     /// Function creates on several servers sharing one PostgreSQL database: exactly the
     /// limit gets in; on either backend a package over the byte limit is refused.

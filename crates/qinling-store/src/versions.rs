@@ -33,6 +33,7 @@ fn from_row<R: Get>(row: &R) -> Result<FunctionVersion> {
         memory_size: row.get::<i64>("memory_size")? as u64,
         timeout: row.get::<i64>("timeout")? as u32,
         network: row.get("network")?,
+        execution_mode: crate::functions::execution_mode(row, "function_versions")?,
         count: row.get("count")?,
         project_id: row.get("project_id")?,
         created_at: ts::from_db(&created).ok_or(StoreError::Corrupt {
@@ -100,6 +101,7 @@ impl Store {
                 memory_size: function.memory_size,
                 timeout: function.timeout,
                 network: function.network,
+                execution_mode: function.execution_mode,
                 count: 0,
                 project_id: function.project_id.clone(),
                 created_at: now(),
@@ -107,8 +109,8 @@ impl Store {
             };
             sqlx::query(
                 "INSERT INTO function_versions (id, function_id, version_number, description, md5sum, package_sha256,
-                        package_size, entry, cpu, memory_size, timeout, network, count, project_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14)",
+                        package_size, entry, cpu, memory_size, timeout, network, execution_mode, count, project_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15)",
             )
             .bind(&version.id)
             .bind(version.function_id.as_str())
@@ -122,6 +124,7 @@ impl Store {
             .bind(version.memory_size as i64)
             .bind(version.timeout as i64)
             .bind(version.network)
+            .bind(version.execution_mode.as_str())
             .bind(&version.project_id)
             .bind(ts::to_db(version.created_at))
             .execute(&mut *tx)

@@ -213,6 +213,8 @@ pub struct Function {
     /// Whether the function's workers may open outbound connections (our extension; off by
     /// default, as upstream's functions had no network policy of their own).
     pub network: bool,
+    /// A fresh process per execution, or the worker's long-lived one (our extension).
+    pub execution_mode: ExecutionMode,
     pub count: i64,
     pub latest_version: i64,
     pub project_id: String,

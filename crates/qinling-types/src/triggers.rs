@@ -1,8 +1,9 @@
 //! Function versions, aliases, cron jobs and webhooks (reference §3.4, §3.5, §3.7, §3.8): the
 //! resources that pin a function's definition and start its executions without a caller
-//! waiting. Versions here are full snapshots (package, entry and limits), unlike upstream's.
+//! waiting. Versions here are full snapshots (package, entry, limits, network access and
+//! execution mode), unlike upstream's.
 
-use crate::{Function, FunctionId, JobId, Timestamp, WebhookId};
+use crate::{ExecutionMode, Function, FunctionId, JobId, Timestamp, WebhookId};
 
 /// Most versions one function may have (upstream's `MAX_VERSION_NUMBER`).
 pub const MAX_VERSIONS: i64 = 10;
@@ -22,6 +23,7 @@ pub struct FunctionVersion {
     pub memory_size: u64,
     pub timeout: u32,
     pub network: bool,
+    pub execution_mode: ExecutionMode,
     /// Executions of this version.
     pub count: i64,
     pub project_id: String,
@@ -31,7 +33,7 @@ pub struct FunctionVersion {
 
 impl FunctionVersion {
     /// The function as this version defines it: the live row's identity (id, name, runtime,
-    /// project) with the snapshot's package, entry and limits.
+    /// project) with the snapshot's package, entry, limits, network access and execution mode.
     pub fn apply_to(&self, function: &Function) -> Function {
         Function {
             code: crate::Code::Package {
@@ -44,6 +46,7 @@ impl FunctionVersion {
             memory_size: self.memory_size,
             timeout: self.timeout,
             network: self.network,
+            execution_mode: self.execution_mode,
             count: self.count,
             ..function.clone()
         }
@@ -57,6 +60,7 @@ impl FunctionVersion {
             && self.memory_size == function.memory_size
             && self.timeout == function.timeout
             && self.network == function.network
+            && self.execution_mode == function.execution_mode
     }
 }
 

@@ -29,6 +29,12 @@ fn form_boolean() -> Value {
     json!({"type": "boolean"})
 }
 
+/// An execution mode: `fork` (a fresh process per execution) or `reuse` (the worker's
+/// long-lived process).
+fn execution_mode() -> Value {
+    json!({"type": "string", "enum": ["fork", "reuse"]})
+}
+
 /// The file part of a form.
 fn form_file() -> Value {
     json!({"type": "string", "format": "binary"})
@@ -194,6 +200,9 @@ wire_object! {
         pub memory_size: u64,
         pub timeout: u32,
         pub network: bool,
+        /// Absent from a server before execution modes.
+        #[serde(default)]
+        pub execution_mode: String => execution_mode(),
         pub runtime_id: Option<String>,
         pub code: Value => json!({"oneOf": [{"type": "object"}, {"type": "string"}]}),
         pub entry: Option<String>,
@@ -240,6 +249,9 @@ wire_object! {
         pub timeout: Option<String> => form_integer(),
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub network: Option<String> => form_boolean(),
+        /// `fork` or `reuse`; on create, absent means the runtime kind's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub execution_mode: Option<String> => execution_mode(),
         /// The zip: the form's file part, not a text field.
         #[serde(skip)]
         pub package: Option<Vec<u8>> => form_file(),
@@ -272,6 +284,9 @@ wire_object! {
         pub timeout: Option<String> => form_integer(),
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub network: Option<String> => form_boolean(),
+        /// `fork` or `reuse`; on create, absent means the runtime kind's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub execution_mode: Option<String> => execution_mode(),
         /// The zip: the form's file part, not a text field.
         #[serde(skip)]
         pub package: Option<Vec<u8>> => form_file(),
@@ -456,6 +471,9 @@ wire_object! {
         pub memory_size: u64,
         pub timeout: u32,
         pub network: bool,
+        /// Absent from a server before execution modes.
+        #[serde(default)]
+        pub execution_mode: String => execution_mode(),
         pub project_id: String,
         pub created_at: String => ts(),
         pub updated_at: Option<String> => ts_null(),

@@ -117,6 +117,7 @@ struct Spec {
     memory_size: Option<u64>,
     timeout: Option<u64>,
     network: Option<bool>,
+    execution_mode: Option<String>,
 }
 
 impl Spec {
@@ -174,6 +175,11 @@ impl Spec {
             memory_size: args.limits.memory_size.or(m.memory_size),
             timeout: args.limits.timeout.or(m.timeout),
             network: args.limits.network.or(m.network),
+            execution_mode: args
+                .limits
+                .execution_mode
+                .clone()
+                .or(m.execution_mode.clone()),
             manifest,
         })
     }
@@ -284,6 +290,7 @@ impl Local {
                     memory_size: text(spec.memory_size),
                     timeout: text(spec.timeout),
                     network: spec.network.map(|n| n.to_string()),
+                    execution_mode: spec.execution_mode.clone(),
                     package: Some(spec.package()?),
                     ..CreateFunction::default()
                 },

@@ -42,6 +42,7 @@ fn create_show_list_download_delete() {
             "memory_size",
             "timeout",
             "network",
+            "execution_mode",
             "runtime_id",
             "code",
             "entry",
