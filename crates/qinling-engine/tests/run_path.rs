@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use qinling_engine::{
     CreateExecution, CreateFunction, Engine, EngineConfig, ExecutionTarget, PackageStore,
+    UpdateFunction,
 };
 use qinling_executor::{Executor, Executors, FunctionKey, Packages};
 use qinling_pool::fake::{self, FakeSandbox};
@@ -169,6 +170,92 @@ async fn executions_are_run_and_recorded() {
             "{input}"
         );
     }
+}
+
+/// The execution mode reaches the worker in its bind, and a change of mode retires the
+/// workers bound in the old one: they are released at once, and the next execution binds a
+/// new worker in the new mode. Version 1 keeps the mode it snapshotted.
+#[tokio::test]
+async fn a_mode_change_rebinds_in_the_new_mode() {
+    let f = fixture(PoolConfig::default(), EngineConfig::default()).await;
+    let id = function(&f, "1").await;
+    let fid = qinling_types::FunctionId::from(id.clone());
+    let workers = || async {
+        let mut names: Vec<String> = f
+            .engine
+            .function_workers(&ctx(), &fid, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| w.worker_name)
+            .collect();
+        names.sort();
+        names
+    };
+    let e = execute(&f, &id, true, "{}").await.unwrap();
+    assert_eq!(e.status, ExecutionStatus::Success);
+    let before = workers().await;
+    assert_eq!(before.len(), 1);
+    assert_eq!(f.sandbox.modes()[&before[0]], "fork");
+    f.engine.create_version(&ctx(), &fid, None).await.unwrap();
+
+    let update = |mode: &str| UpdateFunction {
+        execution_mode: Some(mode.into()),
+        ..Default::default()
+    };
+    let updated = f
+        .engine
+        .update_function(&ctx(), &fid, update("reuse"))
+        .await
+        .unwrap();
+    assert_eq!(updated.execution_mode, qinling_types::ExecutionMode::Reuse);
+    assert_eq!(
+        workers().await,
+        Vec::<String>::new(),
+        "retired at the update"
+    );
+    let e = execute(&f, &id, true, "{}").await.unwrap();
+    assert_eq!(e.status, ExecutionStatus::Success);
+    let after = workers().await;
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before);
+    assert_eq!(f.sandbox.modes()[&after[0]], "reuse");
+
+    // The same mode again changes nothing: the worker stays.
+    f.engine
+        .update_function(&ctx(), &fid, update("reuse"))
+        .await
+        .unwrap();
+    assert_eq!(workers().await, after);
+
+    // Version 1 snapshotted `fork`: its worker is bound in it.
+    let req = CreateExecution {
+        target: ExecutionTarget::Function {
+            id: id.as_str().into(),
+            version: 1,
+        },
+        description: None,
+        sync: true,
+        input: None,
+    };
+    let e = f.engine.create_execution(&ctx(), req).await.unwrap();
+    assert_eq!(e.status, ExecutionStatus::Success);
+    let v1 = f
+        .engine
+        .function_workers(&ctx(), &fid, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(f.sandbox.modes()[&v1[0].worker_name], "fork");
+
+    let bad = f
+        .engine
+        .update_function(&ctx(), &fid, update("spawn"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad.to_string(),
+        "execution_mode must be 'fork' or 'reuse', not 'spawn'"
+    );
 }
 
 #[tokio::test]

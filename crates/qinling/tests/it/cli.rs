@@ -620,3 +620,85 @@ fn logs_of_a_function_and_following_them() {
     let log = ok(&s, &["execution", "log", &id, "--follow"]);
     assert!(log.contains("said late"), "{log}");
 }
+
+/// `qinling function create|update --execution-mode`: sent, shown and listed; a value the
+/// server refuses comes back with its reason, one the CLI does not know never leaves it.
+#[test]
+fn the_execution_mode_through_the_cli() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.py");
+    std::fs::write(&file, crate::harness::HELLO).unwrap();
+    let file = file.to_str().unwrap();
+    let create = |extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec![
+            "function",
+            "create",
+            "--runtime",
+            "python3",
+            "--name",
+            "modal",
+            "--entry",
+            "hello.main",
+            "--file",
+            file,
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let f = json(&s, &create(&["--execution-mode", "reuse"]));
+    assert_eq!(f["execution_mode"], "reuse", "{f}");
+    let shown = ok(&s, &["function", "show", "modal"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("execution_mode") && l.contains("reuse")),
+        "{shown}"
+    );
+    let listed = ok(&s, &["function", "list"]);
+    assert!(
+        listed.contains("execution_mode") && listed.contains("reuse"),
+        "{listed}"
+    );
+    let f = json(
+        &s,
+        &["function", "update", "modal", "--execution-mode", "fork"],
+    );
+    assert_eq!(f["execution_mode"], "fork", "{f}");
+    assert_eq!(
+        json(&s, &["function", "show", "modal"])["execution_mode"],
+        "fork"
+    );
+
+    let out = qinling(&s, &create(&["--execution-mode", "spawn"]));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[possible values: fork, reuse]"),
+        "{stderr}"
+    );
+
+    let handler = dir.path().join("handler");
+    std::fs::write(&handler, "#!/bin/sh\necho 1\n").unwrap();
+    let out = qinling(
+        &s,
+        &[
+            "function",
+            "create",
+            "--runtime",
+            "custom",
+            "--entry",
+            "handler",
+            "--file",
+            handler.to_str().unwrap(),
+            "--execution-mode",
+            "reuse",
+        ],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not supported by the custom runtime") && stderr.contains("(HTTP 400)"),
+        "{stderr}"
+    );
+}

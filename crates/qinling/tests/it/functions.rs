@@ -250,6 +250,134 @@ fn network_access_is_explicit() {
     );
 }
 
+/// `execution_mode` (our extension, issue 17): each runtime kind's default when absent
+/// (python3 fork, nodejs reuse, custom and wasm fork), `reuse` where the runtime supports
+/// it, sent as a multipart, JSON or urlencoded field; a bad value and `reuse` on custom or
+/// wasm are 400s that say why.
+#[test]
+fn execution_mode_defaults_per_runtime_and_is_checked() {
+    let s = Server::start();
+    let zip = zip_of(&[("hello.py", HELLO)]);
+    let python = s.python_runtime();
+    let mode_of = |body: &serde_json::Value| body["execution_mode"].clone();
+
+    // Defaults: the body always shows the concrete mode.
+    let f = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    assert_eq!(mode_of(&f), json!("fork"), "{f}");
+    let node = crate::runtimes_node::runtime_named(&s, "nodejs");
+    let js = zip_of(&[("hello.js", "exports.main = () => 'hi';\n")]);
+    let (status, f) = s.create_function_raw(&node, js, "hello.main", &[]);
+    assert_eq!((status, mode_of(&f)), (201, json!("reuse")), "{f}");
+    let custom = crate::runtimes_node::runtime_named(&s, "custom");
+    let handler = zip_of(&[("handler", "#!/bin/sh\necho 1\n")]);
+    let (status, f) = s.create_function_raw(&custom, handler.clone(), "handler", &[]);
+    assert_eq!((status, mode_of(&f)), (201, json!("fork")), "{f}");
+
+    // Asked for in a multipart create: kept, shown, listed.
+    let (status, f) = s.create_function_raw(
+        &python,
+        zip.clone(),
+        "hello.main",
+        &[("execution_mode", "reuse")],
+    );
+    assert_eq!((status, mode_of(&f)), (201, json!("reuse")), "{f}");
+    let id = f["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        mode_of(&s.get(&format!("/v1/functions/{id}")).1),
+        json!("reuse")
+    );
+    let (_, list) = s.get("/v1/functions");
+    let listed = list["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(mode_of(listed), json!("reuse"));
+
+    // JSON and urlencoded updates.
+    let (status, f) = s.put(
+        &format!("/v1/functions/{id}"),
+        json!({"execution_mode": "fork"}),
+    );
+    assert_eq!((status, mode_of(&f)), (200, json!("fork")), "{f}");
+    let r = s
+        .http
+        .put(format!("{}/v1/functions/{id}", s.url))
+        .form(&[("execution_mode", "reuse")])
+        .send()
+        .unwrap();
+    let (status, f) = crate::harness::parse(r);
+    assert_eq!((status, mode_of(&f)), (200, json!("reuse")), "{f}");
+    // An update without the field keeps it.
+    let (status, f) = s.put(&format!("/v1/functions/{id}"), json!({"timeout": "9"}));
+    assert_eq!((status, mode_of(&f)), (200, json!("reuse")), "{f}");
+
+    // A bad value, in a multipart create, a JSON create and a JSON update.
+    let bad = json!({"faultstring": "execution_mode must be 'fork' or 'reuse', not 'xyz'"});
+    let (status, body) = s.create_function_raw(
+        &python,
+        zip.clone(),
+        "hello.main",
+        &[("execution_mode", "xyz")],
+    );
+    assert_eq!((status, body), (400, bad.clone()));
+    let (status, body) = s.post(
+        "/v1/functions",
+        json!({"runtime_id": python, "code": "{\"source\": \"package\"}", "execution_mode": "xyz"}),
+    );
+    assert_eq!((status, body), (400, bad.clone()));
+    let (status, body) = s.put(
+        &format!("/v1/functions/{id}"),
+        json!({"execution_mode": "xyz"}),
+    );
+    assert_eq!((status, body), (400, bad));
+    assert_eq!(
+        mode_of(&s.get(&format!("/v1/functions/{id}")).1),
+        json!("reuse")
+    );
+
+    // `reuse` where the runtime cannot: on create and on update, with why and what to do.
+    let (status, body) =
+        s.create_function_raw(&custom, handler, "handler", &[("execution_mode", "reuse")]);
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"faultstring": "execution_mode 'reuse' is not supported by the custom runtime: each execution runs the package's executable as a new process; use 'fork' or leave execution_mode out."})
+        )
+    );
+    let (status, custom_fn) = s.create_function_raw(
+        &custom,
+        zip_of(&[("handler", "#!/bin/sh\necho 1\n")]),
+        "handler",
+        &[("execution_mode", "fork")],
+    );
+    assert_eq!(status, 201, "{custom_fn}");
+    let (status, body) = s.put(
+        &format!("/v1/functions/{}", custom_fn["id"].as_str().unwrap()),
+        json!({"execution_mode": "reuse"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("not supported by the custom runtime"),
+        "{body}"
+    );
+    let wasm = crate::runtimes_node::runtime_named(&s, "wasm");
+    let (status, body) =
+        s.create_function_raw(&wasm, zip.clone(), "", &[("execution_mode", "reuse")]);
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"faultstring": "execution_mode 'reuse' is not supported by the wasm runtime: each execution gets a fresh WebAssembly instance; use 'fork' or leave execution_mode out."})
+        )
+    );
+}
+
 fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(bytes))

@@ -414,3 +414,48 @@ fn every_shipped_example_runs() {
         );
     }
 }
+
+/// `qinling run --execution-mode` and the manifest's `execution_mode`: the flag wins over the
+/// manifest, the runtime's refusal of `reuse` is said, and a bad value never leaves the CLI.
+#[test]
+fn run_takes_the_execution_mode_from_the_flag_or_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        &d.join("hello.py"),
+        "def main(**kwargs):\n    return 'hi'\n",
+    );
+    let out = run_in(d, &["run", "hello.py", "--execution-mode", "reuse"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "hi");
+
+    let out = run_in(d, &["run", "hello.py", "--execution-mode", "spawn"]);
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("[possible values: fork, reuse]"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let f = d.join("custom-fn");
+    std::fs::create_dir(&f).unwrap();
+    write(&f.join("handler"), "#!/bin/sh\necho '\"custom\"'\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(f.join("handler"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(
+        &f.join("qinling.toml"),
+        "name = \"c\"\nruntime = \"custom\"\nentry = \"handler\"\nexecution_mode = \"reuse\"\n",
+    );
+    let out = run_in(&f, &["run", "."]);
+    assert_ne!(out.status.code(), Some(0), "stdout: {}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(
+            "execution_mode 'reuse' is not supported by the custom runtime: each execution runs the package's executable as a new process"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run_in(&f, &["run", ".", "--execution-mode", "fork"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "custom");
+}

@@ -265,3 +265,40 @@ fn version_workers_and_delete_rules() {
     assert_eq!(status, 204);
     assert_eq!(workers(1), 0, "deleting a version releases its workers");
 }
+
+/// A version snapshots the execution mode: version 1 keeps `fork` after the function
+/// changes to `reuse` (and still runs), and the mode alone makes a new definition.
+#[test]
+fn a_version_snapshots_the_execution_mode() {
+    let s = Server::start();
+    let f = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    let fid = f["id"].as_str().unwrap();
+    let (status, v1) = create_version(&s, fid);
+    assert_eq!((status, v1["execution_mode"].clone()), (201, json!("fork")));
+
+    let f = update_function(&s, fid, &[("execution_mode", "reuse")], None);
+    assert_eq!(f["execution_mode"], "reuse");
+    let (_, v1) = s.get(&format!("/v1/functions/{fid}/versions/1"));
+    assert_eq!(v1["execution_mode"], "fork", "{v1}");
+    let (status, e1) = exec_version(&s, fid, 1);
+    assert_eq!(
+        (status, e1["status"].clone()),
+        (201, json!("success")),
+        "{e1}"
+    );
+
+    let (status, v2) = create_version(&s, fid);
+    assert_eq!(
+        status, 201,
+        "only the mode changed, yet a new version: {v2}"
+    );
+    assert_eq!(v2["execution_mode"], "reuse");
+    let (_, list) = s.get(&format!("/v1/functions/{fid}/versions"));
+    let modes: Vec<_> = list["function_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["execution_mode"].clone())
+        .collect();
+    assert_eq!(modes, vec![json!("fork"), json!("reuse")]);
+}

@@ -311,3 +311,71 @@ fn concurrency_limit_queues_then_refuses() {
     let (_, list) = s.get(&format!("/v1/executions?function_id={fid}"));
     assert_eq!(list["executions"].as_array().unwrap().len(), 2);
 }
+
+/// Changing a function's execution mode retires the workers bound in the old one: the update
+/// releases them, and the next execution runs on a new worker (bound in the new mode).
+/// Version 1's worker, bound to its own snapshot, stays; an update that keeps the mode
+/// retires nothing.
+#[test]
+fn changing_the_execution_mode_retires_the_workers() {
+    let s = Server::start();
+    let f = s.create_function("hello.py", crate::harness::HELLO, "hello.main", &[]);
+    let fid = f["id"].as_str().unwrap();
+    let (status, v1) = crate::versions::create_version(&s, fid);
+    assert_eq!(status, 201, "{v1}");
+    assert_eq!(s.execute(fid, None)["status"], "success");
+    // Version 0's workers (the function's own).
+    let worker_names = |s: &Server, fid: &str| {
+        let (status, w) = s.get(&format!("/v1/functions/{fid}/workers?function_version=0"));
+        assert_eq!(status, 200, "{w}");
+        w["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["worker_name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = worker_names(&s, fid);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let (status, e1) = s.post(
+        "/v1/executions",
+        json!({"function_id": fid, "function_version": 1}),
+    );
+    assert_eq!(
+        (status, e1["status"].clone()),
+        (201, json!("success")),
+        "{e1}"
+    );
+    let version_1 = |s: &Server| {
+        let (status, w) = s.get(&format!("/v1/functions/{fid}/workers?function_version=1"));
+        assert_eq!(status, 200, "{w}");
+        w["workers"].clone()
+    };
+    let v1_workers = version_1(&s);
+    assert_eq!(v1_workers.as_array().unwrap().len(), 1, "{v1_workers}");
+
+    let (status, f) = s.put(
+        &format!("/v1/functions/{fid}"),
+        json!({"execution_mode": "reuse"}),
+    );
+    assert_eq!((status, f["execution_mode"].clone()), (200, json!("reuse")));
+    assert_eq!(
+        worker_names(&s, fid),
+        Vec::<String>::new(),
+        "retired at the update"
+    );
+    assert_eq!(version_1(&s), v1_workers, "version 1 keeps its worker");
+
+    assert_eq!(s.execute(fid, None)["status"], "success");
+    let after = worker_names(&s, fid);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(!after.contains(&before[0]), "{before:?} → {after:?}");
+
+    // The same mode again changes nothing.
+    let (status, _) = s.put(
+        &format!("/v1/functions/{fid}"),
+        json!({"execution_mode": "reuse"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(worker_names(&s, fid), after);
+}
