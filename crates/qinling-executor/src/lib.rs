@@ -50,8 +50,8 @@ pub struct Definition {
 }
 
 /// What a function version's workers are bound to: a change of package, entry, limits,
-/// network access or execution mode retires them. Only [`Revision::of`] makes one, so two revisions are equal
-/// exactly when what they were made of is.
+/// network access or execution mode retires them. Only [`Revision::of`] makes one, so two
+/// revisions are equal exactly when what they were made of is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Revision(String);
 
@@ -377,5 +377,55 @@ mod tests {
             e.to_string(),
             "scaling up function f: sandbox failure: cannot set up the jail: EPERM"
         );
+    }
+
+    #[test]
+    fn every_part_of_a_definition_that_binds_a_worker_is_in_its_revision() {
+        let d = Definition {
+            runtime_id: "rt".into(),
+            kind: RuntimeKind::Python3,
+            package_sha256: "ab".into(),
+            entry: "main.main".into(),
+            cpu_millis: 100,
+            memory_bytes: 1 << 25,
+            timeout: Duration::from_secs(5),
+            network: false,
+            execution_mode: ExecutionMode::Fork,
+        };
+        let changed = [
+            Definition {
+                package_sha256: "cd".into(),
+                ..d.clone()
+            },
+            Definition {
+                entry: "other.main".into(),
+                ..d.clone()
+            },
+            Definition {
+                cpu_millis: 200,
+                ..d.clone()
+            },
+            Definition {
+                memory_bytes: 1 << 26,
+                ..d.clone()
+            },
+            Definition {
+                network: true,
+                ..d.clone()
+            },
+            Definition {
+                execution_mode: ExecutionMode::Reuse,
+                ..d.clone()
+            },
+        ];
+        for other in &changed {
+            assert_ne!(Revision::of(other), Revision::of(&d), "{other:?}");
+        }
+        // The timeout is per execution: workers keep serving when only it changes.
+        let longer = Definition {
+            timeout: Duration::from_secs(9),
+            ..d.clone()
+        };
+        assert_eq!(Revision::of(&longer), Revision::of(&d));
     }
 }
