@@ -66,6 +66,12 @@ MAX_SPARES = 4
 # A spare that dies while idle is replaced; after this many such deaths in a row the
 # worker stops keeping spares (something kills them, e.g. the memory limit).
 MAX_SPARE_DEATHS = 3
+# Idle processes a worker in `reuse` mode keeps (each one an execution ran in, holding its
+# module state); one more finished while this many wait is dropped, the longest idle first.
+MAX_IDLE_REUSERS = 4
+# The execution modes a bind may name (docs/runtimes.md): a fresh process per execution,
+# or one long-lived process per concurrent execution that runs one after another.
+MODES = ("fork", "reuse")
 # What a spare rehearses with (see rehearse) until the worker has seen a real exec message.
 SAMPLE_REQUEST = json.dumps({
     "op": "exec", "id": "00000000-0000-0000-0000-000000000000", "kwargs": {"name": "x"}, "args": [],
@@ -362,6 +368,95 @@ def run_child(bound, ex, msg, rlimits, plans, inherited_fds, sample):
         os._exit(status)
 
 
+def run_reuser(bound, ex, msg, plans, inherited_fds):
+    """Body of a `reuse`-mode child; never returns.
+
+    The child is made once like a spare (its session, id, descriptors, signals, log), then
+    runs the executions the zygote hands it one after another through its request pipe —
+    `msg` first, when it was forked for one — in this one process, so what the function
+    keeps in its module (connections, caches, loaded models) is there for the next one.
+    Before each execution fds 1 and 2 and sys.stdout/sys.stderr are pointed at the log
+    again and the peak-RSS mark is reset, so each result reports its own cpu time and peak
+    memory. It exits when the zygote closes the pipe, and is killed at a timeout (an
+    interrupted process cannot be trusted with the next execution)."""
+    status = 70
+    try:
+        prepare_child(bound, ex.log_fd, inherited_fds, ex.uid)
+        me = os.getpid()
+        applied = None
+        sigchld = signal.getsignal(signal.SIGCHLD)
+        while True:
+            if msg is None:
+                msg = receive_request(ex.req_r, ex.result_fd, keep_open=True)
+                if msg is None:
+                    status = 0
+                    return
+            # The zygote emptied the result file after reading the last result; write the
+            # next one from its start.
+            os.lseek(ex.result_fd, 0, os.SEEK_SET)
+            key = rlimit_key(msg.get("rlimits") or {})
+            if key is None or key != applied:
+                rlimits = plans.get(key) if key is not None else None
+                if rlimits is None:
+                    rlimits = rlimit_plan(msg.get("rlimits") or {})
+                applied = key
+            else:
+                rlimits = ()  # set already: they stay
+            reap_zombies()
+            signal.signal(signal.SIGCHLD, sigchld)
+            restore_streams(bound, ex.log_fd)
+            reset_peak_rss()
+            base = resource.getrusage(resource.RUSAGE_SELF)
+            kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+            execute(bound, msg, rlimits, ex.log_fd, ex.result_fd, ex.done_w, base, kids, reused=True)
+            if os.getpid() != me:
+                status = 0  # a process the function forked returned from it: it just goes
+                return
+            msg = None
+    finally:
+        os._exit(status)
+
+
+def reap_zombies():
+    """Reaps the processes the previous execution started that the zygote killed when it
+    ended (they are this process's children, so no one else will)."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def restore_streams(bound, log_fd):
+    """Points fds 1 and 2 and sys.stdout/sys.stderr at the log again, whatever the previous
+    execution did with them."""
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    out, err = bound.streams
+    sys.stdout = sys.__stdout__ = out
+    sys.stderr = sys.__stderr__ = err
+
+
+# Whether writing "5" to /proc/self/clear_refs resets this process's peak RSS (Linux 4.0+).
+CLEAR_REFS_OK = True
+
+
+def reset_peak_rss():
+    """Resets the peak-RSS mark getrusage reports, so a reused process's ru_maxrss is the
+    peak of the execution that follows (~7 µs)."""
+    global CLEAR_REFS_OK
+    if not CLEAR_REFS_OK:
+        return
+    try:
+        fd = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"5")
+        finally:
+            os.close(fd)
+    except OSError:
+        CLEAR_REFS_OK = False  # the figure is then the process's peak so far
+
+
 def prefer_for_oom_kill():
     """Makes this child (and every process it starts) the OOM killer's first choice in the
     worker: a function over the memory limit then loses its own execution, and the zygote
@@ -460,7 +555,7 @@ def rehearse(bound, sample):
         pass
 
 
-def receive_request(req_fd, result_fd):
+def receive_request(req_fd, result_fd, keep_open=False):
     """A spare's wait for its execution: the exec message, or None if the spare is dropped.
 
     The zygote writes the exec frame into the request pipe in one atomic write if it fits
@@ -472,12 +567,14 @@ def receive_request(req_fd, result_fd):
     if data == b"F":
         data = os.pread(result_fd, os.fstat(result_fd).st_size, 0)
         os.ftruncate(result_fd, 0)
-    os.close(req_fd)
+    if not keep_open:
+        os.close(req_fd)
     return json.loads(data)
 
 
-def execute(bound, msg, rlimits, log_fd, result_fd, done_fd, base):
-    """Runs one execution in its child; True if the result record was written."""
+def execute(bound, msg, rlimits, log_fd, result_fd, done_fd, base, kids_base=None, reused=False):
+    """Runs one execution in its child; True if the result record was written. `base` (and
+    in a reused process `kids_base`) are the rusages the execution's cpu time counts from."""
     # Lowering the hard limit too means the function cannot raise the soft one back.
     for which, soft, hard in rlimits:
         try:
@@ -510,7 +607,20 @@ def execute(bound, msg, rlimits, log_fd, result_fd, done_fd, base):
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (me.ru_utime + me.ru_stime - base.ru_utime - base.ru_stime) + kids.ru_utime + kids.ru_stime
-        os.write(done_fd, b"%d %d" % (max(0, int(round(cpu * 1000))), max(me.ru_maxrss, kids.ru_maxrss)))
+        rss = me.ru_maxrss
+        if kids_base is None:
+            rss = max(rss, kids.ru_maxrss)
+        else:
+            cpu -= kids_base.ru_utime + kids_base.ru_stime
+            if kids.ru_maxrss > kids_base.ru_maxrss:
+                rss = max(rss, kids.ru_maxrss)  # a process it started peaked higher
+        if reused:
+            # (Only the execution's own process gets here, see above.) The zygote kills what the execution started when it reads the line below;
+            # ignoring SIGCHLD until the next execution lets the kernel reap those of them
+            # that are this process's children (a zombie would hold its pid).
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            reap_zombies()
+        os.write(done_fd, b"%d %d" % (max(0, int(round(cpu * 1000))), rss))
     except OSError:
         pass  # the function closed it: the zygote learns of the end from the exit
     return True
@@ -752,6 +862,7 @@ class Zygote:
         self.buf = bytearray()
         self.eof = False
         self.bound = None
+        self.reuse = False  # the bind's execution mode is `reuse` (see run_reuser)
         self.bind_attempted = False
         self.pending_bind = None  # the bind message while its package frame is awaited
         self.package_dir = None
@@ -868,6 +979,11 @@ class Zygote:
         if self.bind_attempted:
             return {"op": "bound", "ok": False, "error": "this worker has already been bound", "logs": ""}
         self.bind_attempted = True
+        mode = msg.get("mode") or "fork"
+        if mode not in MODES:
+            return {"op": "bound", "ok": False, "logs": "",
+                    "error": "unknown execution mode %r: this worker runs 'fork' or 'reuse'" % (mode,)}
+        self.reuse = mode == "reuse"
         # Everything printed while the package loads, by Python or C code, goes into a file
         # that becomes the failure's `logs`.
         capture = new_memfd("bind-log")
@@ -966,6 +1082,12 @@ class Zygote:
         if no spare could take it (each one tried and found dead is dropped)."""
         while self.spares:
             ex = self.spares.pop()
+            if self.reuse:
+                # What a reused process printed while idle (a thread the function left
+                # running) belongs to no execution.
+                self.drain_log(ex)
+                ex.log_buf = bytearray()
+                ex.log_dropped = 0
             try:
                 if len(frame) <= SMALL_REQUEST:
                     # One write of at most PIPE_BUF bytes into an empty pipe: complete at once.
@@ -976,8 +1098,9 @@ class Zygote:
             except OSError:  # EPIPE: the spare died (its death may not have been seen yet)
                 self.drop_spare(ex)
                 continue
-            os.close(ex.req_w)
-            ex.req_w = -1
+            if not self.reuse:
+                os.close(ex.req_w)
+                ex.req_w = -1
             self.spare_deaths = 0
             return ex
         return None
@@ -1071,7 +1194,7 @@ class Zygote:
             # Non-blocking: the child's one short write never waits, and a spurious wake-up
             # of the loop cannot block the zygote on a read.
             ex.done_r, ex.done_w = new_pipe(os.O_NONBLOCK)
-            if msg is None:
+            if msg is None or self.reuse:
                 # Blocking: the spare waits in its read. The zygote's one write of at most
                 # PIPE_BUF bytes into the empty pipe never waits either.
                 ex.req_r, ex.req_w = new_pipe(0)
@@ -1079,9 +1202,11 @@ class Zygote:
             self.close_fds(ex)
             return None
         inherited = self.shim_fds()
-        inherited += (ex.done_r, ex.log_r, ex.req_w) if msg is None else (ex.done_r, ex.log_r)
+        inherited += (ex.done_r, ex.log_r, ex.req_w) if ex.req_w >= 0 else (ex.done_r, ex.log_r)
         pid = self.fork(yield_to_child=msg is not None)
         if pid == 0:
+            if self.reuse:
+                run_reuser(self.bound, ex, msg, self.rlimit_plans, inherited)
             run_child(self.bound, ex, msg, rlimits, self.rlimit_plans, inherited, self.sample)
         for fd in (ex.done_w, ex.req_r, ex.log_fd):
             if fd >= 0:
@@ -1266,6 +1391,9 @@ class Zygote:
             ex.done_r = -1
             return
         duration = time.monotonic() - ex.started
+        if self.reuse:
+            self.reused(ex, (cpu_ms, max_rss_kb), duration)
+            return
         self.kill_group(ex.pid)
         del self.running[ex.pid]
         self.spare_wanted = True
@@ -1273,6 +1401,40 @@ class Zygote:
             self.reply(ex, 0, (cpu_ms, max_rss_kb), duration)
         finally:
             self.retire(ex, answered=True)
+
+    def reused(self, ex, usage, duration):
+        """A `reuse`-mode execution ended and its process lives on: answer, kill what the
+        execution started (the process's descendants, and daemons re-parented to us), and
+        keep the process for the next execution — the most recently used goes first."""
+        del self.running[ex.pid]
+        try:
+            self.reply(ex, 0, usage, duration)
+        finally:
+            try:
+                os.ftruncate(ex.result_fd, 0)
+            except OSError:
+                pass
+            ex.id = None
+            ex.log_buf = bytearray()
+            ex.log_dropped = 0
+            found = self.with_descendants([ex.pid])
+            found.discard(ex.pid)
+            for pid in found:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            for pid in found:
+                # Those whose parent dies first are re-parented to us: looked for (and
+                # reaped) when each one is gone.
+                if pid not in self.dying:
+                    self.watch_leftover(pid)
+            # Kept before any other is dropped: dropping one may look for leftovers, and
+            # this process must not look like one then.
+            self.spares.append(ex)
+            if len(self.spares) > MAX_IDLE_REUSERS:
+                self.drop_spare(self.spares[0])
+        self.kill_leftovers()
 
     def finish(self, ex):
         """Reaps an execution whose process has exited and sends its result."""
@@ -1584,6 +1746,14 @@ class Zygote:
                             self.finish(data)
                     elif data.id is None and fd == data.pidfd and data in self.spares:
                         self.spare_died(data)
+                    elif fd == data.done_r:
+                        # Written while no execution runs (a thread a reused process left
+                        # behind): meaningless, and must not wake the loop forever.
+                        # (At its end of file the process has died: its pidfd says so.)
+                        try:
+                            os.read(fd, 64)
+                        except OSError:
+                            pass
                 elif data == "wakeup":
                     self.on_sigchld()
                 elif data is not None:
