@@ -676,6 +676,7 @@ class Supervisor {
     this.running = new Map(); // execution id -> execution
     this.prestarted = null; // an executor started before bind, waiting for `load`
     this.idsInUse = new Set(); // execution ids of live executors
+    this.reuse = false; // the bind's execution mode is `reuse`: executors run many executions
   }
 
   // The lowest execution id no live executor holds (null when executors share ours).
@@ -741,6 +742,12 @@ class Supervisor {
       return;
     }
     this.bindAttempted = true;
+    const mode = msg.mode == null ? 'fork' : msg.mode;
+    if (mode !== 'fork' && mode !== 'reuse') {
+      this.send({ op: 'bound', ok: false, error: `unknown execution mode '${String(mode)}': this worker runs 'fork' or 'reuse'`, logs: '' });
+      return;
+    }
+    this.reuse = mode === 'reuse';
     try {
       this.packageDir = fs.mkdtempSync(path.join(packageBase(), 'package-'));
       fs.chmodSync(this.packageDir, 0o755); // readable, not writable, by the executors' ids
@@ -905,8 +912,10 @@ class Supervisor {
     ex.log.add(Buffer.from(`Finished execution: ${execution.id}\n`), false);
     this.answer(execution, record, ex.log.take());
     if (ex.alive) {
-      if (this.idle.length < MAX_IDLE) this.idle.push(ex);
-      else this.killGroup(ex);
+      // In `fork` mode an executor runs one execution: the next one gets a process that
+      // has only loaded the module.
+      if (this.reuse && this.idle.length < MAX_IDLE) this.idle.push(ex);
+      else this.retire(ex);
     }
     this.killLeftovers();
     // Keep a second executor warm, so that a concurrent execution does not wait for Node
@@ -914,13 +923,21 @@ class Supervisor {
     // execution, not beside it: a Node start takes tens of ms of the worker's cpu quota,
     // which the execution (a new function's first, say) would otherwise wait for.
     // At the far end of the idle list: the warm one that just ran is taken first.
-    if (this.executors.size < 2) {
+    // In `fork` mode one idle executor is the spare the next execution takes.
+    if (this.reuse ? this.executors.size < 2 : this.idle.length === 0) {
       try {
         this.idle.unshift(this.spawnExecutor());
       } catch (_) {
         // No spare (out of fds or processes): the next execution starts its own.
       }
     }
+  }
+
+  // Ends an executor the worker has no more use for: it leaves the live set now (so it is
+  // not counted as warm), and its exit kills and reaps what it left.
+  retire(ex) {
+    this.executors.delete(ex);
+    this.killGroup(ex);
   }
 
   // Kills what finished executions left behind: every process of the jail (its own pid
