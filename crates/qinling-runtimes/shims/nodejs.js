@@ -34,6 +34,7 @@ const path = require('path');
 const zlib = require('zlib');
 const childProcess = require('child_process');
 const os = require('os');
+const net = require('net');
 const { Writable } = require('stream');
 const { StringDecoder } = require('string_decoder');
 
@@ -361,6 +362,60 @@ function syncStdio(fd, nominal) {
   return stream;
 }
 
+// The channel between the supervisor and an executor: one socket (the executor's fd 3),
+// JSON messages one per line. Node's own IPC channel does the same with more machinery (its
+// parser cost the supervisor ~70 µs per message). A line longer than a protocol frame can
+// be (a function writing garbage to fd 3) ends the channel.
+class LineChannel {
+  constructor(socket, onMessage, onOverflow) {
+    this.socket = socket;
+    this.parts = [];
+    this.pending = 0;
+    socket.on('data', (chunk) => this.feed(chunk, onMessage, onOverflow));
+    socket.on('error', () => { /* the other end is gone: its exit (or our end) says so */ });
+  }
+
+  feed(chunk, onMessage, onOverflow) {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      if (nl < 0) {
+        if (start < chunk.length) {
+          this.parts.push(chunk.subarray(start));
+          this.pending += chunk.length - start;
+          if (this.pending > 2 * MAX_FRAME) {
+            this.parts = [];
+            this.pending = 0;
+            onOverflow();
+          }
+        }
+        return;
+      }
+      let line;
+      if (this.parts.length > 0) {
+        this.parts.push(chunk.subarray(start, nl));
+        line = Buffer.concat(this.parts).toString('utf8');
+        this.parts = [];
+        this.pending = 0;
+      } else {
+        line = chunk.toString('utf8', start, nl);
+      }
+      start = nl + 1;
+      let msg;
+      try {
+        msg = JSON.parse(line);
+      } catch (_) {
+        continue;
+      }
+      if (msg !== null && typeof msg === 'object') onMessage(msg);
+    }
+  }
+
+  send(msg, callback) {
+    this.socket.write(JSON.stringify(msg) + '\n', callback);
+  }
+}
+
 // An executor started with a package and entry loads them at once; one started without
 // (the pre-started executor of a pool worker) waits for a `load` message naming them, so
 // that binding a pool worker does not wait for Node to start.
@@ -374,28 +429,32 @@ function executorMain(dir, entry) {
   Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => stderr });
   // The OOM killer should pick an executor, never the supervisor.
   try { fs.writeFileSync('/proc/self/oom_score_adj', '1000'); } catch (_) { /* not allowed */ }
-  process.on('disconnect', () => process.exit(0));
+  const socket = new net.Socket({ fd: 3, readable: true, writable: true });
+  socket.on('end', () => process.exit(0)); // the supervisor is gone, or drops this executor
+  socket.on('close', () => process.exit(0));
+  let onMessage = () => {};
+  const channel = new LineChannel(socket, (msg) => onMessage(msg), () => process.exit(0));
   if (dir !== undefined) {
-    executorRun(dir, entry);
+    executorRun(dir, entry, channel, (handler) => { onMessage = handler; });
     return;
   }
-  const onLoad = (msg) => {
-    if (!msg || msg.op !== 'load') return;
-    process.removeListener('message', onLoad);
+  onMessage = (msg) => {
+    if (msg.op !== 'load') return;
+    onMessage = () => {};
     try { process.chdir(msg.dir); } catch (_) { /* the require below says what is wrong */ }
-    executorRun(msg.dir, msg.entry);
+    executorRun(msg.dir, msg.entry, channel, (handler) => { onMessage = handler; });
   };
-  process.on('message', onLoad);
-  process.send({ op: 'started' });
+  channel.send({ op: 'started' });
 }
 
-function executorRun(dir, entry) {
+// `listen(handler)` makes `handler` receive the channel's messages from now on.
+function executorRun(dir, entry, channel, listen) {
   let func;
   try {
     func = loadEntry(dir, entry);
   } catch (err) {
     try { process.stderr.write(errorStack(err) + '\n'); } catch (_) { /* fsize */ }
-    process.send({ op: 'load_failed', error: errorText(err) }, () => process.exit(0));
+    channel.send({ op: 'load_failed', error: errorText(err) }, () => process.exit(0));
     return;
   }
   let current = null; // the execution running now: { id, done }
@@ -409,7 +468,7 @@ function executorRun(dir, entry) {
     const cpu = process.cpuUsage(ex.cpu);
     record.cpu_ms = Math.round((cpu.user + cpu.system) / 1000);
     record.max_rss_kb = process.resourceUsage().maxRSS;
-    process.send(record);
+    channel.send(record);
   };
   const fail = (err) => {
     write(errorStack(err) + '\n');
@@ -426,8 +485,8 @@ function executorRun(dir, entry) {
     if (current !== null) fail(err);
     else write(errorStack(err) + '\n');
   });
-  process.on('message', (msg) => {
-    if (!msg || msg.op !== 'exec') return;
+  listen((msg) => {
+    if (msg.op !== 'exec') return;
     current = { id: msg.id, cpu: process.cpuUsage() };
     const ex = current;
     let value;
@@ -452,7 +511,7 @@ function executorRun(dir, entry) {
       if (current === ex) fail(err);
     });
   });
-  process.send({ op: 'loaded' });
+  channel.send({ op: 'loaded' });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -676,6 +735,7 @@ class Supervisor {
     this.running = new Map(); // execution id -> execution
     this.prestarted = null; // an executor started before bind, waiting for `load`
     this.idsInUse = new Set(); // execution ids of live executors
+    this.reuse = false; // the bind's execution mode is `reuse`: executors run many executions
   }
 
   // The lowest execution id no live executor holds (null when executors share ours).
@@ -741,6 +801,12 @@ class Supervisor {
       return;
     }
     this.bindAttempted = true;
+    const mode = msg.mode == null ? 'fork' : msg.mode;
+    if (mode !== 'fork' && mode !== 'reuse') {
+      this.send({ op: 'bound', ok: false, error: `unknown execution mode '${String(mode)}': this worker runs 'fork' or 'reuse'`, logs: '' });
+      return;
+    }
+    this.reuse = mode === 'reuse';
     try {
       this.packageDir = fs.mkdtempSync(path.join(packageBase(), 'package-'));
       fs.chmodSync(this.packageDir, 0o755); // readable, not writable, by the executors' ids
@@ -762,7 +828,7 @@ class Supervisor {
     // The executor started with the worker, if it is still there, loads the function now.
     let ex = this.prestarted;
     this.prestarted = null;
-    if (ex !== null && ex.alive) ex.child.send({ op: 'load', dir: this.packageDir, entry: this.entry });
+    if (ex !== null && ex.alive) ex.channel.send({ op: 'load', dir: this.packageDir, entry: this.entry });
     else ex = this.spawnExecutor();
     ex.loaded.then((failure) => {
       if (failure === null) {
@@ -791,10 +857,9 @@ class Supervisor {
     const id = this.takeId();
     const options = {
       cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'], // fd 3: the LineChannel
       detached: true, // its own process group: a timeout kills exactly this execution
       env: process.env,
-      serialization: 'json',
     };
     // Its own uid and gid, no supplementary groups (libuv drops them): from uid 0 the
     // switch drops every capability before the executor's node starts.
@@ -820,7 +885,7 @@ class Supervisor {
     ex.loaded = new Promise((resolve) => { settleLoaded = resolve; });
     // Settles when a pre-started executor waits for `load` (or has died).
     ex.started = new Promise((resolve) => { settleStarted = resolve; });
-    child.on('message', (m) => {
+    ex.channel = new LineChannel(child.stdio[3], (m) => {
       if (m && m.op === 'started') settleStarted();
       else if (m && m.op === 'loaded') {
         log.drain();
@@ -828,7 +893,7 @@ class Supervisor {
         settle(null);
       } else if (m && m.op === 'load_failed') settle({ error: m.error, logs: log.text() });
       else if (m && ex.current !== null && typeof m.output === 'string') this.complete(ex, m);
-    });
+    }, () => this.killGroup(ex));
     child.on('error', () => settleStarted());
     child.on('exit', (code, signal) => {
       ex.alive = false;
@@ -893,7 +958,7 @@ class Supervisor {
         execution.cpuAtKill = readProcCpuMs(ex.child.pid);
         this.killGroup(ex);
       }, Math.max(1, Math.round(execution.timeoutMs)));
-      ex.child.send({ op: 'exec', id, input: execution.input, context: execution.context });
+      ex.channel.send({ op: 'exec', id, input: execution.input, context: execution.context });
     });
   }
 
@@ -905,8 +970,10 @@ class Supervisor {
     ex.log.add(Buffer.from(`Finished execution: ${execution.id}\n`), false);
     this.answer(execution, record, ex.log.take());
     if (ex.alive) {
-      if (this.idle.length < MAX_IDLE) this.idle.push(ex);
-      else this.killGroup(ex);
+      // In `fork` mode an executor runs one execution: the next one gets a process that
+      // has only loaded the module.
+      if (this.reuse && this.idle.length < MAX_IDLE) this.idle.push(ex);
+      else this.retire(ex);
     }
     this.killLeftovers();
     // Keep a second executor warm, so that a concurrent execution does not wait for Node
@@ -914,13 +981,21 @@ class Supervisor {
     // execution, not beside it: a Node start takes tens of ms of the worker's cpu quota,
     // which the execution (a new function's first, say) would otherwise wait for.
     // At the far end of the idle list: the warm one that just ran is taken first.
-    if (this.executors.size < 2) {
+    // In `fork` mode one idle executor is the spare the next execution takes.
+    if (this.reuse ? this.executors.size < 2 : this.idle.length === 0) {
       try {
         this.idle.unshift(this.spawnExecutor());
       } catch (_) {
         // No spare (out of fds or processes): the next execution starts its own.
       }
     }
+  }
+
+  // Ends an executor the worker has no more use for: it leaves the live set now (so it is
+  // not counted as warm), and its exit kills and reaps what it left.
+  retire(ex) {
+    this.executors.delete(ex);
+    this.killGroup(ex);
   }
 
   // Kills what finished executions left behind: every process of the jail (its own pid

@@ -53,6 +53,9 @@ DEFAULT_LOG_LIMIT = 1024 * 1024
 # Bytes read from the protocol input per wake-up: a pipe rarely holds more, and staying
 # below malloc's mmap threshold keeps every read a cheap heap allocation.
 READ_CHUNK = 64 * 1024
+# A reused process's result file is emptied after a result larger than this (smaller ones
+# are overwritten by the next, which saves a system call per execution).
+BIG_RESULT = 64 * 1024
 # Frames above this size that fill the input buffer are handed over without a copy.
 BIG_FRAME = 1 << 20
 # Exec frames up to this size reach a spare through its request pipe in one write; larger
@@ -66,6 +69,12 @@ MAX_SPARES = 4
 # A spare that dies while idle is replaced; after this many such deaths in a row the
 # worker stops keeping spares (something kills them, e.g. the memory limit).
 MAX_SPARE_DEATHS = 3
+# Idle processes a worker in `reuse` mode keeps (each one an execution ran in, holding its
+# module state); one more finished while this many wait is dropped, the longest idle first.
+MAX_IDLE_REUSERS = 4
+# The execution modes a bind may name (docs/runtimes.md): a fresh process per execution,
+# or one long-lived process per concurrent execution that runs one after another.
+MODES = ("fork", "reuse")
 # What a spare rehearses with (see rehearse) until the worker has seen a real exec message.
 SAMPLE_REQUEST = json.dumps({
     "op": "exec", "id": "00000000-0000-0000-0000-000000000000", "kwargs": {"name": "x"}, "args": [],
@@ -362,6 +371,141 @@ def run_child(bound, ex, msg, rlimits, plans, inherited_fds, sample):
         os._exit(status)
 
 
+def run_reuser(bound, ex, msg, plans, inherited_fds):
+    """Body of a `reuse`-mode child; never returns.
+
+    The child is made once like a spare (its session, id, descriptors, signals, log), then
+    runs the executions the zygote hands it one after another through its request pipe —
+    `msg` first, when it was forked for one — in this one process, so what the function
+    keeps in its module (connections, caches, loaded models) is there for the next one.
+    Before each execution fds 1 and 2 and sys.stdout/sys.stderr are pointed at the log
+    again and the peak-RSS mark is reset, so each result reports its own cpu time and peak
+    memory. It exits when the zygote closes the pipe, and is killed at a timeout (an
+    interrupted process cannot be trusted with the next execution).
+
+    Every system call here is on each execution's path, so there are few: the zygote
+    writes the log's markers itself, the result is written at the start of the result file
+    and its size sent with the done line (no truncation, no seek), and the line also says
+    whether the execution left child processes (so the zygote looks for them only then)."""
+    status = 70
+    try:
+        prepare_child(bound, ex.log_fd, inherited_fds, ex.uid)
+        # Orphans of what an execution starts (a daemon that double-forked) come back to
+        # this process rather than to the zygote: the zygote finds them all among this
+        # process's descendants, and the kernel reaps them while SIGCHLD is ignored.
+        set_child_subreaper()
+        me = os.getpid()
+        applied = None
+        sigchld = signal.getsignal(signal.SIGCHLD)
+        clear_refs = open_clear_refs()
+        getrusage = resource.getrusage
+        SELF, CHILDREN = resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN
+        req_r, result_fd, done_w, log_fd = ex.req_r, ex.result_fd, ex.done_w, ex.log_fd
+        while True:
+            if msg is None:
+                msg = receive_request(req_r, result_fd, keep_open=True)
+                if msg is None:
+                    status = 0
+                    return
+            key = rlimit_key(msg.get("rlimits") or {})
+            if key is None or key != applied:
+                rlimits = plans.get(key) if key is not None else None
+                if rlimits is None:
+                    rlimits = rlimit_plan(msg.get("rlimits") or {})
+                for which, soft, hard in rlimits:
+                    try:
+                        resource.setrlimit(which, (soft, hard))
+                    except (ValueError, OSError):
+                        pass
+                applied = key
+            reap_zombies()
+            signal.signal(signal.SIGCHLD, sigchld)
+            restore_streams(bound, log_fd)
+            if clear_refs >= 0:
+                try:
+                    os.write(clear_refs, b"5")
+                except OSError:
+                    clear_refs = -1
+            base = getrusage(SELF)
+            kids_base = getrusage(CHILDREN)
+            record = call_function(bound, msg, log_fd)
+            if os.getpid() != me:
+                status = 0  # a process the function forked returned from it: it just goes
+                return
+            out, err = bound.streams
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not out and stream is not err:
+                    try:
+                        stream.flush()  # a buffered stream the function installed
+                    except Exception:
+                        pass
+            size = write_result_at(result_fd, record)
+            mine = getrusage(SELF)
+            kids = getrusage(CHILDREN)
+            cpu = (mine.ru_utime + mine.ru_stime - base.ru_utime - base.ru_stime
+                   + kids.ru_utime + kids.ru_stime - kids_base.ru_utime - kids_base.ru_stime)
+            rss = mine.ru_maxrss
+            if kids.ru_maxrss > kids_base.ru_maxrss:
+                rss = max(rss, kids.ru_maxrss)  # a process it started peaked higher
+            # The zygote kills what the execution started when it reads the done line;
+            # ignoring SIGCHLD until the next execution lets the kernel reap those that are
+            # this process's children (a zombie would hold its pid).
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            left = reap_zombies()
+            try:
+                os.write(done_w, b"%d %d %d %d" % (max(0, int(round(cpu * 1000))), rss, size, left))
+            except OSError:
+                status = 0  # the function closed it: it cannot run another execution
+                return
+            msg = None
+    finally:
+        os._exit(status)
+
+
+def write_result_at(fd, record):
+    """Writes a reused process's result record at the start of its result file (whatever
+    an earlier, longer one left after it is not read); returns its size."""
+    try:
+        write_all_at(fd, record)
+        return len(record)
+    except OSError:
+        # RLIMIT_FSIZE (EFBIG) or memory: a record that fits.
+        record = json.dumps({"success": False, "output": RESOURCE_MSG, "reason": "resource"}).encode()
+        write_all_at(fd, record)
+        return len(record)
+
+
+def open_clear_refs():
+    """/proc/self/clear_refs open for writing (-1 where it cannot be): writing "5" resets
+    the peak-RSS mark getrusage reports (Linux 4.0+), so a reused process's ru_maxrss is
+    the peak of the execution that follows."""
+    try:
+        return os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+
+
+def reap_zombies():
+    """Reaps this process's exited children (the processes an execution started that the
+    zygote killed when it ended: no one else will); 1 if live children remain, else 0."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+        return 1
+    except ChildProcessError:
+        return 0
+
+
+def restore_streams(bound, log_fd):
+    """Points fds 1 and 2 and sys.stdout/sys.stderr at the log again, whatever the previous
+    execution did with them."""
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    out, err = bound.streams
+    sys.stdout = sys.__stdout__ = out
+    sys.stderr = sys.__stderr__ = err
+
+
 def prefer_for_oom_kill():
     """Makes this child (and every process it starts) the OOM killer's first choice in the
     worker: a function over the memory limit then loses its own execution, and the zygote
@@ -460,7 +604,7 @@ def rehearse(bound, sample):
         pass
 
 
-def receive_request(req_fd, result_fd):
+def receive_request(req_fd, result_fd, keep_open=False):
     """A spare's wait for its execution: the exec message, or None if the spare is dropped.
 
     The zygote writes the exec frame into the request pipe in one atomic write if it fits
@@ -469,10 +613,14 @@ def receive_request(req_fd, result_fd):
     data = os.read(req_fd, SMALL_REQUEST)
     if not data:
         return None
-    if data == b"F":
-        data = os.pread(result_fd, os.fstat(result_fd).st_size, 0)
-        os.ftruncate(result_fd, 0)
-    os.close(req_fd)
+    if data[:1] == b"F":
+        # "F<size>" from a worker in reuse mode, whose result file may hold more after it.
+        size = int(data[1:]) if len(data) > 1 else os.fstat(result_fd).st_size
+        data = os.pread(result_fd, size, 0)
+        if not keep_open:
+            os.ftruncate(result_fd, 0)
+    if not keep_open:
+        os.close(req_fd)
     return json.loads(data)
 
 
@@ -752,6 +900,7 @@ class Zygote:
         self.buf = bytearray()
         self.eof = False
         self.bound = None
+        self.reuse = False  # the bind's execution mode is `reuse` (see run_reuser)
         self.bind_attempted = False
         self.pending_bind = None  # the bind message while its package frame is awaited
         self.package_dir = None
@@ -868,6 +1017,11 @@ class Zygote:
         if self.bind_attempted:
             return {"op": "bound", "ok": False, "error": "this worker has already been bound", "logs": ""}
         self.bind_attempted = True
+        mode = msg.get("mode") or "fork"
+        if mode not in MODES:
+            return {"op": "bound", "ok": False, "logs": "",
+                    "error": "unknown execution mode %r: this worker runs 'fork' or 'reuse'" % (mode,)}
+        self.reuse = mode == "reuse"
         # Everything printed while the package loads, by Python or C code, goes into a file
         # that becomes the failure's `logs`.
         capture = new_memfd("bind-log")
@@ -957,6 +1111,10 @@ class Zygote:
                 return
         ex.id = exec_id
         ex.log_limit = log_limit
+        if self.reuse:
+            # A reused process writes no markers: they are the zygote's (what the process
+            # printed while idle was dropped at the hand-over).
+            self.add_log(ex, b"Start execution: " + exec_id.encode("utf-8", "backslashreplace") + b"\n")
         ex.started = started
         ex.deadline = started + timeout_ms / 1000.0
         self.running[ex.pid] = ex
@@ -966,18 +1124,25 @@ class Zygote:
         if no spare could take it (each one tried and found dead is dropped)."""
         while self.spares:
             ex = self.spares.pop()
+            if self.reuse:
+                # What a reused process printed while idle (a thread the function left
+                # running) belongs to no execution; the loop has read it (or the little
+                # it has not read yet is this execution's).
+                ex.log_buf = bytearray()
+                ex.log_dropped = 0
             try:
                 if len(frame) <= SMALL_REQUEST:
                     # One write of at most PIPE_BUF bytes into an empty pipe: complete at once.
                     os.write(ex.req_w, frame)
                 else:
                     write_all_at(ex.result_fd, frame)
-                    os.write(ex.req_w, b"F")
+                    os.write(ex.req_w, b"F%d" % len(frame) if self.reuse else b"F")
             except OSError:  # EPIPE: the spare died (its death may not have been seen yet)
                 self.drop_spare(ex)
                 continue
-            os.close(ex.req_w)
-            ex.req_w = -1
+            if not self.reuse:
+                os.close(ex.req_w)
+                ex.req_w = -1
             self.spare_deaths = 0
             return ex
         return None
@@ -1071,7 +1236,7 @@ class Zygote:
             # Non-blocking: the child's one short write never waits, and a spurious wake-up
             # of the loop cannot block the zygote on a read.
             ex.done_r, ex.done_w = new_pipe(os.O_NONBLOCK)
-            if msg is None:
+            if msg is None or self.reuse:
                 # Blocking: the spare waits in its read. The zygote's one write of at most
                 # PIPE_BUF bytes into the empty pipe never waits either.
                 ex.req_r, ex.req_w = new_pipe(0)
@@ -1079,9 +1244,11 @@ class Zygote:
             self.close_fds(ex)
             return None
         inherited = self.shim_fds()
-        inherited += (ex.done_r, ex.log_r, ex.req_w) if msg is None else (ex.done_r, ex.log_r)
+        inherited += (ex.done_r, ex.log_r, ex.req_w) if ex.req_w >= 0 else (ex.done_r, ex.log_r)
         pid = self.fork(yield_to_child=msg is not None)
         if pid == 0:
+            if self.reuse:
+                run_reuser(self.bound, ex, msg, self.rlimit_plans, inherited)
             run_child(self.bound, ex, msg, rlimits, self.rlimit_plans, inherited, self.sample)
         for fd in (ex.done_w, ex.req_r, ex.log_fd):
             if fd >= 0:
@@ -1117,6 +1284,8 @@ class Zygote:
             if room > 0:
                 ex.log_buf += chunk[:room]
             ex.log_dropped += len(chunk) - max(0, min(room, len(chunk)))
+            if len(chunk) < READ_CHUNK:
+                return  # the pipe is empty now (more wakes the loop again)
 
     def close_log(self, ex):
         if ex.log_r >= 0:
@@ -1257,7 +1426,10 @@ class Zygote:
         except OSError:
             data = b""
         try:
-            cpu_ms, max_rss_kb = map(int, data.split())
+            if self.reuse:
+                cpu_ms, max_rss_kb, size, left = map(int, data.split())
+            else:
+                cpu_ms, max_rss_kb = map(int, data.split())
         except ValueError:
             # Nothing (every writer is gone) or not what the child writes (the function
             # wrote there): the exit tells.
@@ -1266,6 +1438,9 @@ class Zygote:
             ex.done_r = -1
             return
         duration = time.monotonic() - ex.started
+        if self.reuse:
+            self.reused(ex, (cpu_ms, max_rss_kb), duration, size, left)
+            return
         self.kill_group(ex.pid)
         del self.running[ex.pid]
         self.spare_wanted = True
@@ -1273,6 +1448,48 @@ class Zygote:
             self.reply(ex, 0, (cpu_ms, max_rss_kb), duration)
         finally:
             self.retire(ex, answered=True)
+
+    def add_log(self, ex, data):
+        """Appends the shim's own bytes to an execution's log, within its limit."""
+        limit = DEFAULT_LOG_LIMIT if ex.log_limit is None else ex.log_limit
+        room = limit - len(ex.log_buf)
+        if room > 0:
+            ex.log_buf += data[:room]
+        ex.log_dropped += len(data) - max(0, min(room, len(data)))
+
+    def reused(self, ex, usage, duration, size, left):
+        """A `reuse`-mode execution ended and its process lives on: answer, kill what the
+        execution started (the process's descendants, when it says it has any, and daemons
+        re-parented to us), and keep the process for the next execution — the most
+        recently used goes first."""
+        del self.running[ex.pid]
+        try:
+            self.drain_log(ex)
+            self.add_log(ex, b"Finished execution: " + ex.id.encode("utf-8", "backslashreplace") + b"\n")
+            self.reply(ex, 0, usage, duration, size)
+        finally:
+            if size > BIG_RESULT:
+                try:
+                    os.ftruncate(ex.result_fd, 0)  # its memory goes back
+                except OSError:
+                    pass
+            ex.id = None
+            ex.log_buf = bytearray()
+            ex.log_dropped = 0
+            # The process is a subreaper: whatever the execution started is among its
+            # descendants (and reaped by it), never re-parented to us.
+            found = self.with_descendants([ex.pid]) if left else ()
+            for pid in found:
+                if pid != ex.pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            # Kept before any other is dropped: dropping one may look for leftovers, and
+            # this process must not look like one then.
+            self.spares.append(ex)
+            if len(self.spares) > MAX_IDLE_REUSERS:
+                self.drop_spare(self.spares[0])
 
     def finish(self, ex):
         """Reaps an execution whose process has exited and sends its result."""
@@ -1302,10 +1519,10 @@ class Zygote:
         self.kill_leftovers()
         self.spare_wanted = True
 
-    def reply(self, ex, status, usage, duration):
+    def reply(self, ex, status, usage, duration, size=None):
         """Sends the result of an execution that ended with wait status `status`; `usage`
-        is (cpu_ms, max_rss_kb)."""
-        msg = self.result_message(ex, status, usage, duration)
+        is (cpu_ms, max_rss_kb); `size` the result record's, when the child said it."""
+        msg = self.result_message(ex, status, usage, duration, size)
         data = self.encode(msg)
         if len(data) > MAX_FRAME:
             # A frame the engine would refuse: report the overflow instead.
@@ -1314,12 +1531,13 @@ class Zygote:
             data = None
         self.send(msg, data)
 
-    def result_message(self, ex, status, usage, duration):
+    def result_message(self, ex, status, usage, duration, size=None):
         logs = self.log_text(ex)
         if ex.timed_out:
             success, output, reason = False, TIMEOUT_MSG, "timeout"
         elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-            size = os.fstat(ex.result_fd).st_size
+            if size is None:
+                size = os.fstat(ex.result_fd).st_size
             if size > MAX_FRAME:
                 success, output, reason = False, RESOURCE_MSG, "resource"
                 logs += "\n[result too large: %d bytes]\n" % size
@@ -1367,9 +1585,9 @@ class Zygote:
                     data = b""
                     while True:
                         chunk = os.read(fd, 65536)
-                        if not chunk:
-                            break
                         data += chunk
+                        if len(chunk) < 65536:
+                            break  # a proc seq file gives all it has to one large read
                 finally:
                     os.close(fd)
                 return [int(p) for p in data.split()]
@@ -1584,6 +1802,14 @@ class Zygote:
                             self.finish(data)
                     elif data.id is None and fd == data.pidfd and data in self.spares:
                         self.spare_died(data)
+                    elif fd == data.done_r:
+                        # Written while no execution runs (a thread a reused process left
+                        # behind): meaningless, and must not wake the loop forever.
+                        # (At its end of file the process has died: its pidfd says so.)
+                        try:
+                            os.read(fd, 64)
+                        except OSError:
+                            pass
                 elif data == "wakeup":
                     self.on_sigchld()
                 elif data is not None:

@@ -211,6 +211,53 @@ def count(**kwargs):
     STATE["counter"] += 1
     return {"calls": len(CALLS), "counter": STATE["counter"], "pid": os.getpid()}
 
+def count_or(seconds=0, fail=False, **kwargs):
+    STATE["counter"] += 1
+    if fail:
+        raise RuntimeError("failed at %d" % STATE["counter"])
+    time.sleep(float(seconds))
+    return {"counter": STATE["counter"], "pid": os.getpid()}
+
+def lingering(tag, **kwargs):
+    import threading
+
+    def chatter():
+        for i in range(15):
+            time.sleep(0.02)
+            print("late", tag, i, flush=True)
+
+    threading.Thread(target=chatter, daemon=True).start()
+    print("returned", flush=True)
+    return os.getpid()
+
+def threads_print(**kwargs):
+    import threading
+    t = threading.Thread(target=lambda: print("from a thread", flush=True))
+    t.start()
+    t.join()
+    return "joined"
+
+def hog(ms=300, **kwargs):
+    end = time.process_time() + ms / 1000.0
+    while time.process_time() < end:
+        pass
+    return os.getpid()
+
+def alloc(mib=64, **kwargs):
+    block = bytearray(mib << 20)
+    del block
+    return os.getpid()
+
+def hijack(**kwargs):
+    import io
+    sys.stdout = io.StringIO()
+    sys.stderr = io.StringIO()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    print("swallowed")
+    return "hijacked"
+
 def echo(context=None, **kwargs):
     return kwargs
 
@@ -255,7 +302,8 @@ def wait_gone(pid, within=3.0):
 class Shim:
     """One shim process and the engine's end of its channel."""
 
-    def __init__(self, fallback=False, env=None, prefix=()):
+    def __init__(self, fallback=False, env=None, prefix=(), mode=None):
+        self.mode = mode
         if fallback:
             cmd = [PYTHON, "-I", "-c", FALLBACK_BOOT, SHIM]
         else:
@@ -293,8 +341,11 @@ class Shim:
 
     def bind(self, files, entry):
         package = make_zip(files)
-        self.send({"op": "bind", "entry": entry, "package_size": len(package), "function_id": "f",
-                   "function_version": 0})
+        msg = {"op": "bind", "entry": entry, "package_size": len(package), "function_id": "f",
+               "function_version": 0}
+        if self.mode is not None:
+            msg["mode"] = self.mode
+        self.send(msg)
         self.send_raw(package)
         return self.recv()
 
@@ -417,6 +468,7 @@ def worker_cgroups(memory, pids):
 class ShimTest(unittest.TestCase):
     FALLBACK = False
     SPARES = None  # $QINLING_SPARES for the shim; None: its default (one spare)
+    MODE = None  # the bind's execution mode; None: absent (fork)
 
     @classmethod
     def setUpClass(cls):
@@ -431,7 +483,7 @@ class ShimTest(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def start(self, prefix=(), **env):
-        shim = Shim(fallback=self.FALLBACK, env=dict(self.env, **env), prefix=prefix)
+        shim = Shim(fallback=self.FALLBACK, env=dict(self.env, **env), prefix=prefix, mode=self.MODE)
         self.addCleanup(shim.close)
         ready = shim.recv()
         self.assertEqual(ready["op"], "ready", ready)
@@ -442,6 +494,10 @@ class ShimTest(unittest.TestCase):
         reply = shim.bind(files or {"funcs.py": FUNCS}, entry)
         self.assertEqual(reply, {"op": "bound", "ok": True})
         return shim
+
+    def fork_only(self, why):
+        if self.MODE == "reuse":
+            self.skipTest("fork mode only: " + why)
 
     def needs_spares(self):
         if self.SPARES == 0:
@@ -677,6 +733,8 @@ def who(wait=0, victim=0, **kw):
         shim = self.bound(entry="funcs.limits")
         r = shim.run("e", rlimits={"nofile": 1000, "nproc": 100, "fsize": 12345678})
         self.assertEqual(r["output"], {"nofile": [1000, 1000], "nproc": [100, 100], "fsize": [12345678, 12345678]})
+        if self.MODE == "reuse":
+            return  # a process's limits can only be lowered (the engine sends the same ones)
         # Asking for more than the current soft limit never raises it.
         nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         ask = nofile_soft + 1
@@ -799,7 +857,9 @@ def who(wait=0, victim=0, **kw):
         for exec_id in ("e1", "e2"):  # a spare's and a forked child's (see SpareTest)
             links = shim.run(exec_id)["output"]
             self.assertFalse(channel & set(links.values()), links)
-            self.assertEqual(len({l for l in links.values() if l.startswith("pipe:")}), 2, links)
+            # (A reused process also holds the read end of its request pipe.)
+            pipes = 3 if self.MODE == "reuse" else 2
+            self.assertEqual(len({l for l in links.values() if l.startswith("pipe:")}), pipes, links)
             self.assertTrue(links["1"].startswith("pipe:"), links)
             self.assertEqual(links["1"], links["2"])
             self.assertNotEqual(links["0"], links["1"])
@@ -808,9 +868,11 @@ def who(wait=0, victim=0, **kw):
         shim = self.bound(entry="funcs.fds")
         shim.exec("slow", kwargs={"sleep": 1})
         r = shim.run("fast")
-        # 0, 1, 2 and the shim's private log, result and done descriptors: nothing of "slow".
-        self.assertEqual(len(r["output"]), 6, r["output"])
-        self.assertEqual(len(set(r["output"].values())), 4, r["output"])
+        # 0, 1, 2 and the shim's private log, result and done descriptors (and a reused
+        # process's request pipe and /proc/self/clear_refs): nothing of "slow".
+        extra = 2 if self.MODE == "reuse" else 0
+        self.assertEqual(len(r["output"]), 6 + extra, r["output"])
+        self.assertEqual(len(set(r["output"].values())), 4 + extra, r["output"])
         self.assertEqual(shim.recv()["id"], "slow")
 
     def test_many_concurrent_executions(self):
@@ -826,6 +888,7 @@ def who(wait=0, victim=0, **kw):
 
     def test_spare_runs_the_next_execution_and_is_replaced(self):
         self.needs_spares()
+        self.fork_only("a reused process runs the next execution (ReuseShimTest)")
         shim = self.bound(entry="funcs.whoami")
         used = []
         for i in range(3):
@@ -845,7 +908,10 @@ def who(wait=0, victim=0, **kw):
         for i in range(3):
             shim.exec("e%d" % i)
         self.assertEqual({shim.recv()["output"] for _ in range(3)}, spares, "one execution on each")
-        self.spares(shim, n=3, exclude=spares)
+        if self.MODE == "reuse":
+            self.assertEqual(set(self.spares(shim, n=3)), spares, "each one kept for the next")
+        else:
+            self.spares(shim, n=3, exclude=spares)
         shim = self.bound(entry="funcs.whoami", QINLING_SPARES="99")
         self.assertEqual(len(self.spares(shim, n=4)), 4, "at most 4")
 
@@ -871,6 +937,7 @@ def who(wait=0, victim=0, **kw):
         self.assertEqual(children(shim.proc.pid), [], "nor does one whose bind failed")
 
     def test_module_state_is_fresh_in_every_execution(self):
+        self.fork_only("module state persists in a reused process (ReuseShimTest)")
         shim = self.bound(entry="funcs.count")
         pids = set()
         for i in range(4):
@@ -1065,6 +1132,116 @@ class FallbackShimTest(ShimTest):
     FALLBACK = True
 
 
+class ReuseShimTest(ShimTest):
+    """The same suite in `reuse` mode (executions run one after another in long-lived
+    processes), with the tests of that mode's own semantics."""
+
+    MODE = "reuse"
+
+    def test_module_state_persists_in_the_process(self):
+        shim = self.bound(entry="funcs.count")
+        outs = [shim.run("s%d" % i)["output"] for i in range(4)]
+        self.assertEqual([(o["calls"], o["counter"]) for o in outs], [(i, i) for i in range(1, 5)])
+        self.assertEqual(len({o["pid"] for o in outs}), 1, "one process ran them all")
+
+    def test_concurrent_executions_run_in_processes_of_their_own(self):
+        shim = self.bound(entry="funcs.count_or")
+        for i in range(3):
+            shim.exec("c%d" % i, kwargs={"seconds": 0.3})
+        outs = [shim.recv()["output"] for _ in range(3)]
+        self.assertEqual(len({o["pid"] for o in outs}), 3, outs)
+        # Each process has its own module state; the next execution goes to the one used last.
+        after = shim.run("next")["output"]
+        self.assertIn(after["pid"], {o["pid"] for o in outs})
+        self.assertEqual(after["counter"], 2)
+
+    def test_an_exception_keeps_the_process_and_its_state(self):
+        shim = self.bound(entry="funcs.count_or")
+        first = shim.run("a")["output"]
+        r = shim.run("b", kwargs={"fail": True})
+        self.assertEqual((r["success"], r["output"], r["reason"]), (False, "failed at 2", "exception"))
+        self.assertIn("RuntimeError: failed at 2", r["logs"])
+        self.assertEqual(shim.run("c")["output"], {"counter": 3, "pid": first["pid"]})
+
+    def test_a_timeout_replaces_the_process(self):
+        shim = self.bound(entry="funcs.count_or")
+        first = shim.run("a")["output"]
+        r = shim.run("slow", kwargs={"seconds": 5}, timeout_ms=300)
+        self.assertEqual((r["success"], r["output"], r["reason"]), (False, TIMEOUT_MSG, "timeout"))
+        self.assertTrue(wait_gone(first["pid"]), "the interrupted process is killed")
+        after = shim.run("b")["output"]
+        self.assertNotEqual(after["pid"], first["pid"])
+        self.assertEqual(after["counter"], 1, "a fresh process: the module as its import left it")
+
+    def test_a_crash_replaces_the_process(self):
+        shim = self.bound(entry="funcs.killed")
+        r = shim.run("a")
+        self.assertEqual((r["output"], r["reason"]), (RESOURCE_MSG, "resource"))
+        self.assertIn("dying", r["logs"])
+        r = shim.run("b")
+        self.assertEqual(r["reason"], "resource", "and again, in a new process")
+
+    def test_output_of_a_thread_left_running_goes_to_no_execution(self):
+        shim = self.bound(entry="funcs.lingering")
+        r = shim.run("a", kwargs={"tag": "a"})
+        self.assertIn("returned\n", r["logs"])
+        time.sleep(0.5)  # the thread prints while no execution runs
+        r2 = shim.run("b", kwargs={"tag": "b"})
+        self.assertEqual(r2["output"], r["output"], "the same process")
+        self.assertIn("returned\n", r2["logs"])
+        self.assertNotIn("late a", r2["logs"])
+
+    def test_output_of_threads_during_the_execution_is_in_its_log(self):
+        shim = self.bound(entry="funcs.threads_print")
+        for i in range(2):
+            r = shim.run("t%d" % i)
+            self.assertEqual(r["logs"], "Start execution: t%d\nfrom a thread\nFinished execution: t%d\n" % (i, i))
+
+    def test_cpu_time_and_peak_memory_are_each_executions_own(self):
+        shim = self.bound(entry="funcs.hog")
+        busy = shim.run("busy", kwargs={"ms": 300})
+        self.assertGreaterEqual(busy["cpu_ms"], 250, busy)
+        quick = shim.run("quick", kwargs={"ms": 0})
+        self.assertEqual(quick["output"], busy["output"], "the same process")
+        self.assertLess(quick["cpu_ms"], 50, quick)
+        shim = self.bound(entry="funcs.alloc")
+        big = shim.run("big", kwargs={"mib": 64})
+        self.assertGreater(big["max_rss_kb"], 64 << 10, big)
+        small = shim.run("small", kwargs={"mib": 0})
+        self.assertEqual(small["output"], big["output"], "the same process")
+        self.assertLess(small["max_rss_kb"], big["max_rss_kb"] - (48 << 10), small)
+
+    def test_streams_the_function_replaced_are_restored(self):
+        shim = self.bound(entry="funcs.hijack")
+        r = shim.run("a")
+        self.assertEqual(r["logs"], "Start execution: a\nFinished execution: a\n")
+        shim = self.bound(entry="funcs.printer")
+        r = shim.run("b", kwargs={"name": "n", "lines": 1})
+        self.assertIn("n 0\n", r["logs"])
+
+    def test_an_unknown_mode_is_refused(self):
+        shim, _ = self.start()
+        shim.mode = "sometimes"
+        r = shim.bind({"funcs.py": FUNCS}, "funcs.count")
+        self.assertFalse(r["ok"])
+        self.assertEqual(r["error"], "unknown execution mode 'sometimes': this worker runs 'fork' or 'reuse'")
+
+    def test_idle_processes_are_capped(self):
+        shim = self.bound(entry="funcs.count_or")
+        for i in range(6):
+            shim.exec("c%d" % i, kwargs={"seconds": 0.3})
+        pids = {shim.recv()["output"]["pid"] for _ in range(6)}
+        self.assertEqual(len(pids), 6)
+        kept = self.spares(shim, n=4, exclude=())
+        self.assertTrue(set(kept) <= pids, "at most 4 kept, of those that ran")
+
+
+class ReuseFallbackShimTest(ReuseShimTest):
+    """`reuse` mode without pidfds and memfds."""
+
+    FALLBACK = True
+
+
 class ForkPerExecutionShimTest(ShimTest):
     """The same suite with no spares (QINLING_SPARES=0): every execution forks its child."""
 
@@ -1103,12 +1280,13 @@ def bench(n=2000, block=100):
     on one worker, which a spare needs to be ready again). The variants run interleaved,
     `block` executions at a time, so that a busy machine affects them alike."""
     tmp = tempfile.mkdtemp(prefix="qinling-shim-bench-")
-    variants = [("spare", "1", 0.0), ("spare, 1 ms pause", "1", 0.001),
-                ("fork per execution", "0", 0.0), ("fork per execution, 1 ms pause", "0", 0.001)]
+    variants = [("spare", "1", 0.0, None), ("spare, 1 ms pause", "1", 0.001, None),
+                ("fork per execution", "0", 0.0, None), ("fork per execution, 1 ms pause", "0", 0.001, None),
+                ("reuse", "1", 0.0, "reuse"), ("reuse, 1 ms pause", "1", 0.001, "reuse")]
     shims = []
     try:
-        for _, spares, _ in variants:
-            shim = Shim(env=dict(os.environ, QINLING_PACKAGE_DIR=tmp, QINLING_SPARES=spares))
+        for _, spares, _, mode in variants:
+            shim = Shim(env=dict(os.environ, QINLING_PACKAGE_DIR=tmp, QINLING_SPARES=spares), mode=mode)
             shims.append(shim)
             assert shim.recv()["op"] == "ready"
             assert shim.bind({"hello.py": HELLO}, "hello.main")["ok"]
@@ -1116,7 +1294,7 @@ def bench(n=2000, block=100):
                 shim.run("warm-%d" % i, kwargs={"name": "bench"})
         times = [[] for _ in variants]
         for _ in range(n // block):
-            for (_, _, pause), shim, out in zip(variants, shims, times):
+            for (_, _, pause, _), shim, out in zip(variants, shims, times):
                 for i in range(block):
                     if pause:
                         time.sleep(pause)
@@ -1125,7 +1303,7 @@ def bench(n=2000, block=100):
                     out.append(time.perf_counter() - t)
         floor = float(subprocess.check_output([PYTHON, "-I", "-c", FORK_FLOOR, str(n)]))
         print("%d sequential hello-world executions each, exec sent -> result received:" % (n // block * block))
-        for (name, _, _), t in zip(variants, times):
+        for (name, _, _, _), t in zip(variants, times):
             print("  %-32s %s" % (name, percentiles(t)))
         print("bare fork + _exit + wait4 of the same interpreter: p50 %.3f ms" % (floor * 1e3))
     finally:
