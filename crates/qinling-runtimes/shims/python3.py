@@ -885,7 +885,7 @@ class Execution:
     `done_w`)."""
 
     __slots__ = ("id", "pid", "pidfd", "log_fd", "result_fd", "req_r", "req_w", "done_r", "done_w",
-                 "log_limit", "started", "deadline", "timed_out", "uid", "log_r", "log_buf", "log_dropped")
+                 "log_limit", "started", "deadline", "timed_out", "uid", "log_r", "log_buf", "log_dropped", "cpu_base")
 
 
 class Zygote:
@@ -1220,6 +1220,7 @@ class Zygote:
         ex.log_limit = None
         ex.log_buf = bytearray()
         ex.log_dropped = 0
+        ex.cpu_base = 0  # a reused process: the cpu time its earlier executions reported
         ex.uid = None
         if EXEC_IDS is not None:
             ex.uid = self.free_id()
@@ -1476,6 +1477,7 @@ class Zygote:
             ex.id = None
             ex.log_buf = bytearray()
             ex.log_dropped = 0
+            ex.cpu_base += usage[0]
             # The process is a subreaper: whatever the execution started is among its
             # descendants (and reaped by it), never re-parented to us.
             found = self.with_descendants([ex.pid]) if left else ()
@@ -1512,7 +1514,9 @@ class Zygote:
         if ex.done_r >= 0:
             self.sel.unregister(ex.done_r)
         try:
-            usage = (int(round((usage.ru_utime + usage.ru_stime) * 1000)), usage.ru_maxrss) if usage else (0, 0)
+            # (A reused process's earlier executions are not this one's.)
+            usage = (max(0, int(round((usage.ru_utime + usage.ru_stime) * 1000)) - ex.cpu_base), usage.ru_maxrss) \
+                if usage else (0, 0)
             self.reply(ex, status, usage, duration)
         finally:
             self.close_fds(ex)

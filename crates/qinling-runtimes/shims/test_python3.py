@@ -1211,6 +1211,13 @@ class ReuseShimTest(ShimTest):
         self.assertEqual(small["output"], big["output"], "the same process")
         self.assertLess(small["max_rss_kb"], big["max_rss_kb"] - (48 << 10), small)
 
+    def test_a_crashed_executions_cpu_leaves_out_the_earlier_ones(self):
+        shim = self.bound(entry="funcs.hog")
+        self.assertGreaterEqual(shim.run("busy", kwargs={"ms": 300})["cpu_ms"], 250)
+        r = shim.run("slow", kwargs={"ms": 5000}, timeout_ms=200)
+        self.assertEqual(r["reason"], "timeout")
+        self.assertLess(r["cpu_ms"], 250, r)
+
     def test_streams_the_function_replaced_are_restored(self):
         shim = self.bound(entry="funcs.hijack")
         r = shim.run("a")

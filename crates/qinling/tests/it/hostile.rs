@@ -364,9 +364,11 @@ fn unenforced(s: &Server, what: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Creates the attack function; returns its id.
-fn attack_function(s: &Server, extra: &[(&str, &str)]) -> String {
-    let f = s.create_function("attack.py", ATTACK, "attack.main", extra);
+/// Creates the attack function in execution mode `mode`; returns its id.
+fn attack_function(s: &Server, mode: &str, extra: &[(&str, &str)]) -> String {
+    let mut fields = extra.to_vec();
+    fields.push(("execution_mode", mode));
+    let f = s.create_function("attack.py", ATTACK, "attack.main", &fields);
     f["id"].as_str().unwrap().to_string()
 }
 
@@ -541,11 +543,26 @@ fn package_of(s: &Server, source_marker: &str) -> PathBuf {
 /// tracing, signalling the server, and the network, in and out.
 #[test]
 fn hostile_files_privileges_and_network() {
+    hostile_files_privileges_and_network_in("fork");
+}
+
+/// The same in `reuse` mode: executions run one after another in long-lived processes.
+#[test]
+fn hostile_files_privileges_and_network_in_reuse_mode() {
+    hostile_files_privileges_and_network_in("reuse");
+}
+
+fn hostile_files_privileges_and_network_in(mode: &str) {
     require_sandbox!();
     let s = Server::start();
     let secret = format!("VICTIM-SECRET-{}", std::process::id());
     let victim_src = format!("{HELLO}SECRET = '{secret}'\n");
-    let hello = s.create_function("hello.py", &victim_src, "hello.main", &[]);
+    let hello = s.create_function(
+        "hello.py",
+        &victim_src,
+        "hello.main",
+        &[("execution_mode", mode)],
+    );
     let hello = hello["id"].as_str().unwrap().to_string();
     assert_healthy(&s, &hello);
     // 128 MiB of memory, so that filling /tmp meets its size cap before the memory limit;
@@ -553,6 +570,7 @@ fn hostile_files_privileges_and_network() {
     // machine where first touches of memory are slow (a fresh VM).
     let fid = attack_function(
         &s,
+        mode,
         &[
             ("memory_size", "134217728"),
             ("cpu", "300"),
@@ -637,8 +655,12 @@ fn hostile_files_privileges_and_network() {
         .unwrap();
         w.finish().unwrap();
     }
-    let (status, body) =
-        s.create_function_raw(&s.python_runtime(), buf.into_inner(), "x.main", &[]);
+    let (status, body) = s.create_function_raw(
+        &s.python_runtime(),
+        buf.into_inner(),
+        "x.main",
+        &[("execution_mode", mode)],
+    );
     assert_eq!(status, 400, "{body}");
 
     // Its own cgroup limits: no cgroup file system, no mounting one.
@@ -763,11 +785,21 @@ fn hostile_files_privileges_and_network() {
 /// too.
 #[test]
 fn hostile_bombs_spins_and_daemons() {
+    hostile_bombs_spins_and_daemons_in("fork");
+}
+
+/// The same in `reuse` mode: executions run one after another in long-lived processes.
+#[test]
+fn hostile_bombs_spins_and_daemons_in_reuse_mode() {
+    hostile_bombs_spins_and_daemons_in("reuse");
+}
+
+fn hostile_bombs_spins_and_daemons_in(mode: &str) {
     require_sandbox!();
     let s = Server::start();
-    let hello = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    let hello = s.create_function("hello.py", HELLO, "hello.main", &[("execution_mode", mode)]);
     let hello = hello["id"].as_str().unwrap().to_string();
-    let fid = attack_function(&s, &[("timeout", "2")]);
+    let fid = attack_function(&s, mode, &[("timeout", "2")]);
     let baseline = output_of(&s, &fid, "ps", json!({}));
     let baseline = baseline.as_array().unwrap().len();
 
@@ -825,7 +857,7 @@ fn hostile_bombs_spins_and_daemons() {
     } else {
         // The most cpu and a long timeout: at 0.1 cpu, reaching the limit can take longer
         // than a short timeout where first touches of memory are slow (a fresh VM).
-        let roomy = attack_function(&s, &[("cpu", "300"), ("timeout", "60")]);
+        let roomy = attack_function(&s, mode, &[("cpu", "300"), ("timeout", "60")]);
         let e = run_case(&s, &roomy, "memory_bomb", json!({}));
         assert_eq!(
             (e["status"].clone(), result(&e)["output"].clone()),
@@ -869,7 +901,8 @@ fn hostile_bombs_spins_and_daemons() {
     );
     assert_no_host_processes(&daemon);
 
-    // The same in the custom runtime, whose shim runs a package's executable per execution.
+    // The same in the custom runtime, whose shim runs a package's executable per execution
+    // (it has no `reuse` mode).
     let daemon = tag("cd");
     let runtime = crate::runtimes_node::runtime_named(&s, "custom");
     let handler = format!(
@@ -879,7 +912,16 @@ fn hostile_bombs_spins_and_daemons() {
          *) a=$(cat /tmp/{daemon} 2>&1); sleep 0.6; b=$(cat /tmp/{daemon} 2>&1)\n  \
          printf '{{\"before\": \"%s\", \"after\": \"%s\"}}' \"$a\" \"$b\" ;;\nesac\n"
     );
-    daemons_end_with_their_execution(&s, &runtime, ("handler", &handler), "handler", &daemon);
+    if mode == "fork" {
+        daemons_end_with_their_execution(
+            &s,
+            &runtime,
+            ("handler", &handler),
+            "handler",
+            mode,
+            &daemon,
+        );
+    }
 
     // And in nodejs, whose executors stay warm between executions: a child in the executor's
     // group, a detached one (a session of its own) and a double-forked daemon re-parented to
@@ -916,6 +958,7 @@ exports.main = async (context, input) => {{
         &runtime,
         ("daemon.js", &source),
         "daemon.main",
+        mode,
         &daemon,
     );
     assert_eq!(out["zombies"], json!(0), "{out}");
@@ -932,9 +975,15 @@ fn daemons_end_with_their_execution(
     runtime: &str,
     file: (&str, &str),
     entry: &str,
+    mode: &str,
     tag: &str,
 ) -> Value {
-    let (status, f) = s.create_function_raw(runtime, crate::harness::zip_of(&[file]), entry, &[]);
+    let (status, f) = s.create_function_raw(
+        runtime,
+        crate::harness::zip_of(&[file]),
+        entry,
+        &[("execution_mode", mode)],
+    );
     assert_eq!(status, 201, "{f}");
     let id = f["id"].as_str().unwrap();
     let e = s.execute(id, Some(r#"{"start": 1}"#));
@@ -974,13 +1023,23 @@ fn assert_no_host_processes_with(needle: &str) {
 /// usage the API reports (item 4).
 #[test]
 fn limits_files_processes_memory() {
+    limits_files_processes_memory_in("fork");
+}
+
+/// The same in `reuse` mode: executions run one after another in long-lived processes.
+#[test]
+fn limits_files_processes_memory_in_reuse_mode() {
+    limits_files_processes_memory_in("reuse");
+}
+
+fn limits_files_processes_memory_in(mode: &str) {
     require_sandbox!();
     let s = Server::start();
-    let hello = s.create_function("hello.py", HELLO, "hello.main", &[]);
+    let hello = s.create_function("hello.py", HELLO, "hello.main", &[("execution_mode", mode)]);
     let hello = hello["id"].as_str().unwrap().to_string();
     // The 32 MiB default memory; the most cpu and a long timeout, as allocating 80 MiB at
     // 0.1 cpu takes seconds where first touches of memory are slow (a fresh VM).
-    let fid = attack_function(&s, &[("cpu", "300"), ("timeout", "60")]);
+    let fid = attack_function(&s, mode, &[("cpu", "300"), ("timeout", "60")]);
 
     let e = run_case(&s, &fid, "nofile", json!({}));
     let out = result(&e)["output"].clone();
@@ -995,7 +1054,7 @@ fn limits_files_processes_memory() {
     if let Some(why) = unenforced(&s, "pids limit") {
         eprintln!("note: the pids cgroup is missing, RLIMIT_NPROC alone applies: {why}");
     }
-    let procs = attack_function(&s, &[("memory_size", "134217728"), ("cpu", "300")]);
+    let procs = attack_function(&s, mode, &[("memory_size", "134217728"), ("cpu", "300")]);
     let e = run_case(&s, &procs, "nproc", json!({"n": 200}));
     assert_eq!(
         (e["status"].clone(), result(&e)["output"].clone()),
@@ -1036,13 +1095,23 @@ fn limits_files_processes_memory() {
 /// execution reports its cpu time and peak memory.
 #[test]
 fn limits_cpu_quota_doubles_speed() {
+    limits_cpu_quota_doubles_speed_in("fork");
+}
+
+/// The same in `reuse` mode: executions run one after another in long-lived processes.
+#[test]
+fn limits_cpu_quota_doubles_speed_in_reuse_mode() {
+    limits_cpu_quota_doubles_speed_in("reuse");
+}
+
+fn limits_cpu_quota_doubles_speed_in(mode: &str) {
     require_sandbox!();
     let s = Server::start();
     if let Some(why) = unenforced(&s, "cpu quota") {
         eprintln!("SKIPPED: cpu quota: {why}");
         return;
     }
-    let fid = attack_function(&s, &[("cpu", "100")]);
+    let fid = attack_function(&s, mode, &[("cpu", "100")]);
     // 150 ms of cpu: about 1.5 s at 100 millicpu.
     let work = json!({"cpu_seconds": 0.15});
     let timed = |s: &Server| {
@@ -1072,6 +1141,16 @@ fn limits_cpu_quota_doubles_speed() {
 /// loopback, where the API listens; turning `network` off retires its workers at once.
 #[test]
 fn networked_function_reaches_out_but_not_the_api() {
+    networked_function_reaches_out_but_not_the_api_in("fork");
+}
+
+/// The same in `reuse` mode: executions run one after another in long-lived processes.
+#[test]
+fn networked_function_reaches_out_but_not_the_api_in_reuse_mode() {
+    networked_function_reaches_out_but_not_the_api_in("reuse");
+}
+
+fn networked_function_reaches_out_but_not_the_api_in(mode: &str) {
     require_sandbox!();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -1096,11 +1175,12 @@ fn networked_function_reaches_out_but_not_the_api() {
         return;
     };
     let s = Server::start();
-    let hello = s.create_function("hello.py", HELLO, "hello.main", &[])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let fid = attack_function(&s, &[("network", "true")]);
+    let hello =
+        s.create_function("hello.py", HELLO, "hello.main", &[("execution_mode", mode)])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let fid = attack_function(&s, mode, &[("network", "true")]);
     assert_eq!(
         s.get(&format!("/v1/functions/{fid}")).1["network"],
         json!(true)

@@ -694,6 +694,16 @@ fn victim_and_attacker(s: &Server, fid: &str, secret: &str) -> (Value, Value) {
 /// victim's result, log and status are its own.
 #[test]
 fn concurrent_executions_cannot_reach_each_other_or_the_runtime() {
+    concurrent_executions_cannot_reach_each_other_or_the_runtime_in("fork");
+}
+
+/// The same in `reuse` mode (python3 and nodejs).
+#[test]
+fn concurrent_executions_cannot_reach_each_other_or_the_runtime_in_reuse_mode() {
+    concurrent_executions_cannot_reach_each_other_or_the_runtime_in("reuse");
+}
+
+fn concurrent_executions_cannot_reach_each_other_or_the_runtime_in(mode: &str) {
     if insecure() {
         return;
     }
@@ -703,14 +713,14 @@ fn concurrent_executions_cannot_reach_each_other_or_the_runtime() {
         "spy.py",
         SPY_PY,
         "spy.main",
-        &[("timeout", "30"), ("cpu", "300")],
+        &[("timeout", "30"), ("cpu", "300"), ("execution_mode", mode)],
     );
     let node_rt = crate::runtimes_node::runtime_named(&s, "nodejs");
     let (status, js) = s.create_function_raw(
         &node_rt,
         zip_of(&[("spy.js", SPY_JS)]),
         "spy.main",
-        &[("timeout", "30"), ("cpu", "300")],
+        &[("timeout", "30"), ("cpu", "300"), ("execution_mode", mode)],
     );
     assert_eq!(status, 201, "{js}");
     for (runtime, f) in [("python3", &py), ("nodejs", &js)] {
@@ -964,11 +974,23 @@ fn a_log_flood_is_cut_at_the_cap_without_harm() {
              (314572800 bytes on stdout)."
         ),
     );
-    // (what, runtime, package, entry, the flood's input, how it ends, whether its log is cut)
+    // (what, runtime, mode, package, entry, the flood's input, how it ends, whether its log
+    // is cut)
     let cases = [
         (
             "python3",
             "python3",
+            "fork",
+            zip_of(&[("flood.py", FLOOD_PY)]),
+            "flood.main",
+            json!({"mib": 300}),
+            flooded.clone(),
+            true,
+        ),
+        (
+            "python3, reuse mode",
+            "python3",
+            "reuse",
             zip_of(&[("flood.py", FLOOD_PY)]),
             "flood.main",
             json!({"mib": 300}),
@@ -978,6 +1000,17 @@ fn a_log_flood_is_cut_at_the_cap_without_harm() {
         (
             "nodejs",
             "nodejs",
+            "reuse",
+            zip_of(&[("flood.js", FLOOD_JS)]),
+            "flood.main",
+            json!({"mib": 300}),
+            flooded.clone(),
+            true,
+        ),
+        (
+            "nodejs, fork mode",
+            "nodejs",
+            "fork",
             zip_of(&[("flood.js", FLOOD_JS)]),
             "flood.main",
             json!({"mib": 300}),
@@ -987,6 +1020,7 @@ fn a_log_flood_is_cut_at_the_cap_without_harm() {
         (
             "custom, the log",
             "custom",
+            "fork",
             zip_of(&[("handler", FLOOD_SH)]),
             "handler",
             json!({"mib": 300}),
@@ -996,6 +1030,7 @@ fn a_log_flood_is_cut_at_the_cap_without_harm() {
         (
             "custom, the result",
             "custom",
+            "fork",
             zip_of(&[("handler", FLOOD_SH)]),
             "handler",
             json!({"stdout": true}),
@@ -1003,10 +1038,14 @@ fn a_log_flood_is_cut_at_the_cap_without_harm() {
             false,
         ),
     ];
-    for (what, runtime, zip, entry, input, (status, output), cut) in cases {
+    for (what, runtime, mode, zip, entry, input, (status, output), cut) in cases {
         let rt = crate::runtimes_node::runtime_named(&s, runtime);
-        let (code, f) =
-            s.create_function_raw(&rt, zip, entry, &[("cpu", "300"), ("timeout", "120")]);
+        let (code, f) = s.create_function_raw(
+            &rt,
+            zip,
+            entry,
+            &[("cpu", "300"), ("timeout", "120"), ("execution_mode", mode)],
+        );
         assert_eq!(code, 201, "{what}: {f}");
         let fid = f["id"].as_str().unwrap();
         let victim_input = json!({"victim": true}).to_string();

@@ -24,6 +24,7 @@ mod metrics;
 mod openapi;
 mod postgres;
 mod recovery;
+mod reuse;
 mod runtimes;
 mod runtimes_custom;
 mod runtimes_node;
