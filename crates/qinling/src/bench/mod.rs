@@ -23,6 +23,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 mod cluster;
 mod floor;
 mod measure;
+mod modes;
 mod stores;
 
 pub use floor::floor_main;
@@ -206,7 +207,19 @@ async fn create_function_in(
     package: Vec<u8>,
     entry: &str,
 ) -> anyhow::Result<String> {
-    let form = reqwest::multipart::Form::new()
+    create_function_with(c, base, runtime, package, entry, &[]).await
+}
+
+/// [`create_function_in`] with more form fields.
+async fn create_function_with(
+    c: &reqwest::Client,
+    base: &str,
+    runtime: &str,
+    package: Vec<u8>,
+    entry: &str,
+    fields: &[(&str, &str)],
+) -> anyhow::Result<String> {
+    let mut form = reqwest::multipart::Form::new()
         .text("runtime_id", runtime.to_string())
         .text("code", r#"{"source": "package"}"#)
         .text("entry", entry.to_string())
@@ -219,6 +232,9 @@ async fn create_function_in(
             "package",
             reqwest::multipart::Part::bytes(package).file_name("package"),
         );
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
     let r = c
         .post(format!("{base}/v1/functions"))
         .multipart(form)
@@ -239,6 +255,9 @@ const BENCH_CPU: u32 = 300;
 const BENCH_MEMORY: u64 = 128 * 1024 * 1024;
 
 const HELLO: &str = "def main(name='World', **kwargs):\n    return 'Hello, %s' % name\n";
+
+/// The nodejs hello-world of the execution-mode rows.
+const BENCH_HELLO_JS: &str = "exports.main = (context, input) => `Hello, ${input.name}`;\n";
 
 fn execution_target(base: &str, function_id: &str) -> Target {
     Target {
@@ -433,21 +452,7 @@ struct WorkerMemory {
 }
 
 fn worker_memory(server_pid: u32) -> WorkerMemory {
-    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // The parent pid is the second field after the parenthesised command name.
-        if let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok())
-        {
-            children.entry(ppid).or_default().push(pid);
-        }
-    }
+    let children = modes::children_by_parent();
     let kb = |pid: u32, file: &str, key: &str| -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/{file}"))
             .unwrap_or_default()
@@ -530,6 +535,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         runtimes.insert(rb.name.into(), runtime_rows(rb, &args).await?);
     }
     report.insert("runtimes".into(), Value::Object(runtimes));
+    report.insert("execution_modes".into(), modes::compare(&args).await?);
     if let Some(admin) = &args.database {
         let stores = stores::compare(&args, admin, &floor_latency, &floor_tp).await?;
         report.insert("stores".into(), stores);
@@ -650,6 +656,7 @@ fn print_table(r: &Value) {
             );
         }
     }
+    modes::print(&r["execution_modes"], &row);
     if !r["stores"].is_null() {
         stores::print(&r["stores"], &row);
     }
@@ -680,6 +687,7 @@ fn print_table(r: &Value) {
             );
         }
     }
+    modes::print_costs(&r["execution_modes"]);
     if !python {
         println!();
         return;
