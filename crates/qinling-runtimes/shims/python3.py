@@ -72,6 +72,10 @@ MAX_SPARE_DEATHS = 3
 # Idle processes a worker in `reuse` mode keeps (each one an execution ran in, holding its
 # module state); one more finished while this many wait is dropped, the longest idle first.
 MAX_IDLE_REUSERS = 4
+# Once a `reuse`-mode worker has run nothing for this long, it keeps only the most recently
+# used idle process (or its number of spares, if more): a burst's extra processes each hold ~1-2 MiB of pages of their own
+# that an idle worker need not pay for (one is forked again in ~1 ms when a burst returns).
+IDLE_TRIM_SECONDS = 3.0
 # The execution modes a bind may name (docs/runtimes.md): a fresh process per execution,
 # or one long-lived process per concurrent execution that runs one after another.
 MODES = ("fork", "reuse")
@@ -909,6 +913,7 @@ class Zygote:
         self.max_spares = spares_wanted()
         self.spare_deaths = 0  # spares that died idle since one last ran an execution
         self.spare_wanted = False  # whether to fork missing spares once no execution runs
+        self.last_end = 0.0  # when the last reused execution ended (see trim_idle)
         self.sample = SAMPLE_REQUEST
         self.dying = {}  # pid -> pidfd or None: killed leftovers not yet reaped
         self.retired = set()  # pids in `dying` that are executions answered before their exit
@@ -1492,6 +1497,22 @@ class Zygote:
             self.spares.append(ex)
             if len(self.spares) > MAX_IDLE_REUSERS:
                 self.drop_spare(self.spares[0])
+            self.last_end = time.monotonic()
+
+    def trim_due(self):
+        """Seconds until idle reused processes beyond the most recent one (or the spares
+        the worker keeps, if more) are stopped, or None when there is nothing to trim."""
+        if not self.reuse or self.running or len(self.spares) <= max(1, self.max_spares):
+            return None
+        return max(0.0, self.last_end + IDLE_TRIM_SECONDS - time.monotonic())
+
+    def trim_idle(self):
+        """Stops the idle reused processes but the most recently used one (or as many as
+        the worker keeps spares), once the worker has been idle for IDLE_TRIM_SECONDS."""
+        due = self.trim_due()
+        if due is not None and due <= 0.0:
+            while len(self.spares) > max(1, self.max_spares):
+                self.drop_spare(self.spares[0])
 
     def finish(self, ex):
         """Reaps an execution whose process has exited and sends its result."""
@@ -1785,8 +1806,8 @@ class Zygote:
         poll = self.sel.ep.poll
         handlers = self.sel.data
         while True:
-            timeout = self.next_timeout() if self.running else None
-            if self.dying and not self.use_pidfd and timeout is None:
+            timeout = self.next_timeout() if self.running else self.trim_due()
+            if self.dying and not self.use_pidfd and (timeout is None or timeout > 0.5):
                 timeout = 0.5  # a fallback-mode leftover whose SIGCHLD we may have missed
             for fd, _ in poll(-1 if timeout is None else timeout):
                 data = handlers.get(fd)
@@ -1829,6 +1850,8 @@ class Zygote:
                 return 0
             if self.spare_wanted and not self.running:
                 self.add_spares()
+            elif self.reuse and not self.running:
+                self.trim_idle()
 
     def shutdown(self):
         """Kills every execution, spare and leftover, reaps them, removes the package."""

@@ -15,6 +15,7 @@ A latency micro-benchmark: `python3 shims/test_python3.py --bench`.
 import io
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -30,6 +31,9 @@ SHIM = os.path.join(HERE, "python3.py")
 PYTHON = os.environ.get("QINLING_TEST_PYTHON", "python3")
 TIMEOUT_MSG = "Function execution timeout."
 RESOURCE_MSG = "Function execution failed because of too much resource consumption"
+# How long a `reuse`-mode worker waits idle before it keeps only one process (the shim's).
+with open(SHIM) as _f:
+    IDLE_TRIM_SECONDS = float(re.search(r"^IDLE_TRIM_SECONDS = (.+)$", _f.read(), re.M).group(1))
 
 # Runs the shim with the pidfd and memfd APIs removed, as on Python 3.8 or an old kernel.
 FALLBACK_BOOT = (
@@ -1241,6 +1245,18 @@ class ReuseShimTest(ShimTest):
         self.assertEqual(len(pids), 6)
         kept = self.spares(shim, n=4, exclude=())
         self.assertTrue(set(kept) <= pids, "at most 4 kept, of those that ran")
+
+    def test_an_idle_worker_keeps_only_its_last_used_process(self):
+        shim = self.bound(entry="funcs.count_or")
+        for i in range(3):
+            shim.exec("c%d" % i, kwargs={"seconds": 0.3})
+        pids = {shim.recv()["output"]["pid"] for _ in range(3)}
+        last = shim.run("last")["output"]
+        self.assertEqual(len(self.spares(shim, n=3, exclude=())), 3, "kept while the burst is recent")
+        kept = self.spares(shim, n=1, exclude=(), within=IDLE_TRIM_SECONDS + 5)
+        self.assertEqual(kept, [last["pid"]], "the most recently used one stays, others of %r go" % pids)
+        after = shim.run("after")["output"]
+        self.assertEqual((after["pid"], after["counter"]), (last["pid"], last["counter"] + 1))
 
 
 class ReuseFallbackShimTest(ReuseShimTest):

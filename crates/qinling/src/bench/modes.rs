@@ -118,8 +118,9 @@ async fn mode_rows(args: &BenchArgs, runtime: &str, mode: &str) -> anyhow::Resul
     // one-second warm-up it does not report, so its per-execution figures are a little high.
     let one_cpu = per_execution(before, after_one, (requests + requests / 10 + 1) as u64);
     let tp_cpu = per_execution(after_one, after_tp, tp.requests);
-    // Idle: what a warm worker costs at rest, once the burst's extra workers have settled.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // Idle: what a warm worker costs at rest, once the burst's extra processes have gone (a
+    // python3 worker in reuse mode keeps one after 3 s idle).
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let memory = worker_memory(pid);
     Ok(json!({
         "latency": one, "cpu_per_execution_1_client": one_cpu,
