@@ -266,6 +266,9 @@ fn reuse_reports_each_executions_own_cpu_and_memory() {
                 ("execution_mode", "reuse"),
                 ("cpu", "300"),
                 ("memory_size", "134217728"),
+                // 0.3 s of cpu at 300 millicpu is a second alone; CI's parallel suites
+                // make it several.
+                ("timeout", "60"),
             ],
         );
         output(&s, &fid, json!({}));
