@@ -436,13 +436,7 @@ def run_reuser(bound, ex, msg, plans, inherited_fds):
             if os.getpid() != me:
                 status = 0  # a process the function forked returned from it: it just goes
                 return
-            out, err = bound.streams
-            for stream in (sys.stdout, sys.stderr):
-                if stream is not out and stream is not err:
-                    try:
-                        stream.flush()  # a buffered stream the function installed
-                    except Exception:
-                        pass
+            flush_installed_streams(bound)
             size = write_result_at(result_fd, record)
             mine = getrusage(SELF)
             kids = getrusage(CHILDREN)
@@ -464,6 +458,18 @@ def run_reuser(bound, ex, msg, plans, inherited_fds):
             msg = None
     finally:
         os._exit(status)
+
+
+def flush_installed_streams(bound):
+    """Flushes sys.stdout and sys.stderr where the function replaced the shim's unbuffered
+    streams with buffered ones of its own, so what it printed reaches the log."""
+    out, err = bound.streams
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not out and stream is not err:
+            try:
+                stream.flush()
+            except Exception:
+                pass
 
 
 def write_result_at(fd, record):
@@ -646,13 +652,7 @@ def execute(bound, msg, rlimits, log_fd, result_fd, done_fd, base):
         # A process the function forked returned from it: only the execution's own process
         # reports; this one just disappears.
         return True
-    out, err = bound.streams
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not out and stream is not err:
-            try:
-                stream.flush()  # a buffered stream the function installed
-            except Exception:
-                pass
+    flush_installed_streams(bound)
     write_all(log_fd, b"Finished execution: " + exec_id + b"\n")
     write_result(result_fd, record)
     # Tell the zygote the result is complete, with what wait4 would say: the zygote then

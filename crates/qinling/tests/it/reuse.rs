@@ -229,28 +229,32 @@ fn reuse_timeout_and_memory_limit_end_the_execution_and_the_next_one_runs_fresh(
             ],
         );
         assert_eq!(counts(&s, &fid, 2)[1]["count"], 2, "{runtime}");
-        let e = run(&s, &fid, json!({"case": "sleep", "n": 10}));
-        assert_eq!(
-            (e["status"].clone(), result(&e)["output"].clone()),
-            (json!("failed"), json!(TIMEOUT_MSG)),
-            "{runtime}: {e}"
-        );
-        let after = output(&s, &fid, json!({}));
-        assert_eq!(
-            after["count"], 1,
-            "{runtime}: a fresh process after the timeout: {after}"
-        );
-        let e = run(&s, &fid, json!({"case": "alloc", "n": 200}));
-        assert_eq!(
-            (e["status"].clone(), result(&e)["output"].clone()),
-            (json!("failed"), json!(RESOURCE_MSG)),
-            "{runtime}: {e}"
-        );
-        let after = output(&s, &fid, json!({}));
-        assert_eq!(
-            after["count"], 1,
-            "{runtime}: a fresh process after the OOM kill: {after}"
-        );
+        // Each ending fails the execution with its message, and the next execution runs in
+        // a fresh process (the count starts again).
+        for (input, message, what) in [
+            (
+                json!({"case": "sleep", "n": 10}),
+                TIMEOUT_MSG,
+                "the timeout",
+            ),
+            (
+                json!({"case": "alloc", "n": 200}),
+                RESOURCE_MSG,
+                "the OOM kill",
+            ),
+        ] {
+            let e = run(&s, &fid, input);
+            assert_eq!(
+                (e["status"].clone(), result(&e)["output"].clone()),
+                (json!("failed"), json!(message)),
+                "{runtime}: {e}"
+            );
+            let after = output(&s, &fid, json!({}));
+            assert_eq!(
+                after["count"], 1,
+                "{runtime}: a fresh process after {what}: {after}"
+            );
+        }
         assert_eq!(output(&s, &fid, json!({}))["count"], 2, "{runtime}");
     }
 }

@@ -12,7 +12,12 @@ const SLEEPY: &str =
     "import time\ndef main(secs=1, **kw):\n    time.sleep(float(secs))\n    return 'slept'\n";
 
 fn worker_names(s: &Server, fid: &str) -> Vec<String> {
-    let (status, w) = s.get(&format!("/v1/functions/{fid}/workers"));
+    worker_names_at(s, &format!("/v1/functions/{fid}/workers"))
+}
+
+/// The names of the workers a workers listing (`path`, with its query) shows.
+fn worker_names_at(s: &Server, path: &str) -> Vec<String> {
+    let (status, w) = s.get(path);
     assert_eq!(status, 200, "{w}");
     w["workers"]
         .as_array()
@@ -326,14 +331,10 @@ fn changing_the_execution_mode_retires_the_workers() {
     assert_eq!(s.execute(fid, None)["status"], "success");
     // Version 0's workers (the function's own).
     let worker_names = |s: &Server, fid: &str| {
-        let (status, w) = s.get(&format!("/v1/functions/{fid}/workers?function_version=0"));
-        assert_eq!(status, 200, "{w}");
-        w["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["worker_name"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
+        worker_names_at(
+            s,
+            &format!("/v1/functions/{fid}/workers?function_version=0"),
+        )
     };
     let before = worker_names(&s, fid);
     assert_eq!(before.len(), 1, "{before:?}");
