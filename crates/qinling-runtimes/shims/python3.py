@@ -73,8 +73,9 @@ MAX_SPARE_DEATHS = 3
 # module state); one more finished while this many wait is dropped, the longest idle first.
 MAX_IDLE_REUSERS = 4
 # Once a `reuse`-mode worker has run nothing for this long, it keeps only the most recently
-# used idle process (or its number of spares, if more): a burst's extra processes each hold ~1-2 MiB of pages of their own
-# that an idle worker need not pay for (one is forked again in ~1 ms when a burst returns).
+# used idle process (or its number of spares, if more): a burst's extra processes each hold
+# ~1-2 MiB of pages of their own that an idle worker need not pay for (one is forked again
+# in ~1 ms when a burst returns).
 IDLE_TRIM_SECONDS = 3.0
 # The execution modes a bind may name (docs/runtimes.md): a fresh process per execution,
 # or one long-lived process per concurrent execution that runs one after another.

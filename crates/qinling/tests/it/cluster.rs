@@ -296,13 +296,13 @@ fn a_function_created_on_one_node_runs_through_every_node() {
     // The runtime pool sums the nodes (pool size 1 each). A node that does not answer
     // within the list timeout (a loaded machine) is left out of that answer, so ask again.
     let runtime = c.nodes[0].python_runtime();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, pool) = c.nodes[0].get(&format!("/v1/runtimes/{runtime}/pool"));
         if pool["capacity"]["total"] == 3 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{pool}");
+        assert!(Instant::now() < deadline, "{pool}");
         std::thread::sleep(Duration::from_millis(500));
     }
 }
