@@ -91,6 +91,8 @@ SAMPLE_REQUEST = json.dumps({
 # Rounds of kill_leftovers: each one must find a process the previous ones did not kill,
 # so the pids limit bounds them long before this does.
 MAX_LEFTOVER_PASSES = 1000
+# How long a fork refused by the process limit waits for killed leftovers to be reaped.
+SETTLE_SECONDS = 1.0
 
 # OSError numbers that mean "the sandbox ran out of something" rather than "the function
 # has a bug the user can fix": fork/thread creation under RLIMIT_NPROC or the pids cgroup
@@ -920,6 +922,7 @@ class Zygote:
         self.retired = set()  # pids in `dying` that are executions answered before their exit
         self.rlimit_plans = {}  # an exec's rlimits items -> rlimit_plan
         self.ids_in_use = {}  # pid -> execution id, for every child not yet reaped
+        self.cooling = set()  # ids of reaped children, while killed leftovers are dying
         self.sel = Poller()
         self.sel.register(proto_in, INPUT)
         self.my_pid = os.getpid()
@@ -1313,19 +1316,31 @@ class Zygote:
         return text
 
     def free_id(self):
-        """The lowest execution id no unreaped child holds, or None."""
+        """The lowest execution id no unreaped child holds, or None. An id whose leftovers
+        may still be dying is given out only when no other is free: until they are
+        reaped they count against its process limit (RLIMIT_NPROC), and a fork bomb's
+        hundred leftovers would make the next execution's first fork fail."""
         first, count = EXEC_IDS
+        if not self.dying:
+            self.cooling.clear()
         taken = set(self.ids_in_use.values())
+        fallback = None
         for uid in range(first, first + count):
             if uid not in taken:
-                return uid
-        return None
+                if uid not in self.cooling:
+                    return uid
+                if fallback is None:
+                    fallback = uid
+        return fallback
 
     def reaped(self, pid):
         """A child of ours is gone for good: its id may be given out again. (What it left
         behind under that id has been killed by then: leftovers are killed before a new
-        child is forked, and a process with SIGKILL pending runs no more code.)"""
-        self.ids_in_use.pop(pid, None)
+        child is forked, and a process with SIGKILL pending runs no more code; while they
+        are reaped the id cools.)"""
+        uid = self.ids_in_use.pop(pid, None)
+        if uid is not None and self.dying:
+            self.cooling.add(uid)
 
     def close_fds(self, ex):
         self.close_log(ex)
@@ -1350,11 +1365,21 @@ class Zygote:
             self.reap_dying(ex.pid)  # fallback mode: else its pidfd tells when it is gone
 
     def fork(self, yield_to_child=True):
-        """os.fork(); -1 if the fork failed."""
+        """os.fork(); -1 if the fork failed.
+
+        A fork the process limit refuses (EAGAIN) while killed leftovers are still dying is
+        tried once more after they are gone: a process counts against the limit until it
+        is reaped, and the execution after one that filled the limit (a fork bomb, answered
+        with its processes killed) must not fail for what that one left behind."""
         try:
             pid = os.fork()
-        except OSError:
-            return -1
+        except OSError as e:
+            if e.errno != errno.EAGAIN or not self.dying or not self.settle_dying():
+                return -1
+            try:
+                pid = os.fork()
+            except OSError:
+                return -1
         if pid:
             # The child makes itself a session (and group) of its own; a timeout that comes
             # before it has (kill_group) still kills the child itself, which has started
@@ -1788,6 +1813,18 @@ class Zygote:
                 self.spare_died(ex)
         for pid in list(self.dying):
             self.reap_dying(pid)
+
+    def settle_dying(self):
+        """Waits (at most SETTLE_SECONDS) until every killed leftover is reaped; whether
+        they all were. SIGKILL is asynchronous, and a leftover with many processes takes
+        a few milliseconds to be gone."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            for pid in list(self.dying):
+                self.reap_dying(pid)
+            if not self.dying or time.monotonic() >= deadline:
+                return not self.dying
+            time.sleep(0.002)
 
     def reap_dying(self, pid):
         """reap_leftover for a process the loop saw die; an execution answered before its

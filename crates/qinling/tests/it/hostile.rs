@@ -1054,14 +1054,18 @@ fn limits_files_processes_memory_in(mode: &str) {
     if let Some(why) = unenforced(&s, "pids limit") {
         eprintln!("note: the pids cgroup is missing, RLIMIT_NPROC alone applies: {why}");
     }
+    // Each time, at once: the execution after a bomb must not fail for the processes the
+    // bomb left (killed, but counted against the limits until they are reaped).
     let procs = attack_function(&s, mode, &[("memory_size", "134217728"), ("cpu", "300")]);
-    let e = run_case(&s, &procs, "nproc", json!({"n": 200}));
-    assert_eq!(
-        (e["status"].clone(), result(&e)["output"].clone()),
-        (json!("failed"), json!(RESOURCE_MSG)),
-        "{e}"
-    );
-    assert_eq!(output_of(&s, &procs, "nproc", json!({"n": 5})), json!(5));
+    for _ in 0..3 {
+        let e = run_case(&s, &procs, "nproc", json!({"n": 200}));
+        assert_eq!(
+            (e["status"].clone(), result(&e)["output"].clone()),
+            (json!("failed"), json!(RESOURCE_MSG)),
+            "{e}"
+        );
+        assert_eq!(output_of(&s, &procs, "nproc", json!({"n": 5})), json!(5));
+    }
     assert_healthy(&s, &hello);
 
     if let Some(why) = unenforced(&s, "memory limit") {
@@ -1074,19 +1078,23 @@ fn limits_files_processes_memory_in(mode: &str) {
         (json!("failed"), json!(RESOURCE_MSG)),
         "80 MiB under the 32 MiB default: {e}"
     );
+    // Raised to 128 MiB, the same 80 MiB fits. The margin is the worker's own share: the
+    // interpreter, the shim (and in fork mode the spare process) and the page cache its
+    // reads are charged with; at 96 MiB a loaded CI machine saw a peak of 95.2 MiB and an
+    // OOM kill, so the margin here is 48 MiB.
     let (status, body) = s.put(
         &format!("/v1/functions/{fid}"),
-        json!({"memory_size": 100663296}),
+        json!({"memory_size": 134217728}),
     );
     assert_eq!(status, 200, "{body}");
     let e = run_case(&s, &fid, "memory", json!({"mb": 80}));
     assert_eq!(
         (e["status"].clone(), result(&e)["output"].clone()),
         (json!("success"), json!(80)),
-        "80 MiB under 96 MiB: {e}"
+        "80 MiB under 128 MiB: {e}"
     );
     let peak = e["memory_peak_kb"].as_u64().expect("memory_peak_kb");
-    assert!((80 << 10..112 << 10).contains(&peak), "{e}");
+    assert!((80 << 10..128 << 10).contains(&peak), "{e}");
     assert!(e["cpu_ms"].as_u64().is_some(), "{e}");
     assert_healthy(&s, &hello);
 }
