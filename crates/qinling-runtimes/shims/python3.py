@@ -1339,6 +1339,8 @@ class Zygote:
         child is forked, and a process with SIGKILL pending runs no more code; while they
         are reaped the id cools.)"""
         uid = self.ids_in_use.pop(pid, None)
+        # Any dying process, this one included: the child's own leftovers are looked for
+        # only after it is reaped (reap_dying), so they are not in `dying` yet.
         if uid is not None and self.dying:
             self.cooling.add(uid)
 

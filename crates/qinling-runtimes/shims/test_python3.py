@@ -1130,6 +1130,27 @@ def who(wait=0, victim=0, **kw):
         self.assertEqual(shim.proc.wait(timeout=5), 1)
 
 
+class ExecIdCoolingTest(unittest.TestCase):
+    """The zygote's choice of execution ids, on the class itself (no process is started)."""
+
+    def test_an_id_cools_while_leftovers_are_dying(self):
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "python3_shim", os.path.join(os.path.dirname(os.path.abspath(__file__)), "python3.py"))
+        shim = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(shim)
+        shim.EXEC_IDS = (61000, 4)
+        z = shim.Zygote.__new__(shim.Zygote)
+        z.ids_in_use, z.dying, z.cooling = {11: 61000}, {12: None}, set()
+        z.reaped(11)  # its leftover 12 still dying: 61000 still counts its processes
+        self.assertEqual(z.free_id(), 61001)
+        z.ids_in_use = {13: 61001, 14: 61002, 15: 61003}
+        self.assertEqual(z.free_id(), 61000, "a cooling id rather than none")
+        z.ids_in_use, z.dying = {}, {}
+        self.assertEqual(z.free_id(), 61000, "every leftover reaped: the id is free again")
+        self.assertEqual(z.cooling, set())
+
+
 class FallbackShimTest(ShimTest):
     """The same suite without pidfds and memfds (SIGCHLD self-pipe, unlinked temp files)."""
 
