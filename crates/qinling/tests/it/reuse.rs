@@ -224,7 +224,10 @@ fn reuse_timeout_and_memory_limit_end_the_execution_and_the_next_one_runs_fresh(
             runtime,
             &[
                 ("execution_mode", "reuse"),
-                ("timeout", "2"),
+                // Room for the OOM case: under CI's parallel suites a cgroup-v1 memory limit
+                // can thrash the runtime's file pages for seconds before the kernel kills;
+                // a 2 s timeout once ended nodejs's 200 MiB allocation as a timeout instead.
+                ("timeout", "8"),
                 ("memory_size", "67108864"),
             ],
         );
@@ -233,7 +236,7 @@ fn reuse_timeout_and_memory_limit_end_the_execution_and_the_next_one_runs_fresh(
         // a fresh process (the count starts again).
         for (input, message, what) in [
             (
-                json!({"case": "sleep", "n": 10}),
+                json!({"case": "sleep", "n": 60}),
                 TIMEOUT_MSG,
                 "the timeout",
             ),
