@@ -52,7 +52,7 @@ pub struct AppState {
     pub auth: auth::Auth,
 }
 
-pub use metrics::MetricsRender;
+pub use metrics::{MetricsRender, describe as describe_metrics};
 
 /// The request id of a request: the client's `X-Openstack-Request-Id` if it is sane, else
 /// a new `req-<uuid>`. Echoed on every response.

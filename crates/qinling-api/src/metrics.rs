@@ -13,6 +13,20 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 
+/// Sets the `# HELP` text (and so the `# TYPE`) of the HTTP families. Call once the
+/// recorder is installed.
+pub fn describe() {
+    metrics::describe_counter!(
+        "qinling_http_requests_total",
+        "API requests, by route template, method and status code."
+    );
+    metrics::describe_histogram!(
+        "qinling_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "How long API requests took to answer, by route template and method."
+    );
+}
+
 /// Renders the process's metrics in the Prometheus text format.
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 

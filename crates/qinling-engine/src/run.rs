@@ -54,8 +54,10 @@ impl Engine {
                 if let Some(cold) = report.cold_start {
                     self.metrics().cold_start(runtime, cold);
                 }
-                if report.end == End::Unavailable {
-                    self.metrics().sandbox_failure("no_worker");
+                match report.end {
+                    End::Unavailable => self.metrics().sandbox_failure("no_worker"),
+                    End::OutOfResources => self.metrics().oom_kill(runtime),
+                    _ => {}
                 }
                 outcome_of(report, &req.definition)
             }
@@ -65,11 +67,12 @@ impl Engine {
                 Outcome::error(ExecutionStatus::Error, FAILED_MSG)
             }
         };
-        self.metrics()
-            .execution(&execution.project_id, &function.id, runtime, &outcome);
-        if outcome.output.as_str() == Some(RESOURCE_MSG) {
-            self.metrics().oom_kill(runtime);
-        }
+        self.metrics().execution(
+            &execution.project_id,
+            (function.id.as_str(), function.name.as_deref()),
+            runtime,
+            &outcome,
+        );
         outcome
     }
 

@@ -85,6 +85,7 @@ impl Engine {
             updated_at: None,
         };
         self.inner.store.insert_runtime(&runtime).await?;
+        self.metrics().runtime(&runtime.id, runtime.name.as_deref());
         let probe = self.activate_runtime(runtime.id.clone(), kind);
         Ok((runtime, probe))
     }
@@ -150,8 +151,10 @@ impl Engine {
         let mut probes: Vec<_> = runtimes
             .iter()
             .filter_map(|r| {
-                RuntimeKind::from_image(&r.image)
-                    .map(|kind| self.activate_runtime(r.id.clone(), kind))
+                RuntimeKind::from_image(&r.image).map(|kind| {
+                    self.metrics().runtime(&r.id, r.name.as_deref());
+                    self.activate_runtime(r.id.clone(), kind)
+                })
             })
             .collect();
         probes.extend(self.add_builtin_runtimes(&runtimes).await?);
@@ -263,11 +266,14 @@ impl Engine {
             }
             update.image = Some(image);
         }
-        self.inner
+        let runtime = self
+            .inner
             .store
             .update_runtime(id, &update)
             .await?
-            .ok_or_else(|| Error::not_found("Runtime", id))
+            .ok_or_else(|| Error::not_found("Runtime", id))?;
+        self.metrics().runtime(&runtime.id, runtime.name.as_deref());
+        Ok(runtime)
     }
 
     pub async fn delete_runtime(&self, ctx: &RequestContext, id: &RuntimeId) -> Result<(), Error> {
@@ -289,6 +295,7 @@ impl Engine {
         if let Ok(Some(runtime)) = self.inner.store.get_runtime(id, &Scope::All).await
             && let Some(kind) = RuntimeKind::from_image(&runtime.image)
         {
+            self.metrics().runtime(id, runtime.name.as_deref());
             self.register_runtime(id, kind);
         }
     }

@@ -603,6 +603,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             Some(cluster)
         }
     };
+    // Before the engine starts: the series it creates at start (each runtime's, at zero)
+    // need the recorder.
+    let metrics = install_metrics(cluster.as_ref().map(|_| node_name.as_str()))?;
     let engine_cfg = cfg.engine_config(node_name.clone(), address);
     let engine = qinling_engine::Engine::start_with_queue(
         store.clone(),
@@ -622,9 +625,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             max_body: cfg.max_input_bytes + 64 * 1024,
             public_url: cfg.public_url.clone(),
         },
-        metrics: Some(install_metrics(
-            cluster.as_ref().map(|_| node_name.as_str()),
-        )?),
+        metrics: Some(metrics),
         auth: cfg.auth.build(&store)?,
     };
     let app = qinling_api::router(state);
@@ -775,6 +776,8 @@ fn install_metrics(node: Option<&str>) -> anyhow::Result<qinling_api::MetricsRen
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+    qinling_api::describe_metrics();
+    qinling_engine::metrics::describe();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         loop {

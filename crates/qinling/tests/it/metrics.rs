@@ -80,7 +80,8 @@ fn metrics_count_executions_requests_and_workers_exactly() {
             "qinling_executions_total",
             &[("function", ok), ("status", "failed")]
         ),
-        None
+        Some(0.0),
+        "every ending status is counted from a function's first execution"
     );
     assert_eq!(
         get(
@@ -182,3 +183,226 @@ fn function_count_is_exact_under_concurrency() {
         Some(40.0)
     );
 }
+
+/// The name of the family a sample line belongs to (a histogram's `_bucket`, `_sum` and
+/// `_count` belong to the histogram).
+fn family<'a>(line: &'a str, histograms: &[&str]) -> &'a str {
+    let name = line.split(['{', ' ']).next().unwrap_or(line);
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = name.strip_suffix(suffix)
+            && histograms.contains(&base)
+        {
+            return base;
+        }
+    }
+    name
+}
+
+#[test]
+fn every_family_is_described_named_and_present_from_start() {
+    let s = Server::start();
+    let rt = s.python_runtime();
+
+    // Before any execution: the counters an alert watches exist, at zero.
+    let text = s.get_raw("/metrics").text().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "qinling_oom_kills_total",
+            &[("runtime", &rt), ("runtime_name", "python3")]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "qinling_sandbox_failures_total",
+            &[("reason", "no_worker")]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+
+    // A function that runs out of memory: its executions are counted under its name, every
+    // ending status exists from its first execution, and the OOM counter moves.
+    let hog = s.create_function(
+        "hog.py",
+        "def main(**kw):\n    b = b'x' * (200 << 20)\n    return len(b)\n",
+        "hog.main",
+        &[("name", "memory-hog"), ("memory_size", "33554432")],
+    );
+    let hog = hog["id"].as_str().unwrap();
+    let e = s.execute(hog, None);
+    assert_eq!(e["status"], "failed", "{e}");
+    let text = s.get_raw("/metrics").text().unwrap();
+    let count = |status: &str| {
+        sample(
+            &text,
+            "qinling_executions_total",
+            &[
+                ("function", hog),
+                ("function_name", "memory-hog"),
+                ("runtime", &rt),
+                ("runtime_name", "python3"),
+                ("status", status),
+            ],
+        )
+    };
+    assert_eq!(
+        (count("success"), count("failed"), count("error")),
+        (Some(0.0), Some(1.0), Some(0.0)),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "qinling_oom_kills_total", &[("runtime", &rt)]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "qinling_function_workers",
+            &[("function", hog), ("function_name", "memory-hog")]
+        )
+        .is_some(),
+        true,
+        "{text}"
+    );
+
+    // Every family has its HELP and TYPE lines.
+    let histograms: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" histogram"))
+        .collect();
+    let families: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| family(l, &histograms))
+        .collect();
+    assert!(families.len() >= 10, "{families:?}");
+    for f in &families {
+        for kind in ["HELP", "TYPE"] {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("# {kind} {f} "))),
+                "no # {kind} for {f} in:\n{text}"
+            );
+        }
+    }
+
+    // And Prometheus's own linter accepts the page.
+    if let Some(out) = promtool(&["check", "metrics"], Some(&text)) {
+        assert!(out.status.success(), "promtool check metrics: {out:?}\n{text}");
+    }
+
+    // The monitoring examples in docs/ name only series this page has.
+    let samples: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for file in ["alerts.yml", "grafana-dashboard.json"] {
+        let doc = std::fs::read_to_string(docs().join(file)).unwrap();
+        let named = doc
+            .match_indices("qinling_")
+            .map(|(at, _)| {
+                let rest = &doc[at..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .filter(|name| !name.ends_with('_'));
+        let mut n = 0;
+        for name in named {
+            n += 1;
+            assert!(
+                samples.contains(name),
+                "docs/monitoring/{file} names {name}, which /metrics does not have:\n{text}"
+            );
+        }
+        assert!(n >= 8, "{file}: {n} series named");
+    }
+}
+
+/// `docs/monitoring`.
+fn docs() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/monitoring")
+}
+
+/// Runs Prometheus's `promtool` with `args` (and `stdin`); `None`, saying so, if it is not
+/// installed.
+fn promtool(args: &[&str], stdin: Option<&str>) -> Option<std::process::Output> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(args)
+        .current_dir(docs())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "SKIPPED promtool {}: promtool is not installed (Debian package `prometheus`; \
+                 .ci/run installs it)",
+                args.join(" ")
+            );
+            return None;
+        }
+        other => other.expect("promtool"),
+    };
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn the_example_alerts_and_dashboard_are_valid_promql_and_the_alerts_fire() {
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    if let Some(out) = promtool(&["check", "rules", "alerts.yml"], None) {
+        ok(out);
+    }
+    if let Some(out) = promtool(&["test", "rules", "alerts.test.yml"], None) {
+        ok(out);
+    }
+    // Each of the dashboard's queries, with Grafana's variables given values, as a recording
+    // rule: `promtool check rules` parses it.
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(docs().join("grafana-dashboard.json")).unwrap())
+            .expect("the dashboard is JSON");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    let mut n = 0;
+    for panel in dash["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"]
+                .as_str()
+                .expect("expr")
+                .replace("$__rate_interval", "5m")
+                .replace("$project", ".*");
+            n += 1;
+            rules += &format!(
+                "      - record: qinling:dashboard_{n}\n        expr: {}\n",
+                serde_json::Value::String(expr)
+            );
+        }
+    }
+    assert!(n >= 10, "{n} queries");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&path, &rules).unwrap();
+    if let Some(out) = promtool(&["check", "rules", path.to_str().unwrap()], None) {
+        ok(out);
+    }
+}
+
