@@ -28,6 +28,7 @@ const EXECUTION: Schema = Schema {
         "project_id",
         "created_at",
         "updated_at",
+        "trace_id",
     ],
 };
 
@@ -62,6 +63,7 @@ pub async fn create(
         description: body.description,
         sync: body.sync.unwrap_or(true),
         input: body.input,
+        trace: crate::traceparent(&parts.headers),
     };
     let execution = s.engine.create_execution(&context(&rid), req).await?;
     Ok((StatusCode::CREATED, Json(wire::execution_json(&execution))))

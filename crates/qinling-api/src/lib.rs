@@ -65,6 +65,15 @@ pub struct RequestId(
 
 /// The request's context, as the auth middleware established it. Fails closed: a request
 /// that somehow bypassed the middleware is nobody (no project, not admin).
+/// The caller's trace from a W3C `traceparent` header; an absent or invalid one starts a
+/// new trace (as the Trace Context spec asks: never an error).
+pub(crate) fn traceparent(
+    headers: &axum::http::HeaderMap,
+) -> Option<qinling_types::trace::TraceParent> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    qinling_types::trace::TraceParent::parse(value)
+}
+
 pub fn context(req_id: &RequestId) -> RequestContext {
     match &req_id.1 {
         Some(ctx) => (**ctx).clone(),

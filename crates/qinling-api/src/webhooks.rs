@@ -231,12 +231,13 @@ pub async fn invoke(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Result<impl IntoResponse, ApiError> {
+    let trace = crate::traceparent(req.headers());
     let params = invoke_params(&s, q.as_deref(), req)
         .await
         .map_err(ApiError::pecan)?;
     let execution_id = s
         .engine
-        .invoke_webhook(&rid.0, &id, params)
+        .invoke_webhook(&rid.0, &id, params, trace)
         .await
         .map_err(|e| ApiError::from(e).pecan())?;
     Ok((

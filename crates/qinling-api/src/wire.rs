@@ -226,6 +226,7 @@ pub fn execution_json(e: &Execution) -> body::Execution {
         duration_ms: e.duration_ms,
         memory_size: e.memory_size,
         request_id: e.request_id.clone(),
+        trace_id: e.trace.map(|t| t.trace_id_hex()),
         project_id: e.project_id.clone(),
         created_at: format_ts(e.created_at),
         updated_at: ts(e.updated_at),

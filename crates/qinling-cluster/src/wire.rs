@@ -101,6 +101,9 @@ pub struct Run {
     pub execution_id: String,
     pub project_id: String,
     pub request_id: Option<String>,
+    /// Absent from a node of a build before traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub log_bytes: usize,
     pub nofile: u64,
     pub nproc: u64,
@@ -193,6 +196,7 @@ impl From<&RunRequest> for Run {
             execution_id: r.context.execution_id.clone(),
             project_id: r.context.project_id.clone(),
             request_id: r.context.request_id.clone(),
+            traceparent: r.context.traceparent.clone(),
             log_bytes: r.limits.log_bytes,
             nofile: r.limits.nofile,
             nproc: r.limits.nproc,
@@ -211,6 +215,7 @@ impl Run {
                 function_version: self.key.version,
                 project_id: self.project_id,
                 request_id: self.request_id,
+                traceparent: self.traceparent,
             },
             key: self.key.into(),
             definition,
@@ -330,6 +335,9 @@ mod tests {
                     function_version: 2,
                     project_id: "p".into(),
                     request_id: Some("req-1".into()),
+                    traceparent: Some(
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+                    ),
                 },
                 limits: ServerLimits {
                     log_bytes: 10,

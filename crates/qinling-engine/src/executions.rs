@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qinling_store::{NewExecution, Scope};
+use qinling_types::trace::{TraceContext, TraceParent};
 use qinling_types::{
     Error, Execution, ExecutionStatus, Function, Input, Outcome, RequestContext, RuntimeStatus,
     Timestamp, new_id,
@@ -25,6 +26,8 @@ pub struct CreateExecution {
     pub sync: bool,
     /// The `input` text as given (checked for size, then parsed once).
     pub input: Option<String>,
+    /// The caller's trace (a request's `traceparent`), which the execution joins.
+    pub trace: Option<TraceParent>,
 }
 
 /// A [`CreateExecution`] with its target resolved to a function version.
@@ -38,6 +41,7 @@ struct Resolved {
     description: Option<String>,
     sync: bool,
     input: Option<String>,
+    trace: TraceContext,
 }
 
 /// How long a queued execution waits before its claim is tried again when the database is
@@ -68,6 +72,11 @@ impl Engine {
         req: CreateExecution,
         id: Option<String>,
     ) -> Result<Execution, Error> {
+        let trace = TraceContext::new(
+            req.trace,
+            *uuid::Uuid::new_v4().as_bytes(),
+            crate::trace::wall_nanos(),
+        );
         crate::text::check_description("description", req.description.as_deref())?;
         let (function_id, function_version) =
             self.resolve_target(&ctx.project_id, &req.target).await?;
@@ -79,6 +88,7 @@ impl Engine {
             description: req.description,
             sync: req.sync,
             input: req.input,
+            trace,
         };
         if let Some(input) = &req.input {
             let max = self.inner.config.max_input_bytes;
@@ -164,6 +174,7 @@ impl Engine {
         execution: Execution,
         function: &Function,
     ) -> Result<Execution, Error> {
+        let admitted = crate::trace::wall_nanos();
         if !execution.sync {
             // The row is durable before we answer; the dispatcher (or recovery after a
             // crash) runs it.
@@ -178,7 +189,7 @@ impl Engine {
         let guard = self.inner.tasks.enter();
         let task = tokio::spawn(async move {
             let _guard = guard;
-            let outcome = engine.run(&execution, &function).await;
+            let (outcome, run) = engine.run(&execution, &function).await;
             let memory_size = function.memory_size;
             let finished = match engine
                 .inner
@@ -203,6 +214,15 @@ impl Engine {
                 }
                 Err(e) => return Err(e.into()),
             };
+            engine.export_trace(
+                &execution,
+                &outcome,
+                crate::trace::Marks {
+                    admitted,
+                    run,
+                    recorded: crate::trace::wall_nanos(),
+                },
+            );
             Ok(apply(execution, outcome, memory_size, finished))
         });
         task.await
@@ -284,7 +304,8 @@ impl Engine {
             return Ok(());
         };
         // Claimed: from here on the row is ours, so whatever happens it gets an outcome.
-        let (outcome, memory_size) = match self.run_claimed(claimed).await {
+        let traced = self.traced(&claimed.execution);
+        let (outcome, memory_size, run) = match self.run_claimed(claimed).await {
             Ok(done) => done,
             Err(e) => (
                 Outcome::error(
@@ -292,18 +313,30 @@ impl Engine {
                     &format!("The execution could not start: {e}"),
                 ),
                 None,
+                None,
             ),
         };
         self.finish_durably(id, &outcome, memory_size).await;
+        if let Some(execution) = traced {
+            self.export_trace(
+                &execution,
+                &outcome,
+                crate::trace::Marks {
+                    admitted: crate::trace::nanos_of(execution.created_at),
+                    run,
+                    recorded: crate::trace::wall_nanos(),
+                },
+            );
+        }
         Ok(())
     }
 
-    /// Runs a claimed execution: the outcome, and the memory limit of the definition that
-    /// ran (none if none did).
+    /// Runs a claimed execution: the outcome, the memory limit of the definition that ran
+    /// and what the run's trace needs (none if none ran).
     async fn run_claimed(
         &self,
         claimed: qinling_store::Claimed,
-    ) -> Result<(Outcome, Option<u64>), Error> {
+    ) -> Result<(Outcome, Option<u64>, Option<crate::trace::RunMarks>), Error> {
         let execution = claimed.execution;
         let function = match claimed.function_updated_at {
             None => None,
@@ -319,38 +352,38 @@ impl Engine {
                 }
             },
         };
-        // The outcome, and the memory limit of the definition that ran (none if none did).
-        let (outcome, memory_size) = match function {
-            Some(function) if execution.function_version == 0 => (
-                self.run(&execution, &function).await,
-                Some(function.memory_size),
-            ),
+        let function = match function {
+            Some(function) if execution.function_version == 0 => function,
             Some(function) => match self
                 .function_at_version(Function::clone(&function), execution.function_version)
                 .await
             {
-                Ok(function) => (
-                    self.run(&execution, &function).await,
-                    Some(function.memory_size),
-                ),
-                Err(Error::NotFound { .. }) => (
-                    Outcome::error(
-                        ExecutionStatus::Error,
-                        "The function version was deleted before the execution could run.",
-                    ),
-                    None,
-                ),
+                Ok(function) => Arc::new(function),
+                Err(Error::NotFound { .. }) => {
+                    return Ok((
+                        Outcome::error(
+                            ExecutionStatus::Error,
+                            "The function version was deleted before the execution could run.",
+                        ),
+                        None,
+                        None,
+                    ));
+                }
                 Err(e) => return Err(e),
             },
-            None => (
-                Outcome::error(
-                    ExecutionStatus::Error,
-                    "The function was deleted before the execution could run.",
-                ),
-                None,
-            ),
+            None => {
+                return Ok((
+                    Outcome::error(
+                        ExecutionStatus::Error,
+                        "The function was deleted before the execution could run.",
+                    ),
+                    None,
+                    None,
+                ));
+            }
         };
-        Ok((outcome, memory_size))
+        let (outcome, run) = self.run(&execution, &function).await;
+        Ok((outcome, Some(function.memory_size), run))
     }
 
     /// Records an outcome, retrying while the database is unreachable (with backoff, for up
@@ -472,6 +505,7 @@ fn new_execution(function: &Function, req: &Resolved, ctx: &RequestContext) -> N
         input: Input::parse(req.input.as_deref()),
         project_id: function.project_id.clone(),
         request_id: Some(ctx.request_id.clone()),
+        trace: Some(req.trace),
     }
 }
 

@@ -453,6 +453,7 @@ impl Engine {
             description: Some(format!("Created by Job {}", job.id)),
             sync: false,
             input: job.function_input.clone(),
+            trace: None,
         };
         match self
             .create_execution_as(&owner, req, Some(id.clone()))

@@ -24,6 +24,7 @@ mod run;
 mod runtimes;
 pub mod scope;
 pub mod text;
+mod trace;
 pub mod usage;
 mod versions;
 pub mod webhooks;
@@ -82,6 +83,9 @@ pub struct EngineConfig {
     /// This server's name and API address, for `GET /v1/nodes` on a server on its own.
     pub node_name: String,
     pub node_address: String,
+    /// Where executions' spans go (`trace.rs`); `None`: nowhere (tracing is off, though
+    /// every execution still gets a trace id and hands a `traceparent` to its function).
+    pub spans: Option<Arc<dyn qinling_types::trace::SpanSink>>,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +107,7 @@ impl Default for EngineConfig {
             max_waiting_per_function: 100,
             node_name: String::new(),
             node_address: String::new(),
+            spans: None,
         }
     }
 }

@@ -11,6 +11,8 @@ use qinling_executor::{
 use qinling_types::{Error, Execution, ExecutionStatus, Function, Outcome};
 
 use crate::Engine;
+use crate::trace::{RunMarks, wall_nanos};
+use qinling_types::trace::span_id;
 
 pub(crate) const TIMEOUT_MSG: &str = "Function execution timeout.";
 pub(crate) const RESOURCE_MSG: &str =
@@ -42,15 +44,30 @@ impl Engine {
         })
     }
 
-    /// Runs one recorded execution and reports what happened, and counts it in the
-    /// metrics. Never fails: every platform problem becomes an outcome the user can read.
-    pub(crate) async fn run(&self, execution: &Execution, function: &Function) -> Outcome {
+    /// Runs one recorded execution and reports what happened (and, if it ran, the marks its
+    /// trace needs), and counts it in the metrics. Never fails: every platform problem
+    /// becomes an outcome the user can read.
+    pub(crate) async fn run(
+        &self,
+        execution: &Execution,
+        function: &Function,
+    ) -> (Outcome, Option<RunMarks>) {
         let runtime = function.runtime_id.as_deref().unwrap_or_default();
         self.learn_runtime(runtime).await;
+        let mut marks = None;
         let outcome = match self.definition(function) {
             Ok(definition) => {
                 let req = self.run_request(execution, function, definition);
+                let asked = wall_nanos();
                 let report = self.inner.executor.run(&req).await;
+                marks = Some(RunMarks {
+                    asked,
+                    answered: wall_nanos(),
+                    cold_start: report.cold_start,
+                    ran: report.duration,
+                    function_name: function.name.clone(),
+                    runtime_id: runtime.to_string(),
+                });
                 if let Some(cold) = report.cold_start {
                     self.metrics().cold_start(runtime, cold);
                 }
@@ -73,7 +90,7 @@ impl Engine {
             runtime,
             &outcome,
         );
-        outcome
+        (outcome, marks)
     }
 
     fn run_request(
@@ -96,6 +113,9 @@ impl Engine {
                 function_version: execution.function_version,
                 project_id: function.project_id.clone(),
                 request_id: execution.request_id.clone(),
+                traceparent: execution
+                    .trace
+                    .map(|t| t.traceparent_for(span_id(execution.id.as_str(), "run"))),
             },
             limits: ServerLimits {
                 log_bytes: cfg.log_limit,

@@ -203,11 +203,13 @@ impl Engine {
 
     /// Invokes a webhook (no authentication): starts an async execution of its target in the
     /// owner's project with `params` as keyword arguments, and returns the execution id.
+    /// `trace`: the caller's, which the execution joins.
     pub async fn invoke_webhook(
         &self,
         request_id: &str,
         id: &str,
         params: serde_json::Map<String, serde_json::Value>,
+        trace: Option<qinling_types::trace::TraceParent>,
     ) -> Result<ExecutionId, Error> {
         let webhook = self
             .inner
@@ -245,6 +247,7 @@ impl Engine {
                     description: Some(format!("Created by Webhook {}", webhook.id)),
                     sync: false,
                     input: Some(py_json(&serde_json::Value::Object(params))),
+                    trace,
                 },
             )
             .await?;

@@ -106,6 +106,7 @@ async fn execute(
         description: None,
         sync,
         input: Some(input.into()),
+        trace: None,
     };
     f.engine.create_execution(&ctx(), req).await
 }
@@ -237,6 +238,7 @@ async fn a_mode_change_rebinds_in_the_new_mode() {
         description: None,
         sync: true,
         input: None,
+        trace: None,
     };
     let e = f.engine.create_execution(&ctx(), req).await.unwrap();
     assert_eq!(e.status, ExecutionStatus::Success);
@@ -338,4 +340,139 @@ async fn a_saturated_function_refuses_sync_executions() {
         2,
         "the probe's worker and the function's one"
     );
+}
+
+/// Spans, as the server's OTLP exporter would receive them.
+#[derive(Debug, Default)]
+struct Collected(std::sync::Mutex<Vec<qinling_types::trace::Span>>);
+
+impl qinling_types::trace::SpanSink for Collected {
+    fn export(&self, spans: Vec<qinling_types::trace::Span>) {
+        self.0.lock().unwrap().extend(spans);
+    }
+}
+
+/// Each execution joins the caller's trace (or starts one), shows its trace id, hands its
+/// function a `traceparent` under its `run` span, and — sampled — exports one span per
+/// phase under its `execution` span, sync or async; unsampled, it exports nothing.
+#[tokio::test]
+async fn executions_are_traced() {
+    use qinling_types::trace::{TraceParent, hex, span_id};
+    let sink = Arc::new(Collected::default());
+    let f = fixture(
+        PoolConfig::default(),
+        EngineConfig {
+            spans: Some(sink.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = function(&f, "5").await;
+    let parent =
+        TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    let run = |sync: bool, trace: Option<TraceParent>| {
+        let req = CreateExecution {
+            target: ExecutionTarget::Function {
+                id: id.as_str().into(),
+                version: 0,
+            },
+            description: None,
+            sync,
+            input: None,
+            trace,
+        };
+        let engine = f.engine.clone();
+        async move { engine.create_execution(&ctx(), req).await.unwrap() }
+    };
+    let spans_of = |e: &Execution| -> Vec<qinling_types::trace::Span> {
+        let trace = e.trace.unwrap().trace_id;
+        let mut spans: Vec<_> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            // This execution's spans: its trace, and the ids derived from its id.
+            .filter(|s| s.trace_id == trace && s.span_id == span_id(e.id.as_str(), &s.name))
+            .cloned()
+            .collect();
+        spans.sort_by_key(|s| s.start_unix_nanos);
+        spans
+    };
+
+    // Sync, in the caller's trace.
+    let e = run(true, Some(parent)).await;
+    assert_eq!(e.status, ExecutionStatus::Success);
+    let trace = e.trace.expect("a trace");
+    assert_eq!(hex(&trace.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+    let result: serde_json::Value = serde_json::from_str(e.result.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        result["output"]["context"]["traceparent"],
+        format!(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+            hex(&span_id(e.id.as_str(), "run"))
+        )
+    );
+    let spans = spans_of(&e);
+    let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "admission",
+            "cold_start",
+            "execution",
+            "queue",
+            "record",
+            "run"
+        ],
+        "{spans:#?}"
+    );
+    let root = spans.iter().find(|s| s.name == "execution").unwrap();
+    assert_eq!(root.parent, Some(parent.span_id));
+    for s in &spans {
+        if s.name != "execution" {
+            assert_eq!(s.parent, Some(root.span_id), "{}", s.name);
+        }
+        assert!(s.start_unix_nanos >= root.start_unix_nanos, "{}", s.name);
+        assert!(s.end_unix_nanos <= root.end_unix_nanos, "{}", s.name);
+        assert!(s.end_unix_nanos >= s.start_unix_nanos, "{}", s.name);
+    }
+    // The stored row says the same.
+    let stored = f.engine.get_execution(&ctx(), &e.id).await.unwrap();
+    assert_eq!(stored.trace, e.trace);
+
+    // Async, in a trace of its own: exported once it has run; warm now, so no cold start.
+    let e = run(false, None).await;
+    assert!(e.trace.unwrap().parent.is_none());
+    assert_ne!(e.trace.unwrap().trace_id, trace.trace_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while spans_of(&e).len() < 5 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let spans = spans_of(&e);
+    let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["admission", "execution", "queue", "record", "run"],
+        "{spans:#?}"
+    );
+    assert_eq!(
+        spans.iter().find(|s| s.name == "execution").unwrap().parent,
+        None
+    );
+
+    // Not sampled by the caller: the function still gets the context, nothing is exported.
+    let before = sink.0.lock().unwrap().len();
+    let unsampled =
+        TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+    let e = run(true, Some(unsampled)).await;
+    let result: serde_json::Value = serde_json::from_str(e.result.as_deref().unwrap()).unwrap();
+    assert!(
+        result["output"]["context"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .ends_with("-00")
+    );
+    assert_eq!(sink.0.lock().unwrap().len(), before);
 }

@@ -82,6 +82,10 @@ pub struct ExecutionContext {
     pub function_version: i64,
     pub project_id: String,
     pub request_id: Option<String>,
+    /// The W3C `traceparent` of the execution's `run` span: a function's own spans with this
+    /// parent join the execution's trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Per-execution limits that are the server's, not the function's.

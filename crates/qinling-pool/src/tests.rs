@@ -69,6 +69,7 @@ fn request(function: &str, d: &Definition, n: usize, kwargs: serde_json::Value) 
             function_version: 0,
             project_id: "p".into(),
             request_id: None,
+            traceparent: None,
         },
         limits: ServerLimits {
             log_bytes: 1 << 20,

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use qinling_types::trace::TraceContext;
 use qinling_types::{Execution, ExecutionStatus, Input, Outcome, Timestamp, now};
 
 use crate::db::{DbConn, Get, on_conn, on_db};
@@ -29,6 +30,8 @@ pub struct NewExecution {
     pub project_id: String,
     /// The request that created it (`X-Openstack-Request-Id`).
     pub request_id: Option<String>,
+    /// The trace it belongs to.
+    pub trace: Option<TraceContext>,
 }
 
 /// A project's execution quotas, checked inside the insert itself (`-1`: unlimited).
@@ -78,6 +81,11 @@ fn from_row<R: Get>(row: &R) -> Result<Execution> {
         duration_ms: row.get("duration_ms")?,
         memory_size: row.get("memory_size")?,
         request_id: row.get("request_id")?,
+        // An unreadable trace is dropped, not an error: it only names spans.
+        trace: row
+            .get::<Option<String>>("trace")?
+            .as_deref()
+            .and_then(TraceContext::from_db),
         project_id: row.get("project_id")?,
         created_at: ts::from_db(&created).ok_or(StoreError::Corrupt {
             table: "executions",
@@ -160,11 +168,11 @@ fn chunk_sql(
 /// available; the others need the function (version) to exist. The counts are bumped after,
 /// once per function (version), for the rows that went in.
 const INSERT_SQL: &str = "WITH v (id, function_id, function_version, function_alias, description, sync, input,
-               queue_state, project_id, request_id, created_at, guarded, expect_updated_at, node) AS (VALUES {rows})
+               queue_state, project_id, request_id, created_at, guarded, expect_updated_at, node, trace) AS (VALUES {rows})
 INSERT INTO executions (id, function_id, function_version, function_alias, description, status, sync, input,
-                        queue_state, project_id, request_id, created_at, node)
+                        queue_state, project_id, request_id, created_at, node, trace)
 SELECT v.id, v.function_id, v.function_version, v.function_alias, v.description, 'running', v.sync,
-       v.input, v.queue_state, v.project_id, v.request_id, v.created_at, v.node
+       v.input, v.queue_state, v.project_id, v.request_id, v.created_at, v.node, v.trace
 FROM v
 WHERE CASE
     WHEN v.guarded THEN EXISTS (
@@ -194,7 +202,7 @@ impl WriteOp for Insert {
         for size in chunks(ops.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let sql = chunk_sql(&TEXTS, INSERT_SQL, 14, size);
+            let sql = chunk_sql(&TEXTS, INSERT_SQL, 15, size);
             on_conn!(&mut *conn, |c| {
                 let mut q = sqlx::query(sql);
                 for op in chunk {
@@ -215,7 +223,8 @@ impl WriteOp for Insert {
                         .bind(op.unchanged.is_some() && e.function_version == 0)
                         .bind(op.unchanged.clone().flatten())
                         // A sync execution starts on this server at once.
-                        .bind(if e.sync { op.node.as_deref() } else { None });
+                        .bind(if e.sync { op.node.as_deref() } else { None })
+                        .bind(e.trace.map(|t| t.to_db()));
                 }
                 for row in q.fetch_all(&mut **c).await? {
                     inserted.insert(row.get::<String>("id")?);
@@ -442,6 +451,7 @@ fn running_execution(e: NewExecution, created: Timestamp) -> Execution {
         duration_ms: None,
         memory_size: None,
         request_id: e.request_id,
+        trace: e.trace,
         project_id: e.project_id,
         created_at: created,
         updated_at: None,
@@ -759,6 +769,12 @@ mod tests {
             input: Input::parse(Some("{\"a\": 1}")),
             project_id: "p".into(),
             request_id: Some(format!("req-{id}")),
+            trace: Some(TraceContext {
+                trace_id: [7; 16],
+                parent: Some([9; 8]),
+                sampled: true,
+                start_unix_nanos: 1_700_000_000_123_456_789,
+            }),
         }
     }
 
@@ -880,6 +896,7 @@ mod tests {
             assert_eq!(row.status, ExecutionStatus::Success);
             assert_eq!(row.logs.as_deref(), Some("log\n"));
             assert_eq!((row.cpu_ms, row.memory_peak_kb), (Some(3), Some(9)));
+            assert_eq!(row.trace, new("a", true).trace, "the trace reads back as written");
             assert_eq!(
                 (row.duration_ms, row.memory_size),
                 (Some(1235), Some(1 << 27))

@@ -131,6 +131,7 @@ mod tests {
             input: qinling_types::Input::None,
             project_id: project.into(),
             request_id: Some(format!("req-{id}")),
+            trace: None,
         };
         store.insert_execution(new).await.unwrap().unwrap();
         if let Some((status, duration, cpu_ms, peak_kb, memory)) = outcome {

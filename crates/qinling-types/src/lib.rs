@@ -7,6 +7,7 @@ mod ids;
 mod limits;
 mod model;
 mod time_fmt;
+pub mod trace;
 mod triggers;
 mod usage;
 

@@ -435,6 +435,8 @@ pub struct Execution {
     /// The request that created it (`X-Openstack-Request-Id`); `None` on rows older than
     /// the column.
     pub request_id: Option<String>,
+    /// The trace it belongs to; `None` on rows older than the column.
+    pub trace: Option<crate::trace::TraceContext>,
     pub project_id: String,
     pub created_at: Timestamp,
     pub updated_at: Option<Timestamp>,

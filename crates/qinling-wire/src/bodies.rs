@@ -375,6 +375,7 @@ wire_object! {
         pub duration_ms: Option<i64>,
         pub memory_size: Option<i64>,
         pub request_id: Option<String>,
+        pub trace_id: Option<String>,
         pub project_id: String,
         pub created_at: String => ts(),
         pub updated_at: Option<String> => ts_null(),

@@ -317,6 +317,7 @@ impl Local {
                     description: None,
                     sync: true,
                     input,
+                    trace: None,
                 },
             )
             .await?)
@@ -499,6 +500,7 @@ async fn serve_http(local: &Local, spec: &Spec, port: u16, watch: bool) -> anyho
                         description: None,
                         sync: true,
                         input,
+                        trace: None,
                     },
                 )
                 .await;

@@ -125,6 +125,10 @@ pub struct ServeArgs {
     /// Seconds without a heartbeat after which a node is lost and its executions failed.
     #[arg(long, env = "QINLING_NODE_TIMEOUT")]
     pub node_timeout: Option<u64>,
+    /// Export execution traces over OTLP/HTTP to this collector, `http://host:4318` (spans
+    /// go to `/v1/traces`; a URL with a path is used as it is). Default: off.
+    #[arg(long, env = "QINLING_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The effective configuration.
@@ -180,6 +184,8 @@ pub struct Config {
     pub capacity: String,
     /// Seconds.
     pub node_timeout: u64,
+    /// OTLP/HTTP collector for execution traces; `None`: traces are not exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -218,6 +224,7 @@ impl Default for Config {
             advertise_url: None,
             capacity: "64".into(),
             node_timeout: 10,
+            otlp_endpoint: None,
         }
     }
 }
@@ -346,6 +353,12 @@ impl Config {
         }
         if let Some(v) = &args.capacity {
             cfg.capacity = v.clone();
+        }
+        if let Some(v) = &args.otlp_endpoint {
+            cfg.otlp_endpoint = Some(v.clone()).filter(|v| !v.is_empty());
+        }
+        if let Some(endpoint) = &cfg.otlp_endpoint {
+            qinling_otlp::traces_url(endpoint).map_err(anyhow::Error::msg)?;
         }
         if let Some(v) = args.node_timeout {
             cfg.node_timeout = v;
@@ -606,7 +619,27 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // Before the engine starts: the series it creates at start (each runtime's, at zero)
     // need the recorder.
     let metrics = install_metrics(cluster.as_ref().map(|_| node_name.as_str()))?;
-    let engine_cfg = cfg.engine_config(node_name.clone(), address);
+    let mut engine_cfg = cfg.engine_config(node_name.clone(), address);
+    let spans = match &cfg.otlp_endpoint {
+        None => None,
+        Some(endpoint) => {
+            let url = qinling_otlp::traces_url(endpoint).map_err(anyhow::Error::msg)?;
+            tracing::info!(%url, "exporting execution traces over OTLP");
+            Some(
+                qinling_otlp::OtlpExporter::start(
+                    url,
+                    qinling_otlp::ServiceInfo {
+                        instance: node_name.clone(),
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                    },
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    engine_cfg.spans = spans
+        .clone()
+        .map(|s| s as Arc<dyn qinling_types::trace::SpanSink>);
     let engine = qinling_engine::Engine::start_with_queue(
         store.clone(),
         executor,
@@ -643,6 +676,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     engine
         .shutdown(Duration::from_secs(cfg.shutdown_grace_secs))
         .await;
+    if let Some(spans) = &spans {
+        spans.shutdown(Duration::from_secs(5)).await;
+    }
     if let Some(cluster) = &cluster {
         cluster.leave().await;
     }

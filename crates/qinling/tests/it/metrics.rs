@@ -285,7 +285,8 @@ fn every_family_is_described_named_and_present_from_start() {
     for f in &families {
         for kind in ["HELP", "TYPE"] {
             assert!(
-                text.lines().any(|l| l.starts_with(&format!("# {kind} {f} "))),
+                text.lines()
+                    .any(|l| l.starts_with(&format!("# {kind} {f} "))),
                 "no # {kind} for {f} in:\n{text}"
             );
         }
@@ -293,7 +294,10 @@ fn every_family_is_described_named_and_present_from_start() {
 
     // And Prometheus's own linter accepts the page.
     if let Some(out) = promtool(&["check", "metrics"], Some(&text)) {
-        assert!(out.status.success(), "promtool check metrics: {out:?}\n{text}");
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {out:?}\n{text}"
+        );
     }
 
     // The monitoring examples in docs/ name only series this page has.
@@ -378,9 +382,10 @@ fn the_example_alerts_and_dashboard_are_valid_promql_and_the_alerts_fire() {
     }
     // Each of the dashboard's queries, with Grafana's variables given values, as a recording
     // rule: `promtool check rules` parses it.
-    let dash: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(docs().join("grafana-dashboard.json")).unwrap())
-            .expect("the dashboard is JSON");
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(docs().join("grafana-dashboard.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     let mut n = 0;
     for panel in dash["panels"].as_array().expect("panels") {
@@ -405,4 +410,3 @@ fn the_example_alerts_and_dashboard_are_valid_promql_and_the_alerts_fire() {
         ok(out);
     }
 }
-
