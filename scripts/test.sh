@@ -29,6 +29,11 @@ elif [ -z "${QINLING_TEST_POSTGRES:-}" ]; then
     echo "SKIPPED: no PostgreSQL server binaries (apt-get install postgresql); the PostgreSQL halves will say SKIPPED"
 fi
 
+# The trace test's OTLP receiver decodes with opentelemetry-proto from this venv
+# (scripts/setup-otlp-venv.sh); without it that test says SKIPPED.
+export OTLP_VENV="${OTLP_VENV:-$PWD/.venv-otlp/bin}"
+[ -x "$OTLP_VENV/python" ] || echo "SKIPPED (below): no OTLP venv at $OTLP_VENV (run scripts/setup-otlp-venv.sh); the trace test will say SKIPPED"
+
 echo "== cargo test (workspace, SQLite; the store tests also on PostgreSQL)"
 cargo test --workspace --locked 2>&1
 

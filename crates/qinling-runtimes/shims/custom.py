@@ -399,10 +399,14 @@ class Shim:
         log_limit = msg.get("log_limit")
         if not isinstance(log_limit, int) or log_limit < 0:
             log_limit = DEFAULT_LOG_LIMIT
-        threading.Thread(target=self.run, args=(exec_id, value, timeout_ms / 1000.0, log_limit),
+        context = msg.get("context")
+        traceparent = context.get("traceparent") if isinstance(context, dict) else None
+        if not isinstance(traceparent, str):
+            traceparent = None
+        threading.Thread(target=self.run, args=(exec_id, value, timeout_ms / 1000.0, log_limit, traceparent),
                          daemon=True).start()
 
-    def run(self, exec_id, value, timeout, log_limit):
+    def run(self, exec_id, value, timeout, log_limit, traceparent=None):
         stdin_fd = new_file("stdin")
         # The result is held to the same limit as the log (and as the wasm runtime's stdout).
         out = CappedPipe(log_limit)
@@ -420,8 +424,11 @@ class Shim:
             try:
                 if uid is False:
                     raise OSError(errno.EAGAIN, "every execution id is taken")
+                # The execution's trace, as OpenTelemetry's environment carrier names it.
+                env = None if traceparent is None else dict(os.environ, TRACEPARENT=traceparent)
                 proc = subprocess.Popen([self.program], stdin=stdin_fd, stdout=out.w, stderr=log_fd,
-                                        cwd=self.package_dir, start_new_session=True, close_fds=True, **ids)
+                                        cwd=self.package_dir, start_new_session=True, close_fds=True,
+                                        env=env, **ids)
                 out.close_write()  # the executable (and what it starts) hold the only writers
             except OSError as exc:
                 with self.lock:

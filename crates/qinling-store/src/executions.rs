@@ -896,7 +896,11 @@ mod tests {
             assert_eq!(row.status, ExecutionStatus::Success);
             assert_eq!(row.logs.as_deref(), Some("log\n"));
             assert_eq!((row.cpu_ms, row.memory_peak_kb), (Some(3), Some(9)));
-            assert_eq!(row.trace, new("a", true).trace, "the trace reads back as written");
+            assert_eq!(
+                row.trace,
+                new("a", true).trace,
+                "the trace reads back as written"
+            );
             assert_eq!(
                 (row.duration_ms, row.memory_size),
                 (Some(1235), Some(1 << 27))

@@ -277,6 +277,13 @@ impl Executor for WasmExecutor {
         let exec = ExecRequest {
             stdin: stdin_of(&req.input),
             args: vec![d.entry.clone()],
+            // The execution's trace, as OpenTelemetry's environment carrier names it.
+            env: req
+                .context
+                .traceparent
+                .iter()
+                .map(|t| ("TRACEPARENT".to_string(), t.clone()))
+                .collect(),
             memory_bytes: d.memory_bytes,
             timeout: d.timeout,
             cpu_millis: Some(d.cpu_millis),

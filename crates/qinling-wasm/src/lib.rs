@@ -110,6 +110,8 @@ pub struct ExecRequest {
     pub stdin: Vec<u8>,
     /// The guest's arguments (`[entry]`).
     pub args: Vec<String>,
+    /// The guest's environment variables (`TRACEPARENT` when the execution is traced).
+    pub env: Vec<(String, String)>,
     /// Limit of the guest's linear memory, in bytes.
     pub memory_bytes: u64,
     pub timeout: Duration,
@@ -365,6 +367,7 @@ impl WasmRuntime {
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .args(&req.args)
+            .envs(&req.env)
             .build_p1();
         let limits = Limits {
             memory_bytes: usize::try_from(req.memory_bytes).unwrap_or(usize::MAX),

@@ -42,6 +42,7 @@ fn request(stdin: &str) -> ExecRequest {
     ExecRequest {
         stdin: stdin.as_bytes().to_vec(),
         args: vec!["main.wasm".into()],
+        env: vec![],
         memory_bytes: 32 * 1024 * 1024,
         timeout: Duration::from_secs(5),
         cpu_millis: None,
@@ -85,6 +86,42 @@ async fn ends() {
             "case {i}"
         );
     }
+}
+
+/// The guest sees the environment it is given (the execution's `TRACEPARENT`), and
+/// nothing of the host's.
+#[tokio::test]
+async fn the_guest_sees_its_environment_only() {
+    const PRINT_ENV: &str = r#"(module
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (drop (call $get (i32.const 64) (i32.const 1024)))
+    ;; All the variables' bytes, NULs between, as one write.
+    (i32.store (i32.const 8) (i32.const 1024))
+    (i32.store (i32.const 12) (i32.load (i32.const 4)))
+    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 200)))))"#;
+    let f = fixture("env");
+    let m = compile(&f.rt, "ee", PRINT_ENV);
+    let r = f.rt.execute(&m, request("")).await;
+    assert_eq!((&r.end, text(&r.stdout)), (&End::Exit(0), ""));
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r =
+        f.rt.execute(
+            &m,
+            ExecRequest {
+                env: vec![("TRACEPARENT".into(), tp.into())],
+                ..request("")
+            },
+        )
+        .await;
+    assert_eq!(
+        (&r.end, text(&r.stdout)),
+        (&End::Exit(0), format!("TRACEPARENT={tp}\0").as_str())
+    );
 }
 
 #[tokio::test]

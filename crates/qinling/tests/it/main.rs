@@ -29,6 +29,7 @@ mod runtimes;
 mod runtimes_custom;
 mod runtimes_node;
 mod runtimes_wasm;
+mod traces;
 mod usage;
 mod versions;
 mod webhooks;
