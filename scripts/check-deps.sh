@@ -22,8 +22,9 @@ forbid() {
 }
 
 executors="qinling-pool qinling-wasm qinling-sandbox wasmtime"
-# The engine knows only the execution seam; the binary chooses executors.
-forbid qinling-engine $executors
+# The engine knows only the execution seam; the binary chooses executors. It knows spans
+# only through qinling-types' SpanSink: the binary chooses the exporter.
+forbid qinling-engine $executors qinling-otlp
 # The HTTP edge knows the engine, no executor (and names no store: below).
 forbid qinling-api $executors
 # Executors and sandboxes never touch the store.

@@ -248,7 +248,7 @@ fn is_lower_hex(s: &str) -> bool {
 
 /// The bytes of an even-length lowercase hex string.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !is_lower_hex(s) {
+    if !s.len().is_multiple_of(2) || !is_lower_hex(s) {
         return None;
     }
     (0..s.len())
