@@ -29,6 +29,7 @@ const EXECUTION: Schema = Schema {
         "created_at",
         "updated_at",
         "trace_id",
+        "cold_start_ms",
     ],
 };
 

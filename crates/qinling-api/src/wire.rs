@@ -225,6 +225,7 @@ pub fn execution_json(e: &Execution) -> body::Execution {
         memory_peak_kb: e.memory_peak_kb,
         duration_ms: e.duration_ms,
         memory_size: e.memory_size,
+        cold_start_ms: e.cold_start_ms,
         request_id: e.request_id.clone(),
         trace_id: e.trace.map(|t| t.trace_id_hex()),
         project_id: e.project_id.clone(),

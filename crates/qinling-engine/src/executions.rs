@@ -489,6 +489,7 @@ fn apply(
     e.logs = Some(outcome.logs);
     e.cpu_ms = outcome.cpu_ms.map(|v| v as i64);
     e.memory_peak_kb = outcome.memory_peak_kb.map(|v| v as i64);
+    e.cold_start_ms = outcome.cold_start_ms.map(|v| v as i64);
     e.updated_at = Some(finished.unwrap_or_else(qinling_types::now));
     e
 }

@@ -154,6 +154,7 @@ fn outcome_of(r: Report, definition: &Definition) -> Outcome {
         logs: r.logs,
         cpu_ms: r.cpu.map(|c| c.as_millis() as u64),
         memory_peak_kb: r.memory_peak_kb,
+        cold_start_ms: r.cold_start.map(|c| c.as_millis() as u64),
     }
 }
 

@@ -80,6 +80,7 @@ fn from_row<R: Get>(row: &R) -> Result<Execution> {
         memory_peak_kb: row.get("memory_peak_kb")?,
         duration_ms: row.get("duration_ms")?,
         memory_size: row.get("memory_size")?,
+        cold_start_ms: row.get("cold_start_ms")?,
         request_id: row.get("request_id")?,
         // An unreadable trace is dropped, not an error: it only names spans.
         trace: row
@@ -337,15 +338,17 @@ struct Finish {
     memory_peak_kb: Option<i64>,
     duration_ms: i64,
     memory_size: Option<i64>,
+    cold_start_ms: Option<i64>,
     updated_at: String,
 }
 
 const FINISH_SQL: &str =
     "WITH v (id, status, result, logs, cpu_ms, memory_peak_kb, duration_ms, memory_size,
-               updated_at) AS (VALUES {rows})
+               cold_start_ms, updated_at) AS (VALUES {rows})
 UPDATE executions SET status = v.status, result = v.result, logs = v.logs, cpu_ms = v.cpu_ms,
                       memory_peak_kb = v.memory_peak_kb, duration_ms = v.duration_ms,
-                      memory_size = v.memory_size, queue_state = NULL, updated_at = v.updated_at
+                      memory_size = v.memory_size, cold_start_ms = v.cold_start_ms,
+                      queue_state = NULL, updated_at = v.updated_at
 FROM v
 WHERE executions.id = v.id AND executions.status = 'running'
 RETURNING executions.id AS id";
@@ -369,7 +372,7 @@ impl WriteOp for Finish {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
             on_conn!(&mut *conn, |c| {
-                let mut q = sqlx::query(chunk_sql(&TEXTS, FINISH_SQL, 9, size));
+                let mut q = sqlx::query(chunk_sql(&TEXTS, FINISH_SQL, 10, size));
                 for op in chunk {
                     q = q
                         .bind(&op.id)
@@ -380,6 +383,7 @@ impl WriteOp for Finish {
                         .bind(op.memory_peak_kb)
                         .bind(op.duration_ms)
                         .bind(op.memory_size)
+                        .bind(op.cold_start_ms)
                         .bind(&op.updated_at);
                 }
                 for row in q.fetch_all(&mut **c).await? {
@@ -450,6 +454,7 @@ fn running_execution(e: NewExecution, created: Timestamp) -> Execution {
         memory_peak_kb: None,
         duration_ms: None,
         memory_size: None,
+        cold_start_ms: None,
         request_id: e.request_id,
         trace: e.trace,
         project_id: e.project_id,
@@ -595,6 +600,7 @@ impl Store {
             memory_peak_kb: outcome.memory_peak_kb.map(|v| v as i64),
             duration_ms: outcome.duration_ms(),
             memory_size: memory_size.map(|v| v as i64),
+            cold_start_ms: outcome.cold_start_ms.map(|v| v as i64),
             updated_at: ts::to_db(at),
         };
         Ok(self.writer.submit(op).await?.then_some(at))
@@ -880,6 +886,7 @@ mod tests {
                 logs: "log\n".into(),
                 cpu_ms: Some(3),
                 memory_peak_kb: Some(9),
+                cold_start_ms: Some(41),
                 duration: 1.2345,
                 ..Outcome::error(ExecutionStatus::Success, "out")
             };

@@ -373,6 +373,8 @@ pub struct Outcome {
     pub logs: String,
     pub cpu_ms: Option<u64>,
     pub memory_peak_kb: Option<u64>,
+    /// Milliseconds spent starting a worker for it (`None`: it found one warm).
+    pub cold_start_ms: Option<u64>,
 }
 
 impl Outcome {
@@ -406,6 +408,7 @@ impl Outcome {
             logs: String::new(),
             cpu_ms: None,
             memory_peak_kb: None,
+            cold_start_ms: None,
         }
     }
 }
@@ -432,6 +435,9 @@ pub struct Execution {
     /// Bytes: the memory limit of the definition it ran, once finished; `None` when nothing
     /// ran. Usage bills `memory_size × duration` (`GiB-seconds`).
     pub memory_size: Option<i64>,
+    /// Milliseconds it waited for a worker to be started for it; `None` when it found one
+    /// warm (or nothing ran).
+    pub cold_start_ms: Option<i64>,
     /// The request that created it (`X-Openstack-Request-Id`); `None` on rows older than
     /// the column.
     pub request_id: Option<String>,

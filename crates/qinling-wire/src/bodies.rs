@@ -374,6 +374,7 @@ wire_object! {
         pub memory_peak_kb: Option<i64>,
         pub duration_ms: Option<i64>,
         pub memory_size: Option<i64>,
+        pub cold_start_ms: Option<i64>,
         pub request_id: Option<String>,
         pub trace_id: Option<String>,
         pub project_id: String,

@@ -997,7 +997,8 @@ def main(context=None, port=0, **kw):
             "function_version",
             "os_session",
             "project_id",
-            "request_id"
+            "request_id",
+            "traceparent"
         ]
     );
     // Upstream's key for a Keystone session made from the function's trust: always none here.

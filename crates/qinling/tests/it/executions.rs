@@ -30,7 +30,9 @@ fn sync_execution_result_and_log() {
             "memory_peak_kb",
             "duration_ms",
             "memory_size",
+            "cold_start_ms",
             "request_id",
+            "trace_id",
             "project_id",
             "created_at",
             "updated_at"
@@ -39,6 +41,9 @@ fn sync_execution_result_and_log() {
     // The usage fields are there in the POST's answer already (extras beyond upstream).
     assert_eq!(e["memory_size"], f["memory_size"]);
     assert!(e["duration_ms"].is_i64() && e["request_id"].as_str().unwrap().starts_with("req-"));
+    // The first execution started the function's worker (the last below finds it warm).
+    assert!(e["cold_start_ms"].is_i64(), "{e}");
+    assert_eq!(e["trace_id"].as_str().map(str::len), Some(32), "{e}");
     assert_eq!(
         (e["status"].clone(), e["sync"].clone(), e["input"].clone()),
         (
@@ -84,6 +89,7 @@ fn sync_execution_result_and_log() {
         (e["input"].clone(), result(&e)["output"].clone()),
         (json!(null), json!("Hello, World"))
     );
+    assert_eq!(e["cold_start_ms"], Value::Null, "warm: {e}");
     let (_, shown) = s.get(&format!("/v1/functions/{fid}"));
     assert_eq!(shown["count"], json!(3));
 }
