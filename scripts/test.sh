@@ -45,6 +45,17 @@ fi
 echo "== python shim tests"
 (cd crates/qinling-runtimes && python3 -m unittest -v shims/test_python3.py 2>&1)
 
+echo "== the dashboard in headless Chromium (screenshots in target/ui-artifacts)"
+export UI_VENV="${UI_VENV:-$PWD/.venv-ui/bin}"
+if [ ! -x "$UI_VENV/python" ]; then
+    echo "SKIPPED: no Selenium venv at $UI_VENV (run scripts/setup-ui-venv.sh)"
+elif ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "SKIPPED: no chromium and chromedriver (apt-get install chromium chromium-driver)"
+else
+    cargo build --locked --quiet --bin qinling
+    "$UI_VENV/python" tests/ui/dashboard_test.py target/debug/qinling 2>&1
+fi
+
 echo "== python-qinlingclient against a live server"
 export OSC_VENV="${OSC_VENV:-$PWD/.venv-osc/bin}"
 if [ -x "$OSC_VENV/openstack" ]; then

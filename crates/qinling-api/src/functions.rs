@@ -223,6 +223,47 @@ pub(crate) fn list_query(params: &[(String, String)]) -> ListQuery {
     }
 }
 
+/// `GET /v1/functions/{id}/stats?minutes=N` (not in upstream): the function's live
+/// statistics, for the dashboard's charts.
+pub async fn stats(
+    State(s): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<qinling_types::FunctionId>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<qinling_wire::FunctionStats>> {
+    let params = wire::query_params(q.as_deref(), &["minutes"])?;
+    let minutes = params
+        .iter()
+        .find(|(k, _)| k == "minutes")
+        .map(|(_, v)| v.as_str());
+    let st = s
+        .engine
+        .function_stats(&context(&rid), &id, minutes)
+        .await?;
+    let point = |p: &qinling_engine::stats::StatsPoint| qinling_wire::StatsPoint {
+        start: p
+            .start
+            .map(qinling_types::format_precise)
+            .unwrap_or_default(),
+        executions: p.executions as i64,
+        failed: p.failed as i64,
+        errors: p.errors as i64,
+        cold_starts: p.cold_starts as i64,
+        p50_ms: p.p50_ms,
+        p99_ms: p.p99_ms,
+    };
+    Ok(Json(qinling_wire::FunctionStats {
+        function_id: st.function_id.as_str().to_owned(),
+        minutes: i64::from(st.minutes),
+        step_seconds: st.step_seconds,
+        end: qinling_types::format_precise(st.end),
+        workers: st.workers as i64,
+        truncated: st.truncated,
+        totals: point(&st.totals),
+        points: st.points.iter().map(point).collect(),
+    }))
+}
+
 pub async fn show(
     State(s): State<AppState>,
     Extension(rid): Extension<RequestId>,

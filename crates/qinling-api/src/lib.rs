@@ -14,6 +14,7 @@ pub mod openapi;
 mod quotas;
 mod routes;
 mod runtimes;
+mod ui;
 mod usage;
 mod versions;
 mod webhooks;

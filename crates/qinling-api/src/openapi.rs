@@ -65,6 +65,8 @@ fn schemas() -> Value {
     add::<qinling_wire::FunctionList>(&mut out);
     add::<qinling_wire::FunctionCreate>(&mut out);
     add::<qinling_wire::FunctionUpdate>(&mut out);
+    add::<qinling_wire::FunctionStats>(&mut out);
+    add::<qinling_wire::StatsPoint>(&mut out);
     add::<qinling_wire::Worker>(&mut out);
     add::<qinling_wire::WorkerList>(&mut out);
     add::<qinling_wire::NodeList>(&mut out);

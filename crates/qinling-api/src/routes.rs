@@ -10,7 +10,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use crate::openapi::{Body, Doc};
 use crate::{
     AppState, aliases, executions, functions, jobs, metrics, nodes, openapi, quotas, root,
-    runtimes, usage, v1_redirect, v1_root, versions, webhooks, wire, workers,
+    runtimes, ui, usage, v1_redirect, v1_root, versions, webhooks, wire, workers,
 };
 
 /// The HTTP methods the API serves.
@@ -92,6 +92,10 @@ pub(crate) static ROUTES: &[Route] = &[
     Route { method: Verb::Get, path: "/healthz", slash: false, handler: |m| on(m, nodes::healthz), action: Action::None, doc: Some(Doc { summary: "Liveness: the server process answers", query: &[], body: Body::None, responses: &[(200, "{\"status\": \"ok\"}", Some("Object"))] }) },
     Route { method: Verb::Get, path: "/readyz", slash: false, handler: |m| on(m, nodes::readyz), action: Action::None, doc: Some(Doc { summary: "Readiness: the server can serve requests (its database answers)", query: &[], body: Body::None, responses: &[(200, "{\"status\": \"ready\"}", Some("Object")), (503, "{\"status\": \"unavailable\", \"reason\"}", Some("Object"))] }) },
     Route { method: Verb::Get, path: "/v1", slash: false, handler: |m| on(m, v1_redirect), action: Action::None, doc: None },
+    // The dashboard's page, script and style (no data, no token: `ui.rs`).
+    Route { method: Verb::Get, path: "/ui", slash: false, handler: |m| on(m, ui::root), action: Action::None, doc: None },
+    Route { method: Verb::Get, path: "/ui/", slash: false, handler: |m| on(m, ui::index), action: Action::None, doc: None },
+    Route { method: Verb::Get, path: "/ui/{file}", slash: false, handler: |m| on(m, ui::file), action: Action::None, doc: None },
     Route { method: Verb::Get, path: "/v1/openapi.json", slash: false, handler: |m| on(m, openapi::serve), action: Action::None, doc: Some(Doc { summary: "This document", query: &[], body: Body::None, responses: &[(200, "OpenAPI 3 document", Some("Object"))] }) },
     // Runtimes.
     Route { method: Verb::Get, path: "/v1/runtimes", slash: true, handler: |m| on(m, runtimes::list), action: Action::List("runtime"), doc: Some(Doc { summary: "List runtimes", query: &[], body: Body::None, responses: &[(200, "Runtimes", Some("RuntimeList")), (400, "Bad request", Some("Fault"))] }) },
@@ -107,6 +111,7 @@ pub(crate) static ROUTES: &[Route] = &[
     Route { method: Verb::Put, path: "/v1/functions/{id}", slash: false, handler: |m| on(m, functions::update), action: Action::Fixed("function:update"), doc: Some(Doc { summary: "Update a function", query: &[], body: Body::Form("FunctionUpdate"), responses: &[(200, "Updated", Some("Function")), (400, "Bad request", Some("PecanFault")), (404, "Not found", Some("PecanFault")), (413, "Too large", Some("PecanFault")), (415, "Unsupported media type", Some("PecanFault"))] }) },
     Route { method: Verb::Delete, path: "/v1/functions/{id}", slash: false, handler: |m| on(m, functions::delete), action: Action::Fixed("function:delete"), doc: Some(Doc { summary: "Delete a function", query: &[], body: Body::None, responses: &[(204, "Deleted", None), (403, "In use", Some("PecanFault")), (404, "Not found", Some("PecanFault"))] }) },
     // Workers.
+    Route { method: Verb::Get, path: "/v1/functions/{id}/stats", slash: false, handler: |m| on(m, functions::stats), action: Action::Fixed("function:get"), doc: Some(Doc { summary: "A function's live statistics: the last minutes (default 5, at most 60) in 60 steps (not in upstream)", query: &["minutes"], body: Body::None, responses: &[(200, "Statistics", Some("FunctionStats")), (400, "Bad request", Some("Fault")), (404, "Not found", Some("Fault"))] }) },
     Route { method: Verb::Get, path: "/v1/functions/{id}/workers", slash: true, handler: |m| on(m, workers::list), action: Action::Fixed("function_worker:get_all"), doc: Some(Doc { summary: "List a function's workers (admin)", query: &["function_version"], body: Body::None, responses: &[(200, "Workers", Some("WorkerList")), (400, "Bad request", Some("Fault")), (404, "Not found", Some("Fault"))] }) },
     Route { method: Verb::Post, path: "/v1/functions/{id}/scale_up", slash: false, handler: |m| on(m, workers::scale_up), action: Action::Fixed("function:scale_up"), doc: Some(Doc { summary: "Add workers (admin)", query: &[], body: Body::Json("Scale"), responses: &[(202, "Accepted", None), (400, "Bad request", Some("Fault")), (404, "Not found", Some("Fault"))] }) },
     Route { method: Verb::Post, path: "/v1/functions/{id}/scale_down", slash: false, handler: |m| on(m, workers::scale_down), action: Action::Fixed("function:scale_down"), doc: Some(Doc { summary: "Remove workers, never the last (admin)", query: &[], body: Body::Json("Scale"), responses: &[(202, "Accepted", None), (400, "Bad request", Some("Fault")), (404, "Not found", Some("Fault"))] }) },
@@ -244,7 +249,8 @@ mod tests {
                 r.path
             );
             assert!(
-                r.doc.is_some() || r.path == "/v1",
+                // The dashboard's files are pages, not API.
+                r.doc.is_some() || r.path == "/v1" || r.path.starts_with("/ui"),
                 "{} {} undocumented",
                 r.method.as_str(),
                 r.path
@@ -267,6 +273,9 @@ mod tests {
                 "/healthz",
                 "/readyz",
                 "/v1",
+                "/ui",
+                "/ui/",
+                "/ui/{file}",
                 "/v1/openapi.json",
                 "/v1/webhooks/{id}/invoke"
             ]

@@ -23,6 +23,7 @@ pub mod quotas;
 mod run;
 mod runtimes;
 pub mod scope;
+pub mod stats;
 pub mod text;
 mod trace;
 pub mod usage;

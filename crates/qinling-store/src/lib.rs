@@ -36,6 +36,7 @@ pub use functions::{FunctionQuota, FunctionUpdate, OverQuota};
 pub use jobs::JobAdvance;
 pub use qinling_types::{UsageGroup, UsageRow};
 pub use runtimes::RuntimeUpdate;
+pub use stats::{ExecutionSample, MAX_SAMPLES};
 pub use tokens::TokenRow;
 pub use usage::UsageQuery;
 pub use versions::VersionCreate;

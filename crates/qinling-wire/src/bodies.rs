@@ -395,6 +395,40 @@ wire_object! {
 }
 
 wire_object! {
+    /// One step of a function's statistics (or the whole window): executions that finished
+    /// in it, by how they ended, cold starts, and duration percentiles (ms; `null` without
+    /// executions).
+    pub struct StatsPoint {
+        pub start: String => ts(),
+        pub executions: i64,
+        pub failed: i64,
+        pub errors: i64,
+        pub cold_starts: i64,
+        pub p50_ms: Option<i64>,
+        pub p99_ms: Option<i64>,
+    }
+    required: ["start", "executions", "failed", "errors", "cold_starts"];
+    closed: false;
+}
+
+wire_object! {
+    /// `GET /v1/functions/{id}/stats` (not in upstream): the last `minutes` in 60 equal
+    /// steps, the totals, and the function's workers now.
+    pub struct FunctionStats {
+        pub function_id: String,
+        pub minutes: i64,
+        pub step_seconds: f64,
+        pub end: String => ts(),
+        pub workers: i64,
+        pub truncated: bool,
+        pub totals: StatsPoint,
+        pub points: Vec<StatsPoint>,
+    }
+    required: ["function_id", "minutes", "step_seconds", "end", "workers", "totals", "points"];
+    closed: false;
+}
+
+wire_object! {
     /// `POST /v1/executions`: a function (and version) or an alias; absent fields are not
     /// sent. `input` is sent as text: a JSON object becomes keyword arguments, anything else
     /// one positional argument.

@@ -104,10 +104,15 @@ fn anonymous(request_id: String) -> RequestContext {
 }
 
 /// Upstream's exempt paths: exactly `/` and `/v1/`, and `^/v1/webhooks/[a-f0-9-]+/invoke$`;
-/// and the health checks `/healthz` and `/readyz`.
+/// the health checks `/healthz` and `/readyz`; and the dashboard's static files (`/ui`,
+/// `/ui/`, `/ui/<file>`: no data; what the page shows it fetches from the API with the
+/// user's token).
 pub fn is_exempt(path: &str) -> bool {
-    if matches!(path, "/" | "/v1/" | "/healthz" | "/readyz") {
+    if matches!(path, "/" | "/v1/" | "/healthz" | "/readyz" | "/ui" | "/ui/") {
         return true;
+    }
+    if let Some(file) = path.strip_prefix("/ui/") {
+        return !file.is_empty() && !file.contains('/');
     }
     path.strip_prefix("/v1/webhooks/")
         .and_then(|rest| rest.strip_suffix("/invoke"))

@@ -14,6 +14,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod cluster;
+mod dashboard;
 mod executions;
 mod functions;
 mod hostile;
