@@ -21,6 +21,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -96,7 +97,9 @@ class Dashboard(unittest.TestCase):
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         cls.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-        cls.wait = WebDriverWait(cls.driver, 60)
+        # The page re-renders as it loads: an element found a moment ago may be gone; look again.
+        cls.wait = WebDriverWait(cls.driver, 60, ignored_exceptions=[NoSuchElementException,
+                                                                     StaleElementReferenceException])
         cls.console = []
 
     @classmethod
@@ -115,13 +118,17 @@ class Dashboard(unittest.TestCase):
         self.console.extend(entries)
         return [e for e in entries if e["level"] == "SEVERE"]
 
-    def text_of(self, css):
-        return self.wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, css))).text
-
     def wait_text(self, css, pattern):
-        self.wait.until(lambda d: re.search(pattern, d.find_element(By.CSS_SELECTOR, css).text)
-                        if d.find_elements(By.CSS_SELECTOR, css) else False)
-        return self.driver.find_element(By.CSS_SELECTOR, css).text
+        """The text of `css` once it matches `pattern`."""
+        found = {}
+
+        def matches(d):
+            text = d.find_element(By.CSS_SELECTOR, css).text
+            found["text"] = text
+            return re.search(pattern, text)
+
+        self.wait.until(matches)
+        return found["text"]
 
     def sign_in(self, token):
         d = self.driver
@@ -162,6 +169,16 @@ class Dashboard(unittest.TestCase):
         self.assertIn("Start execution", log)
         self.shot("03-invoked")
 
+        # Edit the limits: saved, and shown when the page comes back.
+        timeout = d.find_element(By.CSS_SELECTOR, "#edit-limits input[name=timeout]")
+        timeout.clear()
+        timeout.send_keys("7")
+        d.find_element(By.CSS_SELECTOR, "#edit-limits button").click()
+        self.wait_text("#toast", "Limits saved")
+        self.wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#edit-limits input[name=timeout]")
+                        .get_attribute("value") == "7")
+        self.assertEqual(self.server.api("GET", "/v1/functions/" + function_id, self.alice)["timeout"], 7)
+
         # 50 executions more: the live chart counts them (it polls the server).
         for i in range(50):
             e = self.server.api("POST", "/v1/executions", self.alice,
@@ -184,6 +201,7 @@ class Dashboard(unittest.TestCase):
         # Usage: the function's executions, GiB-seconds and a CSV export.
         d.get(self.server.url + "/ui/#/usage")
         self.assertIn("51 executions", self.wait_text("#usage-total", "executions"))
+        d.find_element(By.ID, "usage-csv").click()
         self.shot("06-usage")
 
         # No console errors on any of that.
