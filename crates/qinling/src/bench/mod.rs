@@ -9,7 +9,8 @@
 //! functions with the pool on and off, async acceptance and drain, the memory of an idle warm
 //! worker, and each ratio to the floor measured in the same run. With `--database`, the same
 //! warm rows and async run on SQLite and on PostgreSQL (`stores.rs`); with `--cluster N`, one
-//! node against N on NATS, and the forwarding overhead (`cluster.rs`).
+//! node against N on NATS, and the forwarding overhead (`cluster.rs`); with `--traces`, what exporting spans costs
+//! (`traces.rs`).
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -25,6 +26,7 @@ mod floor;
 mod measure;
 mod modes;
 mod stores;
+mod traces;
 
 pub use floor::floor_main;
 use measure::{Dist, Target, Throughput, client, dist, latency, post_json, throughput};
@@ -67,6 +69,10 @@ pub struct BenchArgs {
     /// forwarding an execution to its home node over NATS.
     #[arg(long, requires = "database", value_parser = clap::value_parser!(u64).range(2..=16))]
     pub cluster: Option<u64>,
+    /// Also measure what tracing costs: a warm python3 function with and without every
+    /// execution's spans exported over OTLP (to a sink in the benchmark).
+    #[arg(long)]
+    pub traces: bool,
 }
 
 impl BenchArgs {
@@ -536,6 +542,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     report.insert("runtimes".into(), Value::Object(runtimes));
     report.insert("execution_modes".into(), modes::compare(&args).await?);
+    if args.traces {
+        report.insert("traces".into(), traces::compare(&args).await?);
+    }
     if let Some(admin) = &args.database {
         let stores = stores::compare(&args, admin, &floor_latency, &floor_tp).await?;
         report.insert("stores".into(), stores);
@@ -548,6 +557,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let report = Value::Object(report);
     print_table(&report);
+    traces::print(&report["traces"]);
     let text = serde_json::to_string_pretty(&report)?;
     println!("{text}");
     if let Some(path) = &args.json {
