@@ -7,6 +7,7 @@ Usage: receiver.py SPANS_FILE
 
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf.message import DecodeError
@@ -17,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 OUT = sys.argv[1]
+LOCK = threading.Lock()
 
 
 def value(any_value):
@@ -40,12 +42,12 @@ class Handler(BaseHTTPRequestHandler):
         except DecodeError as e:
             self.send_error(400, str(e))
             return
-        with open(OUT, "a") as out:
-            for rs in request.resource_spans:
-                resource = attributes(rs.resource.attributes)
-                for ss in rs.scope_spans:
-                    for span in ss.spans:
-                        out.write(json.dumps({
+        lines = []
+        for rs in request.resource_spans:
+            resource = attributes(rs.resource.attributes)
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    lines.append(json.dumps({
                             "trace_id": span.trace_id.hex(),
                             "span_id": span.span_id.hex(),
                             "parent_span_id": span.parent_span_id.hex(),
@@ -60,6 +62,10 @@ class Handler(BaseHTTPRequestHandler):
                             "scope": ss.scope.name,
                             "resource": resource,
                         }) + "\n")
+        # One write per request, under a lock (requests arrive on threads of their own); the
+        # test reads only whole lines.
+        with LOCK, open(OUT, "a") as out:
+            out.write("".join(lines))
         reply = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")

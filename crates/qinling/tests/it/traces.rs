@@ -68,7 +68,10 @@ impl Receiver {
     /// The spans of `trace_id` received so far.
     fn trace(&self, trace_id: &str) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.spans).unwrap_or_default();
-        text.lines()
+        // Only whole lines: the receiver may be writing the next one as we read.
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole
+            .lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
             .filter(|s| s["trace_id"] == trace_id)
             .collect()
