@@ -108,17 +108,30 @@ async fn kill_all_leaves_no_process() {
         before.len() >= 5,
         "monitor, sh and three sleeps: {before:?}"
     );
+    // (state, start time) of a pid: the start time tells the same process from a new one
+    // that got its pid once it was reaped (CI starts processes fast enough to reuse pids).
+    let stat = |pid: u32| -> Option<(char, String)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, rest) = text.rsplit_once(") ")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some((fields.first()?.chars().next()?, fields.get(19)?.to_string()))
+    };
+    let started: Vec<(u32, Option<String>)> = before
+        .iter()
+        .filter(|pid| **pid != monitor)
+        .map(|pid| (*pid, stat(*pid).map(|(_, start)| start)))
+        .collect();
     p.control.kill_all();
     for dir in &dirs {
         assert_eq!(members(dir), Vec::<u32>::new(), "{}", dir.display());
     }
-    for pid in before.iter().filter(|pid| **pid != monitor) {
-        // Gone, or dead and waiting for its parent (the host's init) to reap it.
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let running = state
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'));
-        assert!(!running, "{pid} survived: {state}");
+    for (pid, start) in started {
+        // Gone (or its pid reused by another process), or dead and waiting for its parent
+        // (the host's init) to reap it.
+        let now = stat(pid);
+        let survived = matches!((&now, &start), (Some((state, s)), Some(was))
+            if s == was && *state != 'Z' && *state != 'X');
+        assert!(!survived, "{pid} survived: {now:?}");
     }
     assert_eq!(p.exit.wait().await.unwrap().signal(), Some(libc::SIGKILL));
 }
