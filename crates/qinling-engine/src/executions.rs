@@ -304,8 +304,7 @@ impl Engine {
             return Ok(());
         };
         // Claimed: from here on the row is ours, so whatever happens it gets an outcome.
-        let traced = self.traced(&claimed.execution);
-        let (outcome, memory_size, run) = match self.run_claimed(claimed).await {
+        let (outcome, memory_size, run) = match self.run_claimed(&claimed).await {
             Ok(done) => done,
             Err(e) => (
                 Outcome::error(
@@ -317,17 +316,16 @@ impl Engine {
             ),
         };
         self.finish_durably(id, &outcome, memory_size).await;
-        if let Some(execution) = traced {
-            self.export_trace(
-                &execution,
-                &outcome,
-                crate::trace::Marks {
-                    admitted: crate::trace::nanos_of(execution.created_at),
-                    run,
-                    recorded: crate::trace::wall_nanos(),
-                },
-            );
-        }
+        let execution = &claimed.execution;
+        self.export_trace(
+            execution,
+            &outcome,
+            crate::trace::Marks {
+                admitted: crate::trace::nanos_of(execution.created_at),
+                run,
+                recorded: crate::trace::wall_nanos(),
+            },
+        );
         Ok(())
     }
 
@@ -335,9 +333,9 @@ impl Engine {
     /// and what the run's trace needs (none if none ran).
     async fn run_claimed(
         &self,
-        claimed: qinling_store::Claimed,
+        claimed: &qinling_store::Claimed,
     ) -> Result<(Outcome, Option<u64>, Option<crate::trace::RunMarks>), Error> {
-        let execution = claimed.execution;
+        let execution = &claimed.execution;
         let function = match claimed.function_updated_at {
             None => None,
             Some(updated_at) => match self.inner.definitions.get(&execution.function_id) {
@@ -382,7 +380,7 @@ impl Engine {
                 ));
             }
         };
-        let (outcome, run) = self.run(&execution, &function).await;
+        let (outcome, run) = self.run(execution, &function).await;
         Ok((outcome, Some(function.memory_size), run))
     }
 

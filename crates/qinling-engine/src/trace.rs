@@ -61,35 +61,6 @@ pub(crate) struct Marks {
 }
 
 impl crate::Engine {
-    /// Whether `execution`'s spans will be exported: a copy of it to build them from later
-    /// (without its input, which spans never show), or `None`.
-    pub(crate) fn traced(&self, execution: &Execution) -> Option<Execution> {
-        self.inner.config.spans.as_ref()?;
-        execution.trace.filter(|t| t.sampled)?;
-        Some(Execution {
-            id: execution.id.clone(),
-            function_id: execution.function_id.clone(),
-            function_version: execution.function_version,
-            function_alias: None,
-            description: None,
-            status: execution.status,
-            sync: execution.sync,
-            input: qinling_types::Input::parse(None),
-            result: None,
-            logs: None,
-            cpu_ms: None,
-            memory_peak_kb: None,
-            duration_ms: None,
-            memory_size: None,
-            cold_start_ms: None,
-            request_id: None,
-            trace: execution.trace,
-            project_id: execution.project_id.clone(),
-            created_at: execution.created_at,
-            updated_at: None,
-        })
-    }
-
     /// Hands `execution`'s spans to the sink, if tracing is on and the trace is sampled.
     pub(crate) fn export_trace(&self, execution: &Execution, outcome: &Outcome, marks: Marks) {
         let (Some(sink), Some(trace)) = (&self.inner.config.spans, &execution.trace) else {
